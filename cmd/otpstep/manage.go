@@ -1,0 +1,292 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/storage"
+)
+
+func (a *app) migrateCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "migrate", Short: "Database migrations"}
+	open := func(cmd *cobra.Command) (*storage.Store, error) {
+		cfg, err := a.loadConfig()
+		if err != nil {
+			return nil, err
+		}
+		s, err := storage.Open(cmd.Context(), cfg.Database.DSN, storage.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("database.dsn: %w", err)
+		}
+		return s, nil
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use: "up", Short: "Apply pending migrations", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			if err := s.Migrate(cmd.Context()); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.out, "migrations applied")
+			return nil
+		},
+	}, &cobra.Command{
+		Use: "status", Short: "List migrations and whether they are applied", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			st, err := s.MigrationStatus(cmd.Context())
+			if err != nil {
+				return err
+			}
+			for _, m := range st {
+				applied := "pending"
+				if m.AppliedAt != nil {
+					applied = "applied " + m.AppliedAt.UTC().Format(time.RFC3339)
+				}
+				fmt.Fprintf(a.out, "%05d  %-40s %s\n", m.Version, m.Name, applied)
+			}
+			return nil
+		},
+	})
+	return cmd
+}
+
+type clientJSON struct {
+	ID                  string   `json:"client_id"`
+	Secret              string   `json:"client_secret,omitempty"`
+	Name                string   `json:"name"`
+	RedirectURIs        []string `json:"redirect_uris"`
+	GrantTypes          []string `json:"grant_types"`
+	Scopes              []string `json:"scopes"`
+	Public              bool     `json:"public"`
+	SkipConsent         bool     `json:"skip_consent"`
+	RequireSecondFactor bool     `json:"require_second_factor"`
+	TokenEndpointAuth   string   `json:"token_endpoint_auth_method"`
+}
+
+func toClientJSON(c *storage.Client, secret string) clientJSON {
+	return clientJSON{c.ID, secret, c.Name, c.RedirectURIs, c.GrantTypes, c.Scopes, c.Public, c.SkipConsent, c.RequireSecondFactor, c.GetTokenEndpointAuthMethod()}
+}
+
+func (a *app) clientsCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "clients", Short: "OAuth2 clients"}
+	var nc provider.NewClient
+	var secondFactor bool
+	create := &cobra.Command{
+		Use: "create", Short: "Register a client; prints it as JSON, with a generated secret shown this once", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			nc.RequireSecondFactor = &secondFactor
+			c, secret, err := p.Provider.CreateClient(cmd.Context(), nc)
+			if errors.Is(err, storage.ErrAlreadyExists) {
+				return fmt.Errorf("client %q already exists", nc.ID)
+			}
+			if err != nil {
+				return err
+			}
+			return a.printJSON(toClientJSON(c, secret))
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&nc.ID, "id", "", "client id (generated when empty)")
+	f.StringVar(&nc.Name, "name", "", "display name shown on the consent page")
+	f.StringSliceVar(&nc.RedirectURIs, "redirect-uri", nil, "allowed redirect URI (repeat or comma-separate)")
+	f.StringSliceVar(&nc.GrantTypes, "grant-type", nil, "authorization_code, refresh_token, client_credentials (default authorization_code,refresh_token)")
+	f.StringSliceVar(&nc.Scopes, "scope", nil, "allowed scopes (default openid,offline_access,email,profile)")
+	f.StringSliceVar(&nc.Audience, "audience", nil, "allowed audiences")
+	f.BoolVar(&nc.Public, "public", false, "public client: no secret, PKCE required")
+	f.BoolVar(&nc.SkipConsent, "skip-consent", false, "do not ask the user for consent (first-party clients)")
+	f.BoolVar(&secondFactor, "second-factor", true, "require the emailed one-time password before issuing tokens")
+	f.StringVar(&nc.Secret, "secret", "", "use this secret (stored with argon2id) instead of a generated one")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List clients as JSON", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			cs, err := p.Store().ListClients(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := make([]clientJSON, 0, len(cs))
+			for i := range cs {
+				out = append(out, toClientJSON(&cs[i], ""))
+			}
+			return a.printJSON(out)
+		},
+	}
+	del := &cobra.Command{
+		Use: "delete CLIENT_ID", Short: "Delete a client and its tokens", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			if err := p.Provider.DeleteClient(cmd.Context(), args[0]); errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("no client %q", args[0])
+			} else if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "client %s deleted\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, del)
+	return cmd
+}
+
+type userJSON struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Disabled  bool      `json:"disabled"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func (a *app) usersCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "users", Short: "Local user accounts"}
+	var email, password string
+	create := &cobra.Command{
+		Use: "create", Short: "Create a user; prints it as JSON with its uuid", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if email == "" || password == "" {
+				return errors.New("--email and --password are required")
+			}
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			u, err := p.Provider.CreateUser(cmd.Context(), email, password)
+			if errors.Is(err, storage.ErrAlreadyExists) {
+				return fmt.Errorf("a user with email %q already exists", email)
+			}
+			if err != nil {
+				return err
+			}
+			return a.printJSON(userJSON{u.ID, u.Email, u.Disabled, u.CreatedAt})
+		},
+	}
+	create.Flags().StringVar(&email, "email", "", "the user's email address")
+	create.Flags().StringVar(&password, "password", "", "the user's password (at least 8 characters)")
+	list := &cobra.Command{
+		Use: "list", Short: "List users as JSON", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			us, err := p.Store().ListUsers(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := make([]userJSON, 0, len(us))
+			for _, u := range us {
+				out = append(out, userJSON{u.ID, u.Email, u.Disabled, u.CreatedAt})
+			}
+			return a.printJSON(out)
+		},
+	}
+	disable := &cobra.Command{
+		Use: "disable USER_ID", Short: "Disable a user: no new logins, live sessions stop", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			if err := p.Store().SetUserDisabled(cmd.Context(), args[0], true); errors.Is(err, storage.ErrNotFound) {
+				return fmt.Errorf("no user %q", args[0])
+			} else if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "user %s disabled\n", args[0])
+			return nil
+		},
+	}
+	cmd.AddCommand(create, list, disable)
+	return cmd
+}
+
+func (a *app) keysCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "ID-token signing keys"}
+	cmd.AddCommand(&cobra.Command{
+		Use: "rotate", Short: "Add a new signing key; old public keys stay published until their tokens expire", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			kid, err := p.Provider.Keys.Rotate(cmd.Context())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.out, "new signing key %s\n", kid)
+			return nil
+		},
+	}, &cobra.Command{
+		Use: "list", Short: "List published keys as a JWKS", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			set, err := p.Provider.Keys.JWKS(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.printJSON(set)
+		},
+	})
+	return cmd
+}
+
+func (a *app) auditCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Audit events"}
+	var user string
+	var limit int
+	list := &cobra.Command{
+		Use: "list", Short: "Print audit events, newest first, as JSON", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			evs, err := p.Store().ListAuditEvents(cmd.Context(), user, limit)
+			if err != nil {
+				return err
+			}
+			if evs == nil {
+				evs = []storage.AuditEvent{}
+			}
+			return a.printJSON(evs)
+		},
+	}
+	list.Flags().StringVar(&user, "user", "", "only this user's events")
+	list.Flags().IntVar(&limit, "limit", 100, "at most this many events")
+	cmd.AddCommand(list)
+	return cmd
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/otpstep/otpstep/plugin"
+	"github.com/otpstep/otpstep/provider/config"
+)
+
+// app carries what every subcommand shares: the flags and the streams.
+type app struct {
+	out, errOut io.Writer
+	lookupEnv   func(string) (string, bool)
+	configPath  string
+	dev         bool
+}
+
+func newRootCommand(out, errOut io.Writer, lookupEnv func(string) (string, bool)) *cobra.Command {
+	a := &app{out: out, errOut: errOut, lookupEnv: lookupEnv}
+	root := &cobra.Command{
+		Use:           "otpstep",
+		Short:         "OpenID Connect provider with an emailed one-time-password second factor",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(out)
+	root.SetErr(errOut)
+	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "YAML configuration file (see config.example.yaml)")
+	root.PersistentFlags().BoolVar(&a.dev, "dev", false, "development mode: plain http, mail to the log, a generated secret kept in .otpstep-dev-secret, demo user and client")
+	root.AddCommand(a.serveCommand(), a.migrateCommand(), a.clientsCommand(), a.usersCommand(), a.keysCommand(), a.auditCommand())
+	return root
+}
+
+// loadConfig reads the file and environment; with --dev it fills
+// secrets.system from a generated file kept beside the working directory.
+func (a *app) loadConfig() (config.Config, error) {
+	cfg, err := config.Load(a.configPath, a.lookupEnv)
+	if err != nil {
+		return cfg, err
+	}
+	if a.dev && cfg.Secrets.System == "" {
+		secret, err := devSecret(".otpstep-dev-secret")
+		if err != nil {
+			return cfg, fmt.Errorf("--dev secret: %w", err)
+		}
+		cfg.Secrets.System = secret
+	}
+	if err := cfg.Validate(a.dev); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func devSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(strings.TrimSpace(string(b))) >= config.MinSecretLength {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	secret := hex.EncodeToString(raw)
+	if err := os.WriteFile(filepath.Clean(path), []byte(secret+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return secret, nil
+}
+
+func (a *app) logger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(a.errOut, opts))
+	}
+	return slog.New(slog.NewTextHandler(a.errOut, opts))
+}
+
+// openPlugin builds an instance for a management command.
+func (a *app) openPlugin(ctx context.Context) (*plugin.Plugin, config.Config, error) {
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, cfg, err
+	}
+	p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: a.dev, Logger: a.logger(cfg)})
+	return p, cfg, err
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,152 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/otpstep/otpstep/storage"
+)
+
+// NewClient describes a client to register.
+type NewClient struct {
+	ID           string
+	Name         string
+	RedirectURIs []string
+	GrantTypes   []string
+	Scopes       []string
+	Audience     []string
+	Public       bool
+	SkipConsent  bool
+	// RequireSecondFactor defaults to true; nil means the default.
+	RequireSecondFactor *bool
+	// Secret is an operator-supplied secret (stored with argon2id); empty
+	// means otpstep generates a 256-bit one (stored as SHA-256).
+	Secret string
+}
+
+var supportedGrants = []string{"authorization_code", "refresh_token", "client_credentials"}
+
+// CreateClient validates and registers a client. It returns the client and,
+// for confidential clients whose secret otpstep generated, the secret in
+// clear: it is shown once and never stored.
+func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Client, string, error) {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, a...))
+	}
+	if nc.ID == "" {
+		id, err := randomToken(p.random, 16)
+		if err != nil {
+			return nil, "", err
+		}
+		nc.ID = id
+	}
+	if len(nc.ID) > 128 || strings.ContainsAny(nc.ID, " :/?#") {
+		return nil, "", bad("client id %q must be at most 128 characters without spaces, ':', '/', '?' or '#'", nc.ID)
+	}
+	if len(nc.GrantTypes) == 0 {
+		nc.GrantTypes = []string{"authorization_code", "refresh_token"}
+	}
+	for _, g := range nc.GrantTypes {
+		if !slices.Contains(supportedGrants, g) {
+			return nil, "", bad("grant type %q is not one of %s", g, strings.Join(supportedGrants, ", "))
+		}
+	}
+	if nc.Public && slices.Contains(nc.GrantTypes, "client_credentials") {
+		return nil, "", bad("a public client cannot use client_credentials")
+	}
+	if nc.Public && nc.Secret != "" {
+		return nil, "", bad("a public client has no secret")
+	}
+	needsRedirect := slices.Contains(nc.GrantTypes, "authorization_code")
+	if needsRedirect && len(nc.RedirectURIs) == 0 {
+		return nil, "", bad("authorization_code needs at least one redirect URI")
+	}
+	for _, ru := range nc.RedirectURIs {
+		if err := checkRedirectURI(ru); err != nil {
+			return nil, "", bad("redirect URI %q: %v", ru, err)
+		}
+	}
+	if len(nc.Scopes) == 0 {
+		nc.Scopes = []string{"openid", "offline_access", "email", "profile"}
+	}
+	c := &storage.Client{
+		ID:                  nc.ID,
+		Name:                nc.Name,
+		RedirectURIs:        nc.RedirectURIs,
+		GrantTypes:          nc.GrantTypes,
+		ResponseTypes:       []string{"code"},
+		Scopes:              nc.Scopes,
+		Audience:            nc.Audience,
+		Public:              nc.Public,
+		SkipConsent:         nc.SkipConsent,
+		RequireSecondFactor: nc.RequireSecondFactor == nil || *nc.RequireSecondFactor,
+	}
+	if c.Name == "" {
+		c.Name = c.ID
+	}
+	var shown string
+	switch {
+	case nc.Public:
+		c.TokenEndpointAuthMethod = "none"
+	case nc.Secret != "":
+		if len(nc.Secret) < 16 {
+			return nil, "", bad("a supplied secret needs at least 16 characters")
+		}
+		h, err := ClientSecretHasher{}.Hash(ctx, []byte(nc.Secret))
+		if err != nil {
+			return nil, "", err
+		}
+		c.SecretHash = string(h)
+		c.TokenEndpointAuthMethod = "client_secret_basic"
+	default:
+		secret, hash, err := GenerateClientSecret(p.random)
+		if err != nil {
+			return nil, "", err
+		}
+		c.SecretHash, shown = hash, secret
+		c.TokenEndpointAuthMethod = "client_secret_basic"
+	}
+	if err := p.store.CreateClient(ctx, c); err != nil {
+		return nil, "", err
+	}
+	return c, shown, nil
+}
+
+// DeleteClient removes a client and its tokens.
+func (p *Provider) DeleteClient(ctx context.Context, id string) error {
+	if err := p.store.DeleteClient(ctx, id); err != nil {
+		return err
+	}
+	p.clients.Forget(id)
+	return nil
+}
+
+// Client returns a registered client (cached for oauth2.client_cache_ttl).
+func (p *Provider) Client(ctx context.Context, id string) (*storage.Client, error) {
+	return p.clients.Get(ctx, id)
+}
+
+// checkRedirectURI follows RFC 6749 §3.1.2: absolute, no fragment; https, or
+// http only on a loopback host (RFC 8252 §7.3).
+func checkRedirectURI(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return fmt.Errorf("not an absolute URI")
+	}
+	if u.Fragment != "" {
+		return fmt.Errorf("must not have a fragment")
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("http is only allowed for loopback hosts")
+		}
+	default:
+		return fmt.Errorf("scheme must be https (or http on loopback)")
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+// Package config holds every otpstep option, its default, its environment
+// variable and its validation. The YAML file and OTPSTEP_* variables are read
+// by Load; embedders build a Config in code and call Validate.
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration. The koanf tags are the YAML keys; the
+// environment variable of a key is OTPSTEP_ followed by the key upper-cased
+// with dots replaced by underscores (server.public_url → OTPSTEP_SERVER_PUBLIC_URL).
+type Config struct {
+	Server         Server         `koanf:"server"`
+	Database       Database       `koanf:"database"`
+	Secrets        Secrets        `koanf:"secrets"`
+	OAuth2         OAuth2         `koanf:"oauth2"`
+	Login          Login          `koanf:"login"`
+	Log            Log            `koanf:"log"`
+	API            API            `koanf:"api"`
+	OTP            OTP            `koanf:"otp"`
+	Mail           Mail           `koanf:"mail"`
+	LinkedIdentity LinkedIdentity `koanf:"linked_identity"`
+}
+
+// Server is the HTTP listener and the address the world sees.
+type Server struct {
+	Listen          string        `koanf:"listen"`
+	PublicURL       string        `koanf:"public_url"`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// TrustForwardedFor makes X-Forwarded-For's first address the client IP
+	// (for per-IP limits); only set it behind a proxy that overwrites it.
+	TrustForwardedFor bool `koanf:"trust_forwarded_for"`
+}
+
+// Database selects the engine by DSN.
+type Database struct {
+	DSN            string `koanf:"dsn"`
+	MigrateOnStart bool   `koanf:"migrate_on_start"`
+	MaxOpenConns   int    `koanf:"max_open_conns"`
+}
+
+// Secrets are the keys everything else is derived from.
+type Secrets struct {
+	// System seeds the token HMAC secret, the sealing keys, the OTP hash key
+	// and the cookie keys; at least 32 bytes.
+	System string `koanf:"system"`
+}
+
+// OAuth2 holds token lifespans and the authorization-server policy.
+type OAuth2 struct {
+	AccessTokenLifespan   time.Duration `koanf:"access_token_lifespan"`
+	RefreshTokenLifespan  time.Duration `koanf:"refresh_token_lifespan"`
+	AuthorizeCodeLifespan time.Duration `koanf:"authorize_code_lifespan"`
+	IDTokenLifespan       time.Duration `koanf:"id_token_lifespan"`
+	// EnforcePKCE is "all" (RFC 9700: every client) or "public".
+	EnforcePKCE string `koanf:"enforce_pkce"`
+	// SigningAlg is RS256 or ES256 for new ID-token keys.
+	SigningAlg string `koanf:"signing_alg"`
+	// ClientCacheTTL bounds how long a client read from the database is reused.
+	ClientCacheTTL time.Duration `koanf:"client_cache_ttl"`
+}
+
+// Login is the browser login and its limits.
+type Login struct {
+	SessionLifespan       time.Duration `koanf:"session_lifespan"`
+	MaxFailuresPerAccount int           `koanf:"max_failures_per_account"`
+	MaxFailuresPerIP      int           `koanf:"max_failures_per_ip"`
+	FailureWindow         time.Duration `koanf:"failure_window"`
+	MaxConcurrentHashes   int           `koanf:"max_concurrent_hashes"`
+	CookieName            string        `koanf:"cookie_name"`
+}
+
+// Log selects slog's level and handler.
+type Log struct {
+	Level  string `koanf:"level"`
+	Format string `koanf:"format"`
+}
+
+// API is the PACE-compatible user API.
+type API struct {
+	Prefix string `koanf:"prefix"`
+}
+
+// OTP is the second-factor code policy.
+type OTP struct {
+	Length             int           `koanf:"length"`
+	TTL                time.Duration `koanf:"ttl"`
+	MaxAttempts        int           `koanf:"max_attempts"`
+	MaxFailuresPerUser int           `koanf:"max_failures_per_user"`
+	FailureWindow      time.Duration `koanf:"failure_window"`
+	ResendInterval     time.Duration `koanf:"resend_interval"`
+	MaxSendsPerHour    int           `koanf:"max_sends_per_hour"`
+	ReturnInResponse   bool          `koanf:"return_in_response"`
+}
+
+// Mail is how OTP emails leave.
+type Mail struct {
+	Driver       string `koanf:"driver"`
+	SMTPURL      string `koanf:"smtp_url"`
+	TLS          string `koanf:"tls"`
+	From         string `koanf:"from"`
+	TemplatesDir string `koanf:"templates_dir"`
+}
+
+// LinkedIdentity is the policy for partner-linked identities.
+type LinkedIdentity struct {
+	Required  bool     `koanf:"required"`
+	Providers []string `koanf:"providers"`
+}
+
+// Default returns the configuration used where a key is not set.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Listen:          "127.0.0.1:4444",
+			PublicURL:       "http://127.0.0.1:4444",
+			ShutdownTimeout: 10 * time.Second,
+		},
+		Database: Database{
+			DSN:            "sqlite://otpstep.db",
+			MigrateOnStart: true,
+			MaxOpenConns:   0,
+		},
+		OAuth2: OAuth2{
+			AccessTokenLifespan:   time.Hour,
+			RefreshTokenLifespan:  30 * 24 * time.Hour,
+			AuthorizeCodeLifespan: 10 * time.Minute,
+			IDTokenLifespan:       time.Hour,
+			EnforcePKCE:           "all",
+			SigningAlg:            "RS256",
+			ClientCacheTTL:        5 * time.Second,
+		},
+		Login: Login{
+			SessionLifespan:       24 * time.Hour,
+			MaxFailuresPerAccount: 5,
+			MaxFailuresPerIP:      50,
+			FailureWindow:         15 * time.Minute,
+			MaxConcurrentHashes:   4,
+			CookieName:            "otpstep_session",
+		},
+		Log: Log{Level: "info", Format: "text"},
+		API: API{Prefix: "/user/2024-3"},
+		OTP: OTP{
+			Length:             6,
+			TTL:                5 * time.Minute,
+			MaxAttempts:        5,
+			MaxFailuresPerUser: 10,
+			FailureWindow:      15 * time.Minute,
+			ResendInterval:     30 * time.Second,
+			MaxSendsPerHour:    5,
+			ReturnInResponse:   true,
+		},
+		Mail: Mail{
+			Driver: "log",
+			TLS:    "starttls",
+			From:   "otpstep <no-reply@localhost>",
+		},
+	}
+}

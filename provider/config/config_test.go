@@ -1,0 +1,142 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpstep/otpstep/provider/config"
+)
+
+func noEnv(string) (string, bool) { return "", false }
+
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestExampleFileDocumentsEveryKeyWithItsDefault(t *testing.T) {
+	raw, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range config.Keys() {
+		if !strings.Contains(string(raw), config.EnvVar(key)) {
+			t.Errorf("config.example.yaml does not name %s for %s", config.EnvVar(key), key)
+		}
+	}
+	got, err := config.Load("../../config.example.yaml", noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Default()
+	if !reflect.DeepEqual(got, want) {
+		// providers: [] decodes as an empty list
+		got.LinkedIdentity.Providers = want.LinkedIdentity.Providers
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("config.example.yaml differs from Default():\n got %+v\nwant %+v", got, want)
+		}
+	}
+}
+
+func TestEnvOverridesFile(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "c.yaml")
+	os.WriteFile(p, []byte("server:\n  public_url: https://id.example.com\notp:\n  ttl: 2m\n"), 0o600)
+	cfg, err := config.Load(p, envOf(map[string]string{
+		"OTPSTEP_OTP_TTL":                   "3m",
+		"OTPSTEP_OTP_RETURN_IN_RESPONSE":    "false",
+		"OTPSTEP_LINKED_IDENTITY_PROVIDERS": "a, b",
+		"OTPSTEP_DATABASE_MAX_OPEN_CONNS":   "7",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Server.PublicURL != "https://id.example.com" || cfg.OTP.TTL != 3*time.Minute || cfg.OTP.ReturnInResponse ||
+		!reflect.DeepEqual(cfg.LinkedIdentity.Providers, []string{"a", "b"}) || cfg.Database.MaxOpenConns != 7 {
+		t.Fatalf("got %+v", cfg)
+	}
+}
+
+func TestLoadErrorsNameTheKey(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct{ name, yaml, env, wantKey string }{
+		{"unknown key", "server:\n  listne: x\n", "", "server.listne"},
+		{"bad duration", "otp:\n  ttl: forever\n", "", "otp.ttl"},
+		{"bad int from env", "", "OTPSTEP_OTP_LENGTH=six", "otp.length"},
+		{"bad bool", "otp:\n  return_in_response: maybe\n", "", "otp.return_in_response"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".yaml")
+			os.WriteFile(p, []byte(c.yaml), 0o600)
+			env := map[string]string{}
+			if c.env != "" {
+				kv := strings.SplitN(c.env, "=", 2)
+				env[kv[0]] = kv[1]
+			}
+			_, err := config.Load(p, envOf(env))
+			if err == nil || !strings.Contains(err.Error(), c.wantKey) {
+				t.Fatalf("err = %v, want it to name %s", err, c.wantKey)
+			}
+		})
+	}
+}
+
+func valid() config.Config {
+	c := config.Default()
+	c.Secrets.System = strings.Repeat("s", 32)
+	c.Mail.Driver = "smtp"
+	c.Mail.SMTPURL = "smtp://127.0.0.1:2525"
+	return c
+}
+
+func TestValidate(t *testing.T) {
+	if err := (func() *config.Config { c := valid(); return &c }()).Validate(false); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	cases := []struct {
+		key    string
+		dev    bool
+		mutate func(*config.Config)
+	}{
+		{"secrets.system", false, func(c *config.Config) { c.Secrets.System = "short" }},
+		{"secrets.system", false, func(c *config.Config) { c.Secrets.System = "" }},
+		{"server.listen", false, func(c *config.Config) { c.Server.Listen = "4444" }},
+		{"server.public_url", false, func(c *config.Config) { c.Server.PublicURL = "http://id.example.com" }},
+		{"server.public_url", true, func(c *config.Config) { c.Server.PublicURL = "ftp://x" }},
+		{"oauth2.enforce_pkce", false, func(c *config.Config) { c.OAuth2.EnforcePKCE = "none" }},
+		{"oauth2.signing_alg", false, func(c *config.Config) { c.OAuth2.SigningAlg = "HS256" }},
+		{"oauth2.authorize_code_lifespan", false, func(c *config.Config) { c.OAuth2.AuthorizeCodeLifespan = time.Hour }},
+		{"otp.length", false, func(c *config.Config) { c.OTP.Length = 4 }},
+		{"otp.length", false, func(c *config.Config) { c.OTP.Length = 11 }},
+		{"otp.max_attempts", false, func(c *config.Config) { c.OTP.MaxAttempts = 0 }},
+		{"log.level", false, func(c *config.Config) { c.Log.Level = "loud" }},
+		{"log.format", false, func(c *config.Config) { c.Log.Format = "xml" }},
+		{"api.prefix", false, func(c *config.Config) { c.API.Prefix = "user/" }},
+		{"mail.driver", false, func(c *config.Config) { c.Mail.Driver = "log" }},
+		{"mail.smtp_url", false, func(c *config.Config) { c.Mail.SMTPURL = "http://x" }},
+		{"mail.tls", false, func(c *config.Config) { c.Mail.TLS = "maybe" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			c := valid()
+			tc.mutate(&c)
+			err := c.Validate(tc.dev)
+			var ke *config.KeyError
+			if !errors.As(err, &ke) || ke.Key != tc.key {
+				t.Fatalf("err = %v, want a KeyError for %s", err, tc.key)
+			}
+			if !strings.Contains(err.Error(), config.EnvVar(tc.key)) {
+				t.Fatalf("error %q does not name the env var", err)
+			}
+		})
+	}
+	dev := config.Default()
+	if err := dev.Validate(true); err != nil {
+		t.Fatalf("--dev defaults refused: %v", err)
+	}
+}

@@ -1,0 +1,161 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// MinSecretLength is the shortest secrets.system accepted.
+const MinSecretLength = 32
+
+// KeyError is a validation failure of one key.
+type KeyError struct {
+	Key    string
+	Reason string
+}
+
+func (e *KeyError) Error() string {
+	return fmt.Sprintf("config: %s (%s): %s", e.Key, EnvVar(e.Key), e.Reason)
+}
+
+// Validate checks every key and returns the first problem as a *KeyError
+// naming the key. dev relaxes only what --dev documents: secrets.system may be
+// empty (the caller then generates one).
+func (c *Config) Validate(dev bool) error {
+	bad := func(key, format string, a ...any) error {
+		return &KeyError{Key: key, Reason: fmt.Sprintf(format, a...)}
+	}
+	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
+		return bad("server.listen", "%q is not host:port", c.Server.Listen)
+	}
+	u, err := url.Parse(c.Server.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return bad("server.public_url", "%q is not an absolute http(s) URL without query", c.Server.PublicURL)
+	}
+	if u.Scheme == "http" && !dev && !isLoopback(u.Hostname()) {
+		return bad("server.public_url", "plain http is only allowed for loopback hosts or with --dev")
+	}
+	if c.Server.ShutdownTimeout <= 0 {
+		return bad("server.shutdown_timeout", "must be positive")
+	}
+	if c.Database.DSN == "" {
+		return bad("database.dsn", "must be set (postgres://… or sqlite://path)")
+	}
+	if c.Database.MaxOpenConns < 0 {
+		return bad("database.max_open_conns", "must be 0 (automatic) or positive")
+	}
+	if len(c.Secrets.System) < MinSecretLength && !(dev && c.Secrets.System == "") {
+		return bad("secrets.system", "must be at least %d bytes (generate one with: openssl rand -hex 32)", MinSecretLength)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+		min time.Duration
+	}{
+		{"oauth2.access_token_lifespan", c.OAuth2.AccessTokenLifespan, time.Minute},
+		{"oauth2.refresh_token_lifespan", c.OAuth2.RefreshTokenLifespan, time.Minute},
+		{"oauth2.authorize_code_lifespan", c.OAuth2.AuthorizeCodeLifespan, 10 * time.Second},
+		{"oauth2.id_token_lifespan", c.OAuth2.IDTokenLifespan, time.Minute},
+		{"login.session_lifespan", c.Login.SessionLifespan, time.Minute},
+		{"login.failure_window", c.Login.FailureWindow, time.Second},
+		{"otp.ttl", c.OTP.TTL, 30 * time.Second},
+		{"otp.failure_window", c.OTP.FailureWindow, time.Second},
+	} {
+		if d.v < d.min {
+			return bad(d.key, "%s is shorter than the minimum %s", d.v, d.min)
+		}
+	}
+	if c.OAuth2.AuthorizeCodeLifespan > 10*time.Minute {
+		return bad("oauth2.authorize_code_lifespan", "RFC 6749 §4.1.2 recommends at most 10m")
+	}
+	if c.OAuth2.ClientCacheTTL < 0 || c.OAuth2.ClientCacheTTL > time.Minute {
+		return bad("oauth2.client_cache_ttl", "must be between 0 and 1m")
+	}
+	if c.OAuth2.EnforcePKCE != "all" && c.OAuth2.EnforcePKCE != "public" {
+		return bad("oauth2.enforce_pkce", "%q is not all or public", c.OAuth2.EnforcePKCE)
+	}
+	if c.OAuth2.SigningAlg != "RS256" && c.OAuth2.SigningAlg != "ES256" {
+		return bad("oauth2.signing_alg", "%q is not RS256 or ES256", c.OAuth2.SigningAlg)
+	}
+	if c.Login.MaxFailuresPerAccount < 1 {
+		return bad("login.max_failures_per_account", "must be at least 1")
+	}
+	if c.Login.MaxFailuresPerIP < 1 {
+		return bad("login.max_failures_per_ip", "must be at least 1")
+	}
+	if c.Login.MaxConcurrentHashes < 1 {
+		return bad("login.max_concurrent_hashes", "must be at least 1")
+	}
+	if c.Login.CookieName == "" || strings.ContainsAny(c.Login.CookieName, " ;=,") {
+		return bad("login.cookie_name", "%q is not a valid cookie name", c.Login.CookieName)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		return bad("log.format", "%q is not text or json", c.Log.Format)
+	}
+	if !strings.HasPrefix(c.API.Prefix, "/") || strings.HasSuffix(c.API.Prefix, "/") || strings.ContainsAny(c.API.Prefix, "?#{}") {
+		return bad("api.prefix", "%q must start with / and not end with /", c.API.Prefix)
+	}
+	// The seed's codes are 6 digits; up to 10 keeps them typeable.
+	if c.OTP.Length < 6 || c.OTP.Length > 10 {
+		return bad("otp.length", "%d is not between 6 and 10", c.OTP.Length)
+	}
+	if c.OTP.MaxAttempts < 1 {
+		return bad("otp.max_attempts", "must be at least 1")
+	}
+	if c.OTP.MaxFailuresPerUser < 1 {
+		return bad("otp.max_failures_per_user", "must be at least 1")
+	}
+	if c.OTP.ResendInterval < 0 {
+		return bad("otp.resend_interval", "must not be negative")
+	}
+	if c.OTP.MaxSendsPerHour < 1 {
+		return bad("otp.max_sends_per_hour", "must be at least 1")
+	}
+	switch c.Mail.Driver {
+	case "log":
+		if !dev {
+			return bad("mail.driver", "log writes one-time codes to the server log; it is only allowed with --dev (use smtp)")
+		}
+	case "smtp":
+		mu, err := url.Parse(c.Mail.SMTPURL)
+		if err != nil || (mu.Scheme != "smtp" && mu.Scheme != "smtps") || mu.Hostname() == "" {
+			return bad("mail.smtp_url", "%q is not smtp://[user:pass@]host:port", redactURL(c.Mail.SMTPURL))
+		}
+	default:
+		return bad("mail.driver", "%q is not smtp or log", c.Mail.Driver)
+	}
+	switch c.Mail.TLS {
+	case "starttls", "tls", "none":
+	default:
+		return bad("mail.tls", "%q is not starttls, tls or none", c.Mail.TLS)
+	}
+	if !strings.Contains(c.Mail.From, "@") {
+		return bad("mail.from", "%q is not an email address", c.Mail.From)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = url.User(u.User.Username())
+	return u.String()
+}

@@ -1,0 +1,50 @@
+package provider
+
+// Discovery is the OpenID Provider Metadata (OpenID Connect Discovery 1.0 §3).
+type Discovery struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	ACRValuesSupported                []string `json:"acr_values_supported"`
+	RequestParameterSupported         bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+}
+
+// Discovery describes this provider.
+func (p *Provider) Discovery() Discovery {
+	iss := p.Issuer()
+	return Discovery{
+		Issuer:                            iss,
+		AuthorizationEndpoint:             iss + "/oauth2/auth",
+		TokenEndpoint:                     iss + "/oauth2/token",
+		UserinfoEndpoint:                  iss + "/userinfo",
+		JWKSURI:                           iss + "/.well-known/jwks.json",
+		IntrospectionEndpoint:             iss + "/oauth2/introspect",
+		RevocationEndpoint:                iss + "/oauth2/revoke",
+		EndSessionEndpoint:                iss + "/oauth2/sessions/logout",
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		GrantTypesSupported:               supportedGrants,
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgValuesSupported:  []string{"RS256", "ES256"},
+		ScopesSupported:                   []string{"openid", "offline_access", "email", "profile"},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		ClaimsSupported:                   []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email", "email_verified"},
+		ACRValuesSupported:                []string{ACRPassword, ACRSecondFactor},
+	}
+}

@@ -1,0 +1,167 @@
+package provider
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/storage"
+)
+
+// Clock tells the time; tests inject a fake one.
+type Clock func() time.Time
+
+// Options are the collaborators a Provider takes besides its configuration.
+type Options struct {
+	Clock  Clock
+	Random io.Reader
+	Logger *slog.Logger
+}
+
+// Provider is otpstep's authorization server: fosite composed over storage,
+// the signing keys, and the login and second-factor rules.
+type Provider struct {
+	OAuth2 fosite.OAuth2Provider
+	Fosite *fosite.Config
+	Keys   *KeySet
+
+	cfg       config.Config
+	store     *storage.Store
+	clients   *clientCache
+	clock     Clock
+	random    io.Reader
+	log       *slog.Logger
+	hashes    chan struct{} // bounds concurrent argon2id computations
+	dummyHash string
+}
+
+// New composes the provider. It does not touch the database except to make
+// sure a signing key exists.
+func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Options) (*Provider, error) {
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Random == nil {
+		opts.Random = rand.Reader
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	secret := []byte(cfg.Secrets.System)
+	hmacSecret, err := DeriveKey(secret, "fosite-hmac", 32)
+	if err != nil {
+		return nil, fmt.Errorf("secrets.system: %w", err)
+	}
+	keySealer, err := NewSealer(secret, "signing-keys")
+	if err != nil {
+		return nil, fmt.Errorf("secrets.system: %w", err)
+	}
+	longest := cfg.OAuth2.IDTokenLifespan
+	if cfg.OAuth2.AccessTokenLifespan > longest {
+		longest = cfg.OAuth2.AccessTokenLifespan
+	}
+	keys, err := NewKeySet(store, keySealer, opts.Clock, cfg.OAuth2.SigningAlg, longest)
+	if err != nil {
+		return nil, err
+	}
+	if err := keys.Ensure(ctx); err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+
+	issuer := cfg.Server.PublicURL
+	fc := &fosite.Config{
+		AccessTokenLifespan:      cfg.OAuth2.AccessTokenLifespan,
+		RefreshTokenLifespan:     cfg.OAuth2.RefreshTokenLifespan,
+		AuthorizeCodeLifespan:    cfg.OAuth2.AuthorizeCodeLifespan,
+		IDTokenLifespan:          cfg.OAuth2.IDTokenLifespan,
+		IDTokenIssuer:            issuer,
+		AccessTokenIssuer:        issuer,
+		TokenURL:                 issuer + "/oauth2/token",
+		GlobalSecret:             hmacSecret,
+		ScopeStrategy:            fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy: fosite.DefaultAudienceMatchingStrategy,
+		// RFC 9700 §2.1.1: PKCE for every client unless the operator relaxes it.
+		EnforcePKCE:                    cfg.OAuth2.EnforcePKCE == "all",
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		ClientSecretsHasher:            ClientSecretHasher{},
+		SendDebugMessagesToClients:     false,
+		MinParameterEntropy:            fosite.MinParameterEntropy,
+		RefreshTokenScopes:             []string{"offline_access", "offline"},
+		OmitRedirectScopeParam:         true,
+	}
+	clients := newClientCache(store, cfg.OAuth2.ClientCacheTTL, opts.Clock)
+	st := &fositeStore{Store: store, clients: clients}
+	keyGetter := keys.FositeKey
+	strategy := &compose.CommonStrategy{
+		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),
+		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keyGetter, fc),
+		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keyGetter},
+	}
+	oauth2 := compose.Compose(fc, st, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2PKCEFactory, // after the explicit-code factory
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+	)
+	dummy, err := NewPasswordHash("otpstep-timing-equaliser")
+	if err != nil {
+		return nil, err
+	}
+	return &Provider{
+		OAuth2:    oauth2,
+		Fosite:    fc,
+		Keys:      keys,
+		cfg:       cfg,
+		store:     store,
+		clients:   clients,
+		clock:     opts.Clock,
+		random:    opts.Random,
+		log:       opts.Logger,
+		hashes:    make(chan struct{}, cfg.Login.MaxConcurrentHashes),
+		dummyHash: dummy,
+	}, nil
+}
+
+// Config is the configuration the provider runs with.
+func (p *Provider) Config() config.Config { return p.cfg }
+
+// Store is the storage the provider runs on.
+func (p *Provider) Store() *storage.Store { return p.store }
+
+// Now is the provider's clock.
+func (p *Provider) Now() time.Time { return p.clock() }
+
+// Issuer is the OpenID Connect issuer (server.public_url).
+func (p *Provider) Issuer() string { return p.cfg.Server.PublicURL }
+
+// fositeStore is the storage fosite sees: storage.Store with client reads
+// served from a short-lived cache.
+type fositeStore struct {
+	*storage.Store
+	clients *clientCache
+}
+
+func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {
+	c, err := s.clients.Get(ctx, id)
+	if err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, fmt.Errorf("%w", fosite.ErrNotFound)
+		}
+		return nil, err
+	}
+	return c, nil
+}

@@ -1,0 +1,71 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// defaultAuditLimit caps ListAuditEvents when no limit is given.
+const defaultAuditLimit = 100
+
+// AddAuditEvent appends an event and sets e.ID. A zero At is set from the clock.
+func (s *Store) AddAuditEvent(ctx context.Context, e *AuditEvent) error {
+	if e.At.IsZero() {
+		e.At = s.now()
+	}
+	e.At = normTime(e.At)
+	var detail any // NULL when there is none
+	if len(e.Detail) > 0 {
+		b, err := json.Marshal(e.Detail)
+		if err != nil {
+			return fmt.Errorf("storage: add audit event: encode detail: %w", err)
+		}
+		detail = string(b)
+	}
+	err := s.queryRow(ctx, `INSERT INTO audit_events (at, type, user_id, client_id, session_id, ip, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`,
+		s.timeArg(e.At), e.Type, e.UserID, e.ClientID, e.SessionID, e.IP, detail).Scan(&e.ID)
+	if err != nil {
+		return fmt.Errorf("storage: add audit event: %w", classify(err))
+	}
+	return nil
+}
+
+// ListAuditEvents returns up to limit events, newest first, of one user
+// (userID "" = of everyone). limit <= 0 means 100.
+func (s *Store) ListAuditEvents(ctx context.Context, userID string, limit int) ([]AuditEvent, error) {
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	const cols = `SELECT id, at, type, user_id, client_id, session_id, ip, detail FROM audit_events `
+	q, args := cols+`ORDER BY at DESC, id DESC LIMIT $1`, []any{limit}
+	if userID != "" {
+		q, args = cols+`WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2`, []any{userID, limit}
+	}
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: list audit events: %w", err)
+	}
+	defer rows.Close()
+	var events []AuditEvent
+	for rows.Next() {
+		var (
+			e      AuditEvent
+			detail []byte
+		)
+		if err := rows.Scan(&e.ID, timeCol{&e.At}, &e.Type, &e.UserID, &e.ClientID, &e.SessionID, &e.IP, &detail); err != nil {
+			return nil, fmt.Errorf("storage: list audit events: %w", classify(err))
+		}
+		if len(detail) > 0 {
+			if err := json.Unmarshal(detail, &e.Detail); err != nil {
+				return nil, fmt.Errorf("storage: list audit events: decode detail: %w", err)
+			}
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: list audit events: %w", classify(err))
+	}
+	return events, nil
+}

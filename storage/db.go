@@ -1,0 +1,156 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// SQL in this package is written once for both dialects: $n placeholders
+// (PostgreSQL's, also understood by the SQLite driver), ON CONFLICT, RETURNING
+// and TRUE/FALSE. Statements go straight to gorm's prepared-statement pool,
+// skipping gorm's reflection: the hot paths are one prepared statement each.
+
+// conn is where a statement runs: the transaction carried by ctx, or the pool.
+func (s *Store) conn(ctx context.Context) gorm.ConnPool {
+	if tx := s.txFrom(ctx); tx != nil {
+		return tx.db.Statement.ConnPool
+	}
+	return s.gdb.Statement.ConnPool
+}
+
+// exec runs a statement and returns the number of rows it affected.
+func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := s.conn(ctx).ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, classify(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, classify(err)
+	}
+	return n, nil
+}
+
+// queryRow runs a query expected to return at most one row. Errors surface
+// from Scan; pass them through classify.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.conn(ctx).QueryRowContext(ctx, query, args...)
+}
+
+// query runs a query returning rows.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := s.conn(ctx).QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return rows, nil
+}
+
+// sqliteTimeLayout is how SQLite stores timestamps: UTC, fixed width, so that
+// string order is time order.
+const sqliteTimeLayout = "2006-01-02T15:04:05.000000Z"
+
+// normTime is t as the database keeps it: UTC, microsecond precision (the
+// precision of PostgreSQL's timestamptz).
+func normTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// now is the store clock, normalised.
+func (s *Store) nowUTC() time.Time { return normTime(s.now()) }
+
+// timeArg encodes t as a statement argument for the store's dialect.
+func (s *Store) timeArg(t time.Time) any {
+	t = normTime(t)
+	if s.dialect == DialectSQLite {
+		return t.Format(sqliteTimeLayout)
+	}
+	return t
+}
+
+// nullTimeArg is timeArg with the zero time as NULL.
+func (s *Store) nullTimeArg(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return s.timeArg(t)
+}
+
+// nullTimePtrArg is timeArg with nil as NULL.
+func (s *Store) nullTimePtrArg(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return s.nullTimeArg(*t)
+}
+
+// timeCol scans a timestamp column of either dialect; NULL scans as the zero time.
+type timeCol struct{ t *time.Time }
+
+func (c timeCol) Scan(v any) error {
+	switch x := v.(type) {
+	case nil:
+		*c.t = time.Time{}
+	case time.Time:
+		*c.t = normTime(x)
+	case string:
+		return c.parse(x)
+	case []byte:
+		return c.parse(string(x))
+	default:
+		return fmt.Errorf("storage: cannot scan %T into a time", v)
+	}
+	return nil
+}
+
+func (c timeCol) parse(v string) error {
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return fmt.Errorf("storage: bad timestamp %q: %w", v, err)
+	}
+	*c.t = normTime(t)
+	return nil
+}
+
+// nullTimeCol scans a nullable timestamp column into a *time.Time.
+type nullTimeCol struct{ t **time.Time }
+
+func (c nullTimeCol) Scan(v any) error {
+	if v == nil {
+		*c.t = nil
+		return nil
+	}
+	var t time.Time
+	if err := (timeCol{&t}).Scan(v); err != nil {
+		return err
+	}
+	*c.t = &t
+	return nil
+}
+
+// encodeList encodes a list column as a JSON array ("[]" for none).
+func encodeList(list []string) string {
+	if len(list) == 0 {
+		return "[]"
+	}
+	b, err := json.Marshal(list)
+	if err != nil { // cannot happen for []string
+		panic(err)
+	}
+	return string(b)
+}
+
+// decodeList decodes a JSON array column; an empty array decodes as nil.
+func decodeList(v string) ([]string, error) {
+	if v == "" || v == "[]" {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal([]byte(v), &list); err != nil {
+		return nil, fmt.Errorf("storage: bad list column %q: %w", v, err)
+	}
+	return list, nil
+}

@@ -1,0 +1,100 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/google/uuid"
+)
+
+// A login session past its ExpiresAt no longer exists for Get and Update; its
+// row lingers until PurgeExpired, and its ID may be reused by Create.
+
+const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expires_at, created_at, updated_at`
+
+// CreateLoginSession stores a new login session. An empty ID is filled with a
+// random UUID; CreatedAt and UpdatedAt are set from the clock. A live session
+// with the same ID → ErrAlreadyExists (an expired one is replaced); an unknown
+// UserID → ErrNotFound.
+func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
+	if ls.ID == "" {
+		ls.ID = uuid.NewString()
+	}
+	now := s.nowUTC()
+	ls.CreatedAt, ls.UpdatedAt = now, now
+	ls.AuthTime, ls.ExpiresAt = normTime(ls.AuthTime), normTime(ls.ExpiresAt)
+	n, err := s.exec(ctx, `INSERT INTO login_sessions (`+loginSessionColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+		ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id,
+			passed_login_otp = excluded.passed_login_otp, amr = excluded.amr,
+			auth_time = excluded.auth_time, expires_at = excluded.expires_at,
+			created_at = excluded.created_at, updated_at = excluded.updated_at
+		WHERE login_sessions.expires_at <= excluded.created_at`,
+		ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
+		s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now))
+	if err != nil {
+		return fmt.Errorf("storage: create login session: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("storage: create login session: %w", ErrAlreadyExists)
+	}
+	return nil
+}
+
+// GetLoginSession returns the login session with this ID; a missing or expired
+// one → ErrNotFound.
+func (s *Store) GetLoginSession(ctx context.Context, id string) (*LoginSession, error) {
+	var (
+		ls  LoginSession
+		amr string
+	)
+	err := s.queryRow(ctx, `SELECT `+loginSessionColumns+` FROM login_sessions
+		WHERE id = $1 AND expires_at > $2`, id, s.timeArg(s.now())).
+		Scan(&ls.ID, &ls.UserID, &ls.PassedLoginOTP, &amr, timeCol{&ls.AuthTime},
+			timeCol{&ls.ExpiresAt}, timeCol{&ls.CreatedAt}, timeCol{&ls.UpdatedAt})
+	if err != nil {
+		return nil, scanErr(err, "login session")
+	}
+	if err := json.Unmarshal([]byte(amr), &ls.AMR); err != nil {
+		return nil, fmt.Errorf("storage: get login session: decode amr: %w", err)
+	}
+	if len(ls.AMR) == 0 {
+		ls.AMR = nil
+	}
+	return &ls, nil
+}
+
+// UpdateLoginSession overwrites a live session's UserID, PassedLoginOTP, AMR,
+// AuthTime and ExpiresAt and bumps UpdatedAt, in one atomic statement. A
+// missing or expired session → ErrNotFound.
+func (s *Store) UpdateLoginSession(ctx context.Context, ls *LoginSession) error {
+	now := s.nowUTC()
+	ls.AuthTime, ls.ExpiresAt = normTime(ls.AuthTime), normTime(ls.ExpiresAt)
+	n, err := s.exec(ctx, `UPDATE login_sessions SET user_id = $2, passed_login_otp = $3, amr = $4,
+		auth_time = $5, expires_at = $6, updated_at = $7
+		WHERE id = $1 AND expires_at > $7`,
+		ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
+		s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now))
+	if err != nil {
+		return fmt.Errorf("storage: update login session: %w", err)
+	}
+	if n == 0 {
+		return notFound("login session")
+	}
+	ls.UpdatedAt = now
+	return nil
+}
+
+// DeleteLoginSession removes a login session (expired or not). A missing one →
+// ErrNotFound.
+func (s *Store) DeleteLoginSession(ctx context.Context, id string) error {
+	n, err := s.exec(ctx, `DELETE FROM login_sessions WHERE id = $1`, id)
+	if err != nil {
+		return fmt.Errorf("storage: delete login session: %w", err)
+	}
+	if n == 0 {
+		return notFound("login session")
+	}
+	return nil
+}

@@ -1,0 +1,121 @@
+package storage
+
+import (
+	"errors"
+	"time"
+
+	jose3 "github.com/go-jose/go-jose/v3"
+	"github.com/ory/fosite"
+)
+
+// Sentinel errors. Callers match them with errors.Is. Methods that implement a
+// fosite interface return errors that also match fosite.ErrNotFound.
+var (
+	ErrNotFound      = errors.New("storage: not found")
+	ErrAlreadyExists = errors.New("storage: already exists")
+)
+
+// User is a local account. Email is stored lower-cased and is unique.
+type User struct {
+	ID           string // uuid
+	Email        string
+	PasswordHash string // argon2id encoded
+	Disabled     bool
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// LoginSession is the server side of a browser or API login: one row per sid.
+type LoginSession struct {
+	ID             string // the sid, a uuid
+	UserID         string
+	PassedLoginOTP bool
+	AMR            []string // RFC 8176 methods, in the order they were passed
+	AuthTime       time.Time
+	ExpiresAt      time.Time
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Client is an OAuth2 client. It implements fosite.Client and
+// fosite.OpenIDConnectClient.
+type Client struct {
+	ID                      string
+	SecretHash              string // "sha256$<hex>" for generated secrets, argon2id encoding for supplied ones, "" for public clients
+	Name                    string
+	RedirectURIs            []string
+	GrantTypes              []string
+	ResponseTypes           []string
+	Scopes                  []string
+	Audience                []string
+	Public                  bool
+	SkipConsent             bool
+	RequireSecondFactor     bool
+	TokenEndpointAuthMethod string // client_secret_basic, client_secret_post or none
+	CreatedAt               time.Time
+}
+
+var (
+	_ fosite.Client              = (*Client)(nil)
+	_ fosite.OpenIDConnectClient = (*Client)(nil)
+)
+
+func (c *Client) GetID() string                      { return c.ID }
+func (c *Client) GetHashedSecret() []byte            { return []byte(c.SecretHash) }
+func (c *Client) GetRedirectURIs() []string          { return c.RedirectURIs }
+func (c *Client) GetGrantTypes() fosite.Arguments    { return c.GrantTypes }
+func (c *Client) GetResponseTypes() fosite.Arguments { return c.ResponseTypes }
+func (c *Client) GetScopes() fosite.Arguments        { return c.Scopes }
+func (c *Client) IsPublic() bool                     { return c.Public }
+func (c *Client) GetAudience() fosite.Arguments      { return c.Audience }
+
+// OpenID Connect client metadata. otpstep authenticates clients with
+// client_secret_basic, client_secret_post or (public clients) none only.
+func (c *Client) GetRequestURIs() []string                     { return nil }
+func (c *Client) GetJSONWebKeys() *jose3.JSONWebKeySet         { return nil }
+func (c *Client) GetJSONWebKeysURI() string                    { return "" }
+func (c *Client) GetRequestObjectSigningAlgorithm() string     { return "" }
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "RS256" }
+func (c *Client) GetResponseModes() []fosite.ResponseModeType {
+	return []fosite.ResponseModeType{fosite.ResponseModeDefault, fosite.ResponseModeQuery}
+}
+func (c *Client) GetTokenEndpointAuthMethod() string {
+	if c.Public {
+		return "none"
+	}
+	if c.TokenEndpointAuthMethod == "" {
+		return "client_secret_basic"
+	}
+	return c.TokenEndpointAuthMethod
+}
+
+// SigningKey is one ID-token signing key. The private JWK is sealed by the
+// provider before it reaches storage; storage never sees key material in clear.
+type SigningKey struct {
+	KID          string
+	Algorithm    string // RS256 or ES256
+	PublicJWK    []byte // JSON of the public JWK
+	SealedJWK    []byte // AES-GCM sealed JSON of the private JWK
+	CreatedAt    time.Time
+	RetiredAt    *time.Time // no longer signs; still published
+	PublishUntil *time.Time // set with RetiredAt: when its public key may leave the JWKS
+}
+
+// AuditEvent records a security-relevant event.
+type AuditEvent struct {
+	ID        int64
+	At        time.Time
+	Type      string // e.g. "login.passed", "login.failed", "session.created"
+	UserID    string
+	ClientID  string
+	SessionID string
+	IP        string
+	Detail    map[string]any
+}
+
+// MigrationStatus is one migration file and whether it is applied.
+type MigrationStatus struct {
+	Version   int64
+	Name      string
+	AppliedAt *time.Time
+}

@@ -1,0 +1,195 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Dialects returned by (*Store).Dialect.
+const (
+	DialectPostgres = "postgres"
+	DialectSQLite   = "sqlite"
+)
+
+// sqliteBusyTimeout is how long a SQLite connection waits for the write lock
+// before it gives up with SQLITE_BUSY (reported as fosite.ErrSerializationFailure).
+const sqliteBusyTimeout = 10 * time.Second
+
+// Options tune Open. The zero value is usable.
+type Options struct {
+	// Clock is the time source for timestamps and expiry checks; nil means time.Now.
+	Clock func() time.Time
+	// Logger receives migration progress; nil discards.
+	Logger *slog.Logger
+	// MaxOpenConns caps the connection pool; 0 picks a default per dialect
+	// (PostgreSQL: max(10, 4×GOMAXPROCS); SQLite file: max(4, GOMAXPROCS);
+	// SQLite in memory: always 1, since each connection would be its own database).
+	MaxOpenConns int
+}
+
+// Store is otpstep's persistence: a connection pool to PostgreSQL or SQLite.
+// A Store is safe for concurrent use by many goroutines, and several Stores (or
+// processes) may share one PostgreSQL database: every multi-step operation is
+// either one atomic statement or runs in a transaction.
+type Store struct {
+	gdb     *gorm.DB // also identifies the pool in transaction contexts
+	sqlDB   *sql.DB
+	dialect string
+	now     func() time.Time
+	log     *slog.Logger
+	tables  requestTables
+}
+
+// Open connects to the database named by dsn and returns a Store. It does not
+// migrate; call Migrate.
+//
+//   - postgres://… or postgresql://… : PostgreSQL through pgx.
+//   - sqlite://path, sqlite:path, sqlite::memory: or a bare file path: SQLite
+//     (pure Go) with WAL, foreign keys, a 10 s busy timeout and BEGIN IMMEDIATE
+//     transactions, so concurrent writers queue instead of deadlocking.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	s := &Store{now: opts.Clock, log: opts.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+
+	var (
+		dialector gorm.Dialector
+		maxConns  = opts.MaxOpenConns
+		inMemory  bool
+	)
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s.dialect = DialectPostgres
+		dialector = postgres.New(postgres.Config{DSN: dsn})
+		if maxConns <= 0 {
+			maxConns = max(10, 4*runtime.GOMAXPROCS(0))
+		}
+	default:
+		path, err := sqlitePath(dsn)
+		if err != nil {
+			return nil, err
+		}
+		s.dialect = DialectSQLite
+		inMemory = path == ":memory:"
+		dialector = sqlite.Open(sqliteDSN(path))
+		switch {
+		case inMemory:
+			maxConns = 1
+		case maxConns <= 0:
+			maxConns = max(4, runtime.GOMAXPROCS(0))
+		}
+	}
+
+	gdb, err := gorm.Open(dialector, &gorm.Config{
+		Logger:                 logger.Discard,
+		PrepareStmt:            true,
+		SkipDefaultTransaction: true,
+		DisableAutomaticPing:   true,
+		NowFunc:                func() time.Time { return s.now().UTC() },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", s.dialect, err)
+	}
+	sqlDB, err := gdb.DB()
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", s.dialect, err)
+	}
+	sqlDB.SetMaxOpenConns(maxConns)
+	sqlDB.SetMaxIdleConns(maxConns)
+	if !inMemory {
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	s.gdb, s.sqlDB = gdb, sqlDB
+	s.tables = newRequestTables()
+
+	if err := s.Ping(ctx); err != nil {
+		_ = sqlDB.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sqlitePath extracts the file path (or ":memory:") from a SQLite DSN.
+func sqlitePath(dsn string) (string, error) {
+	path := dsn
+	switch {
+	case strings.HasPrefix(dsn, "sqlite://"):
+		path = strings.TrimPrefix(dsn, "sqlite://")
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path = strings.TrimPrefix(dsn, "sqlite:")
+	case strings.Contains(dsn, "://"):
+		scheme, _, _ := strings.Cut(dsn, "://")
+		return "", fmt.Errorf("storage: unsupported database scheme %q (want postgres://, postgresql:// or sqlite://)", scheme)
+	}
+	if path == "" {
+		return "", errors.New("storage: empty SQLite path")
+	}
+	return path, nil
+}
+
+// sqliteDSN adds the connection settings otpstep relies on to a SQLite path.
+// Parameters already present in the path's query are kept.
+func sqliteDSN(path string) string {
+	base, query, _ := strings.Cut(path, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		q = url.Values{}
+	}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	if base != ":memory:" {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+	}
+	if q.Get("_txlock") == "" {
+		// Take the write lock at BEGIN: a deferred transaction that reads and
+		// then writes cannot upgrade its lock while another writer holds it, and
+		// SQLite fails that case at once instead of waiting.
+		q.Set("_txlock", "immediate")
+	}
+	return base + "?" + q.Encode()
+}
+
+// Close closes the connection pool. Stores derived with WithClock share it.
+func (s *Store) Close() error {
+	if err := s.sqlDB.Close(); err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	return nil
+}
+
+// Dialect is "postgres" or "sqlite".
+func (s *Store) Dialect() string { return s.dialect }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return fmt.Errorf("storage: ping %s: %w", s.dialect, err)
+	}
+	return nil
+}
+
+// WithClock returns a Store that shares s's connection pool (and its
+// transactions) but reads time from clock. Tests use it to move time without
+// sleeping.
+func (s *Store) WithClock(clock func() time.Time) *Store {
+	c := *s
+	c.now = clock
+	return &c
+}

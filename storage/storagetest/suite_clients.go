@@ -1,0 +1,115 @@
+package storagetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otpstep/otpstep/storage"
+)
+
+func clientTests() []conformanceTest {
+	return []conformanceTest{
+		{"TestClients_CreateGetRoundTrip", func(t *testing.T, s *storage.Store, clk *clock) {
+			want := newTestClient(t, s, "rp-1")
+			assert.Equal(t, clk.Now(), want.CreatedAt)
+
+			got, err := s.GetClient(t.Context(), "rp-1")
+			require.NoError(t, err)
+			require.IsType(t, &storage.Client{}, got)
+			assert.Equal(t, want, got)
+
+			got2, err := s.GetOAuth2Client(t.Context(), "rp-1")
+			require.NoError(t, err)
+			assert.Equal(t, want, got2)
+		}},
+		{"TestClients_PublicClientWithEmptyListsRoundTrips", func(t *testing.T, s *storage.Store, _ *clock) {
+			want := &storage.Client{ID: "spa", Public: true, RedirectURIs: []string{"https://spa.example/cb"}}
+			require.NoError(t, s.CreateClient(t.Context(), want))
+			got, err := s.GetOAuth2Client(t.Context(), "spa")
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+			assert.Equal(t, "none", got.GetTokenEndpointAuthMethod())
+			assert.False(t, got.RequireSecondFactor)
+		}},
+		{"TestClients_DuplicateIDIsAlreadyExists", func(t *testing.T, s *storage.Store, _ *clock) {
+			newTestClient(t, s, "rp-1")
+			err := s.CreateClient(t.Context(), &storage.Client{ID: "rp-1"})
+			assert.ErrorIs(t, err, storage.ErrAlreadyExists)
+		}},
+		{"TestClients_GetMissingIsNotFoundForFositeToo", func(t *testing.T, s *storage.Store, _ *clock) {
+			_, err := s.GetClient(t.Context(), "nope")
+			requireNotFound(t, err)
+			_, err = s.GetOAuth2Client(t.Context(), "nope")
+			requireNotFound(t, err)
+		}},
+		{"TestClients_ListOrderedByCreatedAt", func(t *testing.T, s *storage.Store, clk *clock) {
+			clk.Add(time.Second)
+			newTestClient(t, s, "b")
+			clk.Add(-2 * time.Second)
+			newTestClient(t, s, "a")
+			clients, err := s.ListClients(t.Context())
+			require.NoError(t, err)
+			require.Len(t, clients, 2)
+			assert.Equal(t, "a", clients[0].ID)
+			assert.Equal(t, "b", clients[1].ID)
+			assert.Equal(t, []string{"code"}, clients[0].ResponseTypes)
+		}},
+		{"TestClients_DeleteRemovesItsCodesTokensPKCEAndOIDCSessions", func(t *testing.T, s *storage.Store, clk *clock) {
+			ctx := t.Context()
+			gone, kept := newTestClient(t, s, "gone"), newTestClient(t, s, "kept")
+			for _, c := range []*storage.Client{gone, kept} {
+				r := newTestRequest(clk, c, "sub")
+				require.NoError(t, s.CreateAuthorizeCodeSession(ctx, "code-"+c.ID, r))
+				require.NoError(t, s.CreateAccessTokenSession(ctx, "at-"+c.ID, r))
+				require.NoError(t, s.CreateRefreshTokenSession(ctx, "rt-"+c.ID, "at-"+c.ID, r))
+				require.NoError(t, s.CreatePKCERequestSession(ctx, "pkce-"+c.ID, r))
+				require.NoError(t, s.CreateOpenIDConnectSession(ctx, "raw-code-"+c.ID, r))
+			}
+
+			require.NoError(t, s.DeleteClient(ctx, "gone"))
+			_, err := s.GetClient(ctx, "gone")
+			requireNotFound(t, err)
+			for id, wantGone := range map[string]bool{"gone": true, "kept": false} {
+				check := func(_ fosite.Requester, err error) {
+					t.Helper()
+					if wantGone {
+						requireNotFound(t, err)
+					} else {
+						assert.NoError(t, err)
+					}
+				}
+				check(s.GetAuthorizeCodeSession(ctx, "code-"+id, openid.NewDefaultSession()))
+				check(s.GetAccessTokenSession(ctx, "at-"+id, openid.NewDefaultSession()))
+				check(s.GetRefreshTokenSession(ctx, "rt-"+id, openid.NewDefaultSession()))
+				check(s.GetPKCERequestSession(ctx, "pkce-"+id, openid.NewDefaultSession()))
+				check(s.GetOpenIDConnectSession(ctx, "raw-code-"+id, fosite.NewAccessRequest(openid.NewDefaultSession())))
+			}
+
+			requireNotFound(t, s.DeleteClient(ctx, "gone"))
+		}},
+	}
+}
+
+func clientAssertionTests() []conformanceTest {
+	return []conformanceTest{
+		{"TestClientAssertionJWT_KnownJTIRejectedUntilExpiry", func(t *testing.T, s *storage.Store, clk *clock) {
+			ctx := t.Context()
+			require.NoError(t, s.ClientAssertionJWTValid(ctx, "jti-1"))
+			require.NoError(t, s.SetClientAssertionJWT(ctx, "jti-1", clk.Now().Add(time.Minute)))
+
+			assert.ErrorIs(t, s.ClientAssertionJWTValid(ctx, "jti-1"), fosite.ErrJTIKnown)
+			assert.ErrorIs(t, s.SetClientAssertionJWT(ctx, "jti-1", clk.Now().Add(time.Hour)), fosite.ErrJTIKnown)
+			assert.NoError(t, s.ClientAssertionJWTValid(ctx, "jti-2"))
+
+			clk.Add(time.Minute + time.Second)
+			assert.NoError(t, s.ClientAssertionJWTValid(ctx, "jti-1"), "an expired jti may be seen again")
+			assert.NoError(t, s.SetClientAssertionJWT(ctx, "jti-1", clk.Now().Add(time.Minute)), "expired jtis are deleted before the insert")
+			assert.ErrorIs(t, s.ClientAssertionJWTValid(ctx, "jti-1"), fosite.ErrJTIKnown)
+		}},
+	}
+}

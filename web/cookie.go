@@ -1,0 +1,53 @@
+package web
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/storage"
+)
+
+// The login session cookie carries only the sid, authenticated and encrypted
+// with keys derived from secrets.system.
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, ls *storage.LoginSession) error {
+	name := s.p.Config().Login.CookieName
+	v, err := s.cookies.Encode(name, ls.ID)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     name,
+		Value:    v,
+		Path:     "/",
+		Expires:  ls.ExpiresAt,
+		MaxAge:   int(time.Until(ls.ExpiresAt).Seconds()),
+		HttpOnly: true,
+		Secure:   s.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+func (s *Server) clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{
+		Name: s.p.Config().Login.CookieName, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// currentSession returns the live login session of the browser, or
+// provider.ErrLoginSessionGone.
+func (s *Server) currentSession(r *http.Request) (*storage.LoginSession, *storage.User, error) {
+	name := s.p.Config().Login.CookieName
+	c, err := r.Cookie(name)
+	if err != nil {
+		return nil, nil, provider.ErrLoginSessionGone
+	}
+	var sid string
+	if err := s.cookies.Decode(name, c.Value, &sid); err != nil {
+		return nil, nil, provider.ErrLoginSessionGone
+	}
+	return s.p.LoginSession(r.Context(), sid)
+}

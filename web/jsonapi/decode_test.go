@@ -1,0 +1,96 @@
+package jsonapi
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+type sessionBody struct {
+	UserID         string `json:"userId"`
+	PassedLoginOTP bool   `json:"passedLoginOTP"`
+	Types          []string
+	Nested         struct {
+		Count int `json:"count"`
+	} `json:"nested"`
+	Slashed int `json:"a/b~c"`
+}
+
+func TestDecodeBody(t *testing.T) {
+	tests := []struct {
+		name        string
+		body        io.Reader
+		wantStatus  int
+		wantPointer string
+		wantDetail  string
+	}{
+		{"object", strings.NewReader(`{"userId":"u1","passedLoginOTP":true}`), 0, "", ""},
+		{"unknown members ignored", strings.NewReader(`{"userId":"u1","extra":{"x":1}}`), 0, "", ""},
+		{"surrounding whitespace", strings.NewReader(" \n{\"userId\":\"u1\"}\n "), 0, "", ""},
+		{"empty", strings.NewReader(""), 400, "", "The request body is empty; a JSON object is required."},
+		{"nil body", nil, 400, "", "The request body is empty; a JSON object is required."},
+		{"not json", strings.NewReader(`userId=u1`), 400, "", "The request body is not valid JSON."},
+		{"truncated", strings.NewReader(`{"userId":`), 400, "", "The request body is not valid JSON."},
+		{"two objects", strings.NewReader(`{}{}`), 400, "", "The request body is not valid JSON."},
+		{"array", strings.NewReader(`[{"userId":"u1"}]`), 400, "", "The request body must be a JSON object."},
+		{"string", strings.NewReader(`"x"`), 400, "", "The request body must be a JSON object."},
+		{"null", strings.NewReader(`null`), 400, "", "The request body must be a JSON object."},
+		{"too large", strings.NewReader(`{"userId":"` + strings.Repeat("a", MaxBodyBytes) + `"}`), 400, "",
+			"The request body is too large; at most 64 KiB are accepted."},
+		{"type mismatch", strings.NewReader(`{"userId":42}`), 422, "/userId", "The member userId must not be a number."},
+		{"bool mismatch", strings.NewReader(`{"passedLoginOTP":"yes"}`), 422, "/passedLoginOTP", "The member passedLoginOTP must not be a string."},
+		{"nested mismatch", strings.NewReader(`{"nested":{"count":"x"}}`), 422, "/nested/count", "The member nested.count must not be a string."},
+		{"pointer escaping", strings.NewReader(`{"a/b~c":"x"}`), 422, "/a~1b~0c", "The member a/b~c must not be a string."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPut, "/x", tt.body)
+			if tt.body == nil {
+				r.Body = nil
+			}
+			var dst sessionBody
+			got := DecodeBody(r, &dst)
+			if tt.wantStatus == 0 {
+				if got != nil {
+					t.Fatalf("DecodeBody = %v, want nil", got)
+				}
+				if dst.UserID != "u1" {
+					t.Fatalf("UserID = %q", dst.UserID)
+				}
+				return
+			}
+			if got == nil {
+				t.Fatalf("DecodeBody = nil, want %d", tt.wantStatus)
+			}
+			wantCode := CodeBadRequest
+			if tt.wantStatus == 422 {
+				wantCode = CodeValidationFailed
+			}
+			if got.Status != tt.wantStatus || got.Code != wantCode || got.Pointer != tt.wantPointer || got.Detail != tt.wantDetail {
+				t.Fatalf("DecodeBody = {%d %s %q %q}, want {%d %s %q %q}",
+					got.Status, got.Code, got.Pointer, got.Detail, tt.wantStatus, wantCode, tt.wantPointer, tt.wantDetail)
+			}
+		})
+	}
+}
+
+func TestDecodeBody_ExactlyMaxSizeAccepted(t *testing.T) {
+	prefix, suffix := `{"userId":"u1","pad":"`, `"}`
+	body := prefix + strings.Repeat("a", MaxBodyBytes-len(prefix)-len(suffix)) + suffix
+	r := httptest.NewRequest(http.MethodPut, "/x", bytes.NewReader([]byte(body)))
+	var dst sessionBody
+	if err := DecodeBody(r, &dst); err != nil {
+		t.Fatalf("DecodeBody(64 KiB) = %v", err)
+	}
+}
+
+func TestDecodeBody_NonPointerIsInternal(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPut, "/x", strings.NewReader(`{}`))
+	got := DecodeBody(r, sessionBody{})
+	if got == nil || got.Status != 500 {
+		t.Fatalf("DecodeBody(non-pointer) = %v, want 500", got)
+	}
+}

@@ -1,0 +1,87 @@
+package web
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+
+	"github.com/otpstep/otpstep/provider"
+)
+
+const genericLoginError = "The email or password is not right."
+
+// loginForm is GET /login.
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
+	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	s.pages.Render(w, r, http.StatusOK, "login", LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r)})
+}
+
+// login is POST /login, the first factor: email and password, limited per
+// account and per IP. Every failure shows the same message; the cause is logged.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
+		return
+	}
+	email := r.PostForm.Get("email")
+	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
+	page := LoginPage{Email: email, ReturnTo: returnTo, CSRFField: csrfField(r)}
+	user, err := s.p.Authenticate(ctx, email, r.PostForm.Get("password"), s.clientIP(r))
+	var tooMany *provider.TooManyAttemptsError
+	switch {
+	case errors.As(err, &tooMany):
+		s.log.WarnContext(ctx, "login limited", "request_id", RequestIDFrom(ctx), "limit", tooMany.Limit, "ip", s.clientIP(r))
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(tooMany.RetryAfter.Seconds())))))
+		page.Error = "Too many failed attempts. Please wait a few minutes and try again."
+		s.pages.Render(w, r, http.StatusTooManyRequests, "login", page)
+		return
+	case errors.Is(err, provider.ErrInvalidCredentials):
+		s.log.InfoContext(ctx, "login failed", "request_id", RequestIDFrom(ctx), "reason", err.Error(), "ip", s.clientIP(r))
+		_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.failed", IP: s.clientIP(r), Detail: map[string]any{"email": email}})
+		page.Error = genericLoginError
+		s.pages.Render(w, r, http.StatusUnauthorized, "login", page)
+		return
+	case err != nil:
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	// A fresh sid at every login (no session fixation); the old one ends.
+	if old, _, err := s.currentSession(r); err == nil {
+		_ = s.p.EndLoginSession(ctx, old.ID)
+	}
+	ls, err := s.p.StartLoginSession(ctx, user.ID, provider.AMRPassword)
+	if err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.passed", UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r)})
+	if err := s.setSessionCookie(w, ls); err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	if returnTo == "" {
+		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email})
+		return
+	}
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+// logoutForm asks for confirmation: logging out is a POST, never a GET side effect.
+func (s *Server) logoutForm(w http.ResponseWriter, r *http.Request) {
+	s.pages.Render(w, r, http.StatusOK, "logout_confirm", LogoutPage{CSRFField: csrfField(r)})
+}
+
+// logout ends the login session and clears the cookie.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if ls, _, err := s.currentSession(r); err == nil {
+		if err := s.p.EndLoginSession(r.Context(), ls.ID); err != nil {
+			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+			return
+		}
+		_ = s.p.Audit(r.Context(), provider.AuditEvent{Type: "session.ended", UserID: ls.UserID, SessionID: ls.ID, IP: s.clientIP(r)})
+	}
+	s.clearSessionCookie(w)
+	s.pages.Render(w, r, http.StatusOK, "logged_out", nil)
+}

@@ -1,0 +1,290 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
+
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/storage"
+)
+
+// authorize is /oauth2/auth (RFC 6749 §4.1.1, OIDC Core §3.1.2). fosite keeps
+// nothing between redirects, so every visit re-parses the original query:
+// the login and consent pages carry it in return_to.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	s.authorizeWith(w, r, false)
+}
+
+func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented bool) {
+	ctx := r.Context()
+	oauth2 := s.p.OAuth2
+	ar, err := oauth2.NewAuthorizeRequest(ctx, r)
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	if err := s.p.PrecheckAuthorize(ar); err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	prompts := fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("prompt"), " "))
+	ls, user, err := s.currentSession(r)
+	if err != nil && !errors.Is(err, provider.ErrLoginSessionGone) {
+		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
+		return
+	}
+	needLogin := ls == nil || slices.Contains(prompts, "login")
+	if ls != nil {
+		// OIDC Core §3.1.2.1 max_age: an older authentication must be redone.
+		if maxAge, err := strconv.ParseInt(ar.GetRequestForm().Get("max_age"), 10, 64); err == nil && maxAge >= 0 &&
+			ls.AuthTime.Unix()+maxAge < s.p.Now().Unix() {
+			needLogin = true
+		}
+	}
+	if needLogin {
+		if slices.Contains(prompts, "none") {
+			s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not logged in."))
+			return
+		}
+		s.redirectToLogin(w, r, ar)
+		return
+	}
+	client, ok := ar.GetClient().(*storage.Client)
+	if !ok {
+		s.authorizeError(w, r, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
+		return
+	}
+	if !client.SkipConsent && !consented {
+		if slices.Contains(prompts, "none") {
+			s.authorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The client needs the user's consent."))
+			return
+		}
+		s.pages.Render(w, r, http.StatusOK, "consent", ConsentPage{
+			ClientName:     client.Name,
+			Scopes:         ar.GetRequestedScopes(),
+			AuthorizeQuery: r.URL.RawQuery,
+			CSRFField:      csrfField(r),
+		})
+		return
+	}
+	for _, scope := range ar.GetRequestedScopes() {
+		ar.GrantScope(scope)
+	}
+	for _, aud := range ar.GetRequestedAudience() {
+		ar.GrantAudience(aud)
+	}
+	session := s.p.NewSession(ls, s.p.Now())
+	if ar.GetGrantedScopes().Has("email") {
+		session.Claims.Extra["email"] = user.Email
+		session.Claims.Extra["email_verified"] = false
+	}
+	resp, err := oauth2.NewAuthorizeResponse(ctx, ar, session)
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	oauth2.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// redirectToLogin sends the browser to /login carrying the authorize query.
+// prompt=login is dropped from the carried query: the login it asks for is
+// the one about to happen.
+func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester) {
+	q := r.URL.Query()
+	if p := q.Get("prompt"); p != "" {
+		kept := slices.DeleteFunc(strings.Fields(p), func(v string) bool { return v == "login" })
+		if len(kept) == 0 {
+			q.Del("prompt")
+		} else {
+			q.Set("prompt", strings.Join(kept, " "))
+		}
+	}
+	returnTo := "/oauth2/auth?" + q.Encode()
+	http.Redirect(w, r, "/login?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+}
+
+// authorizeError answers an authorize error: to the client's redirect URI when
+// fosite validated it, otherwise as a page (RFC 6749 §4.1.2.1: never redirect
+// to an unverified URI).
+func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	var rfc *fosite.RFC6749Error
+	if errors.As(err, &rfc) && rfc.CodeField >= 500 {
+		s.log.ErrorContext(r.Context(), "authorize failed", "request_id", RequestIDFrom(r.Context()), "err", rfc.WithExposeDebug(true).GetDescription())
+	}
+	if ar != nil && ar.GetRedirectURI() != nil && ar.GetClient() != nil {
+		s.p.OAuth2.WriteAuthorizeError(r.Context(), w, ar, err)
+		return
+	}
+	msg := "The sign-in request is not valid."
+	if rfc != nil && rfc.ErrorField != "" {
+		msg = "The sign-in request is not valid: " + rfc.ErrorField + "."
+	}
+	s.errorPage(w, r, http.StatusBadRequest, msg, err)
+}
+
+// consent is the consent form's POST: the user's answer plus the original
+// authorize query.
+func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
+		return
+	}
+	query := r.PostForm.Get("authorize_query")
+	replay := r.Clone(r.Context())
+	replay.Method = http.MethodGet
+	replay.URL.Path = "/oauth2/auth"
+	replay.URL.RawQuery = query
+	replay.Body = http.NoBody
+	replay.ContentLength = 0
+	replay.Form, replay.PostForm = nil, nil
+	replay.Header.Del("Content-Type")
+	if r.PostForm.Get("consent") != "allow" {
+		ar, err := s.p.OAuth2.NewAuthorizeRequest(r.Context(), replay)
+		if err != nil {
+			s.authorizeError(w, r, ar, err)
+			return
+		}
+		s.authorizeError(w, r, ar, fosite.ErrAccessDenied.WithHint("The user denied the request."))
+		return
+	}
+	s.authorizeWith(w, replay, true)
+}
+
+// token is /oauth2/token (RFC 6749 §3.2).
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	oauth2 := s.p.OAuth2
+	session := provider.EmptySession()
+	ar, err := oauth2.NewAccessRequest(ctx, r, session)
+	if err != nil {
+		s.logOAuthError(r, "token request refused", err)
+		oauth2.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	if ar.GetGrantTypes().ExactOne("client_credentials") {
+		// RFC 6749 §4.4: the client acts on its own behalf.
+		session.Subject = ar.GetClient().GetID()
+		session.Claims.Subject = ar.GetClient().GetID()
+		for _, scope := range ar.GetRequestedScopes() {
+			ar.GrantScope(scope)
+		}
+		for _, aud := range ar.GetRequestedAudience() {
+			ar.GrantAudience(aud)
+		}
+	}
+	resp, err := oauth2.NewAccessResponse(ctx, ar)
+	if err != nil {
+		s.logOAuthError(r, "token response failed", err)
+		oauth2.WriteAccessError(ctx, w, ar, err)
+		return
+	}
+	oauth2.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// introspect is /oauth2/introspect (RFC 7662); the caller authenticates as a client.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ir, err := s.p.OAuth2.NewIntrospectionRequest(ctx, r, provider.EmptySession())
+	if err != nil {
+		s.logOAuthError(r, "introspection", err)
+		s.p.OAuth2.WriteIntrospectionError(ctx, w, err)
+		return
+	}
+	s.p.OAuth2.WriteIntrospectionResponse(ctx, w, ir)
+}
+
+// revoke is /oauth2/revoke (RFC 7009).
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	err := s.p.OAuth2.NewRevocationRequest(ctx, r)
+	if err != nil {
+		s.logOAuthError(r, "revocation", err)
+	}
+	s.p.OAuth2.WriteRevocationResponse(ctx, w, err)
+}
+
+// userinfo is OIDC Core §5.3: the claims of an access token's user.
+func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	unauthorized := func(desc string) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
+	}
+	pr, err := s.p.AuthenticateBearer(ctx, provider.BearerToken(r))
+	if err != nil {
+		if !errors.Is(err, provider.ErrNoBearer) && !errors.Is(err, provider.ErrTokenInactive) {
+			s.errs.Write(w, r, err)
+			return
+		}
+		unauthorized("The access token is missing, expired or revoked.")
+		return
+	}
+	if !pr.Scopes.Has("openid") || pr.SessionID == "" && pr.Subject == pr.ClientID {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope", "error_description": "The token was not granted the openid scope for a user."})
+		return
+	}
+	user, err := s.p.Store().GetUser(ctx, pr.Subject)
+	if errors.Is(err, storage.ErrNotFound) {
+		unauthorized("The user no longer exists.")
+		return
+	}
+	if err != nil {
+		s.errs.Write(w, r, err)
+		return
+	}
+	claims := map[string]any{"sub": user.ID}
+	if pr.Scopes.Has("email") {
+		claims["email"] = user.Email
+		claims["email_verified"] = false
+	}
+	writeJSON(w, http.StatusOK, claims)
+}
+
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, s.p.Discovery())
+}
+
+func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
+	set, err := s.p.Keys.JWKS(r.Context())
+	if err != nil {
+		s.errs.Write(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	writeJSON(w, http.StatusOK, set)
+}
+
+func (s *Server) logOAuthError(r *http.Request, msg string, err error) {
+	var rfc *fosite.RFC6749Error
+	level := "debug"
+	if errors.As(err, &rfc) && rfc.CodeField >= 500 {
+		level = "error"
+	}
+	attrs := []any{"request_id", RequestIDFrom(r.Context()), "err", err}
+	if rfc != nil {
+		attrs = append(attrs, "error", rfc.ErrorField, "debug", rfc.DebugField)
+	}
+	if level == "error" {
+		s.log.ErrorContext(r.Context(), msg, attrs...)
+	} else {
+		s.log.DebugContext(r.Context(), msg, attrs...)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+var _ openid.Session = (*openid.DefaultSession)(nil)

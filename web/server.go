@@ -1,0 +1,202 @@
+package web
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/gorilla/securecookie"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/web/jsonapi"
+)
+
+// Options are the web layer's collaborators besides the provider.
+type Options struct {
+	Logger *slog.Logger
+	// Registerer receives the HTTP metrics; nil disables them.
+	Registerer prometheus.Registerer
+	// Gatherer serves /metrics; nil disables the route.
+	Gatherer prometheus.Gatherer
+}
+
+// Server holds the handlers of every route otpstep serves.
+type Server struct {
+	p       *provider.Provider
+	log     *slog.Logger
+	pages   *Pages
+	errs    jsonapi.Writer
+	cookies *securecookie.SecureCookie
+	csrf    func(http.Handler) http.Handler
+	secure  bool
+	opts    Options
+}
+
+// New builds the handlers over a provider.
+func New(p *provider.Provider, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg := p.Config()
+	secret := []byte(cfg.Secrets.System)
+	hashKey, err := provider.DeriveKey(secret, "cookie-hash", 32)
+	if err != nil {
+		return nil, err
+	}
+	blockKey, err := provider.DeriveKey(secret, "cookie-block", 32)
+	if err != nil {
+		return nil, err
+	}
+	csrfKey, err := provider.DeriveKey(secret, "csrf", 32)
+	if err != nil {
+		return nil, err
+	}
+	pages, err := NewPages(opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
+	sc := securecookie.New(hashKey, blockKey)
+	sc.MaxAge(int(cfg.Login.SessionLifespan.Seconds()))
+	return &Server{
+		p:       p,
+		log:     opts.Logger,
+		pages:   pages,
+		errs:    jsonapi.Writer{Logger: opts.Logger},
+		cookies: sc,
+		csrf:    NewCSRF(csrfKey, secure, cfg.Login.CookieName+"_csrf", CSRFWithPages(pages)),
+		secure:  secure,
+		opts:    opts,
+	}, nil
+}
+
+// Mount registers every route on r: OAuth2 and OpenID Connect endpoints,
+// pages, health and metrics.
+func (s *Server) Mount(r *mux.Router) {
+	chain := []mux.MiddlewareFunc{RequestID, AccessLog(s.log)}
+	if s.opts.Registerer != nil {
+		chain = append(chain, Metrics(s.opts.Registerer))
+	}
+	// Forms post to otpstep itself, which then redirects to a relying
+	// party's redirect URI; browsers apply form-action to that redirect, so
+	// the schemes of redirect URIs are allowed.
+	formActions := []string{"https:"}
+	if !s.secure {
+		formActions = append(formActions, "http:")
+	}
+	chain = append(chain, s.recoverer(), SecurityHeaders(s.secure, formActions...))
+	r.Use(chain...)
+	// mux skips middleware for unmatched routes; give them the same chain.
+	wrap := func(h http.Handler) http.Handler {
+		for i := len(chain) - 1; i >= 0; i-- {
+			h = chain[i](h)
+		}
+		return h
+	}
+	r.NotFoundHandler = wrap(http.HandlerFunc(s.notFound))
+	r.MethodNotAllowedHandler = wrap(http.HandlerFunc(s.methodNotAllowed))
+	r.HandleFunc("/.well-known/openid-configuration", s.discovery).Methods(http.MethodGet)
+	r.HandleFunc("/.well-known/jwks.json", s.jwks).Methods(http.MethodGet)
+	r.HandleFunc("/oauth2/token", s.token).Methods(http.MethodPost)
+	r.HandleFunc("/oauth2/introspect", s.introspect).Methods(http.MethodPost)
+	r.HandleFunc("/oauth2/revoke", s.revoke).Methods(http.MethodPost)
+	r.HandleFunc("/userinfo", s.userinfo).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc("/health/alive", s.alive).Methods(http.MethodGet)
+	r.HandleFunc("/health/ready", s.ready).Methods(http.MethodGet)
+	if s.opts.Gatherer != nil {
+		r.Handle("/metrics", metricsHandler(s.opts.Gatherer)).Methods(http.MethodGet)
+	}
+	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", s.pages.StaticHandler()))
+
+	// Pages and the authorize endpoint carry CSRF-protected forms.
+	pages := r.NewRoute().Subrouter()
+	pages.Use(s.csrf)
+	pages.HandleFunc("/oauth2/auth", s.authorize).Methods(http.MethodGet)
+	pages.HandleFunc("/oauth2/consent", s.consent).Methods(http.MethodPost)
+	pages.HandleFunc("/login", s.loginForm).Methods(http.MethodGet)
+	pages.HandleFunc("/login", s.login).Methods(http.MethodPost)
+	pages.HandleFunc("/logout", s.logoutForm).Methods(http.MethodGet)
+	pages.HandleFunc("/logout", s.logout).Methods(http.MethodPost)
+	pages.HandleFunc("/oauth2/sessions/logout", s.logoutForm).Methods(http.MethodGet)
+}
+
+func (s *Server) recoverer() mux.MiddlewareFunc {
+	return Recover(s.log, s.errs, s.p.Config().API.Prefix)
+}
+
+// clientIP is the address per-IP limits count against.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.p.Config().Server.TrustForwardedFor {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// errorPage renders the generic error page; the cause is only logged.
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, message string, cause error) {
+	rid := RequestIDFrom(r.Context())
+	if cause != nil {
+		level := slog.LevelWarn
+		if status >= 500 {
+			level = slog.LevelError
+		}
+		s.log.Log(r.Context(), level, "request failed", "request_id", rid, "path", r.URL.Path, "status", status, "err", cause)
+	}
+	s.pages.Render(w, r, status, "error", ErrorPage{Message: message, RequestID: rid})
+}
+
+// safeReturnTo accepts only local paths otpstep itself serves, so a
+// return_to can never send the browser to another site.
+func safeReturnTo(raw string) (string, bool) {
+	if raw == "" {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.IsAbs() || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") ||
+		strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\r\n") {
+		return "", false
+	}
+	for _, prefix := range []string{"/oauth2/auth", "/login/otp", "/federated-identities/"} {
+		if u.Path == prefix || strings.HasPrefix(u.Path, prefix+"?") || strings.HasPrefix(u.Path, prefix) && strings.HasSuffix(prefix, "/") {
+			return u.String(), true
+		}
+	}
+	return "", false
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if s.wantsJSON(r) {
+		jsonapi.Write(w, r, jsonapi.NotFound("No route matches "+r.URL.Path+"."))
+		return
+	}
+	s.errorPage(w, r, http.StatusNotFound, "This page does not exist.", nil)
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusMethodNotAllowed)
+	_, _ = w.Write([]byte("method not allowed\n"))
+}
+
+// wantsJSON is true for the user API and for callers that ask for JSON.
+func (s *Server) wantsJSON(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, s.p.Config().API.Prefix+"/") || strings.Contains(r.Header.Get("Accept"), "json")
+}
+
+func wrapf(err error, format string, a ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, a...), err)
+}
