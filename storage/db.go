@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -148,9 +149,45 @@ func decodeList(v string) ([]string, error) {
 	if v == "" || v == "[]" {
 		return nil, nil
 	}
+	if list, ok := decodePlainList(v); ok {
+		return list, nil
+	}
 	var list []string
 	if err := json.Unmarshal([]byte(v), &list); err != nil {
 		return nil, fmt.Errorf("storage: bad list column %q: %w", v, err)
 	}
 	return list, nil
+}
+
+// decodePlainList is decodeList's fast path, on every token read: it parses
+// a compact array of strings without escapes, as encodeList writes them for
+// scopes, audiences and URIs, and reports false for anything else.
+func decodePlainList(v string) ([]string, bool) {
+	if len(v) < 2 || v[0] != '[' || v[len(v)-1] != ']' {
+		return nil, false
+	}
+	body := v[1 : len(v)-1]
+	list := make([]string, 0, strings.Count(body, ",")+1)
+	for {
+		if len(body) < 2 || body[0] != '"' {
+			return nil, false
+		}
+		end := strings.IndexByte(body[1:], '"') + 1
+		if end == 0 {
+			return nil, false
+		}
+		item := body[1:end]
+		if strings.IndexByte(item, '\\') >= 0 {
+			return nil, false
+		}
+		list = append(list, item)
+		body = body[end+1:]
+		if body == "" {
+			return list, true
+		}
+		if body[0] != ',' {
+			return nil, false
+		}
+		body = body[1:]
+	}
 }

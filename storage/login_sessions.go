@@ -9,14 +9,14 @@ import (
 )
 
 // A login session past its ExpiresAt no longer exists for Get and Update; its
-// row lingers until PurgeExpired, and its ID may be reused by Create.
+// row lingers until PurgeExpired (or DeleteLoginSession), and its ID stays taken.
 
 const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expires_at, created_at, updated_at`
 
 // CreateLoginSession stores a new login session. An empty ID is filled with a
-// random UUID; CreatedAt and UpdatedAt are set from the clock. A live session
-// with the same ID → ErrAlreadyExists (an expired one is replaced); an unknown
-// UserID → ErrNotFound.
+// random UUID; CreatedAt and UpdatedAt are set from the clock. A session with
+// the same ID → ErrAlreadyExists, even an expired one: a sid is never taken
+// over. An unknown UserID → ErrNotFound.
 func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
 	if ls.ID == "" {
 		ls.ID = uuid.NewString()
@@ -24,20 +24,12 @@ func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error 
 	now := s.nowUTC()
 	ls.CreatedAt, ls.UpdatedAt = now, now
 	ls.AuthTime, ls.ExpiresAt = normTime(ls.AuthTime), normTime(ls.ExpiresAt)
-	n, err := s.exec(ctx, `INSERT INTO login_sessions (`+loginSessionColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-		ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id,
-			passed_login_otp = excluded.passed_login_otp, amr = excluded.amr,
-			auth_time = excluded.auth_time, expires_at = excluded.expires_at,
-			created_at = excluded.created_at, updated_at = excluded.updated_at
-		WHERE login_sessions.expires_at <= excluded.created_at`,
+	_, err := s.exec(ctx, `INSERT INTO login_sessions (`+loginSessionColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
 		ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
 		s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now))
 	if err != nil {
 		return fmt.Errorf("storage: create login session: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("storage: create login session: %w", ErrAlreadyExists)
 	}
 	return nil
 }

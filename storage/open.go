@@ -101,7 +101,6 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		PrepareStmt:            true,
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
-		NowFunc:                func() time.Time { return s.now().UTC() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", s.dialect, err)
@@ -136,6 +135,9 @@ func sqlitePath(dsn string) (string, error) {
 	case strings.Contains(dsn, "://"):
 		scheme, _, _ := strings.Cut(dsn, "://")
 		return "", fmt.Errorf("storage: unsupported database scheme %q (want postgres://, postgresql:// or sqlite://)", scheme)
+	case strings.Contains(dsn, "=") && strings.Contains(dsn, " "):
+		// "host=… dbname=…" is a PostgreSQL keyword DSN, not a file name.
+		return "", errors.New("storage: keyword/value DSNs are not supported; use a postgres:// URL")
 	}
 	if path == "" {
 		return "", errors.New("storage: empty SQLite path")

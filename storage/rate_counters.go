@@ -16,13 +16,10 @@ import (
 // window (1 for the first hit) and when the window ends. It MUST be atomic
 // across processes: one INSERT … ON CONFLICT DO UPDATE … RETURNING statement,
 // which also restarts the window when it is older than window.
-func (s *Store) HitRateCounter(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
+func (s *Store) HitRateCounter(ctx context.Context, key string, window time.Duration) (count int, resetAt time.Time, err error) {
 	now := s.nowUTC()
-	var (
-		count int
-		start time.Time
-	)
-	err := s.queryRow(ctx, `INSERT INTO rate_counters ("key", window_start, reset_at, count)
+	var start time.Time
+	err = s.queryRow(ctx, `INSERT INTO rate_counters ("key", window_start, reset_at, count)
 		VALUES ($1, $2, $3, 1)
 		ON CONFLICT ("key") DO UPDATE SET
 			count = CASE WHEN rate_counters.window_start <= $4 THEN 1 ELSE rate_counters.count + 1 END,
@@ -39,12 +36,9 @@ func (s *Store) HitRateCounter(ctx context.Context, key string, window time.Dura
 
 // PeekRateCounter is HitRateCounter without the hit: the count in the current
 // window and when it ends, or 0 and the zero time when key has no live window.
-func (s *Store) PeekRateCounter(ctx context.Context, key string, window time.Duration) (int, time.Time, error) {
-	var (
-		count int
-		start time.Time
-	)
-	err := s.queryRow(ctx, `SELECT count, window_start FROM rate_counters WHERE "key" = $1`, key).
+func (s *Store) PeekRateCounter(ctx context.Context, key string, window time.Duration) (count int, resetAt time.Time, err error) {
+	var start time.Time
+	err = s.queryRow(ctx, `SELECT count, window_start FROM rate_counters WHERE "key" = $1`, key).
 		Scan(&count, timeCol{&start})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, time.Time{}, nil

@@ -1,8 +1,16 @@
 package storage_test
 
 import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otpstep/otpstep/storage"
 	"github.com/otpstep/otpstep/storage/storagetest"
 )
 
@@ -12,4 +20,76 @@ func TestSQLite(t *testing.T) {
 
 func TestPostgres(t *testing.T) {
 	storagetest.RunTests(t, storagetest.NewPostgres)
+}
+
+func TestOpen_SQLiteDSNForms(t *testing.T) {
+	dir := t.TempDir()
+	for _, dsn := range []string{
+		"sqlite::memory:",
+		"sqlite://:memory:",
+		"sqlite://" + filepath.Join(dir, "url.db"),
+		"sqlite:" + filepath.Join(dir, "opaque.db"),
+		filepath.Join(dir, "bare.db"),
+	} {
+		t.Run(dsn, func(t *testing.T) {
+			s, err := storage.Open(t.Context(), dsn, storage.Options{})
+			require.NoError(t, err)
+			defer s.Close()
+			assert.Equal(t, storage.DialectSQLite, s.Dialect())
+			require.NoError(t, s.Migrate(t.Context()))
+			// A transaction and a write through the pool, one after the other:
+			// an in-memory database has a single connection.
+			require.NoError(t, s.InTx(t.Context(), func(ctx context.Context) error {
+				return s.CreateUser(ctx, &storage.User{Email: "a@example.com"})
+			}))
+			require.NoError(t, s.CreateUser(t.Context(), &storage.User{Email: "b@example.com"}))
+			users, err := s.ListUsers(t.Context())
+			require.NoError(t, err)
+			assert.Len(t, users, 2)
+		})
+	}
+	assert.FileExists(t, filepath.Join(dir, "url.db"))
+	assert.FileExists(t, filepath.Join(dir, "opaque.db"))
+	assert.FileExists(t, filepath.Join(dir, "bare.db"))
+}
+
+func TestOpen_RejectsOtherDSNs(t *testing.T) {
+	for _, dsn := range []string{"mysql://u@h/db", "host=localhost dbname=otpstep", ""} {
+		_, err := storage.Open(t.Context(), dsn, storage.Options{})
+		assert.Error(t, err, dsn)
+	}
+}
+
+func TestOpen_PostgresDSNForms(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	for _, form := range []string{dsn, "postgresql" + strings.TrimPrefix(dsn, "postgres")} {
+		s, err := storage.Open(t.Context(), form, storage.Options{MaxOpenConns: 2})
+		require.NoError(t, err)
+		assert.Equal(t, storage.DialectPostgres, s.Dialect())
+		require.NoError(t, s.Ping(t.Context()))
+		require.NoError(t, s.Close())
+	}
+}
+
+func TestMigrate_ConcurrentProcessesOnOnePostgres(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := storage.Open(t.Context(), dsn, storage.Options{MaxOpenConns: 2})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			defer s.Close()
+			errs[i] = s.Migrate(t.Context())
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		assert.NoError(t, err)
+	}
 }

@@ -91,7 +91,12 @@ func (s *Store) Rollback(ctx context.Context) error {
 // when it returns an error or panics. When ctx already carries a transaction,
 // fn runs in it and the outer owner decides about commit. fn runs once; a
 // fosite.ErrSerializationFailure is returned to the caller, not retried.
-func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+//
+// Isolation is the database default: READ COMMITTED on PostgreSQL (a read
+// followed by a write is not protected against a concurrent writer; use one
+// conditional statement, as the methods of Store do), serializable on SQLite
+// (a transaction holds the write lock from BEGIN).
+func (s *Store) InTx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if s.txFrom(ctx) != nil {
 		return fn(ctx)
 	}

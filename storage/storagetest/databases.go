@@ -75,14 +75,10 @@ func postgresDSN(t testing.TB) string {
 		t.Fatal(err)
 	}
 	name := "otpstep_test_" + hex.EncodeToString(buf[:])
-	t0 := time.Now()
-	defer func() { t.Logf("TIMING create %v", time.Since(t0)) }()
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("storagetest: create database %s: %v", name, err)
-	}
-	// A throwaway database need not survive a crash: skip the WAL flush at commit.
-	if _, err := admin.ExecContext(ctx, "ALTER DATABASE "+name+" SET synchronous_commit = off"); err != nil {
-		t.Fatalf("storagetest: configure database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		db, err := sql.Open("pgx", base)
@@ -93,12 +89,14 @@ func postgresDSN(t testing.TB) string {
 		defer db.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		t0 := time.Now()
-		defer func() { t.Logf("TIMING drop %v", time.Since(t0)) }()
 		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("storagetest: drop database %s: %v", name, err)
 		}
 	})
+	// A throwaway database need not survive a crash: skip the WAL flush at commit.
+	if _, err := admin.ExecContext(ctx, "ALTER DATABASE "+name+" SET synchronous_commit = off"); err != nil {
+		t.Fatalf("storagetest: configure database %s: %v", name, err)
+	}
 
 	dbURL := *u
 	dbURL.Path = "/" + name
@@ -129,8 +127,6 @@ func open(t testing.TB, dsn string) *storage.Store {
 			t.Errorf("storagetest: close: %v", err)
 		}
 	})
-	t0 := time.Now()
-	defer func() { t.Logf("TIMING migrate %v", time.Since(t0)) }()
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("storagetest: migrate: %v", err)
 	}

@@ -55,7 +55,7 @@ func loginSessionTests() []conformanceTest {
 			requireNotFound(t, err)
 			requireNotFound(t, s.DeleteLoginSession(ctx, ls.ID))
 		}},
-		{"TestLoginSessions_ExpiredIsNotFoundAndItsIDReusable", func(t *testing.T, s *storage.Store, clk *clock) {
+		{"TestLoginSessions_ExpiredIsNotFoundAndItsIDNotTakenOver", func(t *testing.T, s *storage.Store, clk *clock) {
 			ctx := t.Context()
 			ls := newTestLoginSession(t, s, clk)
 			clk.Add(time.Hour) // ExpiresAt reached
@@ -64,10 +64,14 @@ func loginSessionTests() []conformanceTest {
 			requireNotFound(t, s.UpdateLoginSession(ctx, ls))
 
 			again := &storage.LoginSession{ID: ls.ID, UserID: ls.UserID, AuthTime: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}
-			require.NoError(t, s.CreateLoginSession(ctx, again))
-			got, err := s.GetLoginSession(ctx, ls.ID)
+			assert.ErrorIs(t, s.CreateLoginSession(ctx, again), storage.ErrAlreadyExists, "a sid is never taken over")
+			_, err = s.GetLoginSession(ctx, ls.ID)
+			requireNotFound(t, err)
+
+			// Once purged, the row is gone for good.
+			_, err = s.PurgeExpired(ctx, clk.Now().Add(time.Microsecond))
 			require.NoError(t, err)
-			assert.Equal(t, again, got)
+			requireNotFound(t, s.DeleteLoginSession(ctx, ls.ID))
 		}},
 		{"TestLoginSessions_LiveDuplicateIDIsAlreadyExists", func(t *testing.T, s *storage.Store, clk *clock) {
 			ls := newTestLoginSession(t, s, clk)
