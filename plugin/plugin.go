@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/provider/mail"
 	"github.com/otpstep/otpstep/storage"
 	"github.com/otpstep/otpstep/web"
 )
@@ -40,6 +42,9 @@ type Options struct {
 	Clock func() time.Time
 	// Random is the randomness source for secrets and ids; nil is crypto/rand.
 	Random io.Reader
+	// Mailer delivers OTP emails; nil builds the one mail.driver names
+	// (otpstep's SMTP or log mailer).
+	Mailer mail.Mailer
 	// Registerer and Gatherer expose metrics; nil disables them.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
@@ -52,6 +57,10 @@ type Plugin struct {
 	ownStore bool
 	web      *web.Server
 	log      *slog.Logger
+
+	mu      sync.Mutex
+	stop    context.CancelFunc
+	stopped chan struct{}
 }
 
 // New validates the options, opens storage (running migrations when
@@ -68,7 +77,10 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 		opts.Clock = time.Now
 	}
 	store, own := opts.Store, false
-	if store == nil {
+	if store != nil {
+		// One clock for the provider and the storage it reads expiry from.
+		store = store.WithClock(opts.Clock)
+	} else {
 		var err error
 		store, err = storage.Open(ctx, opts.Config.Database.DSN, storage.Options{
 			Clock: opts.Clock, Logger: opts.Logger, MaxOpenConns: opts.Config.Database.MaxOpenConns,
@@ -89,7 +101,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 			return fail(fmt.Errorf("migrate: %w", err))
 		}
 	}
-	p, err := provider.New(ctx, opts.Config, store, provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger})
+	p, err := provider.New(ctx, opts.Config, store, provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer})
 	if err != nil {
 		return fail(err)
 	}
@@ -109,11 +121,33 @@ func (p *Plugin) Migrate(ctx context.Context) error { return p.store.Migrate(ctx
 // Store is the plugin's storage.
 func (p *Plugin) Store() *storage.Store { return p.store }
 
-// Start starts background work; it returns at once.
-func (p *Plugin) Start(ctx context.Context) error { return nil }
+// Start starts the background work, the outbox dispatcher that delivers
+// OTP emails, and returns at once. It runs until Close (or ctx ends).
+func (p *Plugin) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stop != nil {
+		return errors.New("plugin: already started")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p.stop, p.stopped = cancel, make(chan struct{})
+	go func() {
+		defer close(p.stopped)
+		p.Provider.RunOutbox(ctx)
+	}()
+	return nil
+}
 
-// Close stops background work and closes storage New opened.
+// Close stops background work (waiting for the mail in flight) and closes
+// the storage New opened.
 func (p *Plugin) Close() error {
+	p.mu.Lock()
+	if p.stop != nil {
+		p.stop()
+		<-p.stopped
+		p.stop = nil
+	}
+	p.mu.Unlock()
 	var errs []error
 	if p.ownStore {
 		errs = append(errs, p.store.Close())

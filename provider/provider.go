@@ -14,6 +14,8 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/provider/mail"
+	"github.com/otpstep/otpstep/provider/outbox"
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -25,6 +27,8 @@ type Options struct {
 	Clock  Clock
 	Random io.Reader
 	Logger *slog.Logger
+	// Mailer delivers the outbox; nil builds one from mail.* (smtp or log).
+	Mailer mail.Mailer
 }
 
 // Provider is otpstep's authorization server: fosite composed over storage,
@@ -42,6 +46,11 @@ type Provider struct {
 	log       *slog.Logger
 	hashes    chan struct{} // bounds concurrent argon2id computations
 	dummyHash string
+
+	otpHash       otpHasher
+	mailSealer    *Sealer
+	mailTemplates *mail.Templates
+	dispatcher    *outbox.Dispatcher
 }
 
 // New composes the provider. It does not touch the database except to make
@@ -121,6 +130,25 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 	if err != nil {
 		return nil, err
 	}
+	otpKey, err := DeriveKey(secret, "otp-hmac", 32)
+	if err != nil {
+		return nil, err
+	}
+	mailSealer, err := NewSealer(secret, "mail-outbox")
+	if err != nil {
+		return nil, err
+	}
+	templates, err := mail.LoadTemplates(cfg.Mail.TemplatesDir)
+	if err != nil {
+		return nil, fmt.Errorf("mail.templates_dir: %w", err)
+	}
+	mailer := opts.Mailer
+	if mailer == nil {
+		if mailer, err = newMailer(cfg.Mail, opts.Logger); err != nil {
+			return nil, err
+		}
+	}
+	dispatcher := outbox.NewDispatcher(outboxStore{store}, mailSealer, mailer, outbox.Options{Clock: opts.Clock, Logger: opts.Logger})
 	return &Provider{
 		OAuth2:    oauth2,
 		Fosite:    fc,
@@ -133,6 +161,11 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		log:       opts.Logger,
 		hashes:    make(chan struct{}, cfg.Login.MaxConcurrentHashes),
 		dummyHash: dummy,
+
+		otpHash:       otpHasher{key: otpKey},
+		mailSealer:    mailSealer,
+		mailTemplates: templates,
+		dispatcher:    dispatcher,
 	}, nil
 }
 

@@ -38,9 +38,39 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, err
 }
 
 // queryRow runs a query expected to return at most one row. Errors surface
-// from Scan; pass them through classify.
-func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.conn(ctx).QueryRowContext(ctx, query, args...)
+// from Scan, unclassified; pass them through classify (or scanErr).
+//
+// It is built on QueryContext rather than gorm's QueryRowContext: when the
+// statement cannot be prepared (the connection is gone, the pool closed),
+// gorm's prepared-statement pool returns an empty *sql.Row, whose Scan panics.
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *row {
+	rows, err := s.conn(ctx).QueryContext(ctx, query, args...)
+	return &row{rows: rows, err: err}
+}
+
+// row is a *sql.Row that keeps the query's error.
+type row struct {
+	rows *sql.Rows
+	err  error
+}
+
+// Scan copies the first row's columns into dest, as (*sql.Row).Scan does: no
+// row → sql.ErrNoRows; further rows are discarded.
+func (r *row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	defer r.rows.Close()
+	if !r.rows.Next() {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return sql.ErrNoRows
+	}
+	if err := r.rows.Scan(dest...); err != nil {
+		return err
+	}
+	return r.rows.Close()
 }
 
 // query runs a query returning rows.

@@ -1,8 +1,14 @@
 package storage
 
 import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,4 +70,33 @@ func TestClassify_PostgresConcurrencyErrorsAreSerializationFailures(t *testing.T
 		assert.True(t, errors.As(err, &pgErr), "the driver error stays in the chain")
 	}
 	assert.ErrorIs(t, classify(fmt.Errorf("x: %w", &pgconn.PgError{Code: "23503"})), fosite.ErrNotFound)
+}
+
+func TestClassify_ConnectionFailuresAreUnavailable(t *testing.T) {
+	for name, err := range map[string]error{
+		"refused":        &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED},
+		"reset":          fmt.Errorf("read: %w", syscall.ECONNRESET),
+		"broken pipe":    fmt.Errorf("write: %w", syscall.EPIPE),
+		"eof":            fmt.Errorf("receive message: %w", io.ErrUnexpectedEOF),
+		"bad conn":       driver.ErrBadConn,
+		"conn done":      sql.ErrConnDone,
+		"closed pool":    errors.New("sql: database is closed"),
+		"admin shutdown": &pgconn.PgError{Code: "57P01"},
+		"no database":    &pgconn.PgError{Code: "3D000"},
+		"class 08":       &pgconn.PgError{Code: "08006"},
+	} {
+		got := classify(fmt.Errorf("query: %w", err))
+		assert.ErrorIs(t, got, ErrUnavailable, name)
+		assert.ErrorIs(t, got, err, "%s: the driver error stays in the chain", name)
+		assert.NotErrorIs(t, got, ErrNotFound, name)
+	}
+	for name, err := range map[string]error{
+		"unique":    &pgconn.PgError{Code: "23505"},
+		"syntax":    &pgconn.PgError{Code: "42601"},
+		"no rows":   sql.ErrNoRows,
+		"cancelled": fmt.Errorf("%w: %w", context.Canceled, io.ErrUnexpectedEOF),
+		"other":     errors.New("boom"),
+	} {
+		assert.NotErrorIs(t, classify(err), ErrUnavailable, name)
+	}
 }

@@ -1,9 +1,15 @@
 package storage
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 
 	gosqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -29,6 +35,8 @@ func notFound(what string) error { return &notFoundError{what: what} }
 //   - foreign key violation (missing parent)    → ErrNotFound and fosite.ErrNotFound
 //   - PostgreSQL 40001 serialization failure,
 //     40P01 deadlock, SQLite BUSY/LOCKED         → fosite.ErrSerializationFailure
+//   - the database cannot be reached or used at
+//     all (see unavailable)                      → ErrUnavailable
 //
 // The driver error stays in the chain.
 func classify(err error) error {
@@ -37,6 +45,9 @@ func classify(err error) error {
 	}
 	if errors.Is(err, sql.ErrNoRows) || errors.Is(err, gorm.ErrRecordNotFound) {
 		return fmt.Errorf("%w: %w", &notFoundError{what: "row"}, err)
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
@@ -63,6 +74,60 @@ func classify(err error) error {
 		}
 	}
 	return err
+}
+
+// unavailable reports whether err is a connection-level failure rather than
+// an error of the statement: the server refused or dropped the connection
+// (refused, reset, broken pipe, EOF), a PostgreSQL connection attempt failed
+// (its database dropped, the server starting or shutting down, a connect
+// timeout), PostgreSQL ended the session (SQLSTATE class 08, 57P01-57P03,
+// 3D000, 53300), the pool is closed, or SQLite cannot open or read its file.
+// A context cancelled by the caller is not unavailability.
+func unavailable(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"), // connection exception
+			pgErr.Code == "57P01", // admin_shutdown (also: database dropped WITH (FORCE))
+			pgErr.Code == "57P02", // crash_shutdown
+			pgErr.Code == "57P03", // cannot_connect_now
+			pgErr.Code == "3D000", // invalid_catalog_name: the database does not exist
+			pgErr.Code == "53300": // too_many_connections
+			return true
+		}
+		return false
+	}
+	var liteErr *gosqlite.Error
+	if errors.As(err, &liteErr) {
+		switch liteErr.Code() & 0xff {
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_NOTADB:
+			return true
+		}
+		return false
+	}
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &opErr),
+		errors.Is(err, driver.ErrBadConn),
+		errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, net.ErrClosed),
+		errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, syscall.ECONNABORTED),
+		errors.Is(err, syscall.EPIPE):
+		return true
+	}
+	// database/sql's error for a closed *sql.DB is not exported.
+	return strings.Contains(err.Error(), "sql: database is closed")
 }
 
 // scanErr classifies a Scan error, naming what was missing when there was no row.

@@ -13,6 +13,10 @@ import (
 var (
 	ErrNotFound      = errors.New("storage: not found")
 	ErrAlreadyExists = errors.New("storage: already exists")
+	// ErrUnavailable marks a failure to reach the database at all (connection
+	// refused or lost, database missing or closed, file not openable), as
+	// opposed to an error of the statement. The driver error stays in the chain.
+	ErrUnavailable = errors.New("storage: database unavailable")
 )
 
 // User is a local account. Email is stored lower-cased and is unique.
@@ -111,6 +115,47 @@ type AuditEvent struct {
 	SessionID string
 	IP        string
 	Detail    map[string]any
+}
+
+// OTPChallenge is one issued one-time code, stored as a hash. It is live
+// while ConsumedAt and BurnedAt are both nil; at most one challenge is live per
+// (Kind, UserID, SessionID). Expiry does not end liveness: a live challenge past
+// ExpiresAt is rejected (and burned) by the provider.
+type OTPChallenge struct {
+	ID          string // uuid
+	Kind        string // "login" (bound to SessionID) or "account" (SessionID "")
+	UserID      string
+	SessionID   string // the login session; "" for an account challenge
+	ClientID    string // the client the login is for; may be ""
+	CodeHash    []byte
+	Attempts    int // verification attempts spent
+	MaxAttempts int
+	ExpiresAt   time.Time
+	ConsumedAt  *time.Time // matched and used
+	BurnedAt    *time.Time // replaced, exhausted, expired or obsolete
+	CreatedAt   time.Time
+}
+
+// OutboxMessage is one mail waiting for delivery. Sealed is the AEAD-sealed
+// payload (recipient, subject, body); storage never sees it in clear.
+type OutboxMessage struct {
+	ID          string // uuid; also the associated data of Sealed
+	Sealed      []byte
+	Attempts    int       // claims so far, the current one included
+	AvailableAt time.Time // earliest time the message may be claimed
+	CreatedAt   time.Time
+	LastError   string // why the previous attempt failed; "" if none did
+}
+
+// LinkedIdentity is a user's account at a partner identity provider. A user
+// has at most one per Provider, and a (Provider, Subject) belongs to one user.
+type LinkedIdentity struct {
+	ID        string // uuid
+	UserID    string
+	Provider  string
+	Subject   string // the partner's subject identifier
+	Email     string // as the partner reported it; informational
+	CreatedAt time.Time
 }
 
 // MigrationStatus is one migration file and whether it is applied.

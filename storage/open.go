@@ -53,7 +53,8 @@ type Store struct {
 }
 
 // Open connects to the database named by dsn and returns a Store. It does not
-// migrate; call Migrate.
+// migrate; call Migrate. When the database cannot be reached or opened, the
+// error matches ErrUnavailable.
 //
 //   - postgres://… or postgresql://… : PostgreSQL through pgx.
 //   - sqlite://path, sqlite:path, sqlite::memory: or a bare file path: SQLite
@@ -102,8 +103,8 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("storage: open %s: %w", s.dialect, err)
+	if err != nil { // the dialector may already have queried the database
+		return nil, fmt.Errorf("storage: open %s: %w", s.dialect, classify(err))
 	}
 	sqlDB, err := gdb.DB()
 	if err != nil {
@@ -179,10 +180,11 @@ func (s *Store) Close() error {
 // Dialect is "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.dialect }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers. When it cannot be reached (or the
+// Store is closed) the error matches ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.sqlDB.PingContext(ctx); err != nil {
-		return fmt.Errorf("storage: ping %s: %w", s.dialect, err)
+		return fmt.Errorf("storage: ping %s: %w", s.dialect, classify(err))
 	}
 	return nil
 }

@@ -60,3 +60,14 @@ func (s *Store) ResetRateCounter(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// UndoRateCounterHit takes one hit back from key's count (never below zero),
+// giving back a try reserved with HitRateCounter that turned out not to count.
+// It is one atomic statement; an unknown key is not an error. The window is
+// left as it is.
+func (s *Store) UndoRateCounterHit(ctx context.Context, key string) error {
+	if _, err := s.exec(ctx, `UPDATE rate_counters SET count = count - 1 WHERE "key" = $1 AND count > 0`, key); err != nil {
+		return fmt.Errorf("storage: undo rate counter hit: %w", err)
+	}
+	return nil
+}

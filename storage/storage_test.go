@@ -2,10 +2,14 @@ package storage_test
 
 import (
 	"context"
+	"database/sql"
+	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -91,5 +95,46 @@ func TestMigrate_ConcurrentProcessesOnOnePostgres(t *testing.T) {
 	wg.Wait()
 	for _, err := range errs {
 		assert.NoError(t, err)
+	}
+}
+
+func TestOpen_UnreachableDatabaseIsUnavailable(t *testing.T) {
+	// Port 1 on loopback: nothing listens, the connection is refused.
+	_, err := storage.Open(t.Context(), "postgres://postgres@127.0.0.1:1/otpstep?sslmode=disable&connect_timeout=5", storage.Options{})
+	assert.ErrorIs(t, err, storage.ErrUnavailable)
+
+	_, err = storage.Open(t.Context(), "sqlite://"+filepath.Join(t.TempDir(), "no", "such", "dir", "x.db"), storage.Options{})
+	assert.ErrorIs(t, err, storage.ErrUnavailable)
+}
+
+func TestPostgres_DroppedDatabaseIsUnavailable(t *testing.T) {
+	dsn := storagetest.PostgresDSN(t)
+	s, err := storage.Open(t.Context(), dsn, storage.Options{MaxOpenConns: 2})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Migrate(t.Context()))
+	u := &storage.User{Email: "a@example.com"}
+	require.NoError(t, s.CreateUser(t.Context(), u))
+
+	base := os.Getenv(storagetest.PostgresEnv)
+	if base == "" {
+		base = storagetest.DefaultPostgresDSN
+	}
+	dbURL, err := url.Parse(dsn)
+	require.NoError(t, err)
+	admin, err := sql.Open("pgx", base)
+	require.NoError(t, err)
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	_, err = admin.ExecContext(ctx, "DROP DATABASE "+strings.TrimPrefix(dbURL.Path, "/")+" WITH (FORCE)")
+	require.NoError(t, err)
+
+	// The pool's connections were terminated and new ones find no database.
+	for range 2 {
+		assert.ErrorIs(t, s.Ping(t.Context()), storage.ErrUnavailable)
+		_, err = s.GetUser(t.Context(), u.ID)
+		assert.ErrorIs(t, err, storage.ErrUnavailable)
+		assert.NotErrorIs(t, err, storage.ErrNotFound)
 	}
 }

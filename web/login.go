@@ -2,9 +2,7 @@ package web
 
 import (
 	"errors"
-	"math"
 	"net/http"
-	"strconv"
 
 	"github.com/otpstep/otpstep/provider"
 )
@@ -33,7 +31,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.As(err, &tooMany):
 		s.log.WarnContext(ctx, "login limited", "request_id", RequestIDFrom(ctx), "limit", tooMany.Limit, "ip", s.clientIP(r))
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(tooMany.RetryAfter.Seconds())))))
+		setRetryAfter(w, tooMany)
 		page.Error = "Too many failed attempts. Please wait a few minutes and try again."
 		s.pages.Render(w, r, http.StatusTooManyRequests, "login", page)
 		return

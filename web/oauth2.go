@@ -62,6 +62,14 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithDebug("unexpected client type"))
 		return
 	}
+	if s.p.NeedsSecondFactor(client, ar) && !ls.PassedLoginOTP {
+		if slices.Contains(prompts, "none") {
+			s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The login needs its second factor."))
+			return
+		}
+		s.redirectToOTP(w, r, ls, user, client.ID)
+		return
+	}
 	if !client.SkipConsent && !consented {
 		if slices.Contains(prompts, "none") {
 			s.authorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The client needs the user's consent."))

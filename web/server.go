@@ -100,6 +100,7 @@ func (s *Server) Mount(r *mux.Router) {
 	}
 	r.NotFoundHandler = wrap(http.HandlerFunc(s.notFound))
 	r.MethodNotAllowedHandler = wrap(http.HandlerFunc(s.methodNotAllowed))
+	s.mountUserAPI(r)
 	r.HandleFunc("/.well-known/openid-configuration", s.discovery).Methods(http.MethodGet)
 	r.HandleFunc("/.well-known/jwks.json", s.jwks).Methods(http.MethodGet)
 	r.HandleFunc("/oauth2/token", s.token).Methods(http.MethodPost)
@@ -120,6 +121,9 @@ func (s *Server) Mount(r *mux.Router) {
 	pages.HandleFunc("/oauth2/consent", s.consent).Methods(http.MethodPost)
 	pages.HandleFunc("/login", s.loginForm).Methods(http.MethodGet)
 	pages.HandleFunc("/login", s.login).Methods(http.MethodPost)
+	pages.HandleFunc("/login/otp", s.otpForm).Methods(http.MethodGet)
+	pages.HandleFunc("/login/otp", s.otpSubmit).Methods(http.MethodPost)
+	pages.HandleFunc("/login/otp/resend", s.otpResend).Methods(http.MethodPost)
 	pages.HandleFunc("/logout", s.logoutForm).Methods(http.MethodGet)
 	pages.HandleFunc("/logout", s.logout).Methods(http.MethodPost)
 	pages.HandleFunc("/oauth2/sessions/logout", s.logoutForm).Methods(http.MethodGet)

@@ -113,7 +113,7 @@ func StartOn(t *testing.T, store *storage.Store, mutate func(*plugin.Config)) *S
 		srv.Close()
 		_ = p.Close()
 	})
-	return &Server{URL: url, Plugin: p, Store: store, Clock: clock, HTTP: srv}
+	return &Server{URL: url, Plugin: p, Store: p.Store(), Clock: clock, HTTP: srv}
 }
 
 // NoRedirectClient is a cookie-keeping client that stops at every redirect,

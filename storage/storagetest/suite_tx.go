@@ -147,6 +147,26 @@ func transactionTests() []conformanceTest {
 			require.NoError(t, err)
 			assert.Len(t, events, workers*rounds)
 		}},
+		{"TestErrors_ClosedStoreIsUnavailable", func(t *testing.T, s *storage.Store, _ *clock) {
+			u := &storage.User{Email: "closed@example.com"}
+			require.NoError(t, s.CreateUser(t.Context(), u))
+			require.NoError(t, s.Close())
+			assert.ErrorIs(t, s.Ping(t.Context()), storage.ErrUnavailable)
+			_, err := s.GetUser(t.Context(), u.ID)
+			assert.ErrorIs(t, err, storage.ErrUnavailable)
+			assert.NotErrorIs(t, err, storage.ErrNotFound)
+			assert.ErrorIs(t, s.CreateUser(t.Context(), &storage.User{Email: "x@example.com"}), storage.ErrUnavailable)
+			_, err = s.BeginTX(t.Context())
+			assert.ErrorIs(t, err, storage.ErrUnavailable)
+		}},
+		{"TestErrors_StatementErrorsAreNotUnavailable", func(t *testing.T, s *storage.Store, _ *clock) {
+			_, err := s.GetUser(t.Context(), "missing")
+			assert.NotErrorIs(t, err, storage.ErrUnavailable)
+			require.NoError(t, s.CreateUser(t.Context(), &storage.User{Email: "dup@example.com"}))
+			err = s.CreateUser(t.Context(), &storage.User{Email: "dup@example.com"})
+			assert.ErrorIs(t, err, storage.ErrAlreadyExists)
+			assert.NotErrorIs(t, err, storage.ErrUnavailable)
+		}},
 		{"TestErrors_PostgresDeadlockIsSerializationFailure", func(t *testing.T, s *storage.Store, _ *clock) {
 			if s.Dialect() != storage.DialectPostgres {
 				t.Skip("SQLite transactions take the write lock at BEGIN and cannot deadlock")

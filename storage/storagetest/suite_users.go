@@ -28,6 +28,14 @@ func migrateTests() []conformanceTest {
 				assert.NotNil(t, st.AppliedAt, "migration %s not applied", st.Name)
 			}
 		}},
+		{"TestMigrate_StatusListsSecondFactor", func(t *testing.T, s *storage.Store, _ *clock) {
+			status, err := s.MigrationStatus(t.Context())
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, len(status), 2)
+			assert.Equal(t, int64(2), status[1].Version)
+			assert.Equal(t, "00002_second_factor.sql", status[1].Name)
+			assert.NotNil(t, status[1].AppliedAt)
+		}},
 	}
 }
 

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cpuSample is where the machine's CPU time went, from /proc (Linux only;
+// elsewhere every field stays zero and -v prints nothing useful).
+type cpuSample struct {
+	at                  time.Time
+	total, idle, iowait float64 // machine, in clock ticks
+	irq                 float64 // irq + softirq + steal: loopback TCP lands here
+	self                float64 // this process (server + load generator), in ticks
+	postgres            float64 // every process whose command is postgres, in ticks
+}
+
+func sampleCPU() cpuSample {
+	s := cpuSample{at: time.Now()}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		for i, v := range f[1:] {
+			x, _ := strconv.ParseFloat(v, 64)
+			if i >= 8 { // guest time is already counted in user
+				break
+			}
+			s.total += x
+			switch i {
+			case 3:
+				s.idle = x
+			case 4:
+				s.iowait = x
+			case 5, 6, 7:
+				s.irq += x
+			}
+		}
+	}
+	s.self = procTicks("/proc/self/stat")
+	if ents, err := os.ReadDir("/proc"); err == nil {
+		for _, e := range ents {
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			}
+			if comm, _ := os.ReadFile("/proc/" + e.Name() + "/comm"); strings.TrimSpace(string(comm)) == "postgres" {
+				s.postgres += procTicks("/proc/" + e.Name() + "/stat")
+			}
+		}
+	}
+	return s
+}
+
+// procTicks is utime+stime of one /proc/<pid>/stat.
+func procTicks(path string) float64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	_, rest, ok := strings.Cut(string(b), ") ")
+	if !ok {
+		return 0
+	}
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return u + st
+}
+
+// cpuLine describes the machine between two samples, in cores busy: this
+// process, PostgreSQL, everything else, and idle (with iowait).
+func cpuLine(name string, a, b cpuSample) string {
+	dt := b.total - a.total
+	if dt <= 0 {
+		return fmt.Sprintf("# %s cpu: not available", name)
+	}
+	cores := dt / (100 * b.at.Sub(a.at).Seconds()) // ticks are USER_HZ=100
+	frac := func(x float64) float64 { return x / dt * cores }
+	self, pg := frac(b.self-a.self), frac(b.postgres-a.postgres)
+	idle, iowait := frac(b.idle-a.idle), frac(b.iowait-a.iowait)
+	irq := frac(b.irq - a.irq)
+	other := cores - self - pg - idle - iowait - irq
+	if other < 0 {
+		other = 0
+	}
+	return fmt.Sprintf("# %s cpu (cores of %.1f): bench+server=%.2f postgres=%.2f irq+steal=%.2f other=%.2f idle=%.2f iowait=%.2f",
+		name, cores, self, pg, irq, other, idle, iowait)
+}

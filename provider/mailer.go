@@ -1,0 +1,57 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/provider/mail"
+	"github.com/otpstep/otpstep/provider/outbox"
+	"github.com/otpstep/otpstep/storage"
+)
+
+// newMailer builds the mailer mail.driver names.
+func newMailer(cfg config.Mail, logger *slog.Logger) (mail.Mailer, error) {
+	switch cfg.Driver {
+	case "log":
+		return mail.NewLog(logger), nil
+	case "smtp":
+		m, err := mail.NewSMTP(mail.SMTPConfig{URL: cfg.SMTPURL, TLS: cfg.TLS, From: cfg.From, Timeout: 30 * time.Second})
+		if err != nil {
+			return nil, fmt.Errorf("mail.smtp_url: %w", err)
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("mail.driver: %q is not smtp or log", cfg.Driver)
+}
+
+func mailOTPData(code string, expiresAt time.Time, ttl time.Duration, kind, issuer string) mail.OTPData {
+	return mail.OTPData{Code: code, ExpiresAt: expiresAt, TTLMinutes: int((ttl + time.Minute - 1) / time.Minute), Kind: kind, Issuer: issuer}
+}
+
+// outboxStore adapts storage to the dispatcher's Store.
+type outboxStore struct{ s *storage.Store }
+
+func (o outboxStore) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]outbox.Row, error) {
+	return o.s.ClaimOutbox(ctx, limit, lease)
+}
+
+func (o outboxStore) DeleteOutboxMessage(ctx context.Context, id string) error {
+	return o.s.DeleteOutboxMessage(ctx, id)
+}
+
+func (o outboxStore) RescheduleOutboxMessage(ctx context.Context, id string, availableAt time.Time, lastError string) error {
+	return o.s.RescheduleOutboxMessage(ctx, id, availableAt, lastError)
+}
+
+// RunOutbox delivers queued mail until ctx ends. plugin.Start runs it.
+func (p *Provider) RunOutbox(ctx context.Context) { p.dispatcher.Run(ctx) }
+
+// DeliverOutboxOnce sends what is due now (tests and the bench use it).
+func (p *Provider) DeliverOutboxOnce(ctx context.Context) (int, error) {
+	return p.dispatcher.RunOnce(ctx)
+}
+
+func (p *Provider) notifyOutbox() { p.dispatcher.Notify() }

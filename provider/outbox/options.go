@@ -1,0 +1,96 @@
+package outbox
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultBatch        = 20
+	DefaultLease        = time.Minute
+	DefaultPollInterval = time.Second
+	DefaultMaxAttempts  = 20
+	// DefaultBackoffBase and DefaultBackoffMax shape DefaultBackoff.
+	DefaultBackoffBase = 2 * time.Second
+	DefaultBackoffMax  = 10 * time.Minute
+)
+
+// Options tunes a Dispatcher. Zero values take the defaults above.
+type Options struct {
+	// Clock tells the time for backoff and lease bookkeeping (time.Now when nil).
+	Clock func() time.Time
+	// Logger receives delivery failures and drops (slog.Default() when nil). It
+	// never receives a payload: no code, no body, no subject.
+	Logger *slog.Logger
+	// Batch is how many rows one claim takes.
+	Batch int
+	// Lease is how long claimed rows stay invisible to other instances. The
+	// dispatcher starts no new send once half of it has passed and releases the
+	// rest of the batch, so set it to at least twice the mailer's timeout.
+	Lease time.Duration
+	// PollInterval is how long Run waits after a claim that found nothing,
+	// unless Notify wakes it first.
+	PollInterval time.Duration
+	// MaxAttempts is how many times a message is tried before it is dropped.
+	MaxAttempts int
+	// Backoff is the wait after failed attempt number attempt (1 for the first)
+	// before the message may be claimed again (DefaultBackoff when nil).
+	Backoff func(attempt int) time.Duration
+}
+
+// withDefaults fills the zero values of o.
+func (o Options) withDefaults() Options {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Batch <= 0 {
+		o.Batch = DefaultBatch
+	}
+	if o.Lease <= 0 {
+		o.Lease = DefaultLease
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = DefaultMaxAttempts
+	}
+	if o.Backoff == nil {
+		o.Backoff = DefaultBackoff
+	}
+	return o
+}
+
+// DefaultBackoff waits 2s after the first failed attempt and doubles the wait
+// after each further one, up to 10 minutes, without jitter: the lease, not
+// timing, keeps instances from sending twice, so there is no thundering herd
+// to spread. With the default 20 attempts a message is given up after about
+// two hours.
+func DefaultBackoff(attempt int) time.Duration {
+	return ExponentialBackoff(DefaultBackoffBase, DefaultBackoffMax, nil)(attempt)
+}
+
+// ExponentialBackoff returns a Backoff waiting base after attempt 1, doubling
+// per attempt, capped at max. When jitter is not nil it must return a number
+// in [0, 1) (for example math/rand/v2.Float64) and each wait d becomes
+// d/2 + jitter()·d/2 ("equal jitter").
+func ExponentialBackoff(base, max time.Duration, jitter func() float64) func(attempt int) time.Duration {
+	return func(attempt int) time.Duration {
+		d := base
+		for i := 1; i < attempt && d < max; i++ {
+			d *= 2
+		}
+		if d > max {
+			d = max
+		}
+		if jitter != nil {
+			half := d / 2
+			d = half + time.Duration(jitter()*float64(d-half))
+		}
+		return d
+	}
+}

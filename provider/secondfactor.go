@@ -1,0 +1,242 @@
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/otpstep/otpstep/provider/outbox"
+	"github.com/otpstep/otpstep/storage"
+)
+
+// ErrOTPMismatch is every failed verification a caller may learn about:
+// wrong code, no live challenge, expired challenge. The real cause is logged.
+var ErrOTPMismatch = errors.New("one-time password does not match")
+
+// IssuedOTP is a code that was created and queued for email.
+type IssuedOTP struct {
+	ChallengeID string
+	Code        string
+	ExpiresAt   time.Time
+}
+
+// IssueOTP creates a challenge of kind ("login" for a session's second
+// factor, "account" for re-authentication) and queues its email in the same
+// transaction, so a code is never stored without its mail nor mailed without
+// its row. The previous live challenge of the same session/user and kind is
+// burned (one live challenge per session and kind).
+func (p *Provider) IssueOTP(ctx context.Context, kind string, user *storage.User, sessionID, clientID string) (*IssuedOTP, error) {
+	now := p.clock().UTC()
+	scope := sessionID
+	if kind == OTPKindAccount {
+		scope = user.ID
+	}
+	// Seed ("at most once per otp.resend_interval"): one atomic counter per
+	// session and kind whose window is the interval, so parallel requests on
+	// several instances cannot both pass.
+	if p.cfg.OTP.ResendInterval > 0 {
+		n, resetAt, err := p.store.HitRateCounter(ctx, "otp:resend:"+kind+":"+scope, p.cfg.OTP.ResendInterval)
+		if err != nil {
+			return nil, err
+		}
+		if n > 1 {
+			return nil, &TooManyAttemptsError{Limit: "otp.resend_interval", RetryAfter: resetAt.Sub(now)}
+		}
+	}
+	// otp.max_sends_per_hour per user, across sessions and instances.
+	n, resetAt, err := p.store.HitRateCounter(ctx, "otp:sends:"+user.ID, time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	if n > p.cfg.OTP.MaxSendsPerHour {
+		return nil, &TooManyAttemptsError{Limit: "otp.max_sends_per_hour", RetryAfter: resetAt.Sub(now)}
+	}
+	code, err := newOTPCode(p.random, p.cfg.OTP.Length)
+	if err != nil {
+		return nil, err
+	}
+	ch := &storage.OTPChallenge{
+		ID:          uuid.NewString(),
+		Kind:        kind,
+		UserID:      user.ID,
+		SessionID:   sessionID,
+		ClientID:    clientID,
+		MaxAttempts: p.cfg.OTP.MaxAttempts,
+		ExpiresAt:   now.Add(p.cfg.OTP.TTL),
+		CreatedAt:   now,
+	}
+	ch.CodeHash = p.otpHash.hash(ch.ID, kind, sessionID, user.ID, code)
+	subject, text, html, err := p.mailTemplates.OTP(mailOTPData(code, ch.ExpiresAt, p.cfg.OTP.TTL, kind, p.Issuer()))
+	if err != nil {
+		return nil, fmt.Errorf("otp mail template: %w", err)
+	}
+	msg := &storage.OutboxMessage{ID: uuid.NewString(), AvailableAt: now, CreatedAt: now}
+	msg.Sealed, err = outbox.SealPayload(p.mailSealer, msg.ID, outbox.Payload{To: user.Email, Subject: subject, Text: text, HTML: html})
+	if err != nil {
+		return nil, err
+	}
+	err = p.store.InTx(ctx, func(ctx context.Context) error {
+		if err := p.store.CreateOTPChallenge(ctx, ch); err != nil {
+			return err
+		}
+		return p.store.EnqueueOutbox(ctx, msg)
+	})
+	if err != nil {
+		return nil, err
+	}
+	p.notifyOutbox()
+	return &IssuedOTP{ChallengeID: ch.ID, Code: code, ExpiresAt: ch.ExpiresAt}, nil
+}
+
+// VerifyOTP checks code against the live challenges of the given kinds
+// ("login" is the challenge of session sessionID, "account" the user's).
+// It answers nil when a challenge matched and was consumed by this call,
+// ErrOTPMismatch, or *TooManyAttemptsError. A matched login challenge passes
+// the session's second factor.
+func (p *Provider) VerifyOTP(ctx context.Context, kinds []string, user *storage.User, sessionID, code string) (string, error) {
+	now := p.clock().UTC()
+	failKey := "otp:failures:" + user.ID
+	// otp.max_failures_per_user per otp.failure_window, across sessions and
+	// instances: a try is reserved atomically before it is made, and the
+	// reservation is given back when the code matches or no try happened.
+	n, resetAt, err := p.store.HitRateCounter(ctx, failKey, p.cfg.OTP.FailureWindow)
+	if err != nil {
+		return "", err
+	}
+	if n > p.cfg.OTP.MaxFailuresPerUser {
+		if n == p.cfg.OTP.MaxFailuresPerUser+1 {
+			_ = p.Audit(ctx, AuditEvent{Type: "user.locked_out", UserID: user.ID, SessionID: sessionID})
+		}
+		return "", &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now)}
+	}
+	giveBack := func() {
+		if err := p.store.UndoRateCounterHit(ctx, failKey); err != nil {
+			p.log.ErrorContext(ctx, "otp failure counter not restored", "user_id", user.ID, "err", err)
+		}
+	}
+	normalized, wellFormed := normalizeOTP(code)
+	tried, exhausted := false, false
+	for _, kind := range kinds {
+		var scopeSession string
+		switch kind {
+		case OTPKindLogin:
+			if sessionID == "" {
+				continue
+			}
+			scopeSession = sessionID
+		case OTPKindAccount:
+		default: // totp, device-totp: accepted, nothing to match until TOTP exists
+			continue
+		}
+		ch, err := p.store.LiveOTPChallenge(ctx, kind, user.ID, scopeSession)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		// RFC 6238 §5.2 / seed: a code is valid until expiresAt only.
+		if !now.Before(ch.ExpiresAt) {
+			_ = p.store.BurnOTPChallenge(ctx, ch.ID)
+			p.log.InfoContext(ctx, "otp expired", "challenge_id", ch.ID, "user_id", user.ID)
+			continue
+		}
+		// otp.max_attempts per challenge: the attempt is spent atomically
+		// (UPDATE … WHERE attempts < max_attempts) before the comparison.
+		attempts, ok, err := p.store.SpendOTPAttempt(ctx, ch.ID)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			exhausted = true
+			continue
+		}
+		tried = true
+		if wellFormed && p.otpHash.matches(ch.CodeHash, ch.ID, kind, scopeSession, user.ID, normalized) {
+			// Single use: exactly one caller consumes it.
+			won, err := p.store.ConsumeOTPChallenge(ctx, ch.ID)
+			if err != nil {
+				return "", err
+			}
+			if !won {
+				continue
+			}
+			giveBack()
+			if kind == OTPKindLogin {
+				if err := p.passSecondFactor(ctx, sessionID); err != nil {
+					return "", err
+				}
+			}
+			_ = p.Audit(ctx, AuditEvent{Type: "otp.verify_passed", UserID: user.ID, SessionID: sessionID, ClientID: ch.ClientID, Detail: map[string]any{"kind": kind}})
+			return kind, nil
+		}
+		if attempts >= ch.MaxAttempts {
+			// Burned: no attempt is left, so SpendOTPAttempt refuses every
+			// further try (429) until a new challenge replaces this one.
+			_ = p.Audit(ctx, AuditEvent{Type: "otp.challenge_burned", UserID: user.ID, SessionID: sessionID, Detail: map[string]any{"kind": kind, "reason": "max_attempts"}})
+		}
+	}
+	if !tried {
+		giveBack()
+		if exhausted {
+			// Seed/API.md: a burned challenge answers 429 until a new one is requested.
+			retry := p.cfg.OTP.ResendInterval
+			if retry < time.Second {
+				retry = time.Second
+			}
+			return "", &TooManyAttemptsError{Limit: "otp.max_attempts", RetryAfter: retry}
+		}
+	}
+	_ = p.Audit(ctx, AuditEvent{Type: "otp.verify_failed", UserID: user.ID, SessionID: sessionID, Detail: map[string]any{"kinds": kinds}})
+	return "", ErrOTPMismatch
+}
+
+// passSecondFactor marks a login session as having passed the OTP
+// (amr gains "otp", acr becomes aal2) and burns its live login challenge.
+func (p *Provider) passSecondFactor(ctx context.Context, sessionID string) error {
+	return p.store.InTx(ctx, func(ctx context.Context) error {
+		ls, err := p.store.GetLoginSession(ctx, sessionID)
+		if err != nil {
+			return err
+		}
+		ls.PassedLoginOTP = true
+		if !slices.Contains(ls.AMR, AMROTP) {
+			ls.AMR = append(ls.AMR, AMROTP)
+		}
+		if err := p.store.UpdateLoginSession(ctx, ls); err != nil {
+			return err
+		}
+		return p.store.BurnOTPChallenges(ctx, OTPKindLogin, ls.UserID, sessionID)
+	})
+}
+
+// NeedsSecondFactor says whether an authorize request may only be answered
+// once the login session passed the OTP: the client requires it
+// (require_second_factor, default true) or the request asks for
+// acr_values=aal2 (fosite does not enforce acr_values; this does).
+func (p *Provider) NeedsSecondFactor(client *storage.Client, ar interface{ GetRequestForm() url.Values }) bool {
+	if client.RequireSecondFactor {
+		return true
+	}
+	return slices.Contains(strings.Fields(ar.GetRequestForm().Get("acr_values")), ACRSecondFactor)
+}
+
+// EnsureLoginOTP issues a login OTP for the session unless a live, unexpired
+// one exists (so reloading the OTP page does not send a new mail).
+func (p *Provider) EnsureLoginOTP(ctx context.Context, user *storage.User, sessionID, clientID string) error {
+	ch, err := p.store.LiveOTPChallenge(ctx, OTPKindLogin, user.ID, sessionID)
+	if err == nil && p.clock().Before(ch.ExpiresAt) {
+		return nil
+	}
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	_, err = p.IssueOTP(ctx, OTPKindLogin, user, sessionID, clientID)
+	return err
+}

@@ -1,0 +1,135 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The mail outbox is a queue shared by every process on the database. A
+// message is enqueued in the transaction that decides to send it; a
+// dispatcher claims a batch (leasing it until available_at), delivers it, and
+// deletes or reschedules each message. A claim that is never settled (the
+// process died) expires with its lease and the message is claimed again.
+
+const outboxColumns = `id, sealed_payload, attempts, available_at, created_at, last_error`
+
+func outboxDest(m *OutboxMessage) []any {
+	return []any{&m.ID, &m.Sealed, &m.Attempts, timeCol{&m.AvailableAt}, timeCol{&m.CreatedAt}, &m.LastError}
+}
+
+// EnqueueOutbox stores a message, in the transaction ctx carries if any (so a
+// challenge and its mail commit together). An empty ID is filled with a random
+// UUID; a zero CreatedAt is set from the clock and a zero AvailableAt to
+// CreatedAt. The stored values are written back into m. An existing ID →
+// ErrAlreadyExists.
+func (s *Store) EnqueueOutbox(ctx context.Context, m *OutboxMessage) error {
+	if m.ID == "" {
+		m.ID = uuid.NewString()
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = s.now()
+	}
+	if m.AvailableAt.IsZero() {
+		m.AvailableAt = m.CreatedAt
+	}
+	m.CreatedAt, m.AvailableAt = normTime(m.CreatedAt), normTime(m.AvailableAt)
+	sealed := m.Sealed
+	if sealed == nil {
+		sealed = []byte{}
+	}
+	_, err := s.exec(ctx, `INSERT INTO mail_outbox (`+outboxColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		m.ID, sealed, m.Attempts, s.timeArg(m.AvailableAt), s.timeArg(m.CreatedAt), m.LastError)
+	if err != nil {
+		return fmt.Errorf("storage: enqueue outbox message: %w", err)
+	}
+	return nil
+}
+
+// ClaimOutbox claims up to limit messages whose AvailableAt is not after now,
+// those available longest first: it sets their AvailableAt to now+lease and
+// increments their Attempts, and returns them with the new values, ordered by
+// CreatedAt. limit <= 0 claims nothing.
+//
+// It MUST be atomic across processes: one UPDATE … WHERE id IN (SELECT … LIMIT)
+// RETURNING statement. On PostgreSQL the subquery locks its rows FOR UPDATE
+// SKIP LOCKED, so concurrent claimers take disjoint batches without waiting;
+// on SQLite writers are serialised. A claimed message is not claimable again
+// before its lease ends.
+func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]OutboxMessage, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	lock := ""
+	if s.dialect == DialectPostgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	now := s.nowUTC()
+	rows, err := s.query(ctx, `UPDATE mail_outbox SET available_at = $2, attempts = attempts + 1
+		WHERE id IN (SELECT id FROM mail_outbox WHERE available_at <= $1
+			ORDER BY available_at, id LIMIT $3`+lock+`)
+		RETURNING `+outboxColumns,
+		s.timeArg(now), s.timeArg(now.Add(lease)), limit)
+	if err != nil {
+		return nil, fmt.Errorf("storage: claim outbox: %w", err)
+	}
+	defer rows.Close()
+	var msgs []OutboxMessage
+	for rows.Next() {
+		var m OutboxMessage
+		if err := rows.Scan(outboxDest(&m)...); err != nil {
+			return nil, fmt.Errorf("storage: claim outbox: %w", classify(err))
+		}
+		msgs = append(msgs, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: claim outbox: %w", classify(err))
+	}
+	// RETURNING order is unspecified.
+	slices.SortFunc(msgs, func(a, b OutboxMessage) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return msgs, nil
+}
+
+// DeleteOutboxMessage removes a message (delivered or given up). Deleting a
+// missing message is not an error.
+func (s *Store) DeleteOutboxMessage(ctx context.Context, id string) error {
+	if _, err := s.exec(ctx, `DELETE FROM mail_outbox WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("storage: delete outbox message: %w", err)
+	}
+	return nil
+}
+
+// RescheduleOutboxMessage makes a message claimable again from availableAt
+// (ending its lease early when availableAt is now) and records why the last
+// attempt failed. Attempts is kept. A missing message → ErrNotFound.
+func (s *Store) RescheduleOutboxMessage(ctx context.Context, id string, availableAt time.Time, lastError string) error {
+	n, err := s.exec(ctx, `UPDATE mail_outbox SET available_at = $2, last_error = $3 WHERE id = $1`,
+		id, s.timeArg(availableAt), lastError)
+	if err != nil {
+		return fmt.Errorf("storage: reschedule outbox message: %w", err)
+	}
+	if n == 0 {
+		return notFound("outbox message")
+	}
+	return nil
+}
+
+// OutboxBacklog reports how many messages are queued (due, leased or waiting
+// for a retry) and when the oldest of them was enqueued (the zero time when
+// none is): now minus oldest is the outbox lag.
+func (s *Store) OutboxBacklog(ctx context.Context) (pending int, oldest time.Time, err error) {
+	err = s.queryRow(ctx, `SELECT COUNT(*), MIN(created_at) FROM mail_outbox`).Scan(&pending, timeCol{&oldest})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("storage: outbox backlog: %w", classify(err))
+	}
+	return pending, oldest, nil
+}

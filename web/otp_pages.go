@@ -1,0 +1,139 @@
+package web
+
+import (
+	"errors"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/storage"
+)
+
+// redirectToOTP makes sure a login OTP is on its way and sends the browser to
+// /login/otp, carrying the authorize query to come back to.
+func (s *Server) redirectToOTP(w http.ResponseWriter, r *http.Request, ls *storage.LoginSession, user *storage.User, clientID string) {
+	var tooMany *provider.TooManyAttemptsError
+	if err := s.p.EnsureLoginOTP(r.Context(), user, ls.ID, clientID); err != nil && !errors.As(err, &tooMany) {
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	returnTo := "/oauth2/auth?" + r.URL.RawQuery
+	http.Redirect(w, r, "/login/otp?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+}
+
+// otpPageSession is the browser's login session for the OTP pages; without
+// one the browser goes back to /login.
+func (s *Server) otpPageSession(w http.ResponseWriter, r *http.Request, returnTo string) (*storage.LoginSession, *storage.User, bool) {
+	ls, user, err := s.currentSession(r)
+	if err != nil {
+		if !errors.Is(err, provider.ErrLoginSessionGone) {
+			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+			return nil, nil, false
+		}
+		target := "/login"
+		if returnTo != "" {
+			target += "?" + url.Values{"return_to": {returnTo}}.Encode()
+		}
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return nil, nil, false
+	}
+	return ls, user, true
+}
+
+// otpForm is GET /login/otp.
+func (s *Server) otpForm(w http.ResponseWriter, r *http.Request) {
+	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	_, user, ok := s.otpPageSession(w, r, returnTo)
+	if !ok {
+		return
+	}
+	s.pages.Render(w, r, http.StatusOK, "login_otp", OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r)})
+}
+
+// otpSubmit is POST /login/otp: the second factor on the page.
+func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
+		return
+	}
+	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
+	ls, user, ok := s.otpPageSession(w, r, returnTo)
+	if !ok {
+		return
+	}
+	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r)}
+	_, err := s.p.VerifyOTP(r.Context(), []string{provider.OTPKindLogin}, user, ls.ID, r.PostForm.Get("otp"))
+	var tooMany *provider.TooManyAttemptsError
+	switch {
+	case err == nil:
+	case errors.Is(err, provider.ErrOTPMismatch):
+		page.Error = "That code is not right or has expired. Check the latest email, or send a new code."
+		s.pages.Render(w, r, http.StatusUnauthorized, "login_otp", page)
+		return
+	case errors.As(err, &tooMany):
+		setRetryAfter(w, tooMany)
+		page.Error = "Too many wrong codes. Send a new code, or wait a few minutes."
+		s.pages.Render(w, r, http.StatusTooManyRequests, "login_otp", page)
+		return
+	default:
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	if returnTo == "" {
+		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email})
+		return
+	}
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+// otpResend is POST /login/otp/resend: a new code, within the resend limits.
+func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
+		return
+	}
+	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
+	ls, user, ok := s.otpPageSession(w, r, returnTo)
+	if !ok {
+		return
+	}
+	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r)}
+	clientID := clientIDOf(returnTo)
+	_, err := s.p.IssueOTP(r.Context(), provider.OTPKindLogin, user, ls.ID, clientID)
+	var tooMany *provider.TooManyAttemptsError
+	switch {
+	case err == nil:
+		page.Message = "A new code is on its way to " + page.Destination + "."
+		s.pages.Render(w, r, http.StatusOK, "login_otp", page)
+	case errors.As(err, &tooMany):
+		setRetryAfter(w, tooMany)
+		page.Error = "A new code was sent recently. Please wait a moment before asking again."
+		s.pages.Render(w, r, http.StatusTooManyRequests, "login_otp", page)
+	default:
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+	}
+}
+
+func clientIDOf(returnTo string) string {
+	u, err := url.Parse(returnTo)
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get("client_id")
+}
+
+func setRetryAfter(w http.ResponseWriter, e *provider.TooManyAttemptsError) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(e.RetryAfter.Seconds())))))
+}
+
+// maskEmail shows enough of an address to recognise it: j***@example.com.
+func maskEmail(email string) string {
+	local, domain, ok := strings.Cut(email, "@")
+	if !ok || local == "" {
+		return "your email address"
+	}
+	return local[:1] + "***@" + domain
+}

@@ -1,0 +1,266 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/storage"
+	"github.com/otpstep/otpstep/web/jsonapi"
+)
+
+// Scopes of the user API (API.md, one per route).
+const (
+	ScopeSessionsUpdate = "user:sessions:update"
+	ScopeOTPVerify      = "user:otp:verify"
+	ScopeOTPCreate      = "user:otp:create"
+)
+
+// apiCaller is who called the user API: the token's principal and its user.
+type apiCaller struct {
+	principal *provider.Principal
+	user      *storage.User
+}
+
+type apiHandler func(w http.ResponseWriter, r *http.Request, c *apiCaller) error
+
+// mountUserAPI registers the PACE-compatible user API under api.prefix.
+func (s *Server) mountUserAPI(r *mux.Router) {
+	api := r.PathPrefix(s.p.Config().API.Prefix).Subrouter()
+	api.Handle("/sessions/{sessionId}", s.userAPI(ScopeSessionsUpdate, s.updateSession)).Methods(http.MethodPut)
+	api.Handle("/user/otp/verify", s.userAPI(ScopeOTPVerify, s.verifyOTP)).Methods(http.MethodPost)
+	api.Handle("/user/otp", s.userAPI(ScopeOTPCreate, s.createOTP)).Methods(http.MethodPost)
+	api.Handle("/user/otp/sendmail", s.userAPI(ScopeOTPCreate, s.sendmailOTP)).Methods(http.MethodPost)
+}
+
+// userAPI wraps a handler with what every user-API route does, in order:
+// content negotiation (406/415), the bearer token (401), the route's scope
+// (403), the linked-identity policy (401 missing-linked-identity). Errors
+// the handler returns are mapped to JSON:API in one place (apiError).
+func (s *Server) userAPI(scope string, h apiHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := jsonapi.CheckAccept(r); err != nil {
+			jsonapi.Write(w, r, err)
+			return
+		}
+		if err := jsonapi.CheckContentType(r); err != nil {
+			jsonapi.Write(w, r, err)
+			return
+		}
+		c, err := s.apiAuthenticate(r.Context(), r, scope)
+		if err == nil {
+			err = h(w, r, c)
+		}
+		if err != nil {
+			s.errs.Write(w, r, s.apiError(err))
+		}
+	})
+}
+
+func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope string) (*apiCaller, error) {
+	pr, err := s.p.AuthenticateBearer(ctx, provider.BearerToken(r))
+	if err != nil {
+		return nil, err
+	}
+	// Only tokens issued to a login session (they carry its sid) act for a
+	// user; a client-credentials token speaks for its client only.
+	if pr.SessionID == "" {
+		return nil, jsonapi.Unauthorized("The access token does not belong to a user.")
+	}
+	if !pr.Scopes.Has(scope) {
+		return nil, jsonapi.InsufficientScope(scope)
+	}
+	user, err := s.p.Store().GetUser(ctx, pr.Subject)
+	if errors.Is(err, storage.ErrNotFound) || err == nil && user.Disabled {
+		return nil, jsonapi.Unauthorized("The access token's user is unknown or disabled.")
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := s.p.HasRequiredLinkedIdentity(ctx, user.ID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, jsonapi.MissingLinkedIdentity()
+	}
+	return &apiCaller{principal: pr, user: user}, nil
+}
+
+// apiError maps domain errors to JSON:API errors: the one place that does.
+func (s *Server) apiError(err error) error {
+	var je *jsonapi.Error
+	var tooMany *provider.TooManyAttemptsError
+	switch {
+	case errors.As(err, &je):
+		return je
+	case errors.Is(err, provider.ErrNoBearer):
+		return jsonapi.Unauthorized("A bearer access token is required.")
+	case errors.Is(err, provider.ErrTokenInactive):
+		return jsonapi.Unauthorized("The access token is inactive, expired, revoked or not an access token.")
+	case errors.Is(err, provider.ErrSessionNotFound):
+		return jsonapi.NotFound("The session does not exist.")
+	case errors.Is(err, provider.ErrOTPMismatch):
+		return jsonapi.NotFound("The one-time password is not valid.")
+	case errors.Is(err, provider.ErrInvalidCredentials):
+		return jsonapi.NotFound("The credentials are not valid.")
+	case errors.As(err, &tooMany):
+		e := jsonapi.TooManyRequests(tooMany.RetryAfter)
+		e.Cause = err
+		return e
+	case errors.Is(err, storage.ErrUnavailable):
+		return jsonapi.Unavailable(5*time.Second, err)
+	}
+	return jsonapi.Internal(err)
+}
+
+type updateSessionBody struct {
+	UserID         *string `json:"userId"`
+	PassedLoginOTP *bool   `json:"passedLoginOTP"`
+}
+
+// otpResponse is the seed's 200 body; otp is left out when
+// otp.return_in_response is false.
+type otpResponse struct {
+	OTP       string    `json:"otp,omitempty"`
+	ExpiresAt time.Time `json:"expiresAt"`
+}
+
+// updateSession is PUT {prefix}/sessions/{sessionId} (the seed).
+func (s *Server) updateSession(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
+	sessionID := mux.Vars(r)["sessionId"]
+	if _, err := uuid.Parse(sessionID); err != nil || len(sessionID) != 36 {
+		return jsonapi.ValidationParam("sessionId", "sessionId must be a uuid.")
+	}
+	var body updateSessionBody
+	if err := jsonapi.DecodeBody(r, &body); err != nil {
+		return err
+	}
+	if body.UserID == nil {
+		return jsonapi.Validation("/userId", "userId is required.")
+	}
+	if _, err := uuid.Parse(*body.UserID); err != nil || len(*body.UserID) != 36 {
+		return jsonapi.Validation("/userId", "userId must be a uuid.")
+	}
+	if body.PassedLoginOTP == nil {
+		return jsonapi.Validation("/passedLoginOTP", "passedLoginOTP is required.")
+	}
+	// A token may only act on its own user's sessions; anything else looks
+	// exactly like an unknown session (404, never 403).
+	if *body.UserID != c.user.ID {
+		return provider.ErrSessionNotFound
+	}
+	issued, err := s.p.UpdateSessionOTP(r.Context(), c.user, sessionID, *body.PassedLoginOTP, c.principal.ClientID)
+	if err != nil {
+		return err
+	}
+	if issued == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	s.writeOTP(w, r, c, issued, http.StatusOK, sessionID)
+	return nil
+}
+
+// writeOTP answers a freshly issued code, putting it in the body only when
+// otp.return_in_response allows; every time it does, an audit event records
+// client and user.
+func (s *Server) writeOTP(w http.ResponseWriter, r *http.Request, c *apiCaller, issued *provider.IssuedOTP, status int, sessionID string) {
+	resp := otpResponse{ExpiresAt: issued.ExpiresAt.UTC()}
+	inResponse := s.p.Config().OTP.ReturnInResponse
+	if inResponse {
+		resp.OTP = issued.Code
+	}
+	_ = s.p.Audit(r.Context(), provider.AuditEvent{
+		Type: "otp.issued", UserID: c.user.ID, ClientID: c.principal.ClientID, SessionID: sessionID, IP: s.clientIP(r),
+		Detail: map[string]any{"challenge_id": issued.ChallengeID, "in_response": inResponse},
+	})
+	writeJSON(w, status, resp)
+}
+
+type verifyOTPBody struct {
+	OTP   *string  `json:"otp"`
+	Types []string `json:"types"`
+}
+
+// defaultVerifyTypes is PACE's documented default for VerifyOTP.
+var defaultVerifyTypes = []string{provider.OTPKindDeviceTOTP, provider.OTPKindAccount}
+
+// verifyOTP is POST {prefix}/user/otp/verify.
+func (s *Server) verifyOTP(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
+	var body verifyOTPBody
+	if err := jsonapi.DecodeBody(r, &body); err != nil {
+		return err
+	}
+	if body.OTP == nil || *body.OTP == "" {
+		return jsonapi.Validation("/otp", "otp is required.")
+	}
+	if len(*body.OTP) > 64 {
+		return jsonapi.Validation("/otp", "otp is too long.")
+	}
+	types := body.Types
+	if types == nil {
+		types = defaultVerifyTypes
+	}
+	if len(types) == 0 || len(types) > 4 {
+		return jsonapi.Validation("/types", "types must list one to four of login, account, totp, device-totp.")
+	}
+	for _, t := range types {
+		switch t {
+		case provider.OTPKindLogin, provider.OTPKindAccount, provider.OTPKindTOTP, provider.OTPKindDeviceTOTP:
+		default:
+			return jsonapi.Validation("/types", "types must list only login, account, totp or device-totp.")
+		}
+	}
+	if _, err := s.p.VerifyOTP(r.Context(), types, c.user, c.principal.SessionID, *body.OTP); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type createOTPBody struct {
+	Password *string `json:"password"`
+	PIN      *string `json:"pin"`
+}
+
+// createOTP is POST {prefix}/user/otp: re-authenticate with the password,
+// then issue an account OTP (201). otpstep has no PINs: a PIN alone is
+// wrong credentials.
+func (s *Server) createOTP(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
+	var body createOTPBody
+	if err := jsonapi.DecodeBody(r, &body); err != nil {
+		return err
+	}
+	if body.Password == nil && body.PIN == nil {
+		return jsonapi.Validation("/password", "password is required.")
+	}
+	password := ""
+	if body.Password != nil {
+		password = *body.Password
+	}
+	if _, err := s.p.Authenticate(r.Context(), c.user.Email, password, s.clientIP(r)); err != nil {
+		return err
+	}
+	issued, err := s.p.IssueOTP(r.Context(), provider.OTPKindAccount, c.user, "", c.principal.ClientID)
+	if err != nil {
+		return err
+	}
+	s.writeOTP(w, r, c, issued, http.StatusCreated, "")
+	return nil
+}
+
+// sendmailOTP is POST {prefix}/user/otp/sendmail: an account OTP by email only.
+func (s *Server) sendmailOTP(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
+	if _, err := s.p.IssueOTP(r.Context(), provider.OTPKindAccount, c.user, "", c.principal.ClientID); err != nil {
+		return err
+	}
+	_ = s.p.Audit(r.Context(), provider.AuditEvent{Type: "otp.issued", UserID: c.user.ID, ClientID: c.principal.ClientID, IP: s.clientIP(r), Detail: map[string]any{"kind": "account", "in_response": false}})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
