@@ -21,6 +21,8 @@ type Config struct {
 	OTP            OTP            `koanf:"otp"`
 	Mail           Mail           `koanf:"mail"`
 	LinkedIdentity LinkedIdentity `koanf:"linked_identity"`
+	// Upstreams is a list; it is set in the YAML file only (no env var).
+	Upstreams []Upstream `koanf:"upstreams"`
 }
 
 // Server is the HTTP listener and the address the world sees.
@@ -107,6 +109,19 @@ type Mail struct {
 type LinkedIdentity struct {
 	Required  bool     `koanf:"required"`
 	Providers []string `koanf:"providers"`
+	// ReauthMaxAge bounds how old a login may be to start a browser link.
+	ReauthMaxAge time.Duration `koanf:"reauth_max_age"`
+}
+
+// Upstream is an upstream OpenID Connect provider users link to (and, with
+// AllowLogin, sign in with).
+type Upstream struct {
+	Name         string   `koanf:"name"`
+	Issuer       string   `koanf:"issuer"`
+	ClientID     string   `koanf:"client_id"`
+	ClientSecret string   `koanf:"client_secret"`
+	Scopes       []string `koanf:"scopes"`
+	AllowLogin   bool     `koanf:"allow_login"`
 }
 
 // Default returns the configuration used where a key is not set.
@@ -151,6 +166,7 @@ func Default() Config {
 			MaxSendsPerHour:    5,
 			ReturnInResponse:   true,
 		},
+		LinkedIdentity: LinkedIdentity{ReauthMaxAge: 5 * time.Minute},
 		Mail: Mail{
 			Driver: "log",
 			TLS:    "starttls",

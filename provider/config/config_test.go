@@ -24,6 +24,12 @@ func TestExampleFileDocumentsEveryKeyWithItsDefault(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, key := range config.Keys() {
+		if config.FileOnly(key) {
+			if !strings.Contains(string(raw), "\n"+key+":") {
+				t.Errorf("config.example.yaml does not document %s", key)
+			}
+			continue
+		}
 		if !strings.Contains(string(raw), config.EnvVar(key)) {
 			t.Errorf("config.example.yaml does not name %s for %s", config.EnvVar(key), key)
 		}
@@ -34,8 +40,9 @@ func TestExampleFileDocumentsEveryKeyWithItsDefault(t *testing.T) {
 	}
 	want := config.Default()
 	if !reflect.DeepEqual(got, want) {
-		// providers: [] decodes as an empty list
+		// providers: [] and upstreams: [] decode as empty lists
 		got.LinkedIdentity.Providers = want.LinkedIdentity.Providers
+		got.Upstreams = want.Upstreams
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("config.example.yaml differs from Default():\n got %+v\nwant %+v", got, want)
 		}
@@ -58,6 +65,29 @@ func TestEnvOverridesFile(t *testing.T) {
 	if cfg.Server.PublicURL != "https://id.example.com" || cfg.OTP.TTL != 3*time.Minute || cfg.OTP.ReturnInResponse ||
 		!reflect.DeepEqual(cfg.LinkedIdentity.Providers, []string{"a", "b"}) || cfg.Database.MaxOpenConns != 7 {
 		t.Fatalf("got %+v", cfg)
+	}
+}
+
+func TestUpstreamsFromFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(p, []byte("upstreams:\n  - name: partner\n    issuer: https://id.partner.example\n    client_id: otpstep\n    scopes: [openid, email]\n    allow_login: true\n"), 0o600)
+	cfg, err := config.Load(p, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []config.Upstream{{Name: "partner", Issuer: "https://id.partner.example", ClientID: "otpstep", Scopes: []string{"openid", "email"}, AllowLogin: true}}
+	if !reflect.DeepEqual(cfg.Upstreams, want) {
+		t.Fatalf("got %+v", cfg.Upstreams)
+	}
+	os.WriteFile(p, []byte("upstreams:\n  - name: partner\n    issuer_url: x\n"), 0o600)
+	if _, err := config.Load(p, noEnv); err == nil || !strings.Contains(err.Error(), "issuer_url") {
+		t.Fatalf("unknown upstream key: %v", err)
+	}
+	c := valid()
+	c.Upstreams = []config.Upstream{{Name: "Partner!", Issuer: "https://x", ClientID: "c"}}
+	var ke *config.KeyError
+	if err := c.Validate(false); !errors.As(err, &ke) || ke.Key != "upstreams[0].name" {
+		t.Fatalf("bad name: %v", err)
 	}
 }
 

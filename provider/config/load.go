@@ -45,6 +45,9 @@ func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	}
 	env := map[string]any{}
 	for _, key := range Keys() {
+		if FileOnly(key) {
+			continue
+		}
 		if v, ok := lookupEnv(EnvVar(key)); ok {
 			env[key] = v
 		}
@@ -75,6 +78,30 @@ func unmarshal(k *koanf.Koanf, cfg *Config) error {
 }
 
 func setField(field reflect.Value, raw any) error {
+	if field.Kind() == reflect.Slice && field.Type().Elem().Kind() == reflect.Struct {
+		items, ok := raw.([]any)
+		if !ok {
+			return fmt.Errorf("want a list")
+		}
+		out := reflect.MakeSlice(field.Type(), len(items), len(items))
+		for i, item := range items {
+			m, ok := item.(map[string]any)
+			if !ok {
+				return fmt.Errorf("item %d: want a mapping", i)
+			}
+			for k, v := range m {
+				f, ok := fieldByKey(out.Index(i), k)
+				if !ok {
+					return fmt.Errorf("item %d: unknown key %q", i, k)
+				}
+				if err := setField(f, v); err != nil {
+					return fmt.Errorf("item %d: %s: %w", i, k, err)
+				}
+			}
+		}
+		field.Set(out)
+		return nil
+	}
 	switch field.Interface().(type) {
 	case time.Duration:
 		s := fmt.Sprint(raw)
@@ -189,6 +216,13 @@ func Keys() []string {
 	walk(reflect.TypeOf(Config{}), "")
 	sort.Strings(out)
 	return out
+}
+
+// FileOnly reports whether key is a list of mappings (upstreams), which only
+// the YAML file sets.
+func FileOnly(key string) bool {
+	f, ok := fieldByKey(reflect.ValueOf(&Config{}).Elem(), key)
+	return ok && f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.Struct
 }
 
 // EnvVar is the environment variable that sets key.

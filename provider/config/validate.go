@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -140,8 +141,31 @@ func (c *Config) Validate(dev bool) error {
 	if !strings.Contains(c.Mail.From, "@") {
 		return bad("mail.from", "%q is not an email address", c.Mail.From)
 	}
+	if c.LinkedIdentity.ReauthMaxAge < time.Second {
+		return bad("linked_identity.reauth_max_age", "must be at least 1s")
+	}
+	seen := map[string]bool{}
+	for i, up := range c.Upstreams {
+		key := fmt.Sprintf("upstreams[%d]", i)
+		if !upstreamName.MatchString(up.Name) {
+			return bad(key+".name", "%q must be 1-64 of a-z, 0-9, - and _", up.Name)
+		}
+		if seen[up.Name] {
+			return bad(key+".name", "%q is listed twice", up.Name)
+		}
+		seen[up.Name] = true
+		iu, err := url.Parse(up.Issuer)
+		if err != nil || iu.Host == "" || !(iu.Scheme == "https" || iu.Scheme == "http" && (dev || isLoopback(iu.Hostname()))) {
+			return bad(key+".issuer", "%q is not an https URL", up.Issuer)
+		}
+		if up.ClientID == "" {
+			return bad(key+".client_id", "must be set")
+		}
+	}
 	return nil
 }
+
+var upstreamName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 func isLoopback(host string) bool {
 	if host == "localhost" {

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+type cli struct {
+	t   *testing.T
+	env map[string]string
+}
+
+func newCLI(t *testing.T) *cli {
+	return &cli{t: t, env: map[string]string{
+		"OTPSTEP_DATABASE_DSN":   "sqlite://" + filepath.Join(t.TempDir(), "cli.db"),
+		"OTPSTEP_SECRETS_SYSTEM": strings.Repeat("cli-secret-", 4),
+		"OTPSTEP_MAIL_DRIVER":    "smtp",
+		"OTPSTEP_MAIL_SMTP_URL":  "smtp://127.0.0.1:2525",
+		"OTPSTEP_MAIL_TLS":       "none",
+		"OTPSTEP_LOG_LEVEL":      "error",
+	}}
+}
+
+func (c *cli) run(args ...string) (string, error) {
+	c.t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newRootCommand(&out, &errOut, func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(c.t.Context())
+	return out.String(), err
+}
+
+func (c *cli) mustJSON(v any, args ...string) {
+	c.t.Helper()
+	out, err := c.run(args...)
+	if err != nil {
+		c.t.Fatalf("%v: %v", args, err)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		c.t.Fatalf("%v printed %q: %v", args, out, err)
+	}
+}
+
+func TestCLI_UsersClientsIdentitiesAudit(t *testing.T) {
+	c := newCLI(t)
+	var user map[string]any
+	c.mustJSON(&user, "users", "create", "--email", "Ann@Example.com", "--password", "long enough pw")
+	id, _ := user["id"].(string)
+	if len(id) != 36 || user["email"] != "ann@example.com" {
+		t.Fatalf("user %v", user)
+	}
+	if _, err := c.run("users", "create", "--email", "ann@example.com", "--password", "long enough pw"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("duplicate user: %v", err)
+	}
+	var client map[string]any
+	c.mustJSON(&client, "clients", "create", "--id", "rp", "--redirect-uri", "https://rp.example/cb", "--second-factor=false")
+	if secret, _ := client["client_secret"].(string); len(secret) < 40 || client["require_second_factor"] != false {
+		t.Fatalf("client %v", client)
+	}
+	var clients []map[string]any
+	c.mustJSON(&clients, "clients", "list")
+	if len(clients) != 1 || clients[0]["client_secret"] != nil {
+		t.Fatalf("clients list %v (secrets must not be listed)", clients)
+	}
+	if _, err := c.run("clients", "create", "--id", "bad", "--redirect-uri", "http://evil.example/cb"); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Fatalf("http redirect on a public host: %v", err)
+	}
+	var link map[string]any
+	c.mustJSON(&link, "identities", "link", "--user", id, "--provider", "partner", "--subject", "p-1")
+	var links []map[string]any
+	c.mustJSON(&links, "identities", "list", "--user", id)
+	if len(links) != 1 || links[0]["Subject"] != "p-1" {
+		t.Fatalf("links %v", links)
+	}
+	if out, err := c.run("identities", "unlink", "--user", id, "--provider", "partner"); err != nil || !strings.Contains(out, "unlinked") {
+		t.Fatalf("unlink: %q %v", out, err)
+	}
+	var events []map[string]any
+	c.mustJSON(&events, "audit", "list", "--user", id)
+	if len(events) != 2 {
+		t.Fatalf("audit events %v", events)
+	}
+	if out, err := c.run("migrate", "status"); err != nil || !strings.Contains(out, "applied") {
+		t.Fatalf("migrate status: %q %v", out, err)
+	}
+}
+
+func TestCLI_BadInputExitsWithOneClearLine(t *testing.T) {
+	c := newCLI(t)
+	if _, err := c.run("users", "create", "--nope"); err == nil || !strings.Contains(err.Error(), "unknown flag") {
+		t.Fatalf("bad flag: %v", err)
+	}
+	c.env["OTPSTEP_SECRETS_SYSTEM"] = "short"
+	if _, err := c.run("users", "list"); err == nil || !strings.Contains(err.Error(), "secrets.system (OTPSTEP_SECRETS_SYSTEM)") {
+		t.Fatalf("short secret: %v", err)
+	}
+	c.env["OTPSTEP_SECRETS_SYSTEM"] = strings.Repeat("x", 32)
+	c.env["OTPSTEP_OTP_TTL"] = "soon"
+	if _, err := c.run("serve"); err == nil || !strings.Contains(err.Error(), "otp.ttl") {
+		t.Fatalf("bad duration: %v", err)
+	}
+}
