@@ -137,11 +137,12 @@ func newEnv(ctx context.Context, f flags) (e *env, cleanup func(), err error) {
 	return e, cleanup, nil
 }
 
-// serverLabel tags the server's goroutines so a -cpuprofile can separate the
-// server (-tagfocus side=server) from vegeta, which runs in this process too.
+// serverLabel tags the server's handler goroutines so a -cpuprofile can
+// separate the server (-tagfocus side=server) from vegeta, which runs in this
+// process too, and one endpoint from another (-tagfocus path=/oauth2/token).
 func serverLabel(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pprof.Do(r.Context(), pprof.Labels("side", "server"), func(ctx context.Context) {
+		pprof.Do(r.Context(), pprof.Labels("side", "server", "path", r.URL.Path), func(ctx context.Context) {
 			h.ServeHTTP(w, r.WithContext(ctx))
 		})
 	})
