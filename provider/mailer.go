@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/otpstep/otpstep/provider/config"
@@ -55,3 +56,11 @@ func (p *Provider) DeliverOutboxOnce(ctx context.Context) (int, error) {
 }
 
 func (p *Provider) notifyOutbox() { p.dispatcher.Notify() }
+
+// serviceName names this server in mail: the host of server.public_url.
+func (p *Provider) serviceName() string {
+	if u, err := url.Parse(p.cfg.Server.PublicURL); err == nil && u.Hostname() != "" {
+		return u.Hostname()
+	}
+	return ""
+}

@@ -72,7 +72,7 @@ func (p *Provider) IssueOTP(ctx context.Context, kind string, user *storage.User
 		CreatedAt:   now,
 	}
 	ch.CodeHash = p.otpHash.hash(ch.ID, kind, sessionID, user.ID, code)
-	subject, text, html, err := p.mailTemplates.OTP(mailOTPData(code, ch.ExpiresAt, p.cfg.OTP.TTL, kind, p.Issuer()))
+	subject, text, html, err := p.mailTemplates.OTP(mailOTPData(code, ch.ExpiresAt, p.cfg.OTP.TTL, kind, p.serviceName()))
 	if err != nil {
 		return nil, fmt.Errorf("otp mail template: %w", err)
 	}

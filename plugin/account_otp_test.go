@@ -1,0 +1,108 @@
+package plugin_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	"github.com/otpstep/otpstep/plugin"
+	"github.com/otpstep/otpstep/plugin/plugintest"
+)
+
+func TestCreateOTPAndSendmail(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv, smtpSrv := startWithSMTP(t, dialect, nil)
+		api := newAPIClient(t, srv)
+		client := srv.NewClient(t, false, allUserScopes...)
+		alice := srv.NewUser(t)
+		tok := srv.LoginWithPassword(t, client, alice).Token.AccessToken
+
+		if r := api.do(http.MethodPost, "/user/otp", tok, "application/json", `{}`); r.Status != 422 {
+			t.Fatalf("no credentials: %d %s", r.Status, r.Body)
+		}
+		if r := api.do(http.MethodPost, "/user/otp", tok, "application/json", `{"password":"wrong password!"}`); r.Status != 404 || r.errorCode(t) != "not-found" {
+			t.Fatalf("wrong password: %d %s", r.Status, r.Body)
+		}
+		if r := api.do(http.MethodPost, "/user/otp", tok, "application/json", `{"pin":"1234"}`); r.Status != 404 {
+			t.Fatalf("pin only: %d %s", r.Status, r.Body)
+		}
+		r := api.do(http.MethodPost, "/user/otp", tok, "application/json", `{"password":"`+alice.Password+`"}`)
+		if r.Status != 201 {
+			t.Fatalf("create: %d %s", r.Status, r.Body)
+		}
+		code, _ := r.json(t)["otp"].(string)
+		// An account code verifies with PACE's default types.
+		if v := api.verify(tok, code); v.Status != 204 {
+			t.Fatalf("verify account code: %d %s", v.Status, v.Body)
+		}
+		srv.Clock.Advance(31e9)
+		if r := api.do(http.MethodPost, "/user/otp/sendmail", tok, "", ""); r.Status != 204 {
+			t.Fatalf("sendmail: %d %s", r.Status, r.Body)
+		}
+		mailed := codeFrom(t, smtpSrv, 2, alice.Email)
+		if v := api.verify(tok, mailed, "account"); v.Status != 204 {
+			t.Fatalf("verify mailed code: %d %s", v.Status, v.Body)
+		}
+		if r := api.do(http.MethodPost, "/user/otp/sendmail", tok, "", ""); r.Status != 429 {
+			t.Fatalf("sendmail within the resend interval: %d %s", r.Status, r.Body)
+		}
+	})
+}
+
+// Every event API.md and the issue name leaves an audit row.
+func TestAudit_SecondFactorEvents(t *testing.T) {
+	srv := plugintest.Start(t, "sqlite", nil)
+	api := newAPIClient(t, srv)
+	tok, sid, code, alice := challenge(t, srv, api)
+	for i := 0; i < 5; i++ {
+		api.verify(tok, wrongCode(code), "login")
+	}
+	srv.Clock.Advance(31e9)
+	fresh := api.putSession(tok, sid, alice.ID, false)
+	newCode, _ := fresh.json(t)["otp"].(string)
+	api.verify(tok, newCode, "login")
+	api.putSession(tok, sid, alice.ID, true)
+
+	events, err := srv.Store.ListAuditEvents(context.Background(), alice.ID, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, e := range events {
+		got[e.Type]++
+		if e.Type == "otp.issued" && (e.ClientID == "" || e.Detail["in_response"] != true) {
+			t.Fatalf("otp.issued without client or in_response: %+v", e)
+		}
+	}
+	for _, want := range []string{"login.passed", "otp.issued", "otp.verify_failed", "otp.challenge_burned", "otp.verify_passed", "session.passed_via_put"} {
+		if got[want] == 0 {
+			t.Errorf("no %s event (got %v)", want, got)
+		}
+	}
+}
+
+func TestAudit_LockoutAndSessionCreated(t *testing.T) {
+	srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) { c.OTP.MaxFailuresPerUser = 1 })
+	api := newAPIClient(t, srv)
+	client := srv.NewClient(t, false, allUserScopes...)
+	alice := srv.NewUser(t)
+	login := srv.LoginWithPassword(t, client, alice)
+	tok := login.Token.AccessToken
+	if r := api.putSession(tok, "5f0c6c1e-3d0e-4a55-9a7e-3b1f6f7a1b2c", alice.ID, false); r.Status != 200 {
+		t.Fatalf("create a session: %d", r.Status)
+	}
+	r := api.putSession(tok, login.SID, alice.ID, false)
+	code, _ := r.json(t)["otp"].(string)
+	api.verify(tok, wrongCode(code), "login")
+	if v := api.verify(tok, wrongCode(code), "login"); v.Status != 429 {
+		t.Fatalf("second failure with max 1: %d", v.Status)
+	}
+	events, _ := srv.Store.ListAuditEvents(context.Background(), alice.ID, 100)
+	got := map[string]bool{}
+	for _, e := range events {
+		got[e.Type] = true
+	}
+	if !got["session.created"] || !got["user.locked_out"] {
+		t.Fatalf("events %v", got)
+	}
+}
