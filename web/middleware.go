@@ -238,7 +238,7 @@ func SecurityHeaders(hsts bool, formActions ...string) func(http.Handler) http.H
 			h := w.Header()
 			h.Set("Content-Security-Policy", csp)
 			h.Set("X-Content-Type-Options", "nosniff")
-			h.Set("Referrer-Policy", "no-referrer")
+			h.Set("Referrer-Policy", "same-origin")
 			h.Set("X-Frame-Options", "DENY")
 			h.Set("Cache-Control", "no-store")
 			if hsts {

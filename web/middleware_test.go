@@ -226,7 +226,7 @@ func TestSecurityHeaders(t *testing.T) {
 			want := map[string]string{
 				"Content-Security-Policy":   tt.wantCSP,
 				"X-Content-Type-Options":    "nosniff",
-				"Referrer-Policy":           "no-referrer",
+				"Referrer-Policy":           "same-origin",
 				"X-Frame-Options":           "DENY",
 				"Cache-Control":             "no-store",
 				"Strict-Transport-Security": tt.wantHSTS,
