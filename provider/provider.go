@@ -148,7 +148,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 			return nil, err
 		}
 	}
-	dispatcher := outbox.NewDispatcher(outboxStore{store}, mailSealer, mailer, outbox.Options{Clock: opts.Clock, Logger: opts.Logger})
+	dispatcher := outbox.NewDispatcher(outboxStore{store}, mailSealer, mailer, outbox.Options{Clock: opts.Clock, Logger: opts.Logger, MaxAge: cfg.OTP.TTL})
 	return &Provider{
 		OAuth2:    oauth2,
 		Fosite:    fc,

@@ -136,6 +136,9 @@ func (d *Dispatcher) settle(ctx context.Context, row Row) (sent bool, err error)
 		// Earlier claims ended without an outcome (instances stopped mid-send).
 		return false, d.drop(ctx, row, "too many attempts", fmt.Errorf("last error: %q", row.LastError))
 	}
+	if d.opts.MaxAge > 0 && d.opts.Clock().Sub(row.CreatedAt) > d.opts.MaxAge {
+		return false, d.drop(ctx, row, "older than its max age", fmt.Errorf("queued at %s", row.CreatedAt.UTC().Format(time.RFC3339)))
+	}
 	p, err := OpenPayload(d.opener, row.ID, row.Sealed)
 	if err != nil {
 		return false, d.drop(ctx, row, "payload cannot be opened", err)

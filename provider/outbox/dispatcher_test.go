@@ -376,3 +376,20 @@ func TestRun_CancelFinishesTheInFlightMessageAndReleasesTheRest(t *testing.T) {
 		}
 	}
 }
+
+func TestRunOnce_DropsMessagesOlderThanMaxAge(t *testing.T) {
+	f := newFixture(t)
+	f.enqueue(id(1), "111111")
+	f.clock.Advance(6 * time.Minute)
+	d := f.dispatcher(outbox.Options{MaxAge: 5 * time.Minute})
+	sent, err := d.RunOnce(context.Background())
+	if err != nil || sent != 0 {
+		t.Fatalf("sent=%d err=%v", sent, err)
+	}
+	if n := f.store.len(); n != 0 {
+		t.Fatalf("%d rows left, want the expired one dropped", n)
+	}
+	if got := f.codesSent(); len(got) != 0 {
+		t.Fatalf("an expired code was sent: %v", got)
+	}
+}

@@ -34,6 +34,9 @@ type Options struct {
 	PollInterval time.Duration
 	// MaxAttempts is how many times a message is tried before it is dropped.
 	MaxAttempts int
+	// MaxAge drops a message not delivered this long after it was queued
+	// (0: no limit). otpstep sets it to otp.ttl: a code is useless once expired.
+	MaxAge time.Duration
 	// Backoff is the wait after failed attempt number attempt (1 for the first)
 	// before the message may be claimed again (DefaultBackoff when nil).
 	Backoff func(attempt int) time.Duration
