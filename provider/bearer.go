@@ -35,14 +35,15 @@ func BearerToken(r *http.Request) string {
 	return ""
 }
 
-// AuthenticateBearer checks an access token by in-process introspection.
-// Refresh tokens are refused: fosite's IntrospectToken falls back to them, so
-// the token use must be fosite.AccessToken.
+// AuthenticateBearer checks an access token by in-process introspection:
+// otpstep's own fosite, or the embedding host's (Options.Host). Refresh
+// tokens are refused: fosite's IntrospectToken falls back to them, so the
+// token use must be fosite.AccessToken.
 func (p *Provider) AuthenticateBearer(ctx context.Context, token string) (*Principal, error) {
 	if token == "" {
 		return nil, ErrNoBearer
 	}
-	use, ar, err := p.OAuth2.IntrospectToken(ctx, token, fosite.AccessToken, EmptySession())
+	use, ar, err := p.bearer.introspector.IntrospectToken(ctx, token, fosite.AccessToken, p.bearer.newSession())
 	if err != nil {
 		if errors.Is(err, fosite.ErrServerError) {
 			return nil, fmt.Errorf("introspection: %w", err)
@@ -55,7 +56,7 @@ func (p *Provider) AuthenticateBearer(ctx context.Context, token string) (*Princ
 	return &Principal{
 		Subject:   ar.GetSession().GetSubject(),
 		ClientID:  ar.GetClient().GetID(),
-		SessionID: SessionID(ar.GetSession()),
+		SessionID: p.bearer.sessionID(ar.GetSession()),
 		Scopes:    ar.GetGrantedScopes(),
 	}, nil
 }

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/compose"
-	"github.com/ory/fosite/token/jwt"
 
 	"github.com/otpstep/otpstep/provider/config"
 	"github.com/otpstep/otpstep/provider/mail"
@@ -24,6 +22,10 @@ type Clock func() time.Time
 
 // Options are the collaborators a Provider takes besides its configuration.
 type Options struct {
+	// Host, when set, is the embedding host's authorization server: the
+	// provider then issues no tokens itself (see Host).
+	Host *Host
+
 	Clock  Clock
 	Random io.Reader
 	Logger *slog.Logger
@@ -46,6 +48,7 @@ type Provider struct {
 	log       *slog.Logger
 	hashes    chan struct{} // bounds concurrent argon2id computations
 	dummyHash string
+	bearer    bearerCheck
 
 	otpHash       otpHasher
 	mailSealer    *Sealer
@@ -54,7 +57,7 @@ type Provider struct {
 }
 
 // New composes the provider. It does not touch the database except to make
-// sure a signing key exists.
+// sure a signing key exists (none with Options.Host).
 func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Options) (*Provider, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
@@ -66,66 +69,20 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	secret := []byte(cfg.Secrets.System)
-	hmacSecret, err := DeriveKey(secret, "fosite-hmac", 32)
-	if err != nil {
-		return nil, fmt.Errorf("secrets.system: %w", err)
-	}
-	keySealer, err := NewSealer(secret, "signing-keys")
-	if err != nil {
-		return nil, fmt.Errorf("secrets.system: %w", err)
-	}
-	longest := cfg.OAuth2.IDTokenLifespan
-	if cfg.OAuth2.AccessTokenLifespan > longest {
-		longest = cfg.OAuth2.AccessTokenLifespan
-	}
-	keys, err := NewKeySet(store, keySealer, opts.Clock, cfg.OAuth2.SigningAlg, longest)
-	if err != nil {
-		return nil, err
-	}
-	if err := keys.Ensure(ctx); err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
-	}
-
-	issuer := cfg.Server.PublicURL
-	fc := &fosite.Config{
-		AccessTokenLifespan:      cfg.OAuth2.AccessTokenLifespan,
-		RefreshTokenLifespan:     cfg.OAuth2.RefreshTokenLifespan,
-		AuthorizeCodeLifespan:    cfg.OAuth2.AuthorizeCodeLifespan,
-		IDTokenLifespan:          cfg.OAuth2.IDTokenLifespan,
-		IDTokenIssuer:            issuer,
-		AccessTokenIssuer:        issuer,
-		TokenURL:                 issuer + "/oauth2/token",
-		GlobalSecret:             hmacSecret,
-		ScopeStrategy:            fosite.ExactScopeStrategy,
-		AudienceMatchingStrategy: fosite.DefaultAudienceMatchingStrategy,
-		// RFC 9700 §2.1.1: PKCE for every client unless the operator relaxes it.
-		EnforcePKCE:                    cfg.OAuth2.EnforcePKCE == "all",
-		EnforcePKCEForPublicClients:    true,
-		EnablePKCEPlainChallengeMethod: false,
-		ClientSecretsHasher:            ClientSecretHasher{},
-		SendDebugMessagesToClients:     false,
-		MinParameterEntropy:            fosite.MinParameterEntropy,
-		RefreshTokenScopes:             []string{"offline_access", "offline"},
-		OmitRedirectScopeParam:         true,
-	}
 	clients := newClientCache(store, cfg.OAuth2.ClientCacheTTL, opts.Clock)
-	st := &fositeStore{Store: store, clients: clients}
-	keyGetter := keys.FositeKey
-	strategy := &compose.CommonStrategy{
-		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),
-		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keyGetter, fc),
-		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keyGetter},
-	}
-	oauth2 := compose.Compose(fc, st, strategy,
-		compose.OAuth2AuthorizeExplicitFactory,
-		compose.OAuth2PKCEFactory, // after the explicit-code factory
-		compose.OAuth2RefreshTokenGrantFactory,
-		compose.OAuth2ClientCredentialsGrantFactory,
-		compose.OpenIDConnectExplicitFactory,
-		compose.OpenIDConnectRefreshFactory,
-		compose.OAuth2TokenIntrospectionFactory,
-		compose.OAuth2TokenRevocationFactory,
+	var (
+		oauth2 fosite.OAuth2Provider
+		fc     *fosite.Config
+		keys   *KeySet
+		err    error
 	)
+	if opts.Host == nil {
+		if oauth2, fc, keys, err = composeOAuth2(ctx, cfg, store, clients, opts.Clock); err != nil {
+			return nil, err
+		}
+	} else if opts.Host.OAuth2 == nil {
+		return nil, errors.New("provider: Options.Host.OAuth2 is nil")
+	}
 	dummy, err := NewPasswordHash("otpstep-timing-equaliser")
 	if err != nil {
 		return nil, err
@@ -153,6 +110,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		OAuth2:    oauth2,
 		Fosite:    fc,
 		Keys:      keys,
+		bearer:    newBearerCheck(oauth2, opts.Host),
 		cfg:       cfg,
 		store:     store,
 		clients:   clients,

@@ -131,14 +131,26 @@ func EmptySession() *openid.DefaultSession {
 	return &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}
 }
 
-// SessionID returns the sid a token's session carries ("" for none).
+// SessionID returns the sid a token's session carries ("" for none): the
+// session's own when it is a SessionIDCarrier, else the ID token claim
+// Extra["sid"] of an openid.Session (as NewSession sets it).
 func SessionID(s fosite.Session) string {
-	ds, ok := s.(*openid.DefaultSession)
-	if !ok || ds.Claims == nil {
-		return ""
+	switch s := s.(type) {
+	case SessionIDCarrier:
+		return s.SessionID()
+	case *openid.DefaultSession:
+		if s == nil || s.Claims == nil {
+			return ""
+		}
+		sid, _ := s.Claims.Extra["sid"].(string)
+		return sid
+	case openid.Session:
+		if c := s.IDTokenClaims(); c != nil {
+			sid, _ := c.Extra["sid"].(string)
+			return sid
+		}
 	}
-	sid, _ := ds.Claims.Extra["sid"].(string)
-	return sid
+	return ""
 }
 
 // PrecheckAuthorize applies the PKCE policy before the user is asked to log

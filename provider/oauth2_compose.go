@@ -1,0 +1,79 @@
+package provider
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/token/jwt"
+
+	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/storage"
+)
+
+// composeOAuth2 builds otpstep's own authorization server: the signing keys
+// (one is created when none exists) and fosite composed over storage.
+func composeOAuth2(ctx context.Context, cfg config.Config, store *storage.Store, clients *clientCache, clock Clock) (fosite.OAuth2Provider, *fosite.Config, *KeySet, error) {
+	secret := []byte(cfg.Secrets.System)
+	hmacSecret, err := DeriveKey(secret, "fosite-hmac", 32)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("secrets.system: %w", err)
+	}
+	keySealer, err := NewSealer(secret, "signing-keys")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("secrets.system: %w", err)
+	}
+	longest := cfg.OAuth2.IDTokenLifespan
+	if cfg.OAuth2.AccessTokenLifespan > longest {
+		longest = cfg.OAuth2.AccessTokenLifespan
+	}
+	keys, err := NewKeySet(store, keySealer, clock, cfg.OAuth2.SigningAlg, longest)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := keys.Ensure(ctx); err != nil {
+		return nil, nil, nil, fmt.Errorf("signing key: %w", err)
+	}
+
+	issuer := cfg.Server.PublicURL
+	fc := &fosite.Config{
+		AccessTokenLifespan:      cfg.OAuth2.AccessTokenLifespan,
+		RefreshTokenLifespan:     cfg.OAuth2.RefreshTokenLifespan,
+		AuthorizeCodeLifespan:    cfg.OAuth2.AuthorizeCodeLifespan,
+		IDTokenLifespan:          cfg.OAuth2.IDTokenLifespan,
+		IDTokenIssuer:            issuer,
+		AccessTokenIssuer:        issuer,
+		TokenURL:                 issuer + "/oauth2/token",
+		GlobalSecret:             hmacSecret,
+		ScopeStrategy:            fosite.ExactScopeStrategy,
+		AudienceMatchingStrategy: fosite.DefaultAudienceMatchingStrategy,
+		// RFC 9700 §2.1.1: PKCE for every client unless the operator relaxes it.
+		EnforcePKCE:                    cfg.OAuth2.EnforcePKCE == "all",
+		EnforcePKCEForPublicClients:    true,
+		EnablePKCEPlainChallengeMethod: false,
+		ClientSecretsHasher:            ClientSecretHasher{},
+		SendDebugMessagesToClients:     false,
+		MinParameterEntropy:            fosite.MinParameterEntropy,
+		RefreshTokenScopes:             []string{"offline_access", "offline"},
+		OmitRedirectScopeParam:         true,
+	}
+	st := &fositeStore{Store: store, clients: clients}
+	keyGetter := keys.FositeKey
+	strategy := &compose.CommonStrategy{
+		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),
+		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keyGetter, fc),
+		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keyGetter},
+	}
+	oauth2 := compose.Compose(fc, st, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
+		compose.OAuth2PKCEFactory, // after the explicit-code factory
+		compose.OAuth2RefreshTokenGrantFactory,
+		compose.OAuth2ClientCredentialsGrantFactory,
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2TokenIntrospectionFactory,
+		compose.OAuth2TokenRevocationFactory,
+	)
+	return oauth2, fc, keys, nil
+}
