@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/ory/fosite"
+
+	"github.com/otpstep/otpstep/storage"
 )
 
 // ErrNoBearer means the request carried no usable bearer token; ErrTokenInactive
@@ -45,7 +47,7 @@ func (p *Provider) AuthenticateBearer(ctx context.Context, token string) (*Princ
 	}
 	use, ar, err := p.bearer.introspector.IntrospectToken(ctx, token, fosite.AccessToken, p.bearer.newSession())
 	if err != nil {
-		if errors.Is(err, fosite.ErrServerError) {
+		if errors.Is(err, fosite.ErrServerError) || errors.Is(err, storage.ErrUnavailable) {
 			return nil, fmt.Errorf("introspection: %w", err)
 		}
 		return nil, fmt.Errorf("%w: %v", ErrTokenInactive, err)
