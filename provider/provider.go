@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/ory/fosite"
@@ -14,6 +15,7 @@ import (
 	"github.com/otpstep/otpstep/provider/config"
 	"github.com/otpstep/otpstep/provider/mail"
 	"github.com/otpstep/otpstep/provider/outbox"
+	"github.com/otpstep/otpstep/provider/upstream"
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -31,6 +33,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Mailer delivers the outbox; nil builds one from mail.* (smtp or log).
 	Mailer mail.Mailer
+	// HTTPClient talks to the upstream OpenID Connect providers; nil is a
+	// client with a 10s timeout.
+	HTTPClient *http.Client
 }
 
 // Provider is otpstep's authorization server: fosite composed over storage,
@@ -54,6 +59,8 @@ type Provider struct {
 	mailSealer    *Sealer
 	mailTemplates *mail.Templates
 	dispatcher    *outbox.Dispatcher
+
+	upstreams *upstream.Registry
 }
 
 // New composes the provider. It does not touch the database except to make
@@ -124,6 +131,12 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		mailSealer:    mailSealer,
 		mailTemplates: templates,
 		dispatcher:    dispatcher,
+
+		// Nothing is fetched here: an unreachable upstream must not stop
+		// the start.
+		upstreams: upstream.NewRegistry(cfg.Upstreams, upstream.Options{
+			HTTPClient: opts.HTTPClient, Clock: opts.Clock, Logger: opts.Logger,
+		}),
 	}, nil
 }
 
