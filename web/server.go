@@ -35,6 +35,9 @@ type Server struct {
 	csrf    func(http.Handler) http.Handler
 	secure  bool
 	opts    Options
+	// flows seals the state of browser flows through an upstream provider
+	// (federated_pages.go).
+	flows *provider.Sealer
 }
 
 // New builds the handlers over a provider.
@@ -56,6 +59,10 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	flows, err := provider.NewSealer(secret, "upstream-flow")
+	if err != nil {
+		return nil, err
+	}
 	pages, err := NewPages(opts.Logger)
 	if err != nil {
 		return nil, err
@@ -72,6 +79,7 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 		csrf:    NewCSRF(csrfKey, secure, cfg.Login.CookieName+"_csrf", CSRFWithPages(pages)),
 		secure:  secure,
 		opts:    opts,
+		flows:   flows,
 	}, nil
 }
 
@@ -101,6 +109,7 @@ func (s *Server) Mount(r *mux.Router) {
 	r.NotFoundHandler = wrap(http.HandlerFunc(s.notFound))
 	r.MethodNotAllowedHandler = wrap(http.HandlerFunc(s.methodNotAllowed))
 	s.mountUserAPI(r)
+	s.mountAdminAPI(r)
 	r.HandleFunc("/.well-known/openid-configuration", s.discovery).Methods(http.MethodGet)
 	r.HandleFunc("/.well-known/jwks.json", s.jwks).Methods(http.MethodGet)
 	r.HandleFunc("/oauth2/token", s.token).Methods(http.MethodPost)
@@ -127,6 +136,7 @@ func (s *Server) Mount(r *mux.Router) {
 	pages.HandleFunc("/logout", s.logoutForm).Methods(http.MethodGet)
 	pages.HandleFunc("/logout", s.logout).Methods(http.MethodPost)
 	pages.HandleFunc("/oauth2/sessions/logout", s.logoutForm).Methods(http.MethodGet)
+	s.mountFederatedPages(pages)
 }
 
 func (s *Server) recoverer() mux.MiddlewareFunc {
