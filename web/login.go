@@ -12,7 +12,7 @@ const genericLoginError = "The email or password is not right."
 // loginForm is GET /login.
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
-	s.pages.Render(w, r, http.StatusOK, "login", LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r)})
+	s.pages.Render(w, r, http.StatusOK, "login", LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo)})
 }
 
 // login is POST /login, the first factor: email and password, limited per
@@ -25,7 +25,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	email := r.PostForm.Get("email")
 	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
-	page := LoginPage{Email: email, ReturnTo: returnTo, CSRFField: csrfField(r)}
+	page := LoginPage{Email: email, ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo)}
 	user, err := s.p.Authenticate(ctx, email, r.PostForm.Get("password"), s.clientIP(r))
 	var tooMany *provider.TooManyAttemptsError
 	switch {

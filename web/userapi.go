@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/provider/upstream"
 	"github.com/otpstep/otpstep/storage"
 	"github.com/otpstep/otpstep/web/jsonapi"
 )
@@ -36,6 +37,11 @@ func (s *Server) mountUserAPI(r *mux.Router) {
 	api.Handle("/user/otp/verify", s.userAPI(ScopeOTPVerify, s.verifyOTP)).Methods(http.MethodPost)
 	api.Handle("/user/otp", s.userAPI(ScopeOTPCreate, s.createOTP)).Methods(http.MethodPost)
 	api.Handle("/user/otp/sendmail", s.userAPI(ScopeOTPCreate, s.sendmailOTP)).Methods(http.MethodPost)
+	// Linking is how a user comes to satisfy the linked-identity policy, so
+	// linking and listing are exempt from it; unlinking is not.
+	api.Handle("/federated-identities", s.userAPIWithoutLinkPolicy(ScopeFederatedIdentityRead, s.listFederatedIdentities)).Methods(http.MethodGet)
+	api.Handle("/federated-identities/{identityProvider}", s.userAPIWithoutLinkPolicy(ScopeFederatedIdentitySet, s.setFederatedIdentity)).Methods(http.MethodPut)
+	api.Handle("/federated-identities/{identityProvider}", s.userAPI(ScopeFederatedIdentityDelete, s.deleteFederatedIdentity)).Methods(http.MethodDelete)
 }
 
 // userAPI wraps a handler with what every user-API route does, in order:
@@ -43,6 +49,17 @@ func (s *Server) mountUserAPI(r *mux.Router) {
 // (403), the linked-identity policy (401 missing-linked-identity). Errors
 // the handler returns are mapped to JSON:API in one place (apiError).
 func (s *Server) userAPI(scope string, h apiHandler) http.Handler {
+	return s.userAPIWith(scope, true, h)
+}
+
+// userAPIWithoutLinkPolicy is userAPI without the linked-identity policy,
+// for the routes a user without a link needs to get one: PUT and GET
+// federated-identities. Everything else userAPI does still applies.
+func (s *Server) userAPIWithoutLinkPolicy(scope string, h apiHandler) http.Handler {
+	return s.userAPIWith(scope, false, h)
+}
+
+func (s *Server) userAPIWith(scope string, linkPolicy bool, h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := jsonapi.CheckAccept(r); err != nil {
 			jsonapi.Write(w, r, err)
@@ -52,7 +69,7 @@ func (s *Server) userAPI(scope string, h apiHandler) http.Handler {
 			jsonapi.Write(w, r, err)
 			return
 		}
-		c, err := s.apiAuthenticate(r.Context(), r, scope)
+		c, err := s.apiAuthenticate(r.Context(), r, scope, linkPolicy)
 		if err == nil {
 			err = h(w, r, c)
 		}
@@ -62,7 +79,7 @@ func (s *Server) userAPI(scope string, h apiHandler) http.Handler {
 	})
 }
 
-func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope string) (*apiCaller, error) {
+func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope string, linkPolicy bool) (*apiCaller, error) {
 	pr, err := s.p.AuthenticateBearer(ctx, provider.BearerToken(r))
 	if err != nil {
 		return nil, err
@@ -81,6 +98,9 @@ func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope str
 	}
 	if err != nil {
 		return nil, err
+	}
+	if !linkPolicy {
+		return &apiCaller{principal: pr, user: user}, nil
 	}
 	ok, err := s.p.HasRequiredLinkedIdentity(ctx, user.ID)
 	if err != nil {
@@ -113,8 +133,27 @@ func (s *Server) apiError(err error) error {
 		e := jsonapi.TooManyRequests(tooMany.RetryAfter)
 		e.Cause = err
 		return e
-	case errors.Is(err, storage.ErrUnavailable):
+	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, upstream.ErrUnavailable):
 		return jsonapi.Unavailable(5*time.Second, err)
+	case errors.Is(err, provider.ErrUnknownUpstream):
+		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
+			Detail: "The identity provider is not configured.", Cause: err}
+	case errors.Is(err, provider.ErrIdentityNotLinked):
+		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
+			Detail: "There is no linked identity at this identity provider.", Cause: err}
+	case errors.Is(err, provider.ErrUserNotFound):
+		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
+			Detail: "The user does not exist.", Cause: err}
+	case errors.Is(err, provider.ErrIdentityAlreadyLinked):
+		e := jsonapi.Conflict(jsonapi.CodeIdentityAlreadyLinked, "This identity is already linked to another user.")
+		e.Cause = err
+		return e
+	case errors.Is(err, upstream.ErrInvalidIDToken):
+		// Every failed check answers the same; the reason is in the log
+		// and the audit trail.
+		e := jsonapi.Validation("/idToken", "The ID token is not valid.")
+		e.Cause = err
+		return e
 	}
 	return jsonapi.Internal(err)
 }

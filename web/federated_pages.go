@@ -1,0 +1,379 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/provider/upstream"
+)
+
+// The browser's side of linked identities: linking an upstream account to
+// the signed-in user, and signing in with an upstream that allows it. Both
+// go to the upstream's authorize endpoint with state, nonce and PKCE (S256)
+// and come back to one callback per upstream, so a partner registers a single
+// redirect URI.
+
+// Purposes of an upstream flow.
+const (
+	flowLink  = "link"
+	flowLogin = "login"
+)
+
+// upstreamFlowLifetime bounds the time between leaving for the upstream and
+// coming back.
+const upstreamFlowLifetime = 10 * time.Minute
+
+// upstreamFlow is what the browser carries between the redirect to the
+// upstream and the callback: sealed (AES-GCM) in a short-lived cookie scoped
+// to the upstream's paths, so it cannot be read or changed, and its state is
+// redeemed once in the database, so it cannot be replayed.
+type upstreamFlow struct {
+	Purpose   string `json:"p"`
+	Upstream  string `json:"u"`
+	State     string `json:"s"`
+	Nonce     string `json:"n"`
+	Verifier  string `json:"v"`
+	SessionID string `json:"sid,omitempty"` // link: the login session that started it
+	ReturnTo  string `json:"r,omitempty"`
+	ExpiresAt int64  `json:"exp"`
+}
+
+// FederatedLinkedPage is the data of the "federated_linked" page, shown when
+// a link completes with nowhere to return to.
+type FederatedLinkedPage struct {
+	Provider string
+}
+
+// FederatedNotLinkedPage is the data of the "federated_not_linked" page: a
+// sign-in with an upstream account no local account is linked to.
+type FederatedNotLinkedPage struct {
+	Provider string
+	// LoginURL signs in with email and password instead, keeping return_to.
+	LoginURL string
+}
+
+// mountFederatedPages registers the browser routes on the pages router.
+func (s *Server) mountFederatedPages(pages *mux.Router) {
+	pages.HandleFunc("/federated-identities/{identityProvider}/link", s.federatedLinkStart).Methods(http.MethodGet)
+	pages.HandleFunc("/federated-identities/{identityProvider}/login", s.federatedLoginStart).Methods(http.MethodGet)
+	pages.HandleFunc("/federated-identities/{identityProvider}/callback", s.federatedCallback).Methods(http.MethodGet)
+}
+
+// partnerLinks are the login page's "Sign in with …" buttons: every upstream
+// with allow_login, carrying return_to.
+func (s *Server) partnerLinks(returnTo string) []PartnerLink {
+	var out []PartnerLink
+	for _, up := range s.p.Upstreams().All() {
+		if !up.AllowLogin() {
+			continue
+		}
+		u := "/federated-identities/" + url.PathEscape(up.Name()) + "/login"
+		if returnTo != "" {
+			u += "?" + url.Values{"return_to": {returnTo}}.Encode()
+		}
+		out = append(out, PartnerLink{Name: up.Name(), URL: u})
+	}
+	return out
+}
+
+func (s *Server) callbackURL(name string) string {
+	return s.p.Config().Server.PublicURL + "/federated-identities/" + url.PathEscape(name) + "/callback"
+}
+
+func (s *Server) flowCookieName() string { return s.p.Config().Login.CookieName + "_upstream" }
+
+func flowCookiePath(name string) string { return "/federated-identities/" + name + "/" }
+
+// federatedLinkStart is GET /federated-identities/{identityProvider}/link: a
+// signed-in browser whose login is at most linked_identity.reauth_max_age old
+// is sent to the upstream; otherwise to /login first, coming back here.
+func (s *Server) federatedLinkStart(w http.ResponseWriter, r *http.Request) {
+	name := mux.Vars(r)["identityProvider"]
+	up, err := s.p.Upstream(name)
+	if err != nil {
+		s.errorPage(w, r, http.StatusNotFound, "This identity provider is not configured.", nil)
+		return
+	}
+	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	ls, _, err := s.currentSession(r)
+	if err != nil && !errors.Is(err, provider.ErrLoginSessionGone) {
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	// Linking changes how the account can be reached: it needs a recent
+	// login, not merely a live session.
+	if ls == nil || s.p.Now().Sub(ls.AuthTime) > s.p.Config().LinkedIdentity.ReauthMaxAge {
+		here := r.URL.Path
+		if returnTo != "" {
+			here += "?" + url.Values{"return_to": {returnTo}}.Encode()
+		}
+		http.Redirect(w, r, "/login?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
+		return
+	}
+	s.startUpstreamFlow(w, r, up, upstreamFlow{Purpose: flowLink, SessionID: ls.ID, ReturnTo: returnTo})
+}
+
+// federatedLoginStart is GET /federated-identities/{identityProvider}/login,
+// the "Sign in with …" button; only upstreams with allow_login answer.
+func (s *Server) federatedLoginStart(w http.ResponseWriter, r *http.Request) {
+	up, err := s.p.Upstream(mux.Vars(r)["identityProvider"])
+	if err != nil || !up.AllowLogin() {
+		s.errorPage(w, r, http.StatusNotFound, "Signing in with this identity provider is not possible.", nil)
+		return
+	}
+	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	s.startUpstreamFlow(w, r, up, upstreamFlow{Purpose: flowLogin, ReturnTo: returnTo})
+}
+
+// startUpstreamFlow draws state, nonce and PKCE verifier, seals them in the
+// flow cookie and redirects to the upstream's authorize endpoint.
+func (s *Server) startUpstreamFlow(w http.ResponseWriter, r *http.Request, up *upstream.Provider, f upstreamFlow) {
+	f.Upstream = up.Name()
+	f.State, f.Nonce, f.Verifier = randomURLToken(), randomURLToken(), randomURLToken()
+	f.ExpiresAt = s.p.Now().Add(upstreamFlowLifetime).Unix()
+	authURL, err := up.AuthCodeURL(r.Context(), upstream.Flow{RedirectURI: s.callbackURL(up.Name()), State: f.State, Nonce: f.Nonce, Verifier: f.Verifier})
+	if err != nil {
+		s.upstreamErrorPage(w, r, up.Name(), err)
+		return
+	}
+	if err := s.setFlowCookie(w, f); err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	http.Redirect(w, r, authURL, http.StatusSeeOther)
+}
+
+// flowExpiredMessage answers every callback whose flow cannot be trusted:
+// no cookie, a cookie that does not open, a state that differs, a state used
+// before. The cause is logged.
+const flowExpiredMessage = "This sign-in attempt has expired or was already used. Please start again."
+
+// federatedCallback is GET /federated-identities/{identityProvider}/callback,
+// as a list of steps: the flow cookie (taken and cleared) → the state matches
+// it (RFC 6749 §10.12) → the state is redeemed once for every instance → the
+// upstream's answer → the code exchanged with the PKCE verifier → the ID
+// token verified with the nonce → link, or sign in.
+func (s *Server) federatedCallback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	name := mux.Vars(r)["identityProvider"]
+	up, err := s.p.Upstream(name)
+	if err != nil {
+		s.errorPage(w, r, http.StatusNotFound, "This identity provider is not configured.", nil)
+		return
+	}
+	f, err := s.takeFlowCookie(w, r, name)
+	if err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, flowExpiredMessage, err)
+		return
+	}
+	q := r.URL.Query()
+	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.State)) != 1 {
+		s.errorPage(w, r, http.StatusBadRequest, flowExpiredMessage, errors.New("upstream callback: state does not match the flow cookie"))
+		return
+	}
+	if err := s.p.ConsumeUpstreamState(ctx, f.State, time.Unix(f.ExpiresAt, 0)); err != nil {
+		if errors.Is(err, provider.ErrUpstreamStateUsed) {
+			s.errorPage(w, r, http.StatusBadRequest, flowExpiredMessage, fmt.Errorf("upstream callback: %w", err))
+			return
+		}
+		s.upstreamErrorPage(w, r, name, err)
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		msg := "The sign-in at " + name + " did not complete. Please try again."
+		if e == "access_denied" {
+			msg = "The sign-in at " + name + " was cancelled."
+		}
+		s.errorPage(w, r, http.StatusBadRequest, msg, fmt.Errorf("upstream %s answered error %q: %q", name, e, q.Get("error_description")))
+		return
+	}
+	code := q.Get("code")
+	if code == "" {
+		s.errorPage(w, r, http.StatusBadRequest, flowExpiredMessage, errors.New("upstream callback without a code"))
+		return
+	}
+	flow := upstream.Flow{RedirectURI: s.callbackURL(name), State: f.State, Nonce: f.Nonce, Verifier: f.Verifier}
+	switch f.Purpose {
+	case flowLink:
+		s.completeLink(w, r, up, f, flow, code)
+	case flowLogin:
+		s.completeLogin(w, r, up, f, flow, code)
+	default:
+		s.errorPage(w, r, http.StatusBadRequest, flowExpiredMessage, fmt.Errorf("upstream callback: unknown purpose %q", f.Purpose))
+	}
+}
+
+// completeLink links the upstream subject to the user whose session started
+// the flow.
+func (s *Server) completeLink(w http.ResponseWriter, r *http.Request, up *upstream.Provider, f *upstreamFlow, flow upstream.Flow, code string) {
+	ctx := r.Context()
+	ls, user, err := s.currentSession(r)
+	if err != nil && !errors.Is(err, provider.ErrLoginSessionGone) {
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	if ls == nil || ls.ID != f.SessionID {
+		s.errorPage(w, r, http.StatusUnauthorized, "Your session has ended. Please sign in and start linking again.",
+			errors.New("upstream callback: the login session that started the link is gone"))
+		return
+	}
+	raw, err := up.Exchange(ctx, flow, code)
+	if err != nil {
+		s.upstreamErrorPage(w, r, up.Name(), err)
+		return
+	}
+	_, err = s.p.LinkWithIDToken(ctx, provider.LinkRequest{
+		UserID: user.ID, Upstream: up.Name(), By: provider.LinkByBrowser, SessionID: ls.ID, IP: s.clientIP(r),
+	}, raw, f.Nonce)
+	switch {
+	case err == nil:
+	case errors.Is(err, provider.ErrIdentityAlreadyLinked):
+		s.errorPage(w, r, http.StatusConflict, "This "+up.Name()+" account is already linked to another account.", err)
+		return
+	default:
+		s.upstreamErrorPage(w, r, up.Name(), err)
+		return
+	}
+	if f.ReturnTo != "" {
+		http.Redirect(w, r, f.ReturnTo, http.StatusSeeOther)
+		return
+	}
+	s.pages.Render(w, r, http.StatusOK, "federated_linked", FederatedLinkedPage{Provider: up.Name()})
+}
+
+// completeLogin is the first factor of a sign-in with an upstream: the user
+// whose link holds the verified subject gets a fresh login session with
+// amr ["fed"]; the second factor still applies at /oauth2/auth. An unlinked
+// subject gets a page saying so; no user is ever matched by email.
+func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstream.Provider, f *upstreamFlow, flow upstream.Flow, code string) {
+	ctx := r.Context()
+	raw, err := up.Exchange(ctx, flow, code)
+	if err != nil {
+		s.upstreamErrorPage(w, r, up.Name(), err)
+		return
+	}
+	user, err := s.p.FederatedLogin(ctx, up.Name(), raw, f.Nonce, s.clientIP(r))
+	switch {
+	case err == nil:
+	case errors.Is(err, provider.ErrIdentityNotLinked):
+		s.log.InfoContext(ctx, "federated sign-in refused", "request_id", RequestIDFrom(ctx), "upstream", up.Name(), "err", err)
+		loginURL := "/login"
+		if f.ReturnTo != "" {
+			loginURL += "?" + url.Values{"return_to": {f.ReturnTo}}.Encode()
+		}
+		s.pages.Render(w, r, http.StatusForbidden, "federated_not_linked", FederatedNotLinkedPage{Provider: up.Name(), LoginURL: loginURL})
+		return
+	default:
+		s.upstreamErrorPage(w, r, up.Name(), err)
+		return
+	}
+	// A fresh sid at every login (no session fixation); the old one ends.
+	if old, _, err := s.currentSession(r); err == nil {
+		_ = s.p.EndLoginSession(ctx, old.ID)
+	}
+	ls, err := s.p.StartLoginSession(ctx, user.ID, provider.AMRFederated)
+	if err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.passed", UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r),
+		Detail: map[string]any{"method": provider.AMRFederated, "provider": up.Name()}})
+	if err := s.setSessionCookie(w, ls); err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		return
+	}
+	if f.ReturnTo == "" {
+		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email})
+		return
+	}
+	http.Redirect(w, r, f.ReturnTo, http.StatusSeeOther)
+}
+
+// upstreamErrorPage answers the errors of talking to an upstream: 503 (with
+// Retry-After) when it cannot be reached, 400 when it refused the code or its
+// ID token failed a check (the reason is logged, never shown), 500 otherwise.
+func (s *Server) upstreamErrorPage(w http.ResponseWriter, r *http.Request, name string, err error) {
+	switch {
+	case errors.Is(err, upstream.ErrUnavailable):
+		w.Header().Set("Retry-After", "5")
+		s.errorPage(w, r, http.StatusServiceUnavailable, name+" cannot be reached right now. Please try again in a moment.", err)
+	case errors.Is(err, upstream.ErrInvalidIDToken), errors.Is(err, upstream.ErrCodeRejected):
+		s.errorPage(w, r, http.StatusBadRequest, "The answer from "+name+" could not be verified. Please try again.", err)
+	default:
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+	}
+}
+
+// flowAD binds a sealed flow to its cookie and upstream.
+func flowAD(name string) []byte { return []byte("upstream-flow\x00" + name) }
+
+func (s *Server) setFlowCookie(w http.ResponseWriter, f upstreamFlow) error {
+	plain, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	sealed, err := s.flows.Seal(plain, flowAD(f.Upstream))
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     s.flowCookieName(),
+		Value:    base64.RawURLEncoding.EncodeToString(sealed),
+		Path:     flowCookiePath(f.Upstream),
+		MaxAge:   int(upstreamFlowLifetime.Seconds()),
+		HttpOnly: true,
+		Secure:   s.secure,
+		// Lax: the upstream's redirect back is a top-level GET navigation.
+		SameSite: http.SameSiteLaxMode,
+	})
+	return nil
+}
+
+// takeFlowCookie opens the flow cookie of upstream name and clears it: a
+// flow is used at most once by this browser (and, by its state, at most once
+// anywhere).
+func (s *Server) takeFlowCookie(w http.ResponseWriter, r *http.Request, name string) (*upstreamFlow, error) {
+	http.SetCookie(w, &http.Cookie{Name: s.flowCookieName(), Value: "", Path: flowCookiePath(name), MaxAge: -1,
+		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	c, err := r.Cookie(s.flowCookieName())
+	if err != nil {
+		return nil, errors.New("upstream callback: no flow cookie")
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
+	if err != nil {
+		return nil, fmt.Errorf("upstream callback: flow cookie: %w", err)
+	}
+	plain, err := s.flows.Open(sealed, flowAD(name))
+	if err != nil {
+		return nil, fmt.Errorf("upstream callback: flow cookie: %w", err)
+	}
+	var f upstreamFlow
+	if err := json.Unmarshal(plain, &f); err != nil {
+		return nil, fmt.Errorf("upstream callback: flow cookie: %w", err)
+	}
+	if f.Upstream != name || f.State == "" {
+		return nil, errors.New("upstream callback: flow cookie of another upstream")
+	}
+	if !s.p.Now().Before(time.Unix(f.ExpiresAt, 0)) {
+		return nil, errors.New("upstream callback: flow expired")
+	}
+	return &f, nil
+}
+
+// randomURLToken is 256 random bits, base64url: a state, a nonce, or a PKCE
+// verifier (RFC 7636 §4.1: 43 characters of the unreserved set).
+func randomURLToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}

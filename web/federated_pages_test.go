@@ -1,0 +1,52 @@
+package web
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestPages_FederatedPages(t *testing.T) {
+	p, _ := newTestPages(t)
+	tests := []struct {
+		name, page string
+		data       any
+		want       []string
+		notWant    []string
+	}{
+		{"linked", "federated_linked", FederatedLinkedPage{Provider: "acme"},
+			[]string{`<h1>Account linked</h1>`, `Your acme account is now linked to this account.`}, nil},
+		{"not linked", "federated_not_linked", FederatedNotLinkedPage{Provider: "acme", LoginURL: "/login?return_to=%2Foauth2%2Fauth%3Fa%3Db"},
+			[]string{`This acme account is not linked to an account here`, `<a class="button" href="/login?return_to=%2Foauth2%2Fauth%3Fa%3Db">`}, nil},
+		{"not linked escapes", "federated_not_linked", FederatedNotLinkedPage{Provider: "<b>x</b>", LoginURL: "javascript:alert(1)"},
+			[]string{`&lt;b&gt;x&lt;/b&gt;`, `href="#ZgotmplZ"`}, []string{`<b>x</b>`, `javascript:`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := renderPage(t, p, http.MethodGet, http.StatusOK, tt.page, tt.data)
+			if w.Code != http.StatusOK {
+				t.Fatalf("status = %d, body %s", w.Code, w.Body.String())
+			}
+			body := w.Body.String()
+			assertLayout(t, p, body)
+			for _, s := range tt.want {
+				if !strings.Contains(body, s) {
+					t.Errorf("page lacks %s\n%s", s, body)
+				}
+			}
+			for _, s := range tt.notWant {
+				if strings.Contains(body, s) {
+					t.Errorf("page has %s\n%s", s, body)
+				}
+			}
+		})
+	}
+}
+
+func TestSafeReturnTo_AcceptsTheLinkRoute(t *testing.T) {
+	for _, raw := range []string{"/federated-identities/acme/link", "/federated-identities/acme/link?return_to=%2Flogin%2Fotp"} {
+		if got, ok := safeReturnTo(raw); !ok || got != raw {
+			t.Errorf("safeReturnTo(%q) = %q, %v", raw, got, ok)
+		}
+	}
+}
