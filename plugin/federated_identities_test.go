@@ -1,0 +1,512 @@
+package plugin_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/google/uuid"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/otpstep/otpstep/plugin"
+	"github.com/otpstep/otpstep/plugin/plugintest"
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/provider/mail/mailtest"
+	"github.com/otpstep/otpstep/storage"
+)
+
+var federatedScopes = []string{"user:federated-identity:set", "user:federated-identity:read", "user:federated-identity:delete"}
+
+// doAbs is apiClient.do for a path outside the user-API prefix (the admin
+// API), with the same contract checks.
+func (c *apiClient) doAbs(method, path, token, body string) apiResponse {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, data := c.v.CheckRoundTrip(c.t, http.DefaultClient, req)
+	if resp.StatusCode >= 400 {
+		if ct := resp.Header.Get("Content-Type"); ct != "application/vnd.api+json" {
+			c.t.Fatalf("error with content type %q", ct)
+		}
+		if rid := resp.Header.Get("X-Request-Id"); rid == "" || !strings.Contains(string(data), `"id":"`+rid+`"`) {
+			c.t.Fatalf("error id is not the request id %q: %s", rid, data)
+		}
+	}
+	return apiResponse{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+func (c *apiClient) putLink(token, provider, idToken string) apiResponse {
+	c.t.Helper()
+	b, _ := json.Marshal(map[string]string{"idToken": idToken})
+	return c.do(http.MethodPut, "/federated-identities/"+provider, token, "application/json", string(b))
+}
+
+// upstreamIDToken signs u in at the upstream through Down's client there and
+// returns the ID token the upstream issued for Down.
+func upstreamIDToken(t *testing.T, f *plugintest.Federation, u *plugintest.User) string {
+	t.Helper()
+	raw, _ := f.Up.LoginWithPassword(t, f.UpClient, u).Token.Extra("id_token").(string)
+	if raw == "" {
+		t.Fatal("no id token from the upstream")
+	}
+	return raw
+}
+
+// wantError checks a JSON:API error's status, code and (when given) pointer.
+func wantError(t *testing.T, resp apiResponse, status int, code, pointer string) {
+	t.Helper()
+	if resp.Status != status {
+		t.Fatalf("status %d, want %d: %s", resp.Status, status, resp.Body)
+	}
+	e := resp.errorObject(t)
+	if e["code"] != code || e["status"] != itoa(status) {
+		t.Fatalf("error %v, want %s", e, code)
+	}
+	if pointer != "" {
+		src, _ := e["source"].(map[string]any)
+		if src == nil || (src["pointer"] != pointer && src["parameter"] != pointer) {
+			t.Fatalf("source %v, want %s", src, pointer)
+		}
+	}
+}
+
+func auditTypes(t *testing.T, store *storage.Store, userID string) []string {
+	t.Helper()
+	events, err := store.ListAuditEvents(context.Background(), userID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range events {
+		reason, _ := e.Detail["reason"].(string)
+		if reason != "" {
+			out = append(out, e.Type+":"+reason)
+		} else {
+			out = append(out, e.Type)
+		}
+	}
+	return out
+}
+
+func TestFederatedIdentities_PutWithIDTokenFromARealUpstream(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		f := plugintest.StartFederation(t, dialect, "partner", false, nil)
+		api := newAPIClient(t, f.Down)
+		client := f.Down.NewClient(t, false, federatedScopes...)
+		weak := f.Down.NewClient(t, false, "user:federated-identity:read")
+		alice, bob := f.Down.NewUser(t), f.Down.NewUser(t)
+		aliceTok := f.Down.LoginWithPassword(t, client, alice).Token.AccessToken
+		bobTok := f.Down.LoginWithPassword(t, client, bob).Token.AccessToken
+		weakTok := f.Down.LoginWithPassword(t, weak, alice).Token.AccessToken
+		upAlice := f.Up.NewUser(t)
+		idToken := upstreamIDToken(t, f, upAlice)
+		// An ID token the upstream issued to another of its clients.
+		otherAud, _ := f.Up.LoginWithPassword(t, f.Up.NewClient(t, false), upAlice).Token.Extra("id_token").(string)
+
+		if resp := api.do(http.MethodGet, "/federated-identities", aliceTok, "", ""); resp.Status != 200 || string(resp.Body) != "{\"data\":[]}\n" {
+			t.Fatalf("list before linking: %d %s", resp.Status, resp.Body)
+		}
+		wantError(t, api.putLink(aliceTok, "nobody", idToken), 404, "not-found", "")
+		wantError(t, api.do(http.MethodPut, "/federated-identities/partner", aliceTok, "application/json", `{}`), 422, "validation-failed", "/idToken")
+		wantError(t, api.putLink(aliceTok, "partner", "not-a-token"), 422, "validation-failed", "/idToken")
+		wantError(t, api.putLink(aliceTok, "partner", otherAud), 422, "validation-failed", "/idToken")
+		wantError(t, api.putLink(weakTok, "partner", idToken), 403, "insufficient-scope", "")
+		wantError(t, api.putLink("", "partner", idToken), 401, "unauthorized", "")
+
+		resp := api.putLink(aliceTok, "partner", idToken)
+		if resp.Status != 200 {
+			t.Fatalf("link: %d %s", resp.Status, resp.Body)
+		}
+		link := resp.json(t)
+		if link["provider"] != "partner" || link["subject"] != upAlice.ID || link["email"] != upAlice.Email || link["id"] == "" {
+			t.Fatalf("link body %s", resp.Body)
+		}
+		if again := api.putLink(aliceTok, "partner", idToken); again.Status != 200 || again.json(t)["id"] != link["id"] {
+			t.Fatalf("linking again: %d %s", again.Status, again.Body)
+		}
+		// The upstream subject is alice's: bob cannot take it.
+		wantError(t, api.putLink(bobTok, "partner", idToken), 409, "identity-already-linked", "")
+
+		list := api.do(http.MethodGet, "/federated-identities", aliceTok, "", "")
+		data, _ := list.json(t)["data"].([]any)
+		if list.Status != 200 || len(data) != 1 || data[0].(map[string]any)["subject"] != upAlice.ID {
+			t.Fatalf("list: %d %s", list.Status, list.Body)
+		}
+		if got, err := f.Down.Store.GetLinkedIdentityBySubject(context.Background(), "partner", upAlice.ID); err != nil || got.UserID != alice.ID {
+			t.Fatalf("stored link %+v %v", got, err)
+		}
+
+		if del := api.do(http.MethodDelete, "/federated-identities/partner", aliceTok, "", ""); del.Status != 204 || len(del.Body) != 0 {
+			t.Fatalf("delete: %d %s", del.Status, del.Body)
+		}
+		wantError(t, api.do(http.MethodDelete, "/federated-identities/partner", aliceTok, "", ""), 404, "not-found", "")
+		wantError(t, api.do(http.MethodDelete, "/federated-identities/nobody", aliceTok, "", ""), 404, "not-found", "")
+
+		// Once unlinked, the subject is free for bob.
+		if resp := api.putLink(bobTok, "partner", idToken); resp.Status != 200 {
+			t.Fatalf("bob after alice unlinked: %d %s", resp.Status, resp.Body)
+		}
+
+		got := auditTypes(t, f.Down.Store, alice.ID)
+		for _, want := range []string{"identity.linked", "identity.unlinked", "identity.link_refused:wrong-audience", "identity.link_refused:malformed"} {
+			if !slices.Contains(got, want) {
+				t.Errorf("alice's audit trail %v lacks %s", got, want)
+			}
+		}
+		if got := auditTypes(t, f.Down.Store, bob.ID); !slices.Contains(got, "identity.link_refused:linked-to-another-user") || !slices.Contains(got, "identity.linked") {
+			t.Errorf("bob's audit trail %v", got)
+		}
+	})
+}
+
+// With linked_identity.required, the session API answers 401
+// missing-linked-identity (exact body) until the user links; linking and
+// listing are exempt from the policy, unlinking is not.
+func TestFederatedIdentities_RequiredPolicyBeforeAndAfterLinking(t *testing.T) {
+	f := plugintest.StartFederation(t, "sqlite", "partner", false, func(c *plugin.Config) { c.LinkedIdentity.Required = true })
+	api := newAPIClient(t, f.Down)
+	client := f.Down.NewClient(t, false, append(allUserScopes, federatedScopes...)...)
+	alice := f.Down.NewUser(t)
+	tok := f.Down.LoginWithPassword(t, client, alice).Token.AccessToken
+
+	before := api.putSession(tok, uuid.NewString(), alice.ID, false)
+	wantBody := `{"errors":[{"id":"` + before.Header.Get("X-Request-Id") + `","status":"401","code":"missing-linked-identity",` +
+		`"title":"Missing linked identity for authorized access",` +
+		`"detail":"Linked identity is needed to access this resource, please check why the user does not have a linked identity"}]}` + "\n"
+	if before.Status != 401 || string(before.Body) != wantBody {
+		t.Fatalf("before linking: %d %s\nwant %s", before.Status, before.Body, wantBody)
+	}
+	wantError(t, api.do(http.MethodDelete, "/federated-identities/partner", tok, "", ""), 401, "missing-linked-identity", "")
+	if list := api.do(http.MethodGet, "/federated-identities", tok, "", ""); list.Status != 200 {
+		t.Fatalf("list is exempt: %d %s", list.Status, list.Body)
+	}
+	if resp := api.putLink(tok, "partner", upstreamIDToken(t, f, f.Up.NewUser(t))); resp.Status != 200 {
+		t.Fatalf("link is exempt: %d %s", resp.Status, resp.Body)
+	}
+	if after := api.putSession(tok, uuid.NewString(), alice.ID, false); after.Status != 200 {
+		t.Fatalf("after linking: %d %s", after.Status, after.Body)
+	}
+}
+
+// closedURL is an http URL on loopback where nothing listens.
+func closedURL(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "http://" + ln.Addr().String()
+	_ = ln.Close()
+	return u
+}
+
+// An upstream that is down does not stop the start; the routes that need it
+// answer 503, everything else works.
+func TestFederatedIdentities_UpstreamDownIs503AndNothingElseBreaks(t *testing.T) {
+	srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) {
+		c.Upstreams = []config.Upstream{{Name: "down", Issuer: closedURL(t), ClientID: "x", AllowLogin: true}}
+	})
+	api := newAPIClient(t, srv)
+	client := srv.NewClient(t, false, append(allUserScopes, federatedScopes...)...)
+	alice := srv.NewUser(t)
+	login := srv.LoginWithPassword(t, client, alice)
+	tok := login.Token.AccessToken
+
+	// A well-formed token: the keys are needed to check it.
+	seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	idToken := seg(`{"alg":"RS256","kid":"k1"}`) + "." + seg(`{"sub":"s"}`) + "." + seg("signature")
+	resp := api.putLink(tok, "down", idToken)
+	wantError(t, resp, 503, "unavailable", "")
+	if resp.Header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+
+	page := login.Browser.Follow(srv.URL+"/federated-identities/down/link", "")
+	if page.Status != 503 || page.Header.Get("Retry-After") == "" || !strings.Contains(page.Body, "cannot be reached") {
+		t.Fatalf("link start: %s", page)
+	}
+	if page := plugintest.NewBrowser(t).Follow(srv.URL+"/federated-identities/down/login", ""); page.Status != 503 {
+		t.Fatalf("login start: %s", page)
+	}
+	// The rest answers as usual.
+	if r := api.putSession(tok, uuid.NewString(), alice.ID, false); r.Status != 200 {
+		t.Fatalf("session API: %d %s", r.Status, r.Body)
+	}
+	if page := plugintest.NewBrowser(t).Follow(srv.URL+"/login", ""); page.Status != 200 || !strings.Contains(page.Body, "Sign in with down") {
+		t.Fatalf("login page: %s", page)
+	}
+	if list := api.do(http.MethodGet, "/federated-identities", tok, "", ""); list.Status != 200 {
+		t.Fatalf("list: %d %s", list.Status, list.Body)
+	}
+}
+
+// The browser links through a real upstream: state, nonce and PKCE go out,
+// the callback links and answers a page; the same callback replayed (even
+// with the flow cookie) fails, and an old login must sign in again first.
+func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
+	f := plugintest.StartFederation(t, "sqlite", "partner", false, nil)
+	client := f.Down.NewClient(t, false)
+	alice := f.Down.NewUser(t)
+	upAlice := f.Up.NewUser(t)
+	b := f.Down.LoginWithPassword(t, client, alice).Browser
+
+	page := b.Follow(f.Down.URL+"/federated-identities/partner/link", f.Callback())
+	if page.Status != 200 || !strings.HasPrefix(page.URL.String(), f.Up.URL+"/login") {
+		t.Fatalf("link start did not reach the upstream's login: %s (steps %v)", page, b.Steps)
+	}
+	var authorize *url.URL
+	for _, step := range b.Steps {
+		if u, _ := url.Parse(strings.TrimPrefix(step, "GET ")); u != nil && strings.HasPrefix(u.String(), f.Up.URL+"/oauth2/auth") {
+			authorize = u
+			break
+		}
+	}
+	if authorize == nil {
+		t.Fatalf("no authorize request at the upstream: %v", b.Steps)
+	}
+	q := authorize.Query()
+	if q.Get("code_challenge_method") != "S256" || len(q.Get("code_challenge")) != 43 || len(q.Get("state")) < 32 ||
+		len(q.Get("nonce")) < 32 || q.Get("redirect_uri") != f.Callback() || q.Get("client_id") != f.UpClient.ID {
+		t.Fatalf("authorize request %s", authorize)
+	}
+	back := b.Submit(page, "/login", url.Values{"email": {upAlice.Email}, "password": {upAlice.Password}, "return_to": {page.HiddenField("return_to")}}, f.Callback())
+	if back.URL.Query().Get("code") == "" || back.URL.Query().Get("state") != q.Get("state") {
+		t.Fatalf("upstream did not come back with code and state: %s", back)
+	}
+	flowCookies := b.Client.Jar.Cookies(back.URL)
+
+	done := b.Follow(back.URL.String(), "")
+	if done.Status != 200 || !strings.Contains(done.Body, "Your partner account is now linked") {
+		t.Fatalf("callback: %s", done)
+	}
+	li, err := f.Down.Store.GetLinkedIdentityBySubject(context.Background(), "partner", upAlice.ID)
+	if err != nil || li.UserID != alice.ID {
+		t.Fatalf("link %+v %v", li, err)
+	}
+
+	// Replayed: the browser sends the old flow cookie and the same code and state.
+	b.Client.Jar.SetCookies(back.URL, flowCookies)
+	replay := b.Follow(back.URL.String(), "")
+	if replay.Status != 400 || !strings.Contains(replay.Body, "expired or was already used") {
+		t.Fatalf("replayed callback: %s", replay)
+	}
+	// Without the cookie at all.
+	if again := b.Follow(back.URL.String(), ""); again.Status != 400 {
+		t.Fatalf("callback without the flow cookie: %s", again)
+	}
+
+	// A state that does not match the flow cookie.
+	page = b.Follow(f.Down.URL+"/federated-identities/partner/link", f.Callback())
+	tampered := b.Follow(page.URL.String(), f.Callback())
+	tq := tampered.URL.Query()
+	if tq.Get("code") == "" {
+		t.Fatalf("second flow: %s", tampered)
+	}
+	tq.Set("state", "x"+tq.Get("state"))
+	tampered.URL.RawQuery = tq.Encode()
+	if got := b.Follow(tampered.URL.String(), ""); got.Status != 400 {
+		t.Fatalf("tampered state: %s", got)
+	}
+
+	// An old login goes back to /login first, and comes back here.
+	f.Down.Clock.Advance(f.Down.Plugin.Provider.Config().LinkedIdentity.ReauthMaxAge + time.Second)
+	stale := b.Follow(f.Down.URL+"/federated-identities/partner/link?return_to=/login/otp", f.Down.URL+"/login")
+	if stale.Status != http.StatusSeeOther || stale.URL.Path != "/login" ||
+		stale.URL.Query().Get("return_to") != "/federated-identities/partner/link?return_to=%2Flogin%2Fotp" {
+		t.Fatalf("old login: %s", stale)
+	}
+}
+
+var partnerButton = regexp.MustCompile(`href="(/federated-identities/partner/login[^"]*)"`)
+
+// Sign-in with a partner: a linked upstream subject is the first factor
+// (amr fed), the second factor still applies; an unlinked subject gets a
+// page, even when its email is a local user's.
+func TestBrowser_SignInWithPartner(t *testing.T) {
+	smtpSrv := mailtest.StartServer(t)
+	f := plugintest.StartFederation(t, "sqlite", "partner", true, func(c *plugin.Config) {
+		c.Mail.Driver = "smtp"
+		c.Mail.SMTPURL = smtpSrv.URL()
+		c.Mail.TLS = "none"
+		c.Mail.From = "otpstep <otp@example.com>"
+	})
+	ctx := context.Background()
+	rp := f.Down.NewClient(t, true) // requires the second factor
+	alice := f.Down.NewUser(t)
+	upAlice := f.Up.NewUser(t)
+	if err := f.Down.Store.CreateLinkedIdentity(ctx, &storage.LinkedIdentity{UserID: alice.ID, Provider: "partner", Subject: upAlice.ID}); err != nil {
+		t.Fatal(err)
+	}
+
+	signIn := func(b *plugintest.Browser, up *plugintest.User, authURL string) *plugintest.Page {
+		t.Helper()
+		page := b.Follow(authURL, plugintest.RedirectURI)
+		m := partnerButton.FindStringSubmatch(page.Body)
+		if page.URL.Path != "/login" || m == nil {
+			t.Fatalf("no partner button on the login page: %s", page)
+		}
+		page = b.Follow(f.Down.URL+strings.ReplaceAll(m[1], "&amp;", "&"), plugintest.RedirectURI)
+		if !strings.HasPrefix(page.URL.String(), f.Up.URL+"/login") {
+			t.Fatalf("partner button did not reach the upstream: %s", page)
+		}
+		return b.Submit(page, "/login", url.Values{"email": {up.Email}, "password": {up.Password}, "return_to": {page.HiddenField("return_to")}}, plugintest.RedirectURI)
+	}
+
+	b := plugintest.NewBrowser(t)
+	verifier, nonce := oauth2.GenerateVerifier(), plugintest.RandomString(12)
+	page := signIn(b, upAlice, rp.Conf.AuthCodeURL("state-123456789", oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)))
+	if page.Status != 200 || !strings.HasPrefix(page.URL.String(), f.Down.URL+"/login/otp") {
+		t.Fatalf("after the partner, the second factor: %s (steps %v)", page, b.Steps)
+	}
+	code := codeFrom(t, smtpSrv, 1, alice.Email)
+	back := b.Submit(page, "/login/otp", url.Values{"otp": {code}, "return_to": {page.HiddenField("return_to")}}, plugintest.RedirectURI)
+	if back.URL.Query().Get("code") == "" {
+		t.Fatalf("after the code: %s", back)
+	}
+	op, err := oidc.NewProvider(ctx, f.Down.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := rp.Conf
+	conf.Endpoint = op.Endpoint()
+	conf.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	tok, err := conf.Exchange(ctx, back.URL.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := op.Verifier(&oidc.Config{ClientID: rp.ID}).Verify(ctx, tok.Extra("id_token").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims struct {
+		Acr string   `json:"acr"`
+		Amr []string `json:"amr"`
+	}
+	_ = idt.Claims(&claims)
+	if idt.Subject != alice.ID || claims.Acr != "aal2" || strings.Join(claims.Amr, ",") != provider.AMRFederated+",otp" || idt.Nonce != nonce {
+		t.Fatalf("sub %s claims %+v nonce %q", idt.Subject, claims, idt.Nonce)
+	}
+
+	// An unlinked upstream account whose email is a local user's.
+	carol, err := f.Down.Plugin.Provider.CreateUser(ctx, "carol-"+plugintest.RandomString(6)+"@example.com", "correct horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	upCarol, err := f.Up.Plugin.Provider.CreateUser(ctx, carol.Email, "another horse battery")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2 := plugintest.NewBrowser(t)
+	refused := signIn(b2, &plugintest.User{User: upCarol, Password: "another horse battery"},
+		rp.Conf.AuthCodeURL("state-223456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())))
+	if refused.Status != 403 || !strings.Contains(refused.Body, "is not linked to an account here") {
+		t.Fatalf("unlinked subject: %s", refused)
+	}
+	for _, c := range b2.Client.Jar.Cookies(&url.URL{Scheme: "http", Host: strings.TrimPrefix(f.Down.URL, "http://"), Path: "/"}) {
+		if c.Name == f.Down.Plugin.Provider.Config().Login.CookieName {
+			t.Fatal("an unlinked subject got a login session")
+		}
+	}
+	events, _ := f.Down.Store.ListAuditEvents(ctx, "", 0)
+	found := false
+	for _, e := range events {
+		if e.Type == provider.AuditFederatedLoginRefused && e.Detail["subject"] == upCarol.ID && e.Detail["reason"] == "not-linked" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no audit event for the refused sign-in")
+	}
+}
+
+func TestAdminAPI_PartnerProvisioning(t *testing.T) {
+	f := plugintest.StartFederation(t, "sqlite", "partner", false, nil)
+	srv := f.Down
+	api := newAPIClient(t, srv)
+	partner := srv.NewClient(t, false, "admin:federated-identity:write")
+	ccToken := func(scopes ...string) string {
+		t.Helper()
+		cc := clientcredentials.Config{ClientID: partner.ID, ClientSecret: partner.Secret, TokenURL: srv.URL + "/oauth2/token", Scopes: scopes}
+		tok, err := cc.Token(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.AccessToken
+	}
+	admin, noScope := ccToken("admin:federated-identity:write"), ccToken("email")
+	alice, bob := srv.NewUser(t), srv.NewUser(t)
+	// A user's token, even with the scope, is not a partner's.
+	userTok := srv.LoginWithPassword(t, partner, alice).Token.AccessToken
+	path := func(userID, provider string) string {
+		return "/admin/users/" + userID + "/federated-identities/" + provider
+	}
+	body := `{"subject":"partner-sub-1","email":"alice@partner.example"}`
+
+	resp := api.doAbs(http.MethodPut, path(alice.ID, "partner"), admin, body)
+	if resp.Status != 200 {
+		t.Fatalf("provision: %d %s", resp.Status, resp.Body)
+	}
+	if got := resp.json(t); got["subject"] != "partner-sub-1" || got["email"] != "alice@partner.example" || got["provider"] != "partner" {
+		t.Fatalf("body %s", resp.Body)
+	}
+	cases := []struct {
+		name, method, path, token, body string
+		status                          int
+		code, source                    string
+	}{
+		{"no token", http.MethodPut, path(alice.ID, "partner"), "", body, 401, "unauthorized", ""},
+		{"user token with the scope", http.MethodPut, path(alice.ID, "partner"), userTok, body, 403, "insufficient-scope", ""},
+		{"user token deleting", http.MethodDelete, path(alice.ID, "partner"), userTok, "", 403, "insufficient-scope", ""},
+		{"client token without the scope", http.MethodPut, path(alice.ID, "partner"), noScope, body, 403, "insufficient-scope", ""},
+		{"malformed userId", http.MethodPut, path("nope", "partner"), admin, body, 422, "validation-failed", "userId"},
+		{"unknown user", http.MethodPut, path(uuid.NewString(), "partner"), admin, body, 404, "not-found", ""},
+		{"unknown provider", http.MethodPut, path(alice.ID, "nobody"), admin, body, 404, "not-found", ""},
+		{"subject missing", http.MethodPut, path(alice.ID, "partner"), admin, `{"email":"a@b.example"}`, 422, "validation-failed", "/subject"},
+		{"email malformed", http.MethodPut, path(alice.ID, "partner"), admin, `{"subject":"s","email":"nope"}`, 422, "validation-failed", "/email"},
+		{"subject of another user", http.MethodPut, path(bob.ID, "partner"), admin, body, 409, "identity-already-linked", ""},
+		{"delete malformed userId", http.MethodDelete, path("nope", "partner"), admin, "", 422, "validation-failed", "userId"},
+		{"delete without a link", http.MethodDelete, path(bob.ID, "partner"), admin, "", 404, "not-found", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			api.t = t
+			wantError(t, api.doAbs(tc.method, tc.path, tc.token, tc.body), tc.status, tc.code, tc.source)
+		})
+	}
+	api.t = t
+	if del := api.doAbs(http.MethodDelete, path(alice.ID, "partner"), admin, ""); del.Status != 204 {
+		t.Fatalf("delete: %d %s", del.Status, del.Body)
+	}
+	if _, err := srv.Store.GetLinkedIdentityBySubject(context.Background(), "partner", "partner-sub-1"); err == nil {
+		t.Fatal("the link survived the delete")
+	}
+	events, _ := srv.Store.ListAuditEvents(context.Background(), alice.ID, 0)
+	var byPartner int
+	for _, e := range events {
+		if (e.Type == provider.AuditIdentityLinked || e.Type == provider.AuditIdentityUnlinked) && e.ClientID == partner.ID && e.Detail["by"] == provider.LinkByPartner {
+			byPartner++
+		}
+	}
+	if byPartner != 2 {
+		t.Fatalf("%d partner audit events, want link and unlink: %+v", byPartner, events)
+	}
+}
