@@ -1,6 +1,3 @@
-// Package plugin is otpstep's public entry point: New builds the provider,
-// its storage and its HTTP handlers from a Config, and Mount puts the routes
-// on a gorilla/mux router. `otpstep serve` is a thin command over it.
 package plugin
 
 import (
@@ -9,11 +6,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"gorm.io/gorm"
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/provider/config"
@@ -28,46 +29,158 @@ type Config = config.Config
 // DefaultConfig returns every option at its default.
 func DefaultConfig() Config { return config.Default() }
 
-// Options configure a Plugin.
+// Mailer delivers the OTP emails. otpstep's SMTP mailer (mail.NewSMTP) and
+// development log mailer (mail.NewLog) are two implementations; a host may
+// route mail through its own delivery service instead (see mail.Permanent
+// for failures not worth retrying).
+type Mailer = mail.Mailer
+
+// MailMessage is one email a Mailer sends.
+type MailMessage = mail.Message
+
+// Options configure a Plugin. Without OAuth2 the plugin is otpstep itself
+// (standalone: its own fosite, login pages and OAuth2 endpoints); with
+// OAuth2 it is embedded in the host that owns that fosite (see the package
+// documentation). The fields marked "embedded" require OAuth2.
 type Options struct {
-	// Config is validated by New; errors name the key.
+	// Config is validated by New; errors name the key. In embedded mode
+	// server.public_url is the host's public URL, and the oauth2.* and
+	// login.* keys other than login.session_lifespan and login.cookie_name
+	// are not used.
 	Config Config
 	// Dev relaxes validation as `otpstep serve --dev` documents.
 	Dev bool
-	// Store is an already opened storage; when nil New opens Config.Database.DSN.
+
+	// DB is the host's database handle: otpstep's tables live beside the
+	// host's (Migrate creates them). It must be PostgreSQL (gorm.io/driver/postgres)
+	// or SQLite (github.com/glebarez/sqlite, with _pragma=foreign_keys(1)).
+	// Close leaves it open. Without DB (and Store), New opens
+	// Config.Database.DSN.
+	DB *gorm.DB
+	// Store is an already opened otpstep storage (tests, the CLI); Close
+	// leaves it open. At most one of DB and Store.
 	Store *storage.Store
-	// Logger receives every log line; nil discards them.
-	Logger *slog.Logger
+
+	// OAuth2 is the host's fosite.OAuth2Provider (embedded mode). It
+	// introspects the bearer tokens of the user API, so it must be composed
+	// with compose.OAuth2TokenIntrospectionFactory, and RequireSecondFactor
+	// parses authorize requests with it. nil: otpstep's own provider.
+	OAuth2 fosite.OAuth2Provider
+	// TokenSession (embedded) is the empty session the host's tokens are
+	// hydrated into when introspected; nil is an *openid.DefaultSession.
+	TokenSession func() fosite.Session
+	// SessionIDFromToken (embedded) finds the login session's sid in a
+	// host token's session; nil reads a provider.SessionIDCarrier
+	// (interface{ SessionID() string }), else the ID token claims'
+	// Extra["sid"], as Claims.Apply puts it there.
+	SessionIDFromToken func(fosite.Session) string
+	// SessionFromRequest (embedded) finds the sid of the browser's login
+	// session when the host keeps it in its own session; nil: the cookie
+	// BeginLogin sets (login.cookie_name).
+	SessionFromRequest func(*http.Request) string
+	// AuthorizePaths (embedded) are the paths of the host's authorize
+	// endpoint(s), where RequireSecondFactor runs and where the OTP page
+	// sends the browser back; nil is ["/oauth2/auth"].
+	AuthorizePaths []string
+	// SecondFactorRequired (embedded) says whether an authorize request
+	// needs the second factor; nil: every request. A request asking for
+	// acr_values=aal2 always does (fosite does not enforce acr_values).
+	SecondFactorRequired func(fosite.AuthorizeRequester) bool
+
+	// Mailer delivers OTP emails; nil builds the one mail.driver names
+	// (otpstep's SMTP or log mailer). With a Mailer, mail.driver and
+	// mail.smtp_url are not used.
+	Mailer Mailer
 	// Clock is the time source; nil is time.Now.
 	Clock func() time.Time
+	// Logger receives every log line; nil discards them.
+	Logger *slog.Logger
 	// Random is the randomness source for secrets and ids; nil is crypto/rand.
 	Random io.Reader
-	// Mailer delivers OTP emails; nil builds the one mail.driver names
-	// (otpstep's SMTP or log mailer).
-	Mailer mail.Mailer
-	// Registerer and Gatherer expose metrics; nil disables them.
+	// Registerer and Gatherer expose metrics; nil disables them. Gatherer
+	// serves /metrics in standalone mode only.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 }
 
-// Plugin is one otpstep instance. Several can live in one process.
+// Plugin is one otpstep instance. It keeps no package-level state: several
+// can live in one process, each on its own database and prefix.
 type Plugin struct {
+	// Provider is the second-factor stage and, standalone, the OAuth2
+	// provider (users, clients, keys: what the CLI manages).
 	Provider *provider.Provider
 	store    *storage.Store
 	ownStore bool
 	web      *web.Server
 	log      *slog.Logger
 
+	embedded bool
+	oauth2   fosite.OAuth2Provider // the host's, or the provider's own
+	required func(fosite.AuthorizeRequester) bool
+	// hostKeepsSID: Options.SessionFromRequest is set, so no cookie.
+	hostKeepsSID bool
+
 	mu      sync.Mutex
 	stop    context.CancelFunc
 	stopped chan struct{}
 }
 
+// OptionError is a problem with one field of Options; Config problems are
+// *config.KeyError, naming the key.
+type OptionError struct {
+	Field  string
+	Reason string
+}
+
+func (e *OptionError) Error() string { return "plugin: Options." + e.Field + ": " + e.Reason }
+
+// validate checks Options and the Config, naming the field or key at fault.
+func (opts *Options) validate() error {
+	if opts.DB != nil && opts.Store != nil {
+		return &OptionError{Field: "DB", Reason: "set together with Options.Store; give one"}
+	}
+	if opts.OAuth2 == nil {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"TokenSession", opts.TokenSession != nil},
+			{"SessionIDFromToken", opts.SessionIDFromToken != nil},
+			{"SessionFromRequest", opts.SessionFromRequest != nil},
+			{"AuthorizePaths", opts.AuthorizePaths != nil},
+			{"SecondFactorRequired", opts.SecondFactorRequired != nil},
+		} {
+			if f.set {
+				return &OptionError{Field: f.name, Reason: "is for embedded mode and needs Options.OAuth2 (the host's fosite)"}
+			}
+		}
+	}
+	for i, p := range opts.AuthorizePaths {
+		if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "?#\\") {
+			return &OptionError{Field: fmt.Sprintf("AuthorizePaths[%d]", i), Reason: fmt.Sprintf("%q is not a local path", p)}
+		}
+	}
+	if opts.OAuth2 != nil && len(opts.AuthorizePaths) == 0 && opts.AuthorizePaths != nil {
+		return &OptionError{Field: "AuthorizePaths", Reason: "is empty; leave it nil for /oauth2/auth"}
+	}
+	// What New does not use is not validated: the DSN beside a DB or
+	// Store, the mail driver beside a Mailer.
+	cfg := opts.Config
+	if (opts.DB != nil || opts.Store != nil) && cfg.Database.DSN == "" {
+		cfg.Database.DSN = "sqlite://unused"
+	}
+	if opts.Mailer != nil {
+		cfg.Mail.Driver, cfg.Mail.SMTPURL = "smtp", "smtp://options.mailer"
+	}
+	return cfg.Validate(opts.Dev)
+}
+
 // New validates the options, opens storage (running migrations when
-// database.migrate_on_start is set) and composes the provider. No goroutine
-// is started.
+// database.migrate_on_start is set) and composes the provider: otpstep's own
+// fosite and signing keys standalone, none embedded. It starts no goroutine:
+// mail waits in the outbox until Start.
 func New(ctx context.Context, opts Options) (*Plugin, error) {
-	if err := opts.Config.Validate(opts.Dev); err != nil {
+	if err := opts.validate(); err != nil {
 		return nil, err
 	}
 	if opts.Logger == nil {
@@ -76,16 +189,22 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	store, own := opts.Store, false
-	if store != nil {
+	sopts := storage.Options{Clock: opts.Clock, Logger: opts.Logger, MaxOpenConns: opts.Config.Database.MaxOpenConns}
+	var (
+		store *storage.Store
+		own   bool
+		err   error
+	)
+	switch {
+	case opts.Store != nil:
 		// One clock for the provider and the storage it reads expiry from.
-		store = store.WithClock(opts.Clock)
-	} else {
-		var err error
-		store, err = storage.Open(ctx, opts.Config.Database.DSN, storage.Options{
-			Clock: opts.Clock, Logger: opts.Logger, MaxOpenConns: opts.Config.Database.MaxOpenConns,
-		})
-		if err != nil {
+		store = opts.Store.WithClock(opts.Clock)
+	case opts.DB != nil:
+		if store, err = storage.OpenGorm(ctx, opts.DB, sopts); err != nil {
+			return nil, fmt.Errorf("plugin: Options.DB: %w", err)
+		}
+	default:
+		if store, err = storage.Open(ctx, opts.Config.Database.DSN, sopts); err != nil {
 			return nil, fmt.Errorf("database.dsn: %w", err)
 		}
 		own = true
@@ -101,21 +220,50 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 			return fail(fmt.Errorf("migrate: %w", err))
 		}
 	}
-	p, err := provider.New(ctx, opts.Config, store, provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer})
+	popts := provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer}
+	if opts.OAuth2 != nil {
+		popts.Host = &provider.Host{OAuth2: opts.OAuth2, NewSession: opts.TokenSession, SessionID: opts.SessionIDFromToken}
+	}
+	p, err := provider.New(ctx, opts.Config, store, popts)
 	if err != nil {
 		return fail(err)
 	}
-	w, err := web.New(p, web.Options{Logger: opts.Logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer})
+	wopts := web.Options{Logger: opts.Logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer}
+	if opts.OAuth2 != nil {
+		wopts.SessionFromRequest = opts.SessionFromRequest
+		wopts.ReturnPaths = opts.AuthorizePaths
+		if wopts.ReturnPaths == nil {
+			wopts.ReturnPaths = []string{"/oauth2/auth"}
+		}
+	}
+	w, err := web.New(p, wopts)
 	if err != nil {
 		return fail(err)
 	}
-	return &Plugin{Provider: p, store: store, ownStore: own, web: w, log: opts.Logger}, nil
+	pl := &Plugin{Provider: p, store: store, ownStore: own, web: w, log: opts.Logger,
+		embedded: opts.OAuth2 != nil, oauth2: opts.OAuth2, required: opts.SecondFactorRequired,
+		hostKeepsSID: opts.SessionFromRequest != nil}
+	if pl.oauth2 == nil {
+		pl.oauth2 = p.OAuth2
+	}
+	return pl, nil
 }
 
-// Mount registers otpstep's routes on r.
-func (p *Plugin) Mount(r *mux.Router) { p.web.Mount(r) }
+// Mount registers the plugin's routes on r. Embedded: the user API (under
+// api.prefix) and the OTP pages (/login/otp), under whatever plain path
+// prefix r has (r may be a PathPrefix subrouter); otpstep's middleware
+// applies to those routes only. Standalone: every route otpstep serves
+// (OAuth2 and OpenID Connect endpoints, login pages, health, metrics) at r's
+// root, with otpstep's middleware on r. Call it once.
+func (p *Plugin) Mount(r *mux.Router) {
+	if p.embedded {
+		p.web.MountSecondFactor(r)
+		return
+	}
+	p.web.Mount(r)
+}
 
-// Migrate runs pending migrations.
+// Migrate runs pending migrations of otpstep's tables.
 func (p *Plugin) Migrate(ctx context.Context) error { return p.store.Migrate(ctx) }
 
 // Store is the plugin's storage.
@@ -139,7 +287,7 @@ func (p *Plugin) Start(ctx context.Context) error {
 }
 
 // Close stops background work (waiting for the mail in flight) and closes
-// the storage New opened.
+// the storage New opened from the DSN (never Options.DB or Options.Store).
 func (p *Plugin) Close() error {
 	p.mu.Lock()
 	if p.stop != nil {

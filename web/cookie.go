@@ -38,8 +38,12 @@ func (s *Server) clearSessionCookie(w http.ResponseWriter) {
 }
 
 // currentSession returns the live login session of the browser, or
-// provider.ErrLoginSessionGone.
+// provider.ErrLoginSessionGone. Its sid comes from otpstep's session cookie,
+// or from Options.SessionFromRequest when an embedding host keeps it.
 func (s *Server) currentSession(r *http.Request) (*storage.LoginSession, *storage.User, error) {
+	if s.opts.SessionFromRequest != nil {
+		return s.p.LoginSession(r.Context(), s.opts.SessionFromRequest(r))
+	}
 	name := s.p.Config().Login.CookieName
 	c, err := r.Cookie(name)
 	if err != nil {

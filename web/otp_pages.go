@@ -2,35 +2,71 @@ package web
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
+	"github.com/gorilla/mux"
+
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
 )
 
+// mountOTPPages registers the OTP pages on a CSRF-protected router and
+// returns the route of the page itself.
+func (s *Server) mountOTPPages(pages *mux.Router) *mux.Route {
+	page := pages.HandleFunc("/login/otp", s.otpForm).Methods(http.MethodGet)
+	pages.HandleFunc("/login/otp", s.otpSubmit).Methods(http.MethodPost)
+	pages.HandleFunc("/login/otp/resend", s.otpResend).Methods(http.MethodPost)
+	return page
+}
+
 // redirectToOTP makes sure a login OTP is on its way and sends the browser to
 // /login/otp, carrying the authorize query to come back to.
 func (s *Server) redirectToOTP(w http.ResponseWriter, r *http.Request, ls *storage.LoginSession, user *storage.User, clientID string) {
+	if err := s.SendToOTP(w, r, ls, user, clientID, "/oauth2/auth?"+r.URL.RawQuery); err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+	}
+}
+
+// SendToOTP makes sure a login OTP for the session is on its way (unless a
+// live one is, or the resend limits hold it back: the page offers "send a
+// new code") and redirects the browser to the OTP page, which sends it on to
+// returnTo once the code is accepted. returnTo must be a local path the page
+// accepts (otpstep's own, or one of Options.ReturnPaths). On an error
+// nothing is written.
+func (s *Server) SendToOTP(w http.ResponseWriter, r *http.Request, ls *storage.LoginSession, user *storage.User, clientID, returnTo string) error {
+	if _, ok := s.safeReturnTo(returnTo); !ok {
+		return fmt.Errorf("web: return_to %q is not a path the OTP page returns to (Options.ReturnPaths)", returnTo)
+	}
 	var tooMany *provider.TooManyAttemptsError
 	if err := s.p.EnsureLoginOTP(r.Context(), user, ls.ID, clientID); err != nil && !errors.As(err, &tooMany) {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
-		return
+		return err
 	}
-	returnTo := "/oauth2/auth?" + r.URL.RawQuery
-	http.Redirect(w, r, "/login/otp?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, s.mount.base+"/login/otp?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+	return nil
 }
 
 // otpPageSession is the browser's login session for the OTP pages; without
-// one the browser goes back to /login.
+// one the browser goes back to /login, or, embedded (no /login here), back
+// to where it came from: the host's authorize endpoint then asks for its
+// own login.
 func (s *Server) otpPageSession(w http.ResponseWriter, r *http.Request, returnTo string) (*storage.LoginSession, *storage.User, bool) {
 	ls, user, err := s.currentSession(r)
 	if err != nil {
 		if !errors.Is(err, provider.ErrLoginSessionGone) {
 			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+			return nil, nil, false
+		}
+		if s.mount.embedded {
+			if returnTo == "" {
+				s.errorPage(w, r, http.StatusBadRequest, "Your sign-in has expired. Please start again.", err)
+				return nil, nil, false
+			}
+			http.Redirect(w, r, returnTo, http.StatusSeeOther)
 			return nil, nil, false
 		}
 		target := "/login"
@@ -43,14 +79,23 @@ func (s *Server) otpPageSession(w http.ResponseWriter, r *http.Request, returnTo
 	return ls, user, true
 }
 
+// otpPage is the OTP page's data, its forms posting under the mount prefix.
+func (s *Server) otpPage(r *http.Request, user *storage.User, returnTo string) OTPPage {
+	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r)}
+	if s.mount.base != "" {
+		page.Action, page.ResendAction = s.mount.base+"/login/otp", s.mount.base+"/login/otp/resend"
+	}
+	return page
+}
+
 // otpForm is GET /login/otp.
 func (s *Server) otpForm(w http.ResponseWriter, r *http.Request) {
-	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
 	_, user, ok := s.otpPageSession(w, r, returnTo)
 	if !ok {
 		return
 	}
-	s.pages.Render(w, r, http.StatusOK, "login_otp", OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r)})
+	s.pages.Render(w, r, http.StatusOK, "login_otp", s.otpPage(r, user, returnTo))
 }
 
 // otpSubmit is POST /login/otp: the second factor on the page.
@@ -59,12 +104,12 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
 		return
 	}
-	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.PostForm.Get("return_to"))
 	ls, user, ok := s.otpPageSession(w, r, returnTo)
 	if !ok {
 		return
 	}
-	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r)}
+	page := s.otpPage(r, user, returnTo)
 	_, err := s.p.VerifyOTP(r.Context(), []string{provider.OTPKindLogin}, user, ls.ID, r.PostForm.Get("otp"))
 	var tooMany *provider.TooManyAttemptsError
 	switch {
@@ -83,7 +128,7 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if returnTo == "" {
-		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email})
+		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email, HideLogout: s.mount.embedded})
 		return
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
@@ -95,12 +140,12 @@ func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
 		return
 	}
-	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.PostForm.Get("return_to"))
 	ls, user, ok := s.otpPageSession(w, r, returnTo)
 	if !ok {
 		return
 	}
-	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r)}
+	page := s.otpPage(r, user, returnTo)
 	clientID := clientIDOf(returnTo)
 	_, err := s.p.IssueOTP(r.Context(), provider.OTPKindLogin, user, ls.ID, clientID)
 	var tooMany *provider.TooManyAttemptsError

@@ -93,6 +93,9 @@ type ConsentPage struct {
 // that has nowhere to return to.
 type LoggedInPage struct {
 	Email string
+	// HideLogout leaves out the "Sign out" link (an embedding host has its
+	// own logout, not /logout).
+	HideLogout bool
 }
 
 // LogoutPage is the data of the "logout_confirm" and "logged_out" pages
@@ -120,6 +123,9 @@ type Pages struct {
 	logger    *slog.Logger
 	templates map[string]*template.Template
 	static    fs.FS
+	// staticPrefix is where StaticHandler is mounted: "/static/", under the
+	// host's prefix when embedded (SetStaticPrefix).
+	staticPrefix string
 	// versions maps a static file name to a short hash of its content, used
 	// to bust caches (?v=) and as its ETag.
 	versions map[string]string
@@ -139,7 +145,7 @@ func NewPages(logger *slog.Logger) (*Pages, error) {
 		return nil, fmt.Errorf("web: static files: %w", err)
 	}
 	p := &Pages{logger: logger, templates: make(map[string]*template.Template),
-		static: static, versions: versions}
+		static: static, versions: versions, staticPrefix: "/static/"}
 	layout, err := template.New("layout.html").Funcs(template.FuncMap{
 		"static":           p.staticURL,
 		"scopeDescription": scopeDescription,
@@ -182,12 +188,16 @@ func hashFiles(fsys fs.FS) (map[string]string, error) {
 // staticURL is the URL of a static file, versioned by its content so it can
 // be cached for good.
 func (p *Pages) staticURL(name string) string {
-	u := "/static/" + name
+	u := p.staticPrefix + name
 	if v, ok := p.versions[name]; ok {
 		u += "?v=" + v
 	}
 	return u
 }
+
+// SetStaticPrefix sets the path StaticHandler is mounted at (it ends in /);
+// call it before serving.
+func (p *Pages) SetStaticPrefix(prefix string) { p.staticPrefix = prefix }
 
 // Render writes the page name with data and the given status as
 // text/html; charset=utf-8. The page is rendered into a buffer first, so a

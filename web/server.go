@@ -23,11 +23,20 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Gatherer serves /metrics; nil disables the route.
 	Gatherer prometheus.Gatherer
+	// SessionFromRequest, when set, finds the sid of the browser's login
+	// session instead of otpstep's session cookie: an embedding host that
+	// keeps the sid in its own session (MountSecondFactor).
+	SessionFromRequest func(*http.Request) string
+	// ReturnPaths are further local paths the OTP page may send the browser
+	// back to, besides otpstep's own: an embedding host's authorize endpoint.
+	// A path ending in / admits every path under it.
+	ReturnPaths []string
 }
 
 // Server holds the handlers of every route otpstep serves.
 type Server struct {
 	p       *provider.Provider
+	mount   mountInfo // set by MountSecondFactor; zero for Mount
 	log     *slog.Logger
 	pages   *Pages
 	errs    jsonapi.Writer
@@ -130,9 +139,7 @@ func (s *Server) Mount(r *mux.Router) {
 	pages.HandleFunc("/oauth2/consent", s.consent).Methods(http.MethodPost)
 	pages.HandleFunc("/login", s.loginForm).Methods(http.MethodGet)
 	pages.HandleFunc("/login", s.login).Methods(http.MethodPost)
-	pages.HandleFunc("/login/otp", s.otpForm).Methods(http.MethodGet)
-	pages.HandleFunc("/login/otp", s.otpSubmit).Methods(http.MethodPost)
-	pages.HandleFunc("/login/otp/resend", s.otpResend).Methods(http.MethodPost)
+	s.mountOTPPages(pages)
 	pages.HandleFunc("/logout", s.logoutForm).Methods(http.MethodGet)
 	pages.HandleFunc("/logout", s.logout).Methods(http.MethodPost)
 	pages.HandleFunc("/oauth2/sessions/logout", s.logoutForm).Methods(http.MethodGet)

@@ -1,0 +1,73 @@
+// Package plugin adds otpstep's second-factor stage — a one-time password
+// sent by email — to an OAuth2 / OpenID Connect server built on ory/fosite.
+// It is otpstep's public entry point: `otpstep serve` is a thin command over
+// it, and teams embed it in their own fosite server.
+//
+// # Two modes
+//
+// Standalone (Options.OAuth2 nil): the plugin is otpstep itself, with its own
+// fosite, signing keys, users with passwords, login pages and OAuth2
+// endpoints; Mount puts every route at the router's root.
+//
+// Embedded (Options.OAuth2 set to the host's fosite.OAuth2Provider): the host
+// owns fosite, its clients and tokens, its users and its password login. The
+// plugin adds the login session's second factor: the OTP pages and the
+// PACE-compatible user API (PUT /sessions/{sessionId}, VerifyOTP, …), which
+// Mount puts under whatever prefix the host's router has. otpstep composes no
+// fosite and creates no signing keys then; its tables (users it is told
+// about, login sessions, OTP challenges, the mail outbox) live in the
+// database the host gives it (Options.DB, a *gorm.DB) or in its own
+// (database.dsn).
+//
+// # Embedded flow
+//
+//  1. The host's login handler checks the password and calls BeginLogin with
+//     the user's id and email. The plugin records the user, starts a login
+//     session (its sid; acr aal1, amr ["pwd"]) and binds the browser to it
+//     with its own session cookie (login.cookie_name, path /).
+//  2. The host's authorize endpoint is wrapped in RequireSecondFactor (or
+//     calls CheckAuthorize after its own NewAuthorizeRequest). While the
+//     session has not passed the second factor, the authorize request is
+//     held: a code is emailed through the Mailer and the browser goes to
+//     the OTP page under the plugin's prefix, which sends it back to the
+//     same authorize URL once the code is right. A login UI may pass the
+//     same session through the user API instead.
+//  3. The session passed, the host issues the code with the session's
+//     claims (ClaimsFrom, or SessionClaims(ctx, sid)): Claims.Apply puts
+//     sid, auth_time, acr (aal2) and amr (["pwd","otp"], RFC 8176) into its
+//     openid.DefaultSession, so ID tokens carry them and access tokens carry
+//     the sid the user API needs.
+//
+// # Decisions an embedder should know
+//
+// The browser's login session is found by the plugin's cookie. A host that
+// keeps the sid in its own session sets Options.SessionFromRequest instead
+// (and BeginLogin then sets no cookie).
+//
+// The user API authenticates bearer tokens by introspecting them with the
+// host's fosite (compose it with compose.OAuth2TokenIntrospectionFactory).
+// The token's subject must be the user's id as given to BeginLogin, and its
+// session must name the sid: Claims.Apply puts it in the ID token claims'
+// Extra["sid"], which is read by default; a host session type may implement
+// interface{ SessionID() string } instead, or the host sets
+// Options.SessionIDFromToken (and Options.TokenSession for its session type).
+//
+// User ids are the host's. The user API's PUT /sessions takes uuids for the
+// user and the session, so use uuid user ids if login UIs drive it.
+//
+// The OTP page only returns to local paths: its own and the host's authorize
+// endpoint (Options.AuthorizePaths, default /oauth2/auth).
+//
+// # Lifecycle and instances
+//
+// New validates the options (an error names the Options field or the config
+// key), opens storage and runs migrations when database.migrate_on_start is
+// set; Migrate runs them on demand. No goroutine starts before Start, which
+// runs the outbox dispatcher that delivers mail until Close; codes issued
+// before Start wait in the outbox.
+//
+// The package keeps no state of its own: two plugins in one process, on two
+// databases and two prefixes, do not see each other's users, sessions or
+// mail. If they serve the same browser origin, give them different
+// login.cookie_name values, since both cookies have path /.
+package plugin

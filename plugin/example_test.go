@@ -1,0 +1,92 @@
+package plugin_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gorilla/mux"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/storage"
+
+	"github.com/otpstep/otpstep/plugin"
+)
+
+// printMailer is a Mailer that prints instead of sending.
+type printMailer struct{}
+
+func (printMailer) Send(_ context.Context, m plugin.MailMessage) error {
+	fmt.Println("mail to", m.To)
+	return nil
+}
+
+// Embedding otpstep in a fosite server: New with the host's fosite, Mount
+// under a prefix the host chooses, and the host's authorize endpoint wrapped
+// in RequireSecondFactor. examples/embedded is the whole server.
+func Example() {
+	ctx := context.Background()
+	dir, err := os.MkdirTemp("", "otpstep-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	// The host's own fosite, storage and keys.
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		log.Fatal(err)
+	}
+	host := compose.ComposeAllEnabled(&fosite.Config{GlobalSecret: []byte("the-hosts-32-byte-global-secret!")}, storage.NewMemoryStore(), key)
+
+	cfg := plugin.DefaultConfig() // the keys of config.example.yaml
+	cfg.Server.PublicURL = "https://auth.example.com"
+	cfg.Secrets.System = "0123456789abcdef0123456789abcdef"
+	cfg.Database.DSN = "sqlite://" + filepath.Join(dir, "otpstep.db")
+	p, err := plugin.New(ctx, plugin.Options{Config: cfg, OAuth2: host, Mailer: printMailer{}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Migrate(ctx); err != nil {
+		log.Fatal(err)
+	}
+
+	r := mux.NewRouter()
+	p.Mount(r.PathPrefix("/mfa").Subrouter()) // the user API and the OTP pages under /mfa
+	r.Handle("/oauth2/auth", p.RequireSecondFactor(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The host's authorize handler: p.ClaimsFrom(r.Context()) holds the
+		// session's sid, acr and amr once the second factor passed.
+	})))
+	if err := p.Start(ctx); err != nil { // delivers the mail from now on
+		log.Fatal(err)
+	}
+
+	// The host's login handler, once the password is right:
+	sid, err := p.BeginLogin(ctx, httptest.NewRecorder(), nil, plugin.User{ID: "7b0f6a55-3b8e-4a43-9a1b-0c2f5d3e9a01", Email: "alice@example.com"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	claims, err := p.SessionClaims(ctx, sid)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(claims.ACR, claims.AMR)
+
+	// The user API wants one of the host's access tokens.
+	req := httptest.NewRequest(http.MethodPost, "/mfa/user/2024-3/user/otp/verify", strings.NewReader(`{"otp":"123456","types":["login"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	r.ServeHTTP(rec, req)
+	fmt.Println(rec.Code)
+	// Output:
+	// aal1 [pwd]
+	// 401
+}

@@ -1,0 +1,92 @@
+package plugin_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/compose"
+	fositestorage "github.com/ory/fosite/storage"
+
+	"github.com/otpstep/otpstep/plugin"
+	"github.com/otpstep/otpstep/plugin/plugintest"
+	"github.com/otpstep/otpstep/provider/config"
+)
+
+func TestNew_ValidationNamesTheField(t *testing.T) {
+	host := compose.ComposeAllEnabled(&fosite.Config{GlobalSecret: []byte(strings.Repeat("k", 32))}, fositestorage.NewMemoryStore(), nil)
+	valid := func() plugin.Options {
+		cfg := plugin.DefaultConfig()
+		cfg.Secrets.System = strings.Repeat("s", 32)
+		cfg.Database.DSN = "sqlite://" + filepath.Join(t.TempDir(), "x.db")
+		return plugin.Options{Config: cfg, OAuth2: host, Mailer: plugintest.NewMailbox()}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*plugin.Options)
+		want   string // the field or key the error names
+	}{
+		{"DB and Store", func(o *plugin.Options) { o.Store = plugintest.NewStore(t, "sqlite"); o.DB = openGormSQLite(t) }, "Options.DB"},
+		{"TokenSession without OAuth2", func(o *plugin.Options) { o.OAuth2 = nil; o.TokenSession = func() fosite.Session { return nil } }, "Options.TokenSession"},
+		{"SessionFromRequest without OAuth2", func(o *plugin.Options) {
+			o.OAuth2 = nil
+			o.SessionFromRequest = func(*http.Request) string { return "" }
+		}, "Options.SessionFromRequest"},
+		{"SecondFactorRequired without OAuth2", func(o *plugin.Options) {
+			o.OAuth2 = nil
+			o.SecondFactorRequired = func(fosite.AuthorizeRequester) bool { return true }
+		}, "Options.SecondFactorRequired"},
+		{"an authorize path that is not local", func(o *plugin.Options) { o.AuthorizePaths = []string{"/oauth2/auth", "https://x/auth"} }, "Options.AuthorizePaths[1]"},
+		{"empty authorize paths", func(o *plugin.Options) { o.AuthorizePaths = []string{} }, "Options.AuthorizePaths"},
+		{"short secret", func(o *plugin.Options) { o.Config.Secrets.System = "short" }, "secrets.system"},
+		{"bad api prefix", func(o *plugin.Options) { o.Config.API.Prefix = "user/" }, "api.prefix"},
+		{"log mailer outside dev", func(o *plugin.Options) { o.Mailer = nil; o.Config.Mail.Driver = "log" }, "mail.driver"},
+		{"no DSN and no DB", func(o *plugin.Options) { o.Config.Database.DSN = "" }, "database.dsn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := valid()
+			tc.change(&opts)
+			_, err := plugin.New(context.Background(), opts)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to name %s", err, tc.want)
+			}
+			var optErr *plugin.OptionError
+			var keyErr *config.KeyError
+			if !errors.As(err, &optErr) && !errors.As(err, &keyErr) {
+				t.Fatalf("err %T is neither *plugin.OptionError nor *config.KeyError", err)
+			}
+		})
+	}
+	t.Run("valid, with a Mailer and no mail settings", func(t *testing.T) {
+		opts := valid()
+		opts.Config.Mail = config.Mail{TLS: "starttls", From: "x@example.com"}
+		p, err := plugin.New(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("valid, with a DB and no DSN", func(t *testing.T) {
+		opts := valid()
+		opts.Config.Database.DSN = ""
+		opts.DB = openGormSQLite(t)
+		p, err := plugin.New(context.Background(), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Close leaves the host's pool open.
+		sqlDB, _ := opts.DB.DB()
+		if err := sqlDB.Ping(); err != nil {
+			t.Fatalf("the host's pool was closed: %v", err)
+		}
+	})
+}

@@ -1,0 +1,102 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gorilla/mux"
+
+	"github.com/otpstep/otpstep/storage"
+)
+
+// mountInfo is how MountSecondFactor mounted the server: embedded in a
+// host, under base (the host's path prefix, "" for the root).
+type mountInfo struct {
+	embedded bool
+	base     string
+}
+
+// MountSecondFactor registers what an embedding host serves of otpstep on r:
+// the user API under api.prefix and the OTP pages (/login/otp, its resend
+// form, their static files). The host chooses the prefix: r may be a
+// PathPrefix subrouter with a plain path ("/mfa"), and the pages link and
+// redirect under it. The host's own fosite serves the OAuth2 endpoints and
+// its own login, so nothing else is registered, otpstep's middleware applies
+// to these routes only, and r's NotFoundHandler is left alone.
+//
+// Call it once per Server, before serving; Mount and MountSecondFactor are
+// alternatives.
+func (s *Server) MountSecondFactor(r *mux.Router) {
+	sub := r.NewRoute().Subrouter()
+	s.mountUserAPI(sub)
+	pages := sub.NewRoute().Subrouter()
+	pages.Use(s.csrf)
+	page := s.mountOTPPages(pages)
+	tpl, err := page.GetPathTemplate()
+	if err != nil || strings.ContainsAny(tpl, "{}") {
+		s.log.Error("web: otpstep must be mounted under a plain path prefix", "template", tpl, "err", err)
+	}
+	s.mount = mountInfo{embedded: true, base: strings.TrimSuffix(tpl, "/login/otp")}
+	s.pages.SetStaticPrefix(s.mount.base + "/static/")
+	sub.PathPrefix("/static/").Handler(http.StripPrefix(s.mount.base+"/static/", s.pages.StaticHandler()))
+
+	chain := []mux.MiddlewareFunc{RequestID, AccessLog(s.log)}
+	if s.opts.Registerer != nil {
+		chain = append(chain, Metrics(s.opts.Registerer))
+	}
+	// The OTP form's redirect leads on to the host's authorize endpoint and
+	// from there to a relying party's redirect URI; browsers apply
+	// form-action to those redirects (see Mount).
+	formActions := []string{"https:"}
+	if !s.secure {
+		formActions = append(formActions, "http:")
+	}
+	chain = append(chain, Recover(s.log, s.errs, s.mount.base+s.p.Config().API.Prefix), SecurityHeaders(s.secure, formActions...))
+	sub.Use(chain...)
+}
+
+// safeReturnTo is the package's safeReturnTo, also admitting
+// Options.ReturnPaths (an embedding host's authorize endpoint) and the OTP
+// page under the mount prefix.
+func (s *Server) safeReturnTo(raw string) (string, bool) {
+	if v, ok := safeReturnTo(raw); ok {
+		return v, true
+	}
+	if raw == "" {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.IsAbs() || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") ||
+		strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\r\n") {
+		return "", false
+	}
+	paths := s.opts.ReturnPaths
+	if s.mount.base != "" {
+		paths = append(paths[:len(paths):len(paths)], s.mount.base+"/login/otp")
+	}
+	for _, p := range paths {
+		if u.Path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(u.Path, p) {
+			return u.String(), true
+		}
+	}
+	return "", false
+}
+
+// LoginSessionOf is the browser's live login session and its user (from the
+// session cookie, or Options.SessionFromRequest), or
+// provider.ErrLoginSessionGone.
+func (s *Server) LoginSessionOf(r *http.Request) (*storage.LoginSession, *storage.User, error) {
+	return s.currentSession(r)
+}
+
+// SetLoginCookie binds the browser to a login session: otpstep's session
+// cookie (HttpOnly, SameSite=Lax, path /, authenticated and encrypted), so
+// that RequireSecondFactor on the host's authorize endpoint and the OTP
+// pages under the host's prefix both find it.
+func (s *Server) SetLoginCookie(w http.ResponseWriter, ls *storage.LoginSession) error {
+	return s.setSessionCookie(w, ls)
+}
+
+// ClearLoginCookie removes otpstep's session cookie.
+func (s *Server) ClearLoginCookie(w http.ResponseWriter) { s.clearSessionCookie(w) }
