@@ -382,13 +382,19 @@ func run(ctx context.Context, listen, dbPath string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, `Example host with otpstep's second factor on %[1]s (otpstep under %[1]s%[2]s)
+Users: alice@example.com / alice-password. Mail (the one-time codes) is printed here.
 
-Sign in as alice@example.com / alice-password:
+A. The OTP page: open, sign in, type the code; /callback shows the code to exchange:
   %[3]s
-The one-time code is printed here; type it on the page. /callback shows the code; exchange it:
-  curl -s -u %[4]s:%[5]s -d grant_type=authorization_code -d code=PASTE_CODE \
-    --data-urlencode redirect_uri=%[1]s/callback -d code_verifier=%[6]s %[1]s/oauth2/token
-`, base, MFAPrefix, AuthorizeURL(base, ClientRP, "openid email"), ClientRP, ClientSecret, PKCEVerifier)
+B. A login UI passing the OTP through the user API (its own sign-in is not held):
+  %[4]s
+
+Exchange a code (client %[5]s or %[6]s):
+  curl -s -u CLIENT:%[7]s -d grant_type=authorization_code -d code=PASTE_CODE \
+    --data-urlencode redirect_uri=%[1]s/callback -d code_verifier=%[8]s %[1]s/oauth2/token
+`, base, MFAPrefix, AuthorizeURL(base, ClientRP, "openid email"),
+		AuthorizeURL(base, ClientLoginUI, "openid user:sessions:update user:otp:verify"),
+		ClientRP, ClientLoginUI, ClientSecret, PKCEVerifier)
 	srv := &http.Server{Handler: h.Handler, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
