@@ -302,3 +302,13 @@ func (p *Plugin) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// MinSecretLength is the shortest secrets.system accepted.
+const MinSecretLength = config.MinSecretLength
+
+// LoadConfig reads the defaults, then a YAML file (path "" reads none), then
+// the OTPSTEP_* environment through lookupEnv (nil: os.LookupEnv), as
+// `otpstep serve` does; unknown keys are errors naming the key.
+func LoadConfig(path string, lookupEnv func(string) (string, bool)) (Config, error) {
+	return config.Load(path, lookupEnv)
+}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/provider"
-	"github.com/otpstep/otpstep/provider/config"
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -27,7 +26,7 @@ const (
 	demoVerifier     = "demo-pkce-verifier-0123456789-abcdefghijklmnopqrstuvwxyz"
 )
 
-func (a *app) printDemo(ctx context.Context, p *plugin.Plugin, cfg config.Config) error {
+func (a *app) printDemo(ctx context.Context, p *plugin.Plugin, cfg plugin.Config) error {
 	prov := p.Provider
 	user, err := p.Store().GetUserByEmail(ctx, demoEmail)
 	if errors.Is(err, storage.ErrNotFound) {

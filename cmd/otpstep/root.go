@@ -17,7 +17,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/otpstep/otpstep/plugin"
-	"github.com/otpstep/otpstep/provider/config"
 )
 
 // app carries what every subcommand shares: the flags and the streams.
@@ -46,8 +45,8 @@ func newRootCommand(out, errOut io.Writer, lookupEnv func(string) (string, bool)
 
 // loadConfig reads the file and environment; with --dev it fills
 // secrets.system from a generated file kept beside the working directory.
-func (a *app) loadConfig() (config.Config, error) {
-	cfg, err := config.Load(a.configPath, a.lookupEnv)
+func (a *app) loadConfig() (plugin.Config, error) {
+	cfg, err := plugin.LoadConfig(a.configPath, a.lookupEnv)
 	if err != nil {
 		return cfg, err
 	}
@@ -66,7 +65,7 @@ func (a *app) loadConfig() (config.Config, error) {
 
 func devSecret(path string) (string, error) {
 	b, err := os.ReadFile(path)
-	if err == nil && len(strings.TrimSpace(string(b))) >= config.MinSecretLength {
+	if err == nil && len(strings.TrimSpace(string(b))) >= plugin.MinSecretLength {
 		return strings.TrimSpace(string(b)), nil
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -83,7 +82,7 @@ func devSecret(path string) (string, error) {
 	return secret, nil
 }
 
-func (a *app) logger(cfg config.Config) *slog.Logger {
+func (a *app) logger(cfg plugin.Config) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
@@ -94,7 +93,7 @@ func (a *app) logger(cfg config.Config) *slog.Logger {
 }
 
 // openPlugin builds an instance for a management command.
-func (a *app) openPlugin(ctx context.Context) (*plugin.Plugin, config.Config, error) {
+func (a *app) openPlugin(ctx context.Context) (*plugin.Plugin, plugin.Config, error) {
 	cfg, err := a.loadConfig()
 	if err != nil {
 		return nil, cfg, err
