@@ -70,7 +70,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.clientSecret, "client-secret", os.Getenv("OTPSTEP_BENCH_CLIENT_SECRET"), "with -url: that client's secret (default $OTPSTEP_BENCH_CLIENT_SECRET)")
 	flag.StringVar(&f.postgres, "postgres", pg, "PostgreSQL server to create the throwaway database on (default $"+PostgresEnv+")")
 	flag.IntVar(&f.maxOpenConns, "max-open-conns", 0, "database.max_open_conns of the in-process server (0: otpstep's default)")
-	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured runs to this file (server goroutines carry the label side=server)")
+	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file; server handlers carry the labels side=server and path=<URL path> (with -url: the load generator only)")
 	flag.DurationVar(&f.timeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.BoolVar(&f.verbose, "v", false, "also print, per scenario, where the machine's CPU went (lines start with #)")
 	flag.Parse()
@@ -157,9 +157,11 @@ func runScenario(ctx context.Context, e *env, sc scenario, f flags) (bool, error
 	before := sampleCPU()
 	res, m := attack(ctx, e, sc.name, load, f.workers, f.duration)
 	after := sampleCPU()
+	// rps counts only requests that passed their check, over the time from
+	// the first request sent to the last response received.
 	rps := 0.0
 	if span := m.End.Sub(m.Earliest).Seconds(); span > 0 {
-		rps = float64(m.Requests) / span
+		rps = float64(int(m.Requests)-res.failures) / span
 	}
 	fmt.Printf("bench: %s rps=%.0f p50_ms=%.2f p99_ms=%.2f\n", sc.name, rps, ms(m.Latencies.P50), ms(m.Latencies.P99))
 	if f.verbose {
