@@ -98,18 +98,26 @@ func (s *Server) otpForm(w http.ResponseWriter, r *http.Request) {
 	s.pages.Render(w, r, http.StatusOK, "login_otp", s.otpPage(r, user, returnTo))
 }
 
-// otpSubmit is POST /login/otp: the second factor on the page.
-func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
+// otpPost is what both OTP forms do first: read the form, check return_to,
+// find the login session (or answer for the caller) and prepare the page.
+func (s *Server) otpPost(w http.ResponseWriter, r *http.Request) (ls *storage.LoginSession, user *storage.User, page OTPPage, returnTo string, ok bool) {
 	if err := r.ParseForm(); err != nil {
 		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
-		return
+		return nil, nil, page, "", false
 	}
-	returnTo, _ := s.safeReturnTo(r.PostForm.Get("return_to"))
-	ls, user, ok := s.otpPageSession(w, r, returnTo)
+	returnTo, _ = s.safeReturnTo(r.PostForm.Get("return_to"))
+	if ls, user, ok = s.otpPageSession(w, r, returnTo); !ok {
+		return nil, nil, page, "", false
+	}
+	return ls, user, s.otpPage(r, user, returnTo), returnTo, true
+}
+
+// otpSubmit is POST /login/otp: the second factor on the page.
+func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
+	ls, user, page, returnTo, ok := s.otpPost(w, r)
 	if !ok {
 		return
 	}
-	page := s.otpPage(r, user, returnTo)
 	_, err := s.p.VerifyOTP(r.Context(), []string{provider.OTPKindLogin}, user, ls.ID, r.PostForm.Get("otp"))
 	var tooMany *provider.TooManyAttemptsError
 	switch {
@@ -136,16 +144,10 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 
 // otpResend is POST /login/otp/resend: a new code, within the resend limits.
 func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
-		return
-	}
-	returnTo, _ := s.safeReturnTo(r.PostForm.Get("return_to"))
-	ls, user, ok := s.otpPageSession(w, r, returnTo)
+	ls, user, page, returnTo, ok := s.otpPost(w, r)
 	if !ok {
 		return
 	}
-	page := s.otpPage(r, user, returnTo)
 	clientID := clientIDOf(returnTo)
 	_, err := s.p.IssueOTP(r.Context(), provider.OTPKindLogin, user, ls.ID, clientID)
 	var tooMany *provider.TooManyAttemptsError
