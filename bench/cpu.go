@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -90,4 +91,39 @@ func cpuLine(name string, a, b cpuSample) string {
 	}
 	return fmt.Sprintf("# %s cpu (cores of %.1f): bench+server=%.2f postgres=%.2f irq+steal=%.2f other=%.2f idle=%.2f iowait=%.2f",
 		name, cores, self, pg, irq, other, idle, iowait)
+}
+
+// dbSample is what PostgreSQL's statistics say about the bench's database
+// (commits) and the whole server (WAL syncs, pg_stat_wal: other databases'
+// work counts too). PostgreSQL flushes backend statistics about once a
+// second, so over a short run the figures are approximate.
+type dbSample struct {
+	ok                bool
+	commits, walSyncs int64
+}
+
+func (e *env) sampleDB(ctx context.Context) dbSample {
+	if e.dsn == "" {
+		return dbSample{}
+	}
+	db, err := e.pool(ctx)
+	if err != nil {
+		return dbSample{}
+	}
+	var s dbSample
+	err = db.QueryRow(ctx, `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+		(SELECT wal_sync FROM pg_stat_wal)`).Scan(&s.commits, &s.walSyncs)
+	s.ok = err == nil
+	return s
+}
+
+// dbLine describes the database work per request between two samples.
+func dbLine(name string, a, b dbSample, requests uint64) string {
+	if !a.ok || !b.ok || requests == 0 {
+		return ""
+	}
+	n := float64(requests)
+	return fmt.Sprintf("# %s db: commits/request=%.1f wal_syncs/request=%.2f (server-wide; commits per WAL sync=%.1f)",
+		name, float64(b.commits-a.commits)/n, float64(b.walSyncs-a.walSyncs)/n,
+		float64(b.commits-a.commits)/max(float64(b.walSyncs-a.walSyncs), 1))
 }

@@ -11,16 +11,27 @@
 //
 // and the command exits non-zero. It asserts no timings.
 //
+// A scenario with a floor (floor.go: the endpoint's SQL statements run
+// directly with pgx, same workers and duration) adds
+//
+//	bench: <name>_floor rps=<n> p50_ms=<n> p99_ms=<n>
+//	bench: <name> ratio=<endpoint rps / floor rps>
+//
+// and scenarios may print further "bench: <name> key=value" lines (the OTP
+// scenarios: the outbox backlog).
+//
 // Adding a scenario is one function (see scenarios.go): it prepares what it
 // needs through the env and returns the request to send and how to check a
 // response.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/signal"
@@ -53,6 +64,10 @@ type flags struct {
 	cpuProfile   string
 	timeout      time.Duration
 	verbose      bool
+	users        int
+	challenges   int
+	floors       bool
+	analyze      bool
 }
 
 func parseFlags() flags {
@@ -73,6 +88,10 @@ func parseFlags() flags {
 	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file; server handlers carry the labels side=server and path=<URL path> (with -url: the load generator only)")
 	flag.DurationVar(&f.timeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.BoolVar(&f.verbose, "v", false, "also print, per scenario, where the machine's CPU went (lines start with #)")
+	flag.IntVar(&f.users, "users", 1000, "users the OTP scenarios spread their requests over (round-robin), each with a login session and a token")
+	flag.IntVar(&f.challenges, "otp-challenges", 0, "verify_otp: live challenges created before the warm-up, each verified once (warm-up and run end early when they run out; its floor gets 4 × as many); 0: as many as the server creates in 2 × (warm-up + duration)")
+	flag.BoolVar(&f.analyze, "analyze", true, "OTP scenarios: ANALYZE the database once prepared, before the warm-up (and before their floors), as autovacuum would have in a database in service; false keeps the statistics of the empty tables")
+	flag.BoolVar(&f.floors, "floor", true, "run the scenarios' floors (their SQL executed directly with pgx) after them")
 	flag.Parse()
 	return f
 }
@@ -143,29 +162,85 @@ func run() int {
 	return 0
 }
 
-// runScenario prepares sc, warms up, measures and prints its line(s). It
-// reports false when any request (warm-up included) failed.
+// runScenario prepares sc, warms up, measures and prints its line(s), then
+// its floor's. It reports false when any request (warm-up included) failed.
 func runScenario(ctx context.Context, e *env, sc scenario, f flags) (bool, error) {
 	load, err := sc.prepare(ctx, e)
 	if err != nil {
 		return false, fmt.Errorf("prepare: %w", err)
 	}
+	if err := prime(ctx, e, load); err != nil {
+		return false, fmt.Errorf("first request: %w", err)
+	}
+	run := func(name string, d time.Duration) (tally, *vegeta.Metrics) {
+		return attack(ctx, e, name, load, f.workers, d)
+	}
+	rps, ok := measure(ctx, e, sc.name, f, run)
+	if load.after != nil {
+		if err := load.after(ctx); err != nil {
+			return false, err
+		}
+	}
+	if load.floor == nil || !f.floors || ctx.Err() != nil {
+		return ok, nil
+	}
+	db, err := e.pool(ctx)
+	if err != nil {
+		return false, fmt.Errorf("floor: %w", err)
+	}
+	op, err := load.floor.prepare(ctx, db)
+	if err != nil {
+		return false, fmt.Errorf("floor: prepare: %w", err)
+	}
+	name := sc.name + "_floor"
+	floorRPS, floorOK := measure(ctx, e, name, f, func(name string, d time.Duration) (tally, *vegeta.Metrics) {
+		return runOps(ctx, name, op, f.workers, d)
+	})
+	if load.floor.after != nil {
+		if err := load.floor.after(ctx); err != nil {
+			return false, err
+		}
+	}
+	if floorRPS > 0 {
+		fmt.Printf("bench: %s ratio=%.2f\n", sc.name, rps/floorRPS)
+	}
+	return ok && floorOK, nil
+}
+
+// measure warms up and measures one load (run is attack or runOps) and
+// prints its line(s); it returns the rps and false when anything failed.
+func measure(ctx context.Context, e *env, name string, f flags, run func(name string, d time.Duration) (tally, *vegeta.Metrics)) (float64, bool) {
 	var warm tally
 	if f.warmup > 0 {
-		warm, _ = attack(ctx, e, sc.name+"-warmup", load, f.workers, f.warmup)
+		warm, _ = run(name+"-warmup", f.warmup)
+	}
+	var dbBefore, dbAfter dbSample
+	if f.verbose {
+		dbBefore = e.sampleDB(ctx)
 	}
 	before := sampleCPU()
-	res, m := attack(ctx, e, sc.name, load, f.workers, f.duration)
+	res, m := run(name, f.duration)
 	after := sampleCPU()
+	if f.verbose {
+		dbAfter = e.sampleDB(ctx)
+	}
 	// rps counts only requests that passed their check, over the time from
 	// the first request sent to the last response received.
 	rps := 0.0
-	if span := m.End.Sub(m.Earliest).Seconds(); span > 0 {
-		rps = float64(int(m.Requests)-res.failures) / span
+	span := m.End.Sub(m.Earliest)
+	if span > 0 {
+		rps = float64(int(m.Requests)-res.failures) / span.Seconds()
 	}
-	fmt.Printf("bench: %s rps=%.0f p50_ms=%.2f p99_ms=%.2f\n", sc.name, rps, ms(m.Latencies.P50), ms(m.Latencies.P99))
+	fmt.Printf("bench: %s rps=%.0f p50_ms=%.2f p99_ms=%.2f\n", name, rps, ms(m.Latencies.P50), ms(m.Latencies.P99))
 	if f.verbose {
-		fmt.Println(cpuLine(sc.name, before, after))
+		fmt.Println(cpuLine(name, before, after))
+		if line := dbLine(name, dbBefore, dbAfter, m.Requests); line != "" {
+			fmt.Println(line)
+		}
+	}
+	if warm.exhausted || res.exhausted {
+		fmt.Printf("bench: %s exhausted=true measured_ms=%.0f requests=%d (ran out of prepared work before -warmup + -duration ended)\n",
+			name, ms(span), m.Requests)
 	}
 	failures := warm.failures + res.failures
 	if failures > 0 {
@@ -173,13 +248,52 @@ func runScenario(ctx context.Context, e *env, sc scenario, f flags) (bool, error
 		if first == "" {
 			first = res.firstError
 		}
-		fmt.Printf("bench: %s failures=%d first_error=%s\n", sc.name, failures, first)
-		return false, nil
+		fmt.Printf("bench: %s failures=%d first_error=%s\n", name, failures, first)
+		return rps, false
 	}
 	if m.Requests == 0 {
-		return false, errors.New("no request completed")
+		fmt.Printf("bench: %s failures=0 first_error=%q\n", name, "no request completed")
+		return 0, false
 	}
-	return true, nil
+	return rps, true
+}
+
+// prime sends one request alone before the warm-up, so that the server
+// prepares the endpoint's statements before they are used concurrently
+// (see parallel), and fails early when the request does not pass its check.
+func prime(ctx context.Context, e *env, load load) error {
+	tgt := load.target
+	if load.next != nil {
+		if err := load.next(&tgt); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, prepTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, tgt.Method, e.baseURL+tgt.URL, bytes.NewReader(tgt.Body))
+	if err != nil {
+		return err
+	}
+	req.Header = tgt.Header.Clone()
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if err := load.check(resp.StatusCode, body); err != nil {
+		return err
+	}
+	if e.Plugin != nil {
+		// The outbox dispatcher's statements too, when the request queued mail.
+		if _, _, err := e.drainOutbox(ctx, 10*time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -188,6 +302,9 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 type tally struct {
 	failures   int
 	firstError string
+	// exhausted: the load ran out of prepared work (load.next or a floor
+	// op said so) before its time was up.
+	exhausted bool
 }
 
 // attack runs one vegeta attack at unlimited rate with exactly workers
@@ -201,6 +318,15 @@ func attack(ctx context.Context, e *env, name string, load load, workers int, d 
 	tgt := load.target
 	tgt.URL = e.baseURL + load.target.URL
 	targeter := vegeta.NewStaticTargeter(tgt)
+	if load.next != nil {
+		targeter = func(t *vegeta.Target) error {
+			if err := load.next(t); err != nil {
+				return err
+			}
+			t.URL = e.baseURL + t.URL
+			return nil
+		}
+	}
 
 	done := make(chan struct{})
 	defer close(done)
@@ -217,6 +343,11 @@ func attack(ctx context.Context, e *env, name string, load load, workers int, d 
 		m vegeta.Metrics
 	)
 	for r := range atk.Attack(targeter, vegeta.Rate{Freq: 0}, d, name) {
+		if r.Code == 0 && r.Error == vegeta.ErrNoTargets.Error() {
+			// Not a request: load.next ran out, and the attack stops.
+			t.exhausted = true
+			continue
+		}
 		m.Add(r)
 		if err := checkResult(r, load.check); err != nil {
 			if t.failures == 0 {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 
+	"github.com/google/uuid"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 )
 
@@ -29,6 +32,8 @@ type scenario struct {
 var scenarios = []scenario{
 	{"client_credentials", clientCredentials},
 	{"introspection", introspection},
+	{"put_session", putSession},
+	{"verify_otp", verifyOTP},
 }
 
 // load is what a scenario hands to vegeta: one request, sent over and over,
@@ -37,7 +42,17 @@ var scenarios = []scenario{
 type load struct {
 	// target's URL is a path; the env's base URL is prepended.
 	target vegeta.Target
-	check  func(status int, body []byte) error
+	// next, when not nil, replaces target: it is called for every request,
+	// from concurrent workers, and fills in the request (its URL a path
+	// too). vegeta.ErrNoTargets means it has nothing left: the warm-up or
+	// run ends early, and the line after it says so.
+	next  vegeta.Targeter
+	check func(status int, body []byte) error
+	// after, when not nil, runs after the measured run (not the warm-up)
+	// and may print "bench: <name> key=value" lines.
+	after func(ctx context.Context) error
+	// floor, when not nil, is measured after the scenario (floor.go).
+	floor *floor
 }
 
 // clientCredentials is RFC 6749 §4.4: POST /oauth2/token with HTTP basic
@@ -76,6 +91,105 @@ func introspection(ctx context.Context, e *env) (load, error) {
 			return nil
 		},
 	}, nil
+}
+
+// putSession is PUT {api.prefix}/sessions/{sessionId} with
+// passedLoginOTP=false on an unknown session: what a login UI calls after
+// the password step. Every request has a fresh session id, so every one
+// creates the login session and issues its login OTP (two rate counters,
+// the challenge and its mail in one transaction, two audit rows) and
+// answers 200 with the code. Requests go round-robin over the -users users,
+// each with its own token (scope user:sessions:update, sid of its login).
+// The outbox dispatcher delivers the mail to a discarding mailer meanwhile;
+// after the run the backlog it left is printed, then how long it took to
+// drain.
+func putSession(ctx context.Context, e *env) (load, error) {
+	users, err := e.benchUsers(ctx)
+	if err != nil {
+		return load{}, err
+	}
+	if err := e.analyze(ctx); err != nil {
+		return load{}, err
+	}
+	prefix := e.Plugin.Provider.Config().API.Prefix
+	headers := make([]http.Header, len(users))
+	bodies := make([][]byte, len(users))
+	for i, u := range users {
+		headers[i] = bearerJSON(u.token, "application/json")
+		bodies[i], _ = json.Marshal(map[string]any{"userId": u.user.ID, "passedLoginOTP": false})
+	}
+	var n atomic.Uint64
+	return load{
+		next: func(t *vegeta.Target) error {
+			i := (n.Add(1) - 1) % uint64(len(users))
+			*t = vegeta.Target{Method: http.MethodPut, URL: prefix + "/sessions/" + uuid.NewString(), Body: bodies[i], Header: headers[i]}
+			return nil
+		},
+		check: func(status int, body []byte) error {
+			if err := wantStatus(status, http.StatusOK, body); err != nil {
+				return err
+			}
+			if !bytes.Contains(body, []byte(`"otp":"`)) {
+				return fmt.Errorf("no otp in %s", short(body))
+			}
+			return nil
+		},
+		after: func(ctx context.Context) error { return e.outboxReport(ctx, "put_session") },
+		floor: putSessionFloor(e, users),
+	}, nil
+}
+
+// verifyOTP is POST {api.prefix}/user/otp/verify with the right code of a
+// live login challenge ({"otp":<code>,"types":["login"]}, 204): the
+// challenge is consumed and its session passes the second factor. Each
+// request needs its own challenge, so -otp-challenges sessions with a
+// challenge and a token (scope user:otp:verify, sid of that session) are
+// created before the warm-up through Provider.UpdateSessionOTP, round-robin
+// over the -users users, and their mail delivered; every request uses the
+// next one, once. Warm-up and run end early when they run out.
+func verifyOTP(ctx context.Context, e *env) (load, error) {
+	users, err := e.benchUsers(ctx)
+	if err != nil {
+		return load{}, err
+	}
+	items, err := e.newChallenges(ctx, "verify_otp", users, e.f.challenges)
+	if err != nil {
+		return load{}, err
+	}
+	if len(items) == 0 {
+		return load{}, errors.New("no challenge created")
+	}
+	if err := e.analyze(ctx); err != nil {
+		return load{}, err
+	}
+	fmt.Printf("bench: verify_otp variant=right_code challenges=%d users=%d\n", len(items), len(users))
+	path := e.Plugin.Provider.Config().API.Prefix + "/user/otp/verify"
+	var n atomic.Uint64
+	return load{
+		next: func(t *vegeta.Target) error {
+			i := n.Add(1) - 1
+			if i >= uint64(len(items)) {
+				return vegeta.ErrNoTargets
+			}
+			it := &items[i]
+			body, _ := json.Marshal(map[string]any{"otp": it.code, "types": []string{"login"}})
+			*t = vegeta.Target{Method: http.MethodPost, URL: path, Body: body, Header: bearerJSON(it.token, "application/vnd.api+json")}
+			return nil
+		},
+		check: func(status int, body []byte) error {
+			return wantStatus(status, http.StatusNoContent, body)
+		},
+		floor: verifyOTPFloor(e, users, items),
+	}, nil
+}
+
+// bearerJSON is the headers of a user API call with a JSON body.
+func bearerJSON(token, contentType string) http.Header {
+	h := http.Header{}
+	h.Set("Authorization", "Bearer "+token)
+	h.Set("Content-Type", contentType)
+	h.Set("Accept", "application/vnd.api+json, application/json")
+	return h
 }
 
 // formPost is a form-encoded POST authenticated as the bench's client with

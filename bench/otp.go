@@ -1,0 +1,371 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/provider/mail"
+	"github.com/otpstep/otpstep/provider/outbox"
+	"github.com/otpstep/otpstep/storage"
+)
+
+// errEnough stops newChallenges' workers when its time is up.
+var errEnough = errors.New("enough challenges")
+
+// otpItem is a login session with a live login challenge, for one verify.
+type otpItem struct {
+	u     *benchUser
+	sid   string
+	code  string
+	token string // issued to sid; "" for floor items
+	sig   string // the token's key (floor items: an endpoint item's)
+}
+
+// newChallenges creates n login sessions with a login OTP each through
+// Provider.UpdateSessionOTP, round-robin over users, and a token issued to
+// each session; n = 0 creates them for 2 × (warm-up +
+// duration) instead, at -workers concurrency, which makes more than a run
+// verifies (creating one costs the database at least what verifying one
+// does). Then it waits for the outbox to deliver their mail, so that the
+// run starts on an empty outbox.
+func (e *env) newChallenges(ctx context.Context, name string, users []benchUser, n int) ([]otpItem, error) {
+	client, err := e.userClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := e.Plugin.Provider
+	lifespan := p.Config().Login.SessionLifespan
+	start := time.Now()
+	var (
+		mu    sync.Mutex
+		items []otpItem
+	)
+	limit, until := n, time.Time{}
+	if n <= 0 {
+		limit, until = 1<<30, start.Add((e.f.warmup+e.f.duration)*2)
+	}
+	err = parallel(ctx, limit, e.f.workers, func(ctx context.Context, i int) error {
+		if !until.IsZero() && time.Now().After(until) {
+			return errEnough
+		}
+		u := &users[i%len(users)]
+		it := otpItem{u: u, sid: uuid.NewString()}
+		issued, err := p.UpdateSessionOTP(ctx, u.user, it.sid, false, client.ID)
+		if err != nil {
+			return err
+		}
+		it.code = issued.Code
+		now := time.Now().UTC()
+		ls := &storage.LoginSession{ID: it.sid, UserID: u.user.ID, AMR: []string{provider.AMRPassword}, AuthTime: now, ExpiresAt: now.Add(lifespan)}
+		if it.token, it.sig, err = e.mintUserToken(ctx, ls); err != nil {
+			return err
+		}
+		mu.Lock()
+		items = append(items, it)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil && !errors.Is(err, errEnough) {
+		return nil, fmt.Errorf("create challenges: %w", err)
+	}
+	created := time.Since(start)
+	drained, left, err := e.drainOutbox(ctx, 5*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	if e.f.verbose {
+		fmt.Printf("# %s: %d challenges created in %.1fs, their mail delivered in %.1fs (%d left)\n",
+			name, len(items), created.Seconds(), drained.Seconds(), left)
+	}
+	return items, nil
+}
+
+// outboxReport prints the outbox backlog the run left and how long the
+// dispatcher then took to deliver it.
+func (e *env) outboxReport(ctx context.Context, name string) error {
+	pending, oldest, err := e.Plugin.Store().OutboxBacklog(ctx)
+	if err != nil {
+		return err
+	}
+	age := time.Duration(0)
+	if pending > 0 {
+		age = time.Since(oldest)
+	}
+	fmt.Printf("bench: %s outbox_backlog=%d oldest_ms=%.0f\n", name, pending, ms(age))
+	took, left, err := e.drainOutbox(ctx, 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("bench: %s outbox_drain_ms=%.0f outbox_left=%d\n", name, ms(took), left)
+	return nil
+}
+
+// mailPayload renders the OTP mail as IssueOTP does, for floors to enqueue
+// (with a fixed code: the text is what counts, its size and its sealing).
+type mailPayload struct {
+	sealer        *provider.Sealer
+	subject       string
+	text, html    string
+	ttl, lifespan time.Duration
+	maxAttempts   int
+}
+
+func (e *env) mailPayload() (*mailPayload, error) {
+	cfg := e.Plugin.Provider.Config()
+	sealer, err := provider.NewSealer([]byte(e.secret), "mail-outbox")
+	if err != nil {
+		return nil, err
+	}
+	tpl, err := mail.LoadTemplates(cfg.Mail.TemplatesDir)
+	if err != nil {
+		return nil, err
+	}
+	host := ""
+	if u, err := url.Parse(cfg.Server.PublicURL); err == nil {
+		host = u.Hostname()
+	}
+	ttl := cfg.OTP.TTL
+	subject, text, html, err := tpl.OTP(mail.OTPData{Code: "123456", ExpiresAt: time.Now().Add(ttl),
+		TTLMinutes: int((ttl + time.Minute - 1) / time.Minute), Kind: provider.OTPKindLogin, Issuer: host})
+	if err != nil {
+		return nil, err
+	}
+	return &mailPayload{sealer: sealer, subject: subject, text: text, html: html,
+		ttl: ttl, lifespan: cfg.Login.SessionLifespan, maxAttempts: cfg.OTP.MaxAttempts}, nil
+}
+
+// seal is the sealed payload of a message with id to.
+func (m *mailPayload) seal(id, to string) ([]byte, error) {
+	return outbox.SealPayload(m.sealer, id, outbox.Payload{To: to, Subject: m.subject, Text: m.text, HTML: m.html})
+}
+
+// putSessionFloor is put_session's statements (web/userapi.go
+// apiAuthenticate, provider UpdateSessionOTP → createSessionWithOTP →
+// IssueOTP, Audit twice), one request per op, round-robin over users with a
+// fresh session id each.
+func putSessionFloor(e *env, users []benchUser) *floor {
+	return &floor{
+		prepare: func(ctx context.Context, db *pgxpool.Pool) (func(context.Context) error, error) {
+			client, err := e.userClient(ctx)
+			if err != nil {
+				return nil, err
+			}
+			mp, err := e.mailPayload()
+			if err != nil {
+				return nil, err
+			}
+			if err := e.analyze(ctx); err != nil {
+				return nil, err
+			}
+			cfg := e.Plugin.Provider.Config()
+			clientID, resend := client.ID, cfg.OTP.ResendInterval
+			amr := `["` + provider.AMRPassword + `"]`
+			var n atomic.Uint64
+			return func(ctx context.Context) error {
+				u := &users[(n.Add(1)-1)%uint64(len(users))]
+				uid, sid := u.user.ID, uuid.NewString()
+				// provider.AuthenticateBearer → GetAccessTokenSession.
+				if err := mustFind(ctx, db, "bearer", nil, sqlGetAccessToken, u.sig); err != nil {
+					return err
+				}
+				// apiAuthenticate → GetUser (no linked-identity policy).
+				if err := mustFind(ctx, db, "user", nil, sqlGetUser, uid); err != nil {
+					return err
+				}
+				// UpdateSessionOTP → GetLoginSession: not found.
+				now := dbNow()
+				if found, err := queryOne(ctx, db, nil, sqlGetLoginSession, sid, now); err != nil || found {
+					return errors.Join(err, errors.New("get login session: found a fresh sid"))
+				}
+				// createSessionWithOTP → CreateLoginSession.
+				now = dbNow()
+				if _, err := db.Exec(ctx, sqlCreateLoginSession, sid, uid, false, amr, now, now.Add(mp.lifespan), now); err != nil {
+					return fmt.Errorf("create login session: %w", err)
+				}
+				// IssueOTP: the resend and the per-user counters.
+				if resend > 0 {
+					if _, err := hitRateCounter(ctx, db, "otp:resend:"+provider.OTPKindLogin+":"+sid, dbNow(), resend); err != nil {
+						return err
+					}
+				}
+				if _, err := hitRateCounter(ctx, db, "otp:sends:"+uid, dbNow(), time.Hour); err != nil {
+					return err
+				}
+				now = dbNow()
+				chID, msgID := uuid.NewString(), uuid.NewString()
+				codeHash := make([]byte, 32) // an HMAC-SHA256
+				copy(codeHash, chID)
+				sealed, err := mp.seal(msgID, u.user.Email)
+				if err != nil {
+					return err
+				}
+				// CreateOTPChallenge (burn, insert) and EnqueueOutbox in one transaction.
+				err = inTx(ctx, db, func(tx pgx.Tx) error {
+					if _, err := tx.Exec(ctx, sqlBurnLiveOTP, provider.OTPKindLogin, uid, sid, dbNow()); err != nil {
+						return fmt.Errorf("burn previous: %w", err)
+					}
+					tag, err := tx.Exec(ctx, sqlInsertOTPChallenge, chID, provider.OTPKindLogin, uid, sid, clientID, codeHash,
+						0, mp.maxAttempts, now.Add(mp.ttl), nil, nil, now)
+					if err != nil {
+						return fmt.Errorf("insert challenge: %w", err)
+					}
+					if tag.RowsAffected() != 1 {
+						return errors.New("insert challenge: slot taken")
+					}
+					if _, err := tx.Exec(ctx, sqlEnqueueOutbox, msgID, sealed, 0, now, now, ""); err != nil {
+						return fmt.Errorf("enqueue outbox: %w", err)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				// Audit "session.created", then writeOTP's "otp.issued".
+				if err := addAuditEvent(ctx, db, dbNow(), "session.created", uid, clientID, sid, "", nil); err != nil {
+					return err
+				}
+				detail, _ := json.Marshal(map[string]any{"challenge_id": chID, "in_response": true})
+				return addAuditEvent(ctx, db, dbNow(), "otp.issued", uid, clientID, sid, "127.0.0.1", string(detail))
+			}, nil
+		},
+		after: func(ctx context.Context) error { return e.outboxReport(ctx, "put_session_floor") },
+	}
+}
+
+// verifyOTPFloor is verify_otp's statements with the right code (web/userapi.go
+// apiAuthenticate, provider.VerifyOTP's success path: failure counter,
+// live challenge, attempt, consume, counter given back, passSecondFactor's
+// transaction, Audit). Its prepare inserts 4 × as many sessions with a
+// live challenge as the endpoint had, round-robin over the same users, the
+// rows IssueOTP writes (the floor matches no code, so no code is needed);
+// the bearer lookups read the endpoint's token rows (read-only; whose token
+// it is does not change the statement).
+func verifyOTPFloor(e *env, users []benchUser, endpoint []otpItem) *floor {
+	return &floor{
+		prepare: func(ctx context.Context, db *pgxpool.Pool) (func(context.Context) error, error) {
+			items, err := e.insertChallenges(ctx, db, users, 4*len(endpoint))
+			if err != nil {
+				return nil, err
+			}
+			for i := range items {
+				items[i].sig = endpoint[i%len(endpoint)].sig
+			}
+			if err := e.analyze(ctx); err != nil {
+				return nil, err
+			}
+			cfg := e.Plugin.Provider.Config().OTP
+			amrPassed := `["` + provider.AMRPassword + `","` + provider.AMROTP + `"]`
+			detail, _ := json.Marshal(map[string]any{"kind": provider.OTPKindLogin})
+			var n atomic.Uint64
+			return func(ctx context.Context) error {
+				i := n.Add(1) - 1
+				if i >= uint64(len(items)) {
+					return errNoMoreOps
+				}
+				it := &items[i]
+				uid, sid := it.u.user.ID, it.sid
+				if err := mustFind(ctx, db, "bearer", nil, sqlGetAccessToken, it.sig); err != nil {
+					return err
+				}
+				if err := mustFind(ctx, db, "user", nil, sqlGetUser, uid); err != nil {
+					return err
+				}
+				failKey := "otp:failures:" + uid
+				if _, err := hitRateCounter(ctx, db, failKey, dbNow(), cfg.FailureWindow); err != nil {
+					return err
+				}
+				var chID, chClient string
+				var expiresAt time.Time
+				dest := []any{&chID, nil, nil, nil, &chClient, nil, nil, nil, &expiresAt, nil, nil, nil}
+				if err := mustFind(ctx, db, "live challenge", dest, sqlLiveOTPChallenge, provider.OTPKindLogin, uid, sid); err != nil {
+					return err
+				}
+				var attempts int
+				if err := mustFind(ctx, db, "spend attempt", []any{&attempts}, sqlSpendOTPAttempt, chID); err != nil {
+					return err
+				}
+				tag, err := db.Exec(ctx, sqlConsumeOTPChallenge, chID, dbNow())
+				if err != nil {
+					return fmt.Errorf("consume: %w", err)
+				}
+				if tag.RowsAffected() != 1 {
+					return errors.New("consume: not won")
+				}
+				if _, err := db.Exec(ctx, sqlUndoRateCounterHit, failKey); err != nil {
+					return fmt.Errorf("undo rate counter hit: %w", err)
+				}
+				// passSecondFactor.
+				err = inTx(ctx, db, func(tx pgx.Tx) error {
+					var authTime, lsExpires time.Time
+					dest := []any{nil, nil, nil, nil, &authTime, &lsExpires, nil, nil}
+					if err := mustFind(ctx, tx, "get login session", dest, sqlGetLoginSession, sid, dbNow()); err != nil {
+						return err
+					}
+					tag, err := tx.Exec(ctx, sqlUpdateLoginSession, sid, uid, true, amrPassed, authTime, lsExpires, dbNow())
+					if err != nil {
+						return fmt.Errorf("update login session: %w", err)
+					}
+					if tag.RowsAffected() != 1 {
+						return errors.New("update login session: not found")
+					}
+					if _, err := tx.Exec(ctx, sqlBurnOTPChallenges, provider.OTPKindLogin, uid, sid, dbNow()); err != nil {
+						return fmt.Errorf("burn challenges: %w", err)
+					}
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				return addAuditEvent(ctx, db, dbNow(), "otp.verify_passed", uid, chClient, sid, "", string(detail))
+			}, nil
+		},
+	}
+}
+
+// insertChallenges inserts n login sessions with a live login challenge
+// each, round-robin over users, in bulk: the login_sessions and
+// otp_challenges rows createSessionWithOTP writes, with a random code hash.
+func (e *env) insertChallenges(ctx context.Context, db *pgxpool.Pool, users []benchUser, n int) ([]otpItem, error) {
+	client, err := e.userClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg := e.Plugin.Provider.Config()
+	items := make([]otpItem, n)
+	sids, uids, chIDs := make([]string, n), make([]string, n), make([]string, n)
+	for i := range items {
+		u := &users[i%len(users)]
+		items[i] = otpItem{u: u, sid: uuid.NewString()}
+		sids[i], uids[i], chIDs[i] = items[i].sid, u.user.ID, uuid.NewString()
+	}
+	now := dbNow()
+	err = inTx(ctx, db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO login_sessions (`+loginSessionColumns+`)
+			SELECT sid, uid, FALSE, $3, $4, $5, $4, $4 FROM unnest($1::text[], $2::text[]) AS s(sid, uid)`,
+			sids, uids, `["`+provider.AMRPassword+`"]`, now, now.Add(cfg.Login.SessionLifespan)); err != nil {
+			return fmt.Errorf("insert login sessions: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO otp_challenges (`+otpChallengeColumns+`)
+			SELECT id, $4, uid, sid, $5, sha256(convert_to(id, 'UTF8')), 0, $6, $7, NULL, NULL, $8
+			FROM unnest($1::text[], $2::text[], $3::text[]) AS s(id, uid, sid)`,
+			chIDs, uids, sids, provider.OTPKindLogin, client.ID, cfg.OTP.MaxAttempts, now.Add(cfg.OTP.TTL), now); err != nil {
+			return fmt.Errorf("insert otp challenges: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return items, nil
+}
