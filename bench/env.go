@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for the admin connection
@@ -171,10 +172,25 @@ func newEnv(ctx context.Context, f flags) (e *env, cleanup func(), err error) {
 // process too, and one endpoint from another (-tagfocus path=/oauth2/token).
 func serverLabel(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		pprof.Do(r.Context(), pprof.Labels("side", "server", "path", r.URL.Path), func(ctx context.Context) {
+		pprof.Do(r.Context(), pprof.Labels("side", "server", "path", labelPath(r.URL.Path)), func(ctx context.Context) {
 			h.ServeHTTP(w, r.WithContext(ctx))
 		})
 	})
+}
+
+// labelPath is path with its UUID segments (PUT /sessions/{sessionId})
+// replaced by {id}, so that one endpoint is one label value.
+func labelPath(path string) string {
+	if !strings.Contains(path, "-") {
+		return path
+	}
+	segs := strings.Split(path, "/")
+	for i, s := range segs {
+		if len(s) == 36 && uuid.Validate(s) == nil {
+			segs[i] = "{id}"
+		}
+	}
+	return strings.Join(segs, "/")
 }
 
 // createDatabase creates otpstep_bench_<random> on the server at base with

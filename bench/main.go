@@ -85,7 +85,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.clientSecret, "client-secret", os.Getenv("OTPSTEP_BENCH_CLIENT_SECRET"), "with -url: that client's secret (default $OTPSTEP_BENCH_CLIENT_SECRET)")
 	flag.StringVar(&f.postgres, "postgres", pg, "PostgreSQL server to create the throwaway database on (default $"+PostgresEnv+")")
 	flag.IntVar(&f.maxOpenConns, "max-open-conns", 0, "database.max_open_conns of the in-process server (0: otpstep's default)")
-	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file; server handlers carry the labels side=server and path=<URL path> (with -url: the load generator only)")
+	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file; server handlers carry the labels side=server and path=<URL path, UUID segments as {id}>, floors side=floor (with -url: the load generator only)")
 	flag.DurationVar(&f.timeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.BoolVar(&f.verbose, "v", false, "also print, per scenario, where the machine's CPU went (lines start with #)")
 	flag.IntVar(&f.users, "users", 1000, "users the OTP scenarios spread their requests over (round-robin), each with a login session and a token")
