@@ -29,12 +29,23 @@ func (s *Store) UpsertExternalUser(ctx context.Context, u *User) error {
 		return errors.New("storage: upsert external user: empty email")
 	}
 	now := s.nowUTC()
-	err := s.queryRow(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, '', FALSE, $3, $3)
+	var err error
+	// Two first upserts of one user race on PostgreSQL: the loser's insert
+	// can trip the email index (not the ON CONFLICT arbiter) before it sees
+	// the winner's row. Once the winner committed, a retry takes the
+	// ON CONFLICT path. Inside a caller's transaction the error stands (it
+	// aborted the transaction).
+	for attempt := 0; attempt < 3; attempt++ {
+		err = s.queryRow(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, '', FALSE, $3, $3)
 		ON CONFLICT (id) DO UPDATE SET
 			email = excluded.email,
 			updated_at = CASE WHEN users.email = excluded.email THEN users.updated_at ELSE excluded.updated_at END
 		RETURNING `+userColumns,
-		u.ID, strings.ToLower(u.Email), s.timeArg(now)).Scan(userDest(u)...)
+			u.ID, strings.ToLower(u.Email), s.timeArg(now)).Scan(userDest(u)...)
+		if err == nil || s.txFrom(ctx) != nil || !errors.Is(classify(err), ErrAlreadyExists) {
+			break
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("storage: upsert external user %q: %w", u.ID, classify(err))
 	}
