@@ -99,7 +99,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 
 	gdb, err := gorm.Open(dialector, &gorm.Config{
 		Logger:                 logger.Discard,
-		PrepareStmt:            true,
+		PrepareStmt:            false, // pgx caches statements per connection; gorm's cache could deadlock a full pool on a cold start
 		SkipDefaultTransaction: true,
 		DisableAutomaticPing:   true,
 	})
