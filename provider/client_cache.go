@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ory/fosite"
+
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -55,6 +57,22 @@ func (c *clientCache) Get(ctx context.Context, id string) (*storage.Client, erro
 	c.entries[id] = clientEntry{client: cl, expires: now.Add(c.ttl)}
 	c.mu.Unlock()
 	return cl, nil
+}
+
+// loader is the cache as the client source of token reads (see
+// storage.Store.WithClientLoader); nil when caching is off, since the token
+// read's join is then cheaper than a second query.
+func (c *clientCache) loader() storage.ClientLoader {
+	if c.ttl <= 0 {
+		return nil
+	}
+	return func(ctx context.Context, id string) (fosite.Client, error) {
+		cl, err := c.Get(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		return cl, nil
+	}
 }
 
 // Forget drops id so this instance sees a change at once.

@@ -58,7 +58,9 @@ func composeOAuth2(ctx context.Context, cfg config.Config, store *storage.Store,
 		RefreshTokenScopes:             []string{"offline_access", "offline"},
 		OmitRedirectScopeParam:         true,
 	}
-	st := &fositeStore{Store: store, clients: clients}
+	// Token reads outside a transaction (introspection) take their client
+	// from the cache instead of joining the client row.
+	st := &fositeStore{Store: store.WithClientLoader(clients.loader()), clients: clients}
 	keyGetter := keys.FositeKey
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),

@@ -13,6 +13,8 @@ const clientColumns = `c.id, c.secret_hash, c.name, c.redirect_uris, c.grant_typ
 	c.scopes, c.audience, c.is_public, c.skip_consent, c.require_second_factor,
 	c.token_endpoint_auth_method, c.created_at`
 
+const getClientSQL = `SELECT ` + clientColumns + ` FROM oauth2_clients c WHERE c.id = $1`
+
 // clientRow receives a client's columns; lists arrive as JSON text.
 type clientRow struct {
 	c     Client
@@ -71,7 +73,7 @@ func (s *Store) GetClient(ctx context.Context, id string) (fosite.Client, error)
 // GetOAuth2Client is GetClient returning the concrete type.
 func (s *Store) GetOAuth2Client(ctx context.Context, id string) (*Client, error) {
 	var r clientRow
-	err := s.queryRow(ctx, `SELECT `+clientColumns+` FROM oauth2_clients c WHERE c.id = $1`, id).Scan(r.dest()...)
+	err := s.readRow(ctx, getClientSQL, id).Scan(r.dest()...)
 	if err != nil {
 		return nil, scanErr(err, "client")
 	}

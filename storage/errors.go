@@ -13,6 +13,7 @@ import (
 
 	gosqlite "github.com/glebarez/go-sqlite"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/puddle/v2"
 	"github.com/ory/fosite"
 	"gorm.io/gorm"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -117,6 +118,7 @@ func unavailable(err error) bool {
 	case errors.As(err, &opErr),
 		errors.Is(err, driver.ErrBadConn),
 		errors.Is(err, sql.ErrConnDone),
+		errors.Is(err, puddle.ErrClosedPool), // the pgx read pool is closed
 		errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, net.ErrClosed),
@@ -128,6 +130,11 @@ func unavailable(err error) bool {
 	}
 	// database/sql's error for a closed *sql.DB is not exported.
 	return strings.Contains(err.Error(), "sql: database is closed")
+}
+
+// isNotFound reports whether err means a missing row.
+func isNotFound(err error) bool {
+	return errors.Is(err, ErrNotFound) || errors.Is(err, fosite.ErrNotFound)
 }
 
 // scanErr classifies a Scan error, naming what was missing when there was no row.

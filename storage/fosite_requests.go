@@ -19,7 +19,8 @@ type requestTable struct {
 	name      string           // for error messages
 	expiresOf fosite.TokenType // the session expiry copied into expires_at
 	insert    string
-	get       string
+	get       string // the row and its client (joined)
+	getRow    string // the row and its client_id
 	delete    string
 }
 
@@ -46,6 +47,10 @@ func newRequestTable(table, name string, expiresOf fosite.TokenType, extraColumn
 			t.granted_audience, t.form, t.session, t.active, ` + clientColumns + `
 			FROM ` + table + ` t JOIN oauth2_clients c ON c.id = t.client_id
 			WHERE t.signature = $1`,
+		// The row alone, for a Store with a ClientLoader.
+		getRow: `SELECT request_id, requested_at, scopes, granted_scopes, requested_audience,
+			granted_audience, form, session, active, client_id
+			FROM ` + table + ` WHERE signature = $1`,
 		delete: `DELETE FROM ` + table + ` WHERE signature = $1`,
 	}
 }
@@ -105,18 +110,32 @@ func (s *Store) getRequest(ctx context.Context, t *requestTable, key string, ses
 		scopes, granted, reqAud, grantedAud, f string
 		sessionJSON                            []byte
 		active                                 bool
-		cr                                     clientRow
 	)
-	dest := append([]any{&req.ID, timeCol{&req.RequestedAt}, &scopes, &granted, &reqAud, &grantedAud,
-		&f, &sessionJSON, &active}, cr.dest()...)
-	if err := s.queryRow(ctx, t.get, key).Scan(dest...); err != nil {
-		return nil, false, scanErr(err, t.name)
+	dest := make([]any, 0, 9+13) // the row's columns and the client's
+	dest = append(dest, &req.ID, timeCol{&req.RequestedAt}, &scopes, &granted, &reqAud, &grantedAud,
+		&f, &sessionJSON, &active)
+	if s.clients != nil && s.txFrom(ctx) == nil {
+		// The token row alone; its client from the loader.
+		var clientID string
+		if err := s.readRow(ctx, t.getRow, key).Scan(append(dest, &clientID)...); err != nil {
+			return nil, false, scanErr(err, t.name)
+		}
+		client, err := s.loadClient(ctx, t, clientID)
+		if err != nil {
+			return nil, false, err
+		}
+		req.Client = client
+	} else {
+		var cr clientRow
+		if err := s.readRow(ctx, t.get, key).Scan(append(dest, cr.dest()...)...); err != nil {
+			return nil, false, scanErr(err, t.name)
+		}
+		client, err := cr.client()
+		if err != nil {
+			return nil, false, fmt.Errorf("storage: get %s: %w", t.name, err)
+		}
+		req.Client = client
 	}
-	client, err := cr.client()
-	if err != nil {
-		return nil, false, fmt.Errorf("storage: get %s: %w", t.name, err)
-	}
-	req.Client = client
 	for _, l := range []struct {
 		dst *fosite.Arguments
 		src string
@@ -130,11 +149,12 @@ func (s *Store) getRequest(ctx context.Context, t *requestTable, key string, ses
 			*l.dst = fosite.Arguments{}
 		}
 	}
+	var err error
 	if req.Form, err = url.ParseQuery(f); err != nil {
 		return nil, false, fmt.Errorf("storage: get %s: decode form: %w", t.name, err)
 	}
 	if session != nil {
-		if err := json.Unmarshal(sessionJSON, session); err != nil {
+		if err := decodeSession(sessionJSON, session); err != nil {
 			return nil, false, fmt.Errorf("storage: get %s: decode session: %w", t.name, err)
 		}
 		req.Session = session

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -36,6 +37,8 @@ type Options struct {
 	// MaxOpenConns caps the connection pool; 0 picks a default per dialect
 	// (PostgreSQL: max(10, 4×GOMAXPROCS); SQLite file: max(4, GOMAXPROCS);
 	// SQLite in memory: always 1, since each connection would be its own database).
+	// On PostgreSQL, Open adds a pool of half as many connections (at least
+	// 2) for the hot reads (see Open), so the server may see 1.5 × MaxOpenConns.
 	MaxOpenConns int
 }
 
@@ -50,13 +53,23 @@ type Store struct {
 	now     func() time.Time
 	log     *slog.Logger
 	tables  requestTables
+
+	// reads is a native pgx pool beside gorm's (PostgreSQL from Open only)
+	// for the hot read-only queries outside a transaction; see readRow.
+	reads *pgxpool.Pool
+	// clients, when set, supplies the client of token reads outside a
+	// transaction; see WithClientLoader.
+	clients ClientLoader
 }
 
 // Open connects to the database named by dsn and returns a Store. It does not
 // migrate; call Migrate. When the database cannot be reached or opened, the
 // error matches ErrUnavailable.
 //
-//   - postgres://… or postgresql://… : PostgreSQL through pgx.
+//   - postgres://… or postgresql://… : PostgreSQL through pgx. Besides gorm's
+//     pool, a native pgx pool (same DSN, half the size, connecting lazily)
+//     serves the hot read-only queries outside a transaction: token and
+//     client reads.
 //   - sqlite://path, sqlite:path, sqlite::memory: or a bare file path: SQLite
 //     (pure Go) with WAL, foreign keys, a 10 s busy timeout and BEGIN IMMEDIATE
 //     transactions, so concurrent writers queue instead of deadlocking.
@@ -122,6 +135,12 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, err
 	}
+	if s.dialect == DialectPostgres {
+		if s.reads, err = openReadPool(dsn, readPoolSize(maxConns)); err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("storage: open %s: %w", s.dialect, err)
+		}
+	}
 	return s, nil
 }
 
@@ -169,8 +188,12 @@ func sqliteDSN(path string) string {
 	return base + "?" + q.Encode()
 }
 
-// Close closes the connection pool. Stores derived with WithClock share it.
+// Close closes the connection pools. Stores derived with WithClock or
+// WithClientLoader share them.
 func (s *Store) Close() error {
+	if s.reads != nil {
+		s.reads.Close()
+	}
 	if err := s.sqlDB.Close(); err != nil {
 		return fmt.Errorf("storage: close: %w", err)
 	}

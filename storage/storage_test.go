@@ -26,6 +26,20 @@ func TestPostgres(t *testing.T) {
 	storagetest.RunTests(t, storagetest.NewPostgres)
 }
 
+// The suite again on Stores whose token reads take the client from a
+// ClientLoader (as the provider's, with its client cache).
+func TestSQLite_ClientLoader(t *testing.T) {
+	storagetest.RunTests(t, func(t *testing.T) *storage.Store { return withGetClientLoader(storagetest.NewSQLite(t)) })
+}
+
+func TestPostgres_ClientLoader(t *testing.T) {
+	storagetest.RunTests(t, func(t *testing.T) *storage.Store { return withGetClientLoader(storagetest.NewPostgres(t)) })
+}
+
+func withGetClientLoader(s *storage.Store) *storage.Store {
+	return s.WithClientLoader(s.GetClient)
+}
+
 func TestOpen_SQLiteDSNForms(t *testing.T) {
 	dir := t.TempDir()
 	for _, dsn := range []string{

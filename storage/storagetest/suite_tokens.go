@@ -9,6 +9,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/token/jwt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -186,6 +187,21 @@ func accessTokenTests() []conformanceTest {
 			_, err = s.GetAccessTokenSession(ctx, "at-sig", openid.NewDefaultSession())
 			requireNotFound(t, err)
 			assert.NoError(t, s.DeleteAccessTokenSession(ctx, "at-sig"), "deleting twice is not an error")
+		}},
+		{"TestAccessToken_SessionDecodesIntoAnEmptySession", func(t *testing.T, s *storage.Store, clk *clock) {
+			// What fosite's introspection hands in: an empty session, which
+			// storage decodes without reflection when it can (see decodeSession).
+			ctx := t.Context()
+			client := newTestClient(t, s, "rp")
+			plain, odd := newTestRequest(clk, client, "alice"), newTestRequest(clk, client, "bob")
+			odd.Session.(*openid.DefaultSession).Username = "Bob \"the\" Büilder\t<b@example.com>"
+			odd.Session.(*openid.DefaultSession).Claims.Extra["n"] = 1.5
+			for sig, want := range map[string]*fosite.Request{"at-plain": plain, "at-odd": odd} {
+				require.NoError(t, s.CreateAccessTokenSession(ctx, sig, want))
+				got, err := s.GetAccessTokenSession(ctx, sig, &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}})
+				require.NoError(t, err)
+				requireRequest(t, want, got, true)
+			}
 		}},
 		{"TestAccessToken_ExpiredIsStillReturned", func(t *testing.T, s *storage.Store, clk *clock) {
 			want := newTestRequest(clk, newTestClient(t, s, "rp"), "alice")
