@@ -60,10 +60,15 @@ func (s *Store) CreateOTPChallenge(ctx context.Context, ch *OTPChallenge) error 
 		codeHash = []byte{}
 	}
 	return s.InTx(ctx, func(ctx context.Context) error {
-		for range otpCreateAttempts {
-			if _, err := s.exec(ctx, `UPDATE otp_challenges SET burned_at = $4 WHERE `+otpLiveScope,
-				ch.Kind, ch.UserID, ch.SessionID, s.timeArg(s.now())); err != nil {
-				return fmt.Errorf("storage: create otp challenge: burn previous: %w", err)
+		// The insert comes first: a scope without a live challenge (every new
+		// login session) needs no burn. When the slot is taken, the burn and
+		// the insert are repeated.
+		for i := range otpCreateAttempts + 1 {
+			if i > 0 {
+				if _, err := s.exec(ctx, `UPDATE otp_challenges SET burned_at = $4 WHERE `+otpLiveScope,
+					ch.Kind, ch.UserID, ch.SessionID, s.timeArg(s.now())); err != nil {
+					return fmt.Errorf("storage: create otp challenge: burn previous: %w", err)
+				}
 			}
 			n, err := s.exec(ctx, `INSERT INTO otp_challenges (`+otpChallengeColumns+`)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
