@@ -16,7 +16,8 @@ const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expi
 // CreateLoginSession stores a new login session. An empty ID is filled with a
 // random UUID; CreatedAt and UpdatedAt are set from the clock. A session with
 // the same ID → ErrAlreadyExists, even an expired one: a sid is never taken
-// over. An unknown UserID → ErrNotFound.
+// over. An unknown UserID → ErrNotFound. A taken ID is found with ON CONFLICT
+// DO NOTHING, not a unique violation, so the transaction in ctx stays usable.
 func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
 	if ls.ID == "" {
 		ls.ID = uuid.NewString()
@@ -24,12 +25,15 @@ func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error 
 	now := s.nowUTC()
 	ls.CreatedAt, ls.UpdatedAt = now, now
 	ls.AuthTime, ls.ExpiresAt = normTime(ls.AuthTime), normTime(ls.ExpiresAt)
-	_, err := s.exec(ctx, `INSERT INTO login_sessions (`+loginSessionColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+	n, err := s.exec(ctx, `INSERT INTO login_sessions (`+loginSessionColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING`,
 		ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
 		s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now))
 	if err != nil {
 		return fmt.Errorf("storage: create login session: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("storage: create login session %s: %w", ls.ID, ErrAlreadyExists)
 	}
 	return nil
 }

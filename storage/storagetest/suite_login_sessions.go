@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -77,6 +78,19 @@ func loginSessionTests() []conformanceTest {
 			ls := newTestLoginSession(t, s, clk)
 			dup := &storage.LoginSession{ID: ls.ID, UserID: ls.UserID, AuthTime: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}
 			assert.ErrorIs(t, s.CreateLoginSession(t.Context(), dup), storage.ErrAlreadyExists)
+		}},
+		{"TestLoginSessions_DuplicateIDLeavesTheTransactionUsable", func(t *testing.T, s *storage.Store, clk *clock) {
+			// The session API creates a session and its first challenge in
+			// one transaction; a taken sid must not abort it (PostgreSQL
+			// aborts a transaction on a unique violation).
+			ls := newTestLoginSession(t, s, clk)
+			err := s.InTx(t.Context(), func(ctx context.Context) error {
+				dup := &storage.LoginSession{ID: ls.ID, UserID: ls.UserID, AuthTime: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}
+				assert.ErrorIs(t, s.CreateLoginSession(ctx, dup), storage.ErrAlreadyExists)
+				_, err := s.GetLoginSession(ctx, ls.ID)
+				return err
+			})
+			require.NoError(t, err)
 		}},
 		{"TestLoginSessions_UnknownUserIsNotFound", func(t *testing.T, s *storage.Store, clk *clock) {
 			ls := &storage.LoginSession{UserID: "no-such-user", AuthTime: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)}
