@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -70,4 +71,76 @@ func (s *Store) UndoRateCounterHit(ctx context.Context, key string) error {
 		return fmt.Errorf("storage: undo rate counter hit: %w", err)
 	}
 	return nil
+}
+
+// RateHit is one key HitRateCounters counts, with its window.
+type RateHit struct {
+	Key    string
+	Window time.Duration
+}
+
+// RateCount is a key's count in its current window and when the window ends.
+type RateCount struct {
+	Count   int
+	ResetAt time.Time
+}
+
+// HitRateCounters is HitRateCounter for several keys in one statement (one
+// multi-row INSERT … ON CONFLICT DO UPDATE … RETURNING), each key with its own
+// window; the counts come back in the order of hits. Keys must be distinct.
+// Each key's count is atomic as HitRateCounter's. Inside a transaction the
+// rows stay locked until it ends, so a caller that refuses the request can roll
+// the hits back; callers that lock several keys should name them in one order.
+func (s *Store) HitRateCounters(ctx context.Context, hits ...RateHit) ([]RateCount, error) {
+	if len(hits) == 0 {
+		return nil, nil
+	}
+	now := s.nowUTC()
+	var (
+		q    strings.Builder
+		args = make([]any, 0, 3*len(hits))
+	)
+	q.WriteString(`INSERT INTO rate_counters ("key", window_start, reset_at, count) VALUES `)
+	for i, h := range hits {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "($%d, $%d, $%d, 1)", 3*i+1, 3*i+2, 3*i+3)
+		args = append(args, h.Key, s.timeArg(now), s.timeArg(now.Add(h.Window)))
+	}
+	// A window is over once its reset_at has passed: the row's own end, so
+	// each key keeps its own window in the one statement.
+	q.WriteString(` ON CONFLICT ("key") DO UPDATE SET
+			count = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN 1 ELSE rate_counters.count + 1 END,
+			window_start = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.window_start ELSE rate_counters.window_start END,
+			reset_at = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.reset_at ELSE rate_counters.reset_at END
+		RETURNING "key", count, reset_at`)
+	rows, err := s.query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: hit rate counters: %w", err)
+	}
+	defer rows.Close()
+	byKey := make(map[string]RateCount, len(hits))
+	for rows.Next() {
+		var (
+			key string
+			c   RateCount
+		)
+		if err := rows.Scan(&key, &c.Count, timeCol{&c.ResetAt}); err != nil {
+			return nil, fmt.Errorf("storage: hit rate counters: %w", classify(err))
+		}
+		byKey[key] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("storage: hit rate counters: %w", classify(err))
+	}
+	out := make([]RateCount, len(hits))
+	for i, h := range hits {
+		c, ok := byKey[h.Key]
+		if !ok {
+			return nil, fmt.Errorf("storage: hit rate counters: no count returned for %q", h.Key)
+		}
+		out[i] = c
+	}
+	return out, nil
 }

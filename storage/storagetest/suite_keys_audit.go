@@ -1,6 +1,8 @@
 package storagetest
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -118,6 +120,35 @@ func auditTests() []conformanceTest {
 			require.NoError(t, err)
 			require.Len(t, events, 4)
 			assert.Equal(t, other.ID, events[0].ID)
+		}},
+		{"TestAudit_AddSeveralInOneStatement", func(t *testing.T, s *storage.Store, clk *clock) {
+			ctx := t.Context()
+			created := &storage.AuditEvent{Type: "session.created", UserID: "u1", ClientID: "rp", SessionID: "sid-1", IP: "192.0.2.1"}
+			issued := &storage.AuditEvent{Type: "otp.issued", UserID: "u1", ClientID: "rp", SessionID: "sid-1",
+				At: clk.Now().Add(time.Second), Detail: map[string]any{"in_response": true, "kind": "login"}}
+			require.NoError(t, s.AddAuditEvents(ctx, created, issued))
+			assert.Equal(t, clk.Now(), created.At, "a zero At is set from the clock")
+			require.NoError(t, s.AddAuditEvents(ctx))
+
+			events, err := s.ListAuditEvents(ctx, "u1", 0)
+			require.NoError(t, err)
+			require.Len(t, events, 2)
+			for i, want := range []*storage.AuditEvent{issued, created} {
+				assert.Positive(t, events[i].ID)
+				got := events[i]
+				got.ID = 0
+				assert.Equal(t, *want, got)
+			}
+
+			// In a transaction that rolls back, none of them stays.
+			err = s.InTx(ctx, func(ctx context.Context) error {
+				require.NoError(t, s.AddAuditEvents(ctx, &storage.AuditEvent{Type: "a", UserID: "u2"}, &storage.AuditEvent{Type: "b", UserID: "u2"}))
+				return errors.New("rolled back")
+			})
+			require.Error(t, err)
+			events, err = s.ListAuditEvents(ctx, "u2", 0)
+			require.NoError(t, err)
+			assert.Empty(t, events)
 		}},
 	}
 }

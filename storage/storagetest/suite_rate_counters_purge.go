@@ -1,6 +1,9 @@
 package storagetest
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"testing"
@@ -62,6 +65,79 @@ func rateCounterTests() []conformanceTest {
 			n, _, err = s.PeekRateCounter(t.Context(), "k", window)
 			require.NoError(t, err)
 			assert.Zero(t, n, "a window that is over counts nothing")
+		}},
+		{"TestRateCounter_HitSeveralKeysEachInItsOwnWindow", func(t *testing.T, s *storage.Store, clk *clock) {
+			ctx := t.Context()
+			start := clk.Now()
+			short, long := storage.RateHit{Key: "resend", Window: 30 * time.Second}, storage.RateHit{Key: "sends", Window: time.Hour}
+			for want := 1; want <= 2; want++ {
+				got, err := s.HitRateCounters(ctx, short, long)
+				require.NoError(t, err)
+				assert.Equal(t, []storage.RateCount{{Count: want, ResetAt: start.Add(30 * time.Second)}, {Count: want, ResetAt: start.Add(time.Hour)}}, got)
+			}
+			// The single-key hit and peek see the same rows.
+			n, _, err := s.HitRateCounter(ctx, "sends", time.Hour)
+			require.NoError(t, err)
+			assert.Equal(t, 3, n)
+			clk.Add(30 * time.Second) // the short window is over, the long one is not
+			got, err := s.HitRateCounters(ctx, long, short) // any order; counts come back in it
+			require.NoError(t, err)
+			assert.Equal(t, []storage.RateCount{{Count: 4, ResetAt: start.Add(time.Hour)}, {Count: 1, ResetAt: clk.Now().Add(30 * time.Second)}}, got)
+			got, err = s.HitRateCounters(ctx)
+			require.NoError(t, err)
+			assert.Empty(t, got)
+		}},
+		{"TestRateCounter_HitsRolledBackWithTheirTransaction", func(t *testing.T, s *storage.Store, _ *clock) {
+			// The OTP send limits are counted inside the issuing transaction:
+			// a refused request rolls its hits back.
+			errRefused := errors.New("refused")
+			err := s.InTx(t.Context(), func(ctx context.Context) error {
+				got, err := s.HitRateCounters(ctx, storage.RateHit{Key: "a", Window: window}, storage.RateHit{Key: "b", Window: window})
+				require.NoError(t, err)
+				assert.Equal(t, 1, got[1].Count)
+				return errRefused
+			})
+			require.ErrorIs(t, err, errRefused)
+			for _, k := range []string{"a", "b"} {
+				n, _, err := s.PeekRateCounter(t.Context(), k, window)
+				require.NoError(t, err)
+				assert.Zero(t, n, k)
+			}
+		}},
+		{"TestRateCounter_ConcurrentMultiKeyHitsCountEachOnce", func(t *testing.T, s *storage.Store, _ *clock) {
+			// Many callers, each its own key plus one shared key (the shape of
+			// the OTP send limits: per session, per user), in transactions.
+			const callers = 16
+			var wg sync.WaitGroup
+			counts := make(chan int, callers)
+			for i := range callers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := s.InTx(t.Context(), func(ctx context.Context) error {
+						got, err := s.HitRateCounters(ctx, storage.RateHit{Key: fmt.Sprintf("own-%d", i), Window: window},
+							storage.RateHit{Key: "shared", Window: window})
+						if err != nil {
+							return err
+						}
+						counts <- got[1].Count
+						return nil
+					})
+					assert.NoError(t, err)
+				}()
+			}
+			wg.Wait()
+			close(counts)
+			var seen []int
+			for c := range counts {
+				seen = append(seen, c)
+			}
+			sort.Ints(seen)
+			want := make([]int, callers)
+			for i := range want {
+				want[i] = i + 1
+			}
+			assert.Equal(t, want, seen, "every shared count handed out exactly once")
 		}},
 		{"TestRateCounter_ResetForgetsTheWindow", func(t *testing.T, s *storage.Store, _ *clock) {
 			for range 2 {
