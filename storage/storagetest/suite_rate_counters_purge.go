@@ -79,7 +79,7 @@ func rateCounterTests() []conformanceTest {
 			n, _, err := s.HitRateCounter(ctx, "sends", time.Hour)
 			require.NoError(t, err)
 			assert.Equal(t, 3, n)
-			clk.Add(30 * time.Second) // the short window is over, the long one is not
+			clk.Add(30 * time.Second)                       // the short window is over, the long one is not
 			got, err := s.HitRateCounters(ctx, long, short) // any order; counts come back in it
 			require.NoError(t, err)
 			assert.Equal(t, []storage.RateCount{{Count: 4, ResetAt: start.Add(time.Hour)}, {Count: 1, ResetAt: clk.Now().Add(30 * time.Second)}}, got)
