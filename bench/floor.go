@@ -166,14 +166,12 @@ func dbNow() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // The statements, as storage builds them (storage/*.go: the function named
 // above each). Keep them in step with storage.
 
-// fosite_requests.go newRequestTable(…access…).get with clients.go clientColumns:
-// GetAccessTokenSession, the bearer check's one query.
-const sqlGetAccessToken = `SELECT t.request_id, t.requested_at, t.scopes, t.granted_scopes, t.requested_audience,
-			t.granted_audience, t.form, t.session, t.active, c.id, c.secret_hash, c.name, c.redirect_uris, c.grant_types, c.response_types,
-	c.scopes, c.audience, c.is_public, c.skip_consent, c.require_second_factor,
-	c.token_endpoint_auth_method, c.created_at
-			FROM oauth2_access_tokens t JOIN oauth2_clients c ON c.id = t.client_id
-			WHERE t.signature = $1`
+// fosite_requests.go newRequestTable(…access…).getRow: GetAccessTokenSession
+// outside a transaction with the provider's client cache as ClientLoader, the
+// bearer check's one query.
+const sqlGetAccessToken = `SELECT request_id, requested_at, scopes, granted_scopes, requested_audience,
+			granted_audience, form, session, active, client_id
+			FROM oauth2_access_tokens WHERE signature = $1`
 
 // users.go GetUser.
 const sqlGetUser = `SELECT id, email, password_hash, disabled, created_at, updated_at FROM users WHERE id = $1`
@@ -186,7 +184,7 @@ const sqlGetLoginSession = `SELECT ` + loginSessionColumns + ` FROM login_sessio
 
 // login_sessions.go CreateLoginSession.
 const sqlCreateLoginSession = `INSERT INTO login_sessions (` + loginSessionColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING`
 
 // login_sessions.go UpdateLoginSession.
 const sqlUpdateLoginSession = `UPDATE login_sessions SET user_id = $2, passed_login_otp = $3, amr = $4,
@@ -201,6 +199,13 @@ const sqlHitRateCounter = `INSERT INTO rate_counters ("key", window_start, reset
 			window_start = CASE WHEN rate_counters.window_start <= $4 THEN excluded.window_start ELSE rate_counters.window_start END,
 			reset_at = CASE WHEN rate_counters.window_start <= $4 THEN excluded.reset_at ELSE rate_counters.reset_at END
 		RETURNING count, window_start`
+
+// rate_counters.go HitRateCounters with two keys.
+const sqlHitTwoRateCounters = `INSERT INTO rate_counters ("key", window_start, reset_at, count) VALUES ($1, $2, $3, 1), ($4, $5, $6, 1) ON CONFLICT ("key") DO UPDATE SET
+			count = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN 1 ELSE rate_counters.count + 1 END,
+			window_start = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.window_start ELSE rate_counters.window_start END,
+			reset_at = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.reset_at ELSE rate_counters.reset_at END
+		RETURNING "key", count, reset_at`
 
 // rate_counters.go UndoRateCounterHit.
 const sqlUndoRateCounterHit = `UPDATE rate_counters SET count = count - 1 WHERE "key" = $1 AND count > 0`
@@ -238,6 +243,9 @@ const sqlEnqueueOutbox = `INSERT INTO mail_outbox (id, sealed_payload, attempts,
 // audit.go AddAuditEvent.
 const sqlAddAuditEvent = `INSERT INTO audit_events (at, type, user_id, client_id, session_id, ip, detail)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`
+
+// audit.go AddAuditEvents with two events.
+const sqlAddTwoAuditEvents = `INSERT INTO audit_events (at, type, user_id, client_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14)`
 
 // addAuditEvent is storage.AddAuditEvent's statement; detail is the JSON
 // text, or nil for none.

@@ -61,7 +61,7 @@ func (e *env) newChallenges(ctx context.Context, name string, users []benchUser,
 		}
 		u := &users[i%len(users)]
 		it := otpItem{u: u, sid: uuid.NewString()}
-		issued, err := p.UpdateSessionOTP(ctx, u.user, it.sid, false, client.ID)
+		issued, err := p.UpdateSessionOTP(ctx, provider.OTPRequest{User: u.user, SessionID: it.sid, ClientID: client.ID}, false)
 		if err != nil {
 			return err
 		}
@@ -151,9 +151,9 @@ func (m *mailPayload) seal(id, to string) ([]byte, error) {
 }
 
 // putSessionFloor is put_session's statements (web/userapi.go
-// apiAuthenticate, provider UpdateSessionOTP → createSessionWithOTP →
-// IssueOTP, Audit twice), one request per op, round-robin over users with a
-// fresh session id each.
+// apiAuthenticate, provider UpdateSessionOTP's one transaction: the session,
+// storeOTP's counters, challenge, mail and audit events), one request per
+// op, round-robin over users with a fresh session id each.
 func putSessionFloor(e *env, users []benchUser) *floor {
 	return &floor{
 		prepare: func(ctx context.Context, db *pgxpool.Pool) (func(context.Context) error, error) {
@@ -170,12 +170,16 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 			}
 			cfg := e.Plugin.Provider.Config()
 			clientID, resend := client.ID, cfg.OTP.ResendInterval
+			if resend <= 0 {
+				return nil, errors.New("put_session floor: expects otp.resend_interval > 0 (the default)")
+			}
 			amr := `["` + provider.AMRPassword + `"]`
 			var n atomic.Uint64
 			return func(ctx context.Context) error {
 				u := &users[(n.Add(1)-1)%uint64(len(users))]
 				uid, sid := u.user.ID, uuid.NewString()
-				// provider.AuthenticateBearer → GetAccessTokenSession.
+				// provider.AuthenticateBearer → GetAccessTokenSession (the
+				// client from the provider's cache).
 				if err := mustFind(ctx, db, "bearer", nil, sqlGetAccessToken, u.sig); err != nil {
 					return err
 				}
@@ -183,26 +187,7 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 				if err := mustFind(ctx, db, "user", nil, sqlGetUser, uid); err != nil {
 					return err
 				}
-				// UpdateSessionOTP → GetLoginSession: not found.
 				now := dbNow()
-				if found, err := queryOne(ctx, db, nil, sqlGetLoginSession, sid, now); err != nil || found {
-					return errors.Join(err, errors.New("get login session: found a fresh sid"))
-				}
-				// createSessionWithOTP → CreateLoginSession.
-				now = dbNow()
-				if _, err := db.Exec(ctx, sqlCreateLoginSession, sid, uid, false, amr, now, now.Add(mp.lifespan), now); err != nil {
-					return fmt.Errorf("create login session: %w", err)
-				}
-				// IssueOTP: the resend and the per-user counters.
-				if resend > 0 {
-					if _, err := hitRateCounter(ctx, db, "otp:resend:"+provider.OTPKindLogin+":"+sid, dbNow(), resend); err != nil {
-						return err
-					}
-				}
-				if _, err := hitRateCounter(ctx, db, "otp:sends:"+uid, dbNow(), time.Hour); err != nil {
-					return err
-				}
-				now = dbNow()
 				chID, msgID := uuid.NewString(), uuid.NewString()
 				codeHash := make([]byte, 32) // an HMAC-SHA256
 				copy(codeHash, chID)
@@ -210,12 +195,29 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 				if err != nil {
 					return err
 				}
-				// CreateOTPChallenge (burn, insert) and EnqueueOutbox in one transaction.
-				err = inTx(ctx, db, func(tx pgx.Tx) error {
-					if _, err := tx.Exec(ctx, sqlBurnLiveOTP, provider.OTPKindLogin, uid, sid, dbNow()); err != nil {
-						return fmt.Errorf("burn previous: %w", err)
+				issued, _ := json.Marshal(map[string]any{"kind": provider.OTPKindLogin, "challenge_id": chID, "in_response": true})
+				return inTx(ctx, db, func(tx pgx.Tx) error {
+					// CreateLoginSession.
+					tag, err := tx.Exec(ctx, sqlCreateLoginSession, sid, uid, false, amr, now, now.Add(mp.lifespan), now)
+					if err != nil {
+						return fmt.Errorf("create login session: %w", err)
 					}
-					tag, err := tx.Exec(ctx, sqlInsertOTPChallenge, chID, provider.OTPKindLogin, uid, sid, clientID, codeHash,
+					if tag.RowsAffected() != 1 {
+						return errors.New("create login session: sid taken")
+					}
+					// storeOTP: HitRateCounters (resend, sends).
+					rows, err := tx.Query(ctx, sqlHitTwoRateCounters,
+						"otp:resend:"+provider.OTPKindLogin+":"+sid, now, now.Add(resend),
+						"otp:sends:"+uid, now, now.Add(time.Hour))
+					if err != nil {
+						return fmt.Errorf("hit rate counters: %w", err)
+					}
+					rows.Close()
+					if err := rows.Err(); err != nil {
+						return fmt.Errorf("hit rate counters: %w", err)
+					}
+					// CreateOTPChallenge: the insert finds the slot free.
+					tag, err = tx.Exec(ctx, sqlInsertOTPChallenge, chID, provider.OTPKindLogin, uid, sid, clientID, codeHash,
 						0, mp.maxAttempts, now.Add(mp.ttl), nil, nil, now)
 					if err != nil {
 						return fmt.Errorf("insert challenge: %w", err)
@@ -223,20 +225,18 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 					if tag.RowsAffected() != 1 {
 						return errors.New("insert challenge: slot taken")
 					}
+					// EnqueueOutbox.
 					if _, err := tx.Exec(ctx, sqlEnqueueOutbox, msgID, sealed, 0, now, now, ""); err != nil {
 						return fmt.Errorf("enqueue outbox: %w", err)
 					}
+					// AddAuditEvents: session.created, otp.issued.
+					if _, err := tx.Exec(ctx, sqlAddTwoAuditEvents,
+						now, "session.created", uid, clientID, sid, "127.0.0.1", nil,
+						now, "otp.issued", uid, clientID, sid, "127.0.0.1", string(issued)); err != nil {
+						return fmt.Errorf("add audit events: %w", err)
+					}
 					return nil
 				})
-				if err != nil {
-					return err
-				}
-				// Audit "session.created", then writeOTP's "otp.issued".
-				if err := addAuditEvent(ctx, db, dbNow(), "session.created", uid, clientID, sid, "", nil); err != nil {
-					return err
-				}
-				detail, _ := json.Marshal(map[string]any{"challenge_id": chID, "in_response": true})
-				return addAuditEvent(ctx, db, dbNow(), "otp.issued", uid, clientID, sid, "127.0.0.1", string(detail))
 			}, nil
 		},
 		after: func(ctx context.Context) error { return e.outboxReport(ctx, "put_session_floor") },

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
+	"github.com/otpstep/otpstep/storage"
 	"github.com/otpstep/otpstep/web/openapitest"
 )
 
@@ -231,17 +233,50 @@ func TestUpdateSession_ReturnInResponseFalse(t *testing.T) {
 }
 
 func TestUpdateSession_MaxSendsPerHour(t *testing.T) {
-	srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) { c.OTP.MaxSendsPerHour = 2 })
-	api := newAPIClient(t, srv)
-	client := srv.NewClient(t, false, allUserScopes...)
-	alice := srv.NewUser(t)
-	tok := srv.LoginWithPassword(t, client, alice).Token.AccessToken
-	for i, want := range []int{200, 200, 429} {
-		resp := api.putSession(tok, uuid.NewString(), alice.ID, false)
-		if resp.Status != want {
-			t.Fatalf("send %d: %d %s", i+1, resp.Status, resp.Body)
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv := plugintest.Start(t, dialect, func(c *plugin.Config) { c.OTP.MaxSendsPerHour = 2 })
+		api := newAPIClient(t, srv)
+		client := srv.NewClient(t, false, allUserScopes...)
+		alice := srv.NewUser(t)
+		tok := srv.LoginWithPassword(t, client, alice).Token.AccessToken
+		sids := []string{uuid.NewString(), uuid.NewString(), uuid.NewString()}
+		for i, want := range []int{200, 200, 429} {
+			resp := api.putSession(tok, sids[i], alice.ID, false)
+			if resp.Status != want {
+				t.Fatalf("send %d: %d %s", i+1, resp.Status, resp.Body)
+			}
 		}
-	}
+		// The session, challenge, mail and counters of a PUT are one
+		// transaction: the refused one left nothing behind.
+		ctx := context.Background()
+		if _, err := srv.Store.GetLoginSession(ctx, sids[2]); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("refused PUT's session: %v", err)
+		}
+		if _, err := srv.Store.LiveOTPChallenge(ctx, "login", alice.ID, sids[2]); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("refused PUT's challenge: %v", err)
+		}
+		if n, _, err := srv.Store.PeekRateCounter(ctx, "otp:sends:"+alice.ID, time.Hour); err != nil || n != 2 {
+			t.Fatalf("sends counted: %d %v", n, err)
+		}
+		if resp := api.putSession(tok, sids[2], alice.ID, true); resp.Status != 404 {
+			t.Fatalf("pass the refused session: %d %s", resp.Status, resp.Body)
+		}
+		events, err := srv.Store.ListAuditEvents(ctx, alice.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := map[string]int{}
+		for _, e := range events {
+			count[e.Type]++
+			if e.Type == "otp.issued" && (e.SessionID == "" || e.ClientID != client.ID || e.IP == "" ||
+				e.Detail["in_response"] != true || e.Detail["kind"] != "login" || e.Detail["challenge_id"] == nil) {
+				t.Fatalf("otp.issued: %+v", e)
+			}
+		}
+		if count["session.created"] != 2 || count["otp.issued"] != 2 {
+			t.Fatalf("audit events: %v", count)
+		}
+	})
 }
 
 func TestUserAPI_MissingLinkedIdentity(t *testing.T) {

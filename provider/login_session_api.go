@@ -12,72 +12,84 @@ import (
 // expired, or another user's (which must look exactly like unknown).
 var ErrSessionNotFound = errors.New("login session not found")
 
-// UpdateSessionOTP is the seed's PUT /sessions/{sessionId} for user:
+// UpdateSessionOTP is the seed's PUT /sessions/{sessionId} for req.User and
+// the session req.SessionID (req.Kind is set to login):
 //   - passed=false on an unknown session creates it and issues a login OTP;
 //   - passed=false on the user's session sets it back to not passed and
 //     issues a new OTP (the live one is burned);
 //   - passed=true passes the second factor (nil IssuedOTP), repeatable;
 //   - passed=true on an unknown session, or any call on another user's
 //     session, is ErrSessionNotFound.
-func (p *Provider) UpdateSessionOTP(ctx context.Context, user *storage.User, sessionID string, passed bool, clientID string) (*IssuedOTP, error) {
-	ls, err := p.store.GetLoginSession(ctx, sessionID)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		if passed {
-			return nil, ErrSessionNotFound
-		}
-		return p.createSessionWithOTP(ctx, user, sessionID, clientID)
-	case err != nil:
-		return nil, err
-	case ls.UserID != user.ID || !p.clock().Before(ls.ExpiresAt):
-		return nil, ErrSessionNotFound
-	}
+//
+// passed=false is one transaction: the session (created, or reset), the send
+// limits, the challenge, its mail and the audit events all land, or none does.
+func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed bool) (*IssuedOTP, error) {
+	req.Kind = OTPKindLogin
 	if passed {
-		if err := p.passSecondFactor(ctx, sessionID); err != nil {
+		if _, err := p.usersLiveSession(ctx, req); err != nil {
 			return nil, err
 		}
-		_ = p.Audit(ctx, AuditEvent{Type: "session.passed_via_put", UserID: user.ID, SessionID: sessionID, ClientID: clientID})
+		if err := p.passSecondFactor(ctx, req.SessionID); err != nil {
+			return nil, err
+		}
+		_ = p.Audit(ctx, AuditEvent{Type: "session.passed_via_put", UserID: req.User.ID, SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP})
 		return nil, nil
 	}
-	issued, err := p.IssueOTP(ctx, OTPKindLogin, user, sessionID, clientID)
+	o, err := p.newOTP(req)
 	if err != nil {
 		return nil, err
 	}
-	if ls.PassedLoginOTP || slices.Contains(ls.AMR, AMROTP) {
-		ls.PassedLoginOTP = false
-		ls.AMR = slices.DeleteFunc(ls.AMR, func(m string) bool { return m == AMROTP })
-		if err := p.store.UpdateLoginSession(ctx, ls); err != nil {
-			return nil, err
+	err = p.store.InTx(ctx, func(ctx context.Context) error {
+		// The insert comes first: most calls create the session, and then
+		// there is nothing to read.
+		ls := &storage.LoginSession{
+			ID:        req.SessionID,
+			UserID:    req.User.ID,
+			AMR:       []string{AMRPassword},
+			AuthTime:  o.now,
+			ExpiresAt: o.now.Add(p.cfg.Login.SessionLifespan),
 		}
+		err := p.store.CreateLoginSession(ctx, ls)
+		if err == nil {
+			return p.storeOTP(ctx, o, &AuditEvent{At: o.now, Type: "session.created", UserID: req.User.ID,
+				SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP})
+		}
+		if !errors.Is(err, storage.ErrAlreadyExists) {
+			return err
+		}
+		// The id is taken: the user's live session is challenged again; an
+		// expired row or another user's session is never taken over.
+		if ls, err = p.usersLiveSession(ctx, req); err != nil {
+			return err
+		}
+		if err := p.storeOTP(ctx, o); err != nil {
+			return err
+		}
+		if ls.PassedLoginOTP || slices.Contains(ls.AMR, AMROTP) {
+			ls.PassedLoginOTP = false
+			ls.AMR = slices.DeleteFunc(ls.AMR, func(m string) bool { return m == AMROTP })
+			return p.store.UpdateLoginSession(ctx, ls)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return issued, nil
+	p.notifyOutbox()
+	return o.issued(), nil
 }
 
-func (p *Provider) createSessionWithOTP(ctx context.Context, user *storage.User, sessionID, clientID string) (*IssuedOTP, error) {
-	now := p.clock().UTC()
-	ls := &storage.LoginSession{
-		ID:        sessionID,
-		UserID:    user.ID,
-		AMR:       []string{AMRPassword},
-		AuthTime:  now,
-		ExpiresAt: now.Add(p.cfg.Login.SessionLifespan),
-	}
-	if err := p.store.CreateLoginSession(ctx, ls); err != nil {
-		if errors.Is(err, storage.ErrAlreadyExists) {
-			// An expired row with this id, or a race with another create:
-			// never take over a row; the caller sees not-found.
-			return nil, ErrSessionNotFound
-		}
+// usersLiveSession is req.SessionID's session if it is live and req.User's,
+// else ErrSessionNotFound.
+func (p *Provider) usersLiveSession(ctx context.Context, req OTPRequest) (*storage.LoginSession, error) {
+	ls, err := p.store.GetLoginSession(ctx, req.SessionID)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, ErrSessionNotFound
+	case err != nil:
 		return nil, err
+	case ls.UserID != req.User.ID || !p.clock().Before(ls.ExpiresAt):
+		return nil, ErrSessionNotFound
 	}
-	issued, err := p.IssueOTP(ctx, OTPKindLogin, user, sessionID, clientID)
-	if err != nil {
-		// Nothing half-made stays behind.
-		if derr := p.store.DeleteLoginSession(ctx, sessionID); derr != nil {
-			p.log.ErrorContext(ctx, "session left without otp", "session_id", sessionID, "err", derr)
-		}
-		return nil, err
-	}
-	_ = p.Audit(ctx, AuditEvent{Type: "session.created", UserID: user.ID, SessionID: sessionID, ClientID: clientID})
-	return issued, nil
+	return ls, nil
 }

@@ -26,72 +26,131 @@ type IssuedOTP struct {
 	ExpiresAt   time.Time
 }
 
-// IssueOTP creates a challenge of kind ("login" for a session's second
-// factor, "account" for re-authentication) and queues its email in the same
-// transaction, so a code is never stored without its mail nor mailed without
-// its row. The previous live challenge of the same session/user and kind is
-// burned (one live challenge per session and kind).
-func (p *Provider) IssueOTP(ctx context.Context, kind string, user *storage.User, sessionID, clientID string) (*IssuedOTP, error) {
-	now := p.clock().UTC()
-	scope := sessionID
-	if kind == OTPKindAccount {
-		scope = user.ID
-	}
-	// Seed ("at most once per otp.resend_interval"): one atomic counter per
-	// session and kind whose window is the interval, so parallel requests on
-	// several instances cannot both pass.
-	if p.cfg.OTP.ResendInterval > 0 {
-		n, resetAt, err := p.store.HitRateCounter(ctx, "otp:resend:"+kind+":"+scope, p.cfg.OTP.ResendInterval)
-		if err != nil {
-			return nil, err
-		}
-		if n > 1 {
-			return nil, &TooManyAttemptsError{Limit: "otp.resend_interval", RetryAfter: resetAt.Sub(now)}
-		}
-	}
-	// otp.max_sends_per_hour per user, across sessions and instances.
-	n, resetAt, err := p.store.HitRateCounter(ctx, "otp:sends:"+user.ID, time.Hour)
+// OTPRequest asks for a one-time password: what for and who asks.
+type OTPRequest struct {
+	Kind      string        // OTPKindLogin (a session's second factor) or OTPKindAccount (re-authentication)
+	User      *storage.User // whose code it is; the mail goes to User.Email
+	SessionID string        // the login session of a login OTP; "" for an account OTP
+	// Who asks, for the otp.issued audit event: the OAuth2 client (if any),
+	// the caller's address, and whether the code also leaves in the HTTP
+	// response (otp.return_in_response) rather than by mail alone.
+	ClientID   string
+	IP         string
+	InResponse bool
+}
+
+// IssueOTP creates a challenge of req.Kind and queues its email in one
+// transaction with the send-limit counters and the otp.issued audit event, so
+// a code is never stored without its mail nor mailed without its row, and a
+// refused or failed request counts nothing. The previous live challenge of the
+// same session (login) or user (account) is burned: one live challenge per
+// scope.
+func (p *Provider) IssueOTP(ctx context.Context, req OTPRequest) (*IssuedOTP, error) {
+	o, err := p.newOTP(req)
 	if err != nil {
 		return nil, err
 	}
-	if n > p.cfg.OTP.MaxSendsPerHour {
-		return nil, &TooManyAttemptsError{Limit: "otp.max_sends_per_hour", RetryAfter: resetAt.Sub(now)}
+	if err := p.store.InTx(ctx, func(ctx context.Context) error { return p.storeOTP(ctx, o) }); err != nil {
+		return nil, err
 	}
+	p.notifyOutbox()
+	return o.issued(), nil
+}
+
+// pendingOTP is a code drawn and its mail sealed, not yet stored.
+type pendingOTP struct {
+	req  OTPRequest
+	now  time.Time
+	code string
+	ch   *storage.OTPChallenge
+	msg  *storage.OutboxMessage
+}
+
+func (o *pendingOTP) issued() *IssuedOTP {
+	return &IssuedOTP{ChallengeID: o.ch.ID, Code: o.code, ExpiresAt: o.ch.ExpiresAt}
+}
+
+// scope is what the resend interval counts per: the session of a login OTP,
+// the user of an account OTP.
+func (o *pendingOTP) scope() string {
+	if o.req.Kind == OTPKindAccount {
+		return o.req.User.ID
+	}
+	return o.req.SessionID
+}
+
+// newOTP draws a code and renders and seals its mail: all of issuing that
+// needs no database, done before the transaction so it holds no lock meanwhile.
+func (p *Provider) newOTP(req OTPRequest) (*pendingOTP, error) {
+	if req.Kind == OTPKindAccount {
+		req.SessionID = ""
+	}
+	now := p.clock().UTC()
 	code, err := newOTPCode(p.random, p.cfg.OTP.Length)
 	if err != nil {
 		return nil, err
 	}
 	ch := &storage.OTPChallenge{
 		ID:          uuid.NewString(),
-		Kind:        kind,
-		UserID:      user.ID,
-		SessionID:   sessionID,
-		ClientID:    clientID,
+		Kind:        req.Kind,
+		UserID:      req.User.ID,
+		SessionID:   req.SessionID,
+		ClientID:    req.ClientID,
 		MaxAttempts: p.cfg.OTP.MaxAttempts,
 		ExpiresAt:   now.Add(p.cfg.OTP.TTL),
 		CreatedAt:   now,
 	}
-	ch.CodeHash = p.otpHash.hash(ch.ID, kind, sessionID, user.ID, code)
-	subject, text, html, err := p.mailTemplates.OTP(mailOTPData(code, ch.ExpiresAt, p.cfg.OTP.TTL, kind, p.serviceName()))
+	ch.CodeHash = p.otpHash.hash(ch.ID, req.Kind, req.SessionID, req.User.ID, code)
+	subject, text, html, err := p.mailTemplates.OTP(mailOTPData(code, ch.ExpiresAt, p.cfg.OTP.TTL, req.Kind, p.serviceName()))
 	if err != nil {
 		return nil, fmt.Errorf("otp mail template: %w", err)
 	}
 	msg := &storage.OutboxMessage{ID: uuid.NewString(), AvailableAt: now, CreatedAt: now}
-	msg.Sealed, err = outbox.SealPayload(p.mailSealer, msg.ID, outbox.Payload{To: user.Email, Subject: subject, Text: text, HTML: html})
+	msg.Sealed, err = outbox.SealPayload(p.mailSealer, msg.ID, outbox.Payload{To: req.User.Email, Subject: subject, Text: text, HTML: html})
 	if err != nil {
 		return nil, err
 	}
-	err = p.store.InTx(ctx, func(ctx context.Context) error {
-		if err := p.store.CreateOTPChallenge(ctx, ch); err != nil {
-			return err
-		}
-		return p.store.EnqueueOutbox(ctx, msg)
-	})
-	if err != nil {
-		return nil, err
+	return &pendingOTP{req: req, now: now, code: code, ch: ch, msg: msg}, nil
+}
+
+// storeOTP is issuing's database part, inside the transaction in ctx: the send
+// limits, the challenge (burning the previous one), its mail, and the
+// otp.issued audit event with any further events of the same request. A
+// refused request returns *TooManyAttemptsError; the caller's rollback then
+// takes its hits back.
+func (p *Provider) storeOTP(ctx context.Context, o *pendingOTP, events ...*AuditEvent) error {
+	// Both limits in one statement, each key its own window:
+	//   - seed ("at most once per otp.resend_interval"): a counter per session
+	//     (login) or user (account) and kind whose window is the interval;
+	//   - otp.max_sends_per_hour per user, across sessions and instances.
+	// The counter rows stay locked until the transaction ends, so parallel
+	// requests on several instances cannot both pass; keys are always named
+	// in this order (resend, then sends), so two requests never deadlock.
+	hits := make([]storage.RateHit, 0, 2)
+	if p.cfg.OTP.ResendInterval > 0 {
+		hits = append(hits, storage.RateHit{Key: "otp:resend:" + o.req.Kind + ":" + o.scope(), Window: p.cfg.OTP.ResendInterval})
 	}
-	p.notifyOutbox()
-	return &IssuedOTP{ChallengeID: ch.ID, Code: code, ExpiresAt: ch.ExpiresAt}, nil
+	hits = append(hits, storage.RateHit{Key: "otp:sends:" + o.req.User.ID, Window: time.Hour})
+	counts, err := p.store.HitRateCounters(ctx, hits...)
+	if err != nil {
+		return err
+	}
+	if p.cfg.OTP.ResendInterval > 0 && counts[0].Count > 1 {
+		return &TooManyAttemptsError{Limit: "otp.resend_interval", RetryAfter: counts[0].ResetAt.Sub(o.now)}
+	}
+	if sends := counts[len(counts)-1]; sends.Count > p.cfg.OTP.MaxSendsPerHour {
+		return &TooManyAttemptsError{Limit: "otp.max_sends_per_hour", RetryAfter: sends.ResetAt.Sub(o.now)}
+	}
+	if err := p.store.CreateOTPChallenge(ctx, o.ch); err != nil {
+		return err
+	}
+	if err := p.store.EnqueueOutbox(ctx, o.msg); err != nil {
+		return err
+	}
+	issued := &AuditEvent{At: o.now, Type: "otp.issued", UserID: o.req.User.ID, ClientID: o.req.ClientID,
+		SessionID: o.req.SessionID, IP: o.req.IP,
+		Detail: map[string]any{"kind": o.req.Kind, "challenge_id": o.ch.ID, "in_response": o.req.InResponse}}
+	return p.store.AddAuditEvents(ctx, append(events, issued)...)
 }
 
 // NeedsSecondFactor says whether an authorize request may only be answered
@@ -105,16 +164,17 @@ func (p *Provider) NeedsSecondFactor(client *storage.Client, ar interface{ GetRe
 	return slices.Contains(strings.Fields(ar.GetRequestForm().Get("acr_values")), ACRSecondFactor)
 }
 
-// EnsureLoginOTP issues a login OTP for the session unless a live, unexpired
-// one exists (so reloading the OTP page does not send a new mail).
-func (p *Provider) EnsureLoginOTP(ctx context.Context, user *storage.User, sessionID, clientID string) error {
-	ch, err := p.store.LiveOTPChallenge(ctx, OTPKindLogin, user.ID, sessionID)
+// EnsureLoginOTP issues a login OTP for req's session unless a live,
+// unexpired one exists (so reloading the OTP page does not send a new mail).
+func (p *Provider) EnsureLoginOTP(ctx context.Context, req OTPRequest) error {
+	req.Kind = OTPKindLogin
+	ch, err := p.store.LiveOTPChallenge(ctx, OTPKindLogin, req.User.ID, req.SessionID)
 	if err == nil && p.clock().Before(ch.ExpiresAt) {
 		return nil
 	}
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
 	}
-	_, err = p.IssueOTP(ctx, OTPKindLogin, user, sessionID, clientID)
+	_, err = p.IssueOTP(ctx, req)
 	return err
 }

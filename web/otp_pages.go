@@ -43,7 +43,8 @@ func (s *Server) SendToOTP(w http.ResponseWriter, r *http.Request, ls *storage.L
 		return fmt.Errorf("web: return_to %q is not a path the OTP page returns to (Options.ReturnPaths)", returnTo)
 	}
 	var tooMany *provider.TooManyAttemptsError
-	if err := s.p.EnsureLoginOTP(r.Context(), user, ls.ID, clientID); err != nil && !errors.As(err, &tooMany) {
+	req := provider.OTPRequest{Kind: provider.OTPKindLogin, User: user, SessionID: ls.ID, ClientID: clientID, IP: s.clientIP(r)}
+	if err := s.p.EnsureLoginOTP(r.Context(), req); err != nil && !errors.As(err, &tooMany) {
 		return err
 	}
 	http.Redirect(w, r, s.mount.base+"/login/otp?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
@@ -149,7 +150,7 @@ func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clientID := clientIDOf(returnTo)
-	_, err := s.p.IssueOTP(r.Context(), provider.OTPKindLogin, user, ls.ID, clientID)
+	_, err := s.p.IssueOTP(r.Context(), provider.OTPRequest{Kind: provider.OTPKindLogin, User: user, SessionID: ls.ID, ClientID: clientID, IP: s.clientIP(r)})
 	var tooMany *provider.TooManyAttemptsError
 	switch {
 	case err == nil:

@@ -194,7 +194,7 @@ func (s *Server) updateSession(w http.ResponseWriter, r *http.Request, c *apiCal
 	if *body.UserID != c.user.ID {
 		return provider.ErrSessionNotFound
 	}
-	issued, err := s.p.UpdateSessionOTP(r.Context(), c.user, sessionID, *body.PassedLoginOTP, c.principal.ClientID)
+	issued, err := s.p.UpdateSessionOTP(r.Context(), s.otpRequest(r, c, provider.OTPKindLogin, sessionID), *body.PassedLoginOTP)
 	if err != nil {
 		return err
 	}
@@ -202,23 +202,24 @@ func (s *Server) updateSession(w http.ResponseWriter, r *http.Request, c *apiCal
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	s.writeOTP(w, r, c, issued, http.StatusOK, sessionID)
+	s.writeOTP(w, issued, http.StatusOK)
 	return nil
 }
 
+// otpRequest is the caller's request for an OTP of kind: the code leaves in
+// the response body only when otp.return_in_response allows (see writeOTP).
+func (s *Server) otpRequest(r *http.Request, c *apiCaller, kind, sessionID string) provider.OTPRequest {
+	return provider.OTPRequest{Kind: kind, User: c.user, SessionID: sessionID, ClientID: c.principal.ClientID,
+		IP: s.clientIP(r), InResponse: s.p.Config().OTP.ReturnInResponse}
+}
+
 // writeOTP answers a freshly issued code, putting it in the body only when
-// otp.return_in_response allows; every time it does, an audit event records
-// client and user.
-func (s *Server) writeOTP(w http.ResponseWriter, r *http.Request, c *apiCaller, issued *provider.IssuedOTP, status int, sessionID string) {
+// otp.return_in_response allows (its otp.issued audit event says which).
+func (s *Server) writeOTP(w http.ResponseWriter, issued *provider.IssuedOTP, status int) {
 	resp := otpResponse{ExpiresAt: issued.ExpiresAt.UTC()}
-	inResponse := s.p.Config().OTP.ReturnInResponse
-	if inResponse {
+	if s.p.Config().OTP.ReturnInResponse {
 		resp.OTP = issued.Code
 	}
-	_ = s.p.Audit(r.Context(), provider.AuditEvent{
-		Type: "otp.issued", UserID: c.user.ID, ClientID: c.principal.ClientID, SessionID: sessionID, IP: s.clientIP(r),
-		Detail: map[string]any{"challenge_id": issued.ChallengeID, "in_response": inResponse},
-	})
 	writeJSON(w, status, resp)
 }
 
@@ -286,20 +287,21 @@ func (s *Server) createOTP(w http.ResponseWriter, r *http.Request, c *apiCaller)
 	if _, err := s.p.Authenticate(r.Context(), c.user.Email, password, s.clientIP(r)); err != nil {
 		return err
 	}
-	issued, err := s.p.IssueOTP(r.Context(), provider.OTPKindAccount, c.user, "", c.principal.ClientID)
+	issued, err := s.p.IssueOTP(r.Context(), s.otpRequest(r, c, provider.OTPKindAccount, ""))
 	if err != nil {
 		return err
 	}
-	s.writeOTP(w, r, c, issued, http.StatusCreated, "")
+	s.writeOTP(w, issued, http.StatusCreated)
 	return nil
 }
 
 // sendmailOTP is POST {prefix}/user/otp/sendmail: an account OTP by email only.
 func (s *Server) sendmailOTP(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
-	if _, err := s.p.IssueOTP(r.Context(), provider.OTPKindAccount, c.user, "", c.principal.ClientID); err != nil {
+	req := s.otpRequest(r, c, provider.OTPKindAccount, "")
+	req.InResponse = false // by mail only
+	if _, err := s.p.IssueOTP(r.Context(), req); err != nil {
 		return err
 	}
-	_ = s.p.Audit(r.Context(), provider.AuditEvent{Type: "otp.issued", UserID: c.user.ID, ClientID: c.principal.ClientID, IP: s.clientIP(r), Detail: map[string]any{"kind": "account", "in_response": false}})
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
