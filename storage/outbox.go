@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -106,6 +107,58 @@ func (s *Store) DeleteOutboxMessage(ctx context.Context, id string) error {
 		return fmt.Errorf("storage: delete outbox message: %w", err)
 	}
 	return nil
+}
+
+// DeleteOutboxMessages removes the messages with the given IDs in one
+// statement (one commit outside a transaction) and returns how many it
+// removed: a dispatcher settles a claimed batch this way instead of row by
+// row. IDs that no longer exist are skipped, not an error; no IDs is a no-op.
+func (s *Store) DeleteOutboxMessages(ctx context.Context, ids []string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	n, err := s.exec(ctx, `DELETE FROM mail_outbox WHERE `+s.outboxIDsIn(1), s.outboxIDsArg(ids))
+	if err != nil {
+		return 0, fmt.Errorf("storage: delete outbox messages: %w", err)
+	}
+	return int(n), nil
+}
+
+// RescheduleOutboxMessages is RescheduleOutboxMessage for several messages
+// sharing availableAt and lastError, in one statement. It returns how many it
+// updated; IDs that no longer exist are skipped (the caller compares the
+// count). No IDs is a no-op.
+func (s *Store) RescheduleOutboxMessages(ctx context.Context, ids []string, availableAt time.Time, lastError string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	n, err := s.exec(ctx, `UPDATE mail_outbox SET available_at = $1, last_error = $2 WHERE `+s.outboxIDsIn(3),
+		s.timeArg(availableAt), lastError, s.outboxIDsArg(ids))
+	if err != nil {
+		return 0, fmt.Errorf("storage: reschedule outbox messages: %w", err)
+	}
+	return int(n), nil
+}
+
+// outboxIDsIn is the condition "id is one of the list in parameter $n": the
+// list is one parameter, so the statement text (and its cached plan) does not
+// depend on the batch size, and no parameter limit applies. PostgreSQL takes
+// a text[] (= ANY, an index scan on the primary key); SQLite a JSON array,
+// read with json_each (IN (SELECT …), also a primary-key lookup per ID).
+func (s *Store) outboxIDsIn(n int) string {
+	if s.dialect == DialectPostgres {
+		return fmt.Sprintf("id = ANY($%d::text[])", n)
+	}
+	return fmt.Sprintf("id IN (SELECT value FROM json_each($%d))", n)
+}
+
+// outboxIDsArg encodes ids for outboxIDsIn.
+func (s *Store) outboxIDsArg(ids []string) any {
+	if s.dialect == DialectPostgres {
+		return ids
+	}
+	b, _ := json.Marshal(ids) // []string always marshals
+	return string(b)
 }
 
 // RescheduleOutboxMessage makes a message claimable again from availableAt

@@ -134,6 +134,114 @@ func outboxTests() []conformanceTest {
 
 			requireNotFound(t, s.RescheduleOutboxMessage(ctx, "missing", clk.Now(), ""))
 		}},
+		{"TestOutbox_DeleteManyRemovesExactlyThoseInOneCall", func(t *testing.T, s *storage.Store, clk *clock) {
+			ctx := t.Context()
+			odd := `m"2'\` // quotes and a backslash survive the list encoding
+			for _, id := range []string{"m1", odd, "m3", "m4"} {
+				enqueue(t, s, id)
+				clk.Add(time.Second)
+			}
+			got, err := s.ClaimOutbox(ctx, 10, lease)
+			require.NoError(t, err)
+			require.Len(t, got, 4)
+
+			n, err := s.DeleteOutboxMessages(ctx, nil)
+			require.NoError(t, err)
+			assert.Zero(t, n, "no IDs deletes nothing")
+			n, err = s.DeleteOutboxMessages(ctx, []string{"m1", odd, "missing"})
+			require.NoError(t, err)
+			assert.Equal(t, 2, n, "a missing ID is skipped, not an error")
+			n, err = s.DeleteOutboxMessages(ctx, []string{"m1"})
+			require.NoError(t, err)
+			assert.Zero(t, n, "deleting twice deletes nothing")
+
+			pending, _, err := s.OutboxBacklog(ctx)
+			require.NoError(t, err)
+			assert.Equal(t, 2, pending)
+			clk.Add(lease)
+			got, err = s.ClaimOutbox(ctx, 10, lease)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"m3", "m4"}, outboxIDs(got), "the others are untouched")
+		}},
+		{"TestOutbox_DeleteManyTakesALargeBatch", func(t *testing.T, s *storage.Store, _ *clock) {
+			// More IDs than SQLite's historical 999-parameter limit: the list is
+			// one parameter.
+			const messages = 1500
+			ids := make([]string, 0, messages)
+			require.NoError(t, s.InTx(t.Context(), func(ctx context.Context) error {
+				for i := range messages {
+					id := fmt.Sprintf("m%04d", i)
+					ids = append(ids, id)
+					if err := s.EnqueueOutbox(ctx, &storage.OutboxMessage{ID: id, Sealed: []byte{1}}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+			enqueue(t, s, "kept")
+			n, err := s.DeleteOutboxMessages(t.Context(), ids)
+			require.NoError(t, err)
+			assert.Equal(t, messages, n)
+			pending, _, err := s.OutboxBacklog(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, 1, pending)
+		}},
+		{"TestOutbox_DeleteManyJoinsTheCallersTransaction", func(t *testing.T, s *storage.Store, _ *clock) {
+			enqueue(t, s, "m1")
+			enqueue(t, s, "m2")
+			errBoom := errors.New("boom")
+			err := s.InTx(t.Context(), func(ctx context.Context) error {
+				n, err := s.DeleteOutboxMessages(ctx, []string{"m1", "m2"})
+				require.NoError(t, err)
+				assert.Equal(t, 2, n)
+				return errBoom
+			})
+			require.ErrorIs(t, err, errBoom)
+			pending, _, err := s.OutboxBacklog(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, 2, pending, "the delete is rolled back")
+		}},
+		{"TestOutbox_RescheduleManyDelaysRecordsTheErrorAndKeepsAttempts", func(t *testing.T, s *storage.Store, clk *clock) {
+			ctx := t.Context()
+			for _, id := range []string{"m1", "m2", "m3"} {
+				enqueue(t, s, id)
+				clk.Add(time.Second)
+			}
+			_, err := s.ClaimOutbox(ctx, 10, lease)
+			require.NoError(t, err)
+
+			n, err := s.RescheduleOutboxMessages(ctx, nil, clk.Now(), "")
+			require.NoError(t, err)
+			assert.Zero(t, n)
+			n, err = s.RescheduleOutboxMessages(ctx, []string{"m1", "m2", "missing"}, clk.Now().Add(5*time.Minute), "451 try later")
+			require.NoError(t, err)
+			assert.Equal(t, 2, n, "a missing ID is skipped and not counted")
+
+			clk.Add(lease) // m3's lease is over; m1's and m2's retry time is not
+			got, err := s.ClaimOutbox(ctx, 10, lease)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"m3"}, outboxIDs(got))
+			assert.Empty(t, got[0].LastError, "a row not named keeps its last error")
+			_, err = s.DeleteOutboxMessages(ctx, []string{"m3"})
+			require.NoError(t, err)
+
+			clk.Add(4 * time.Minute)
+			got, err = s.ClaimOutbox(ctx, 10, lease)
+			require.NoError(t, err)
+			require.Equal(t, []string{"m1", "m2"}, outboxIDs(got))
+			for _, m := range got {
+				assert.Equal(t, "451 try later", m.LastError)
+				assert.Equal(t, 2, m.Attempts, "rescheduling keeps Attempts")
+			}
+
+			// Releasing claims at once makes them claimable now.
+			n, err = s.RescheduleOutboxMessages(ctx, []string{"m1", "m2"}, clk.Now(), "451 try later")
+			require.NoError(t, err)
+			assert.Equal(t, 2, n)
+			got, err = s.ClaimOutbox(ctx, 10, lease)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"m1", "m2"}, outboxIDs(got))
+		}},
 		{"TestOutbox_ConcurrentClaimersNeverShareAMessage", func(t *testing.T, s *storage.Store, _ *clock) {
 			const messages, claimers, batch = 120, 6, 4
 			require.NoError(t, s.InTx(t.Context(), func(ctx context.Context) error {
