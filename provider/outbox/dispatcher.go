@@ -9,20 +9,32 @@ import (
 	"time"
 
 	"github.com/otpstep/otpstep/provider/mail"
+	"github.com/otpstep/otpstep/storage"
 )
 
 // maxLastError bounds the failure text stored with a row.
 const maxLastError = 1000
+
+// flushAfter bounds how long an outcome (sent, dropped, to retry) waits in
+// memory before it is written: a batch's outcomes are written together after
+// its last send, and before the next send once the oldest has waited this
+// long, so a slow mailer does not stretch the window described on Dispatcher.
+const flushAfter = time.Second
 
 // Dispatcher drains the outbox: it claims due rows, opens their payloads and
 // hands them to a mail.Mailer. Any number of Dispatchers, in one process or
 // many, may drain one store; the store's lease keeps them from claiming the
 // same row at once.
 //
-// Delivery is at least once: a message sent whose row then cannot be deleted
-// (the database failed at that instant) is sent again after its lease.
+// Delivery is at least once. The rows a claim delivered are deleted together
+// (see BatchStore): after the batch's last send, or before the next send once
+// the first of them has waited flushAfter. A message is sent again, once,
+// after its lease (Options.Lease) if its row is not deleted: the process died
+// between its send and that delete — a window of at most flushAfter plus one
+// send, and with an in-process mailer the few microseconds a batch takes —
+// or the delete failed (reported by RunOnce and logged).
 type Dispatcher struct {
-	store  Store
+	store  BatchStore
 	opener Opener
 	mailer mail.Mailer
 	opts   Options
@@ -31,9 +43,15 @@ type Dispatcher struct {
 
 // NewDispatcher returns a Dispatcher reading rows from store, opening their
 // payloads with opener (the Sealer that sealed them) and sending with mailer.
+// A store that is also a BatchStore has each batch's outcomes written in one
+// statement per kind; any other is written row by row.
 func NewDispatcher(store Store, opener Opener, mailer mail.Mailer, opts Options) *Dispatcher {
+	bs, ok := store.(BatchStore)
+	if !ok {
+		bs = rowByRow{store}
+	}
 	return &Dispatcher{
-		store:  store,
+		store:  bs,
 		opener: opener,
 		mailer: mailer,
 		opts:   opts.withDefaults(),
@@ -80,11 +98,13 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	}
 }
 
-// RunOnce claims one batch of due rows and settles each:
+// RunOnce claims one batch of due rows, tries each and then writes the
+// outcomes (see Dispatcher for when):
 //
 //   - delivered: the row is deleted, purging its payload;
-//   - temporary failure (see mail.IsPermanent): the row is rescheduled after
-//     Backoff(attempts), keeping the error in LastError;
+//   - temporary failure (see mail.IsPermanent): the row is rescheduled
+//     Backoff(attempts) after its outcomes are written, keeping the error in
+//     LastError;
 //   - permanent failure, MaxAttempts reached, or a payload that cannot be
 //     opened (wrong key, tampered, not ours): the row is logged at error level
 //     by ID — never its code or body — and deleted. Such a message can never
@@ -92,8 +112,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 //     rest; the user asks for a new code.
 //
 // It returns how many messages were sent. Store failures are joined into err,
-// but the other rows of the batch are still settled. When ctx is cancelled
-// mid-batch, the message in flight is finished and the rest released.
+// but the other rows of the batch are still tried. When ctx is cancelled
+// mid-batch, the message in flight is finished, the outcomes written and the
+// rest released.
 func (d *Dispatcher) RunOnce(ctx context.Context) (sent int, err error) {
 	_, sent, err = d.runOnce(ctx)
 	return sent, err
@@ -109,88 +130,170 @@ func (d *Dispatcher) runOnce(ctx context.Context) (claimed, sent int, err error)
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox: claim: %w", err)
 	}
-	// Start no send in the second half of the lease, so it ends before another
-	// instance may claim the same rows.
+	// Once rows are claimed the work is finished even if ctx is cancelled: a
+	// message sent but not deleted would be sent twice.
+	wctx := context.WithoutCancel(ctx)
+	// Start no send in the second half of the lease, so it ends, and its
+	// outcome is written, before another instance may claim the same rows.
 	sendBy := claimedAt.Add(d.opts.Lease / 2)
-	var errs []error
+	var (
+		out  outcomes
+		errs []error
+	)
 	for i, row := range rows {
 		if ctx.Err() != nil || d.opts.Clock().After(sendBy) {
-			errs = append(errs, d.release(context.WithoutCancel(ctx), rows[i:]))
+			d.release(&out, rows[i:])
 			break
 		}
-		ok, err := d.settle(ctx, row)
-		if ok {
+		if out.waited(d.opts.Clock()) >= flushAfter {
+			errs = append(errs, d.write(wctx, &out))
+		}
+		if d.settle(wctx, &out, row) {
 			sent++
 		}
-		errs = append(errs, err)
 	}
+	errs = append(errs, d.write(wctx, &out))
 	return len(rows), sent, errors.Join(errs...)
 }
 
-// settle tries to deliver one claimed row and records the outcome. Once a row
-// is claimed the work is finished even if ctx is cancelled: a message sent but
-// not deleted would be sent twice.
-func (d *Dispatcher) settle(ctx context.Context, row Row) (sent bool, err error) {
-	ctx = context.WithoutCancel(ctx)
+// outcomes are the results of tried rows not yet written to the store.
+type outcomes struct {
+	since   time.Time // when the oldest was recorded; zero when none is
+	deletes []string  // sent or dropped
+	sent    int       // how many of deletes were sent
+	retries []retry   // to make claimable again, grouped
+}
+
+// retry is a group of rows to reschedule delay after the write, with lastError.
+type retry struct {
+	delay     time.Duration
+	lastError string
+	ids       []string
+}
+
+func (o *outcomes) mark(now time.Time) {
+	if o.since.IsZero() {
+		o.since = now
+	}
+}
+
+// waited is how long the oldest unwritten outcome has waited (0 when none).
+func (o *outcomes) waited(now time.Time) time.Duration {
+	if o.since.IsZero() {
+		return 0
+	}
+	return now.Sub(o.since)
+}
+
+func (o *outcomes) remove(now time.Time, id string, sent bool) {
+	o.mark(now)
+	o.deletes = append(o.deletes, id)
+	if sent {
+		o.sent++
+	}
+}
+
+func (o *outcomes) reschedule(now time.Time, id string, delay time.Duration, lastError string) {
+	o.mark(now)
+	for i, r := range o.retries { // a batch has few distinct groups
+		if r.delay == delay && r.lastError == lastError {
+			o.retries[i].ids = append(o.retries[i].ids, id)
+			return
+		}
+	}
+	o.retries = append(o.retries, retry{delay: delay, lastError: lastError, ids: []string{id}})
+}
+
+// write stores the outcomes — deletes first, they end the window in which a
+// crash re-sends — and clears them, whether or not the store failed: rows
+// whose outcome could not be written come back after their lease.
+func (d *Dispatcher) write(ctx context.Context, o *outcomes) error {
+	var errs []error
+	if len(o.deletes) > 0 {
+		n, err := d.store.DeleteOutboxMessages(ctx, o.deletes)
+		switch {
+		case err != nil:
+			d.opts.Logger.ErrorContext(ctx, "outbox: messages settled but not deleted; those sent will be sent again after their lease",
+				slog.Int("sent", o.sent), slog.Any("outbox_ids", o.deletes), slog.Any("error", err))
+			errs = append(errs, fmt.Errorf("outbox: delete %d settled messages (%d sent) %s: %w",
+				len(o.deletes), o.sent, strings.Join(o.deletes, ", "), err))
+		case n < len(o.deletes):
+			// Their lease ran out before this delete and another claim took
+			// them: the delivered ones may have gone out twice.
+			d.opts.Logger.WarnContext(ctx, "outbox: settled messages already gone",
+				slog.Int("missing", len(o.deletes)-n), slog.Any("outbox_ids", o.deletes))
+		}
+	}
+	now := d.opts.Clock()
+	for _, r := range o.retries {
+		n, err := d.store.RescheduleOutboxMessages(ctx, r.ids, now.Add(r.delay), r.lastError)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("outbox: reschedule %s: %w", strings.Join(r.ids, ", "), err))
+		case n < len(r.ids):
+			errs = append(errs, fmt.Errorf("outbox: reschedule %s: %d of %d: %w",
+				strings.Join(r.ids, ", "), len(r.ids)-n, len(r.ids), storage.ErrNotFound))
+		}
+	}
+	*o = outcomes{}
+	return errors.Join(errs...)
+}
+
+// settle tries to deliver one claimed row and records the outcome in out. It
+// reports whether the message was sent.
+func (d *Dispatcher) settle(ctx context.Context, out *outcomes, row Row) (sent bool) {
 	if row.Attempts > d.opts.MaxAttempts {
 		// Earlier claims ended without an outcome (instances stopped mid-send).
-		return false, d.drop(ctx, row, "too many attempts", fmt.Errorf("last error: %q", row.LastError))
+		d.drop(ctx, out, row, "too many attempts", fmt.Errorf("last error: %q", row.LastError))
+		return false
 	}
 	if d.opts.MaxAge > 0 && d.opts.Clock().Sub(row.CreatedAt) > d.opts.MaxAge {
-		return false, d.drop(ctx, row, "older than its max age", fmt.Errorf("queued at %s", row.CreatedAt.UTC().Format(time.RFC3339)))
+		d.drop(ctx, out, row, "older than its max age", fmt.Errorf("queued at %s", row.CreatedAt.UTC().Format(time.RFC3339)))
+		return false
 	}
 	p, err := OpenPayload(d.opener, row.ID, row.Sealed)
 	if err != nil {
-		return false, d.drop(ctx, row, "payload cannot be opened", err)
+		d.drop(ctx, out, row, "payload cannot be opened", err)
+		return false
 	}
 	sendErr := d.mailer.Send(ctx, p.Message())
 	switch {
 	case sendErr == nil:
-		if err := d.store.DeleteOutboxMessage(ctx, row.ID); err != nil {
-			d.opts.Logger.ErrorContext(ctx, "outbox: message sent but not deleted; it will be sent again after its lease",
-				slog.String("outbox_id", row.ID), slog.Any("error", err))
-			return true, fmt.Errorf("outbox: delete sent message %s: %w", row.ID, err)
-		}
 		d.opts.Logger.DebugContext(ctx, "outbox: message sent", slog.String("outbox_id", row.ID), slog.Int("attempt", row.Attempts))
-		return true, nil
+		out.remove(d.opts.Clock(), row.ID, true)
+		return true
 	case mail.IsPermanent(sendErr):
-		return false, d.drop(ctx, row, "permanent delivery failure", sendErr)
+		d.drop(ctx, out, row, "permanent delivery failure", sendErr)
+		return false
 	case row.Attempts >= d.opts.MaxAttempts:
-		return false, d.drop(ctx, row, fmt.Sprintf("still failing after %d attempts", row.Attempts), sendErr)
+		d.drop(ctx, out, row, fmt.Sprintf("still failing after %d attempts", row.Attempts), sendErr)
+		return false
 	}
-	retryAt := d.opts.Clock().Add(max(d.opts.Backoff(row.Attempts), 0))
+	now := d.opts.Clock()
+	delay := max(d.opts.Backoff(row.Attempts), 0)
 	d.opts.Logger.WarnContext(ctx, "outbox: delivery failed, will retry",
 		slog.String("outbox_id", row.ID), slog.Int("attempt", row.Attempts),
-		slog.Time("retry_at", retryAt), slog.Any("error", sendErr))
-	if err := d.store.RescheduleOutboxMessage(ctx, row.ID, retryAt, lastError(sendErr)); err != nil {
-		return false, fmt.Errorf("outbox: reschedule %s: %w", row.ID, err)
-	}
-	return false, nil
+		slog.Time("retry_at", now.Add(delay)), slog.Any("error", sendErr))
+	out.reschedule(now, row.ID, delay, lastError(sendErr))
+	return false
 }
 
-// drop logs why row can never be delivered and deletes it.
-func (d *Dispatcher) drop(ctx context.Context, row Row, reason string, cause error) error {
+// drop logs why row can never be delivered and records its deletion.
+func (d *Dispatcher) drop(ctx context.Context, out *outcomes, row Row, reason string, cause error) {
 	d.opts.Logger.ErrorContext(ctx, "outbox: message dropped, it cannot be delivered",
 		slog.String("outbox_id", row.ID), slog.String("reason", reason),
 		slog.Int("attempt", row.Attempts), slog.Time("created_at", row.CreatedAt),
 		slog.Any("error", cause))
-	if err := d.store.DeleteOutboxMessage(ctx, row.ID); err != nil {
-		return fmt.Errorf("outbox: delete dropped message %s: %w", row.ID, err)
-	}
-	return nil
+	out.remove(d.opts.Clock(), row.ID, false)
 }
 
 // release hands claimed rows back at once, keeping their last error, so
 // another instance need not wait out the lease.
-func (d *Dispatcher) release(ctx context.Context, rows []Row) error {
+func (d *Dispatcher) release(out *outcomes, rows []Row) {
 	now := d.opts.Clock()
-	var errs []error
 	for _, row := range rows {
-		if err := d.store.RescheduleOutboxMessage(ctx, row.ID, now, row.LastError); err != nil {
-			errs = append(errs, fmt.Errorf("outbox: release %s: %w", row.ID, err))
-		}
+		out.reschedule(now, row.ID, 0, row.LastError)
 	}
-	return errors.Join(errs...)
 }
 
 // lastError is err's text, bounded for storage.

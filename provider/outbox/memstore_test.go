@@ -1,8 +1,11 @@
 package outbox_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -36,24 +39,32 @@ func (c *fakeClock) Advance(d time.Duration) {
 // memStore is an in-memory outbox honouring AvailableAt and the lease the way
 // storage does, guarded by one mutex so claims are atomic.
 type memStore struct {
-	mu        sync.Mutex
-	clock     func() time.Time
-	rows      map[string]outbox.Row
-	claims    map[string]int // how often each ID was claimed
-	failClaim error
-	failWrite error
-	onClaim   func(n int) // called after each claim with the number of rows
+	mu         sync.Mutex
+	clock      func() time.Time
+	rows       map[string]outbox.Row
+	claims     map[string]int // how often each ID was claimed
+	calls      map[string]int // how often each method was called
+	deletes    [][]string     // the IDs of each DeleteOutboxMessages call
+	failClaim  error
+	failWrite  error       // every write fails
+	failDelete error       // deletes fail
+	onClaim    func(n int) // called after each claim with the number of rows
 }
 
 func newMemStore(clock func() time.Time) *memStore {
-	return &memStore{clock: clock, rows: map[string]outbox.Row{}, claims: map[string]int{}}
+	return &memStore{clock: clock, rows: map[string]outbox.Row{}, claims: map[string]int{}, calls: map[string]int{}}
 }
 
-var _ outbox.Store = (*memStore)(nil)
+var _ outbox.BatchStore = (*memStore)(nil)
+
+// plainStore hides memStore's batch methods: the Dispatcher settles it row
+// by row.
+type plainStore struct{ outbox.Store }
 
 func (s *memStore) ClaimOutbox(_ context.Context, limit int, lease time.Duration) ([]outbox.Row, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.calls["ClaimOutbox"]++
 	if s.failClaim != nil {
 		return nil, s.failClaim
 	}
@@ -88,8 +99,9 @@ func (s *memStore) ClaimOutbox(_ context.Context, limit int, lease time.Duration
 func (s *memStore) DeleteOutboxMessage(_ context.Context, id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.failWrite != nil {
-		return s.failWrite
+	s.calls["DeleteOutboxMessage"]++
+	if err := cmp.Or(s.failWrite, s.failDelete); err != nil {
+		return err
 	}
 	delete(s.rows, id)
 	return nil
@@ -98,6 +110,7 @@ func (s *memStore) DeleteOutboxMessage(_ context.Context, id string) error {
 func (s *memStore) RescheduleOutboxMessage(_ context.Context, id string, availableAt time.Time, lastError string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.calls["RescheduleOutboxMessage"]++
 	if s.failWrite != nil {
 		return s.failWrite
 	}
@@ -108,6 +121,49 @@ func (s *memStore) RescheduleOutboxMessage(_ context.Context, id string, availab
 	r.AvailableAt, r.LastError = availableAt, lastError
 	s.rows[id] = r
 	return nil
+}
+
+func (s *memStore) DeleteOutboxMessages(_ context.Context, ids []string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls["DeleteOutboxMessages"]++
+	s.deletes = append(s.deletes, slices.Clone(ids))
+	if err := cmp.Or(s.failWrite, s.failDelete); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		if _, ok := s.rows[id]; ok {
+			delete(s.rows, id)
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (s *memStore) RescheduleOutboxMessages(_ context.Context, ids []string, availableAt time.Time, lastError string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls["RescheduleOutboxMessages"]++
+	if s.failWrite != nil {
+		return 0, s.failWrite
+	}
+	n := 0
+	for _, id := range ids {
+		if r, ok := s.rows[id]; ok {
+			r.AvailableAt, r.LastError = availableAt, lastError
+			s.rows[id] = r
+			n++
+		}
+	}
+	return n, nil
+}
+
+// callCounts is a copy of calls.
+func (s *memStore) callCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.calls)
 }
 
 // put stores a row as enqueued now.

@@ -2,6 +2,8 @@ package outbox
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/otpstep/otpstep/storage"
@@ -25,4 +27,54 @@ type Store interface {
 	// RescheduleOutboxMessage makes a row claimable again from availableAt and
 	// records why the attempt failed.
 	RescheduleOutboxMessage(ctx context.Context, id string, availableAt time.Time, lastError string) error
+}
+
+// BatchStore is a Store that also settles several rows in one statement. When
+// the Dispatcher's store is one, the outcomes of a claimed batch are written
+// with one DeleteOutboxMessages (the rows sent or dropped) and one
+// RescheduleOutboxMessages per distinct (available at, last error) — usually
+// one — instead of a statement and a commit per row. A plain Store is settled
+// row by row, with the same outcomes.
+type BatchStore interface {
+	Store
+	// DeleteOutboxMessages removes the rows with these IDs, their payloads
+	// with them, and returns how many it removed; IDs that no longer exist
+	// are skipped, not an error.
+	DeleteOutboxMessages(ctx context.Context, ids []string) (int, error)
+	// RescheduleOutboxMessages makes these rows claimable again from
+	// availableAt, records lastError on each, and returns how many it
+	// updated; IDs that no longer exist are skipped, not counted.
+	RescheduleOutboxMessages(ctx context.Context, ids []string, availableAt time.Time, lastError string) (int, error)
+}
+
+// rowByRow settles a plain Store's rows one statement each.
+type rowByRow struct{ Store }
+
+func (s rowByRow) DeleteOutboxMessages(ctx context.Context, ids []string) (int, error) {
+	var errs []error
+	n := 0
+	for _, id := range ids {
+		if err := s.DeleteOutboxMessage(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", id, err))
+			continue
+		}
+		n++ // a missing row is not told apart: it counts as removed
+	}
+	return n, errors.Join(errs...)
+}
+
+func (s rowByRow) RescheduleOutboxMessages(ctx context.Context, ids []string, availableAt time.Time, lastError string) (int, error) {
+	var errs []error
+	n := 0
+	for _, id := range ids {
+		err := s.RescheduleOutboxMessage(ctx, id, availableAt, lastError)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", id, err))
+		default:
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
 }
