@@ -3,7 +3,6 @@ package provider
 import (
 	"context"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/otpstep/otpstep/storage"
@@ -14,29 +13,54 @@ import (
 // It answers nil when a challenge matched and was consumed by this call,
 // ErrOTPMismatch, or *TooManyAttemptsError. A matched login challenge passes
 // the session's second factor.
+//
+// Everything a verification writes is one transaction: the failure counter,
+// the attempt, the consumption, the session and the audit events. A refused
+// or failed try commits too (what it counted stays counted); only an error of
+// the store itself rolls it back. Rows are locked in one order, so concurrent
+// verifications and PUT /sessions never deadlock: the user's failure counter,
+// then the scopes' challenges (in the order of kinds), then the login session.
 func (p *Provider) VerifyOTP(ctx context.Context, kinds []string, user *storage.User, sessionID, code string) (string, error) {
-	now := p.clock().UTC()
-	failKey := "otp:failures:" + user.ID
-	// otp.max_failures_per_user per otp.failure_window, across sessions and
-	// instances: a try is reserved atomically before it is made, and the
-	// reservation is given back when the code matches or no try happened.
-	n, resetAt, err := p.store.HitRateCounter(ctx, failKey, p.cfg.OTP.FailureWindow)
+	var (
+		matched string
+		outcome error
+	)
+	err := p.store.InTx(ctx, func(ctx context.Context) error {
+		var err error
+		matched, outcome, err = p.verifyOTPInTx(ctx, kinds, user, sessionID, code)
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
+	return matched, outcome
+}
+
+// verifyOTPInTx is VerifyOTP inside its transaction. It returns the matched
+// kind or the caller's answer (outcome), with err nil so that the transaction
+// commits; err is a store error that rolls it back.
+func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *storage.User, sessionID, code string) (matched string, outcome, err error) {
+	now := p.clock().UTC()
+	failKey := "otp:failures:" + user.ID
+	// otp.max_failures_per_user per otp.failure_window, across sessions and
+	// instances: the check comes first and keeps the user's counter row
+	// locked until commit, so one user's verifications run one at a time and
+	// a try is counted (below) before the next one is checked.
+	n, resetAt, err := p.store.CheckRateCounter(ctx, failKey, p.cfg.OTP.FailureWindow, p.cfg.OTP.MaxFailuresPerUser)
+	if err != nil {
+		return "", nil, err
+	}
 	if n > p.cfg.OTP.MaxFailuresPerUser {
 		if n == p.cfg.OTP.MaxFailuresPerUser+1 {
-			_ = p.Audit(ctx, AuditEvent{Type: "user.locked_out", UserID: user.ID, SessionID: sessionID})
+			if err := p.writeAudit(ctx, &AuditEvent{Type: "user.locked_out", UserID: user.ID, SessionID: sessionID}); err != nil {
+				return "", nil, err
+			}
 		}
-		return "", &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now)}
-	}
-	giveBack := func() {
-		if err := p.store.UndoRateCounterHit(ctx, failKey); err != nil {
-			p.log.ErrorContext(ctx, "otp failure counter not restored", "user_id", user.ID, "err", err)
-		}
+		return "", &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now)}, nil
 	}
 	normalized, wellFormed := normalizeOTP(code)
 	tried, exhausted := false, false
+	var events []*AuditEvent
 	for _, kind := range kinds {
 		var scopeSession string
 		switch kind {
@@ -54,79 +78,111 @@ func (p *Provider) VerifyOTP(ctx context.Context, kinds []string, user *storage.
 			continue
 		}
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 		// RFC 6238 §5.2 / seed: a code is valid until expiresAt only.
 		if !now.Before(ch.ExpiresAt) {
-			_ = p.store.BurnOTPChallenge(ctx, ch.ID)
+			if err := p.store.BurnOTPChallenge(ctx, ch.ID); err != nil {
+				return "", nil, err
+			}
 			p.log.InfoContext(ctx, "otp expired", "challenge_id", ch.ID, "user_id", user.ID)
 			continue
 		}
-		// otp.max_attempts per challenge: the attempt is spent atomically
-		// (UPDATE … WHERE attempts < max_attempts) before the comparison.
-		attempts, ok, err := p.store.SpendOTPAttempt(ctx, ch.ID)
-		if err != nil {
-			return "", err
-		}
-		if !ok {
+		// otp.max_attempts per challenge. Seed/API.md: a challenge without
+		// attempts left is burned for the caller, who gets 429 until a new
+		// one is requested.
+		if ch.Attempts >= ch.MaxAttempts {
 			exhausted = true
 			continue
 		}
+		// The code hash is keyed with the challenge's ID, so it is compared
+		// here, before the write: the attempt is spent and, on a match, the
+		// challenge consumed by one conditional UPDATE, which also refuses a
+		// challenge that was consumed, burned, expired or used up since it
+		// was read (single use, attempts never above max_attempts).
+		match := wellFormed && p.otpHash.matches(ch.CodeHash, ch.ID, kind, scopeSession, user.ID, normalized)
+		attempts, ok, err := p.store.TryOTPChallenge(ctx, ch.ID, match)
+		if err != nil {
+			return "", nil, err
+		}
+		if !ok {
+			p.log.InfoContext(ctx, "otp challenge changed while verified", "challenge_id", ch.ID, "user_id", user.ID)
+			continue
+		}
 		tried = true
-		if wellFormed && p.otpHash.matches(ch.CodeHash, ch.ID, kind, scopeSession, user.ID, normalized) {
-			// Single use: exactly one caller consumes it.
-			won, err := p.store.ConsumeOTPChallenge(ctx, ch.ID)
-			if err != nil {
-				return "", err
-			}
-			if !won {
-				continue
-			}
-			giveBack()
+		if match {
 			if kind == OTPKindLogin {
-				if err := p.passSecondFactor(ctx, sessionID); err != nil {
-					return "", err
+				// The consumed challenge was its scope's only live one (the
+				// partial unique index), so no login challenge of the
+				// session is left to burn.
+				if err := p.store.PassLoginSession(ctx, sessionID, user.ID, AMROTP); err != nil {
+					return "", nil, err
 				}
 			}
-			_ = p.Audit(ctx, AuditEvent{Type: "otp.verify_passed", UserID: user.ID, SessionID: sessionID, ClientID: ch.ClientID, Detail: map[string]any{"kind": kind}})
-			return kind, nil
+			err := p.writeAudit(ctx, &AuditEvent{Type: "otp.verify_passed", UserID: user.ID, SessionID: sessionID,
+				ClientID: ch.ClientID, Detail: map[string]any{"kind": kind}})
+			if err != nil {
+				return "", nil, err
+			}
+			return kind, nil, nil
 		}
 		if attempts >= ch.MaxAttempts {
-			// Burned: no attempt is left, so SpendOTPAttempt refuses every
-			// further try (429) until a new challenge replaces this one.
-			_ = p.Audit(ctx, AuditEvent{Type: "otp.challenge_burned", UserID: user.ID, SessionID: sessionID, Detail: map[string]any{"kind": kind, "reason": "max_attempts"}})
+			// Burned: no attempt is left, so every further try answers 429
+			// until a new challenge replaces this one.
+			events = append(events, &AuditEvent{Type: "otp.challenge_burned", UserID: user.ID, SessionID: sessionID,
+				Detail: map[string]any{"kind": kind, "reason": "max_attempts"}})
 		}
 	}
-	if !tried {
-		giveBack()
-		if exhausted {
-			// Seed/API.md: a burned challenge answers 429 until a new one is requested.
-			retry := p.cfg.OTP.ResendInterval
-			if retry < time.Second {
-				retry = time.Second
-			}
-			return "", &TooManyAttemptsError{Limit: "otp.max_attempts", RetryAfter: retry}
+	if tried {
+		if err := p.store.CountRateCounterHit(ctx, failKey); err != nil {
+			return "", nil, err
+		}
+	} else if exhausted {
+		// Seed/API.md: a burned challenge answers 429 until a new one is requested.
+		retry := p.cfg.OTP.ResendInterval
+		if retry < time.Second {
+			retry = time.Second
+		}
+		return "", &TooManyAttemptsError{Limit: "otp.max_attempts", RetryAfter: retry}, nil
+	}
+	events = append(events, &AuditEvent{Type: "otp.verify_failed", UserID: user.ID, SessionID: sessionID,
+		Detail: map[string]any{"kinds": kinds}})
+	if err := p.writeAudit(ctx, events...); err != nil {
+		return "", nil, err
+	}
+	return "", ErrOTPMismatch, nil
+}
+
+// writeAudit records events in one statement, inside the verification's
+// transaction: unlike Audit, a failure fails the verification, since the
+// transaction cannot commit without it on PostgreSQL.
+func (p *Provider) writeAudit(ctx context.Context, events ...*AuditEvent) error {
+	at := p.clock().UTC()
+	for _, e := range events {
+		if e.At.IsZero() {
+			e.At = at
 		}
 	}
-	_ = p.Audit(ctx, AuditEvent{Type: "otp.verify_failed", UserID: user.ID, SessionID: sessionID, Detail: map[string]any{"kinds": kinds}})
-	return "", ErrOTPMismatch
+	if err := p.store.AddAuditEvents(ctx, events...); err != nil {
+		p.log.ErrorContext(ctx, "audit events not recorded", "type", events[0].Type, "err", err)
+		return err
+	}
+	return nil
 }
 
 // passSecondFactor marks a login session as having passed the OTP
-// (amr gains "otp", acr becomes aal2) and burns its live login challenge.
+// (amr gains "otp", acr becomes aal2) and burns its live login challenge, in
+// one transaction. Its rows are locked in VerifyOTP's order: the challenge
+// before the session.
 func (p *Provider) passSecondFactor(ctx context.Context, sessionID string) error {
 	return p.store.InTx(ctx, func(ctx context.Context) error {
 		ls, err := p.store.GetLoginSession(ctx, sessionID)
 		if err != nil {
 			return err
 		}
-		ls.PassedLoginOTP = true
-		if !slices.Contains(ls.AMR, AMROTP) {
-			ls.AMR = append(ls.AMR, AMROTP)
-		}
-		if err := p.store.UpdateLoginSession(ctx, ls); err != nil {
+		if err := p.store.BurnOTPChallenges(ctx, OTPKindLogin, ls.UserID, sessionID); err != nil {
 			return err
 		}
-		return p.store.BurnOTPChallenges(ctx, OTPKindLogin, ls.UserID, sessionID)
+		return p.store.PassLoginSession(ctx, sessionID, ls.UserID, AMROTP)
 	})
 }
