@@ -35,6 +35,10 @@ func mailOTPData(code string, expiresAt time.Time, ttl time.Duration, kind, issu
 // outboxStore adapts storage to the dispatcher's Store.
 type outboxStore struct{ s *storage.Store }
 
+// The dispatcher settles a claimed batch with one statement when its store
+// can (outbox.BatchStore); this one must.
+var _ outbox.BatchStore = outboxStore{}
+
 func (o outboxStore) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]outbox.Row, error) {
 	return o.s.ClaimOutbox(ctx, limit, lease)
 }
@@ -45,6 +49,14 @@ func (o outboxStore) DeleteOutboxMessage(ctx context.Context, id string) error {
 
 func (o outboxStore) RescheduleOutboxMessage(ctx context.Context, id string, availableAt time.Time, lastError string) error {
 	return o.s.RescheduleOutboxMessage(ctx, id, availableAt, lastError)
+}
+
+func (o outboxStore) DeleteOutboxMessages(ctx context.Context, ids []string) (int, error) {
+	return o.s.DeleteOutboxMessages(ctx, ids)
+}
+
+func (o outboxStore) RescheduleOutboxMessages(ctx context.Context, ids []string, availableAt time.Time, lastError string) (int, error) {
+	return o.s.RescheduleOutboxMessages(ctx, ids, availableAt, lastError)
 }
 
 // RunOutbox delivers queued mail until ctx ends. plugin.Start runs it.
