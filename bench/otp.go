@@ -196,47 +196,57 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 					return err
 				}
 				issued, _ := json.Marshal(map[string]any{"kind": provider.OTPKindLogin, "challenge_id": chID, "in_response": true})
-				return inTx(ctx, db, func(tx pgx.Tx) error {
-					// CreateLoginSession.
-					tag, err := tx.Exec(ctx, sqlCreateLoginSession, sid, uid, false, amr, now, now.Add(mp.lifespan), now)
-					if err != nil {
-						return fmt.Errorf("create login session: %w", err)
-					}
-					if tag.RowsAffected() != 1 {
-						return errors.New("create login session: sid taken")
-					}
-					// storeOTP: HitRateCounters (resend, sends).
-					rows, err := tx.Query(ctx, sqlHitTwoRateCounters,
-						"otp:resend:"+provider.OTPKindLogin+":"+sid, now, now.Add(resend),
-						"otp:sends:"+uid, now, now.Add(time.Hour))
-					if err != nil {
-						return fmt.Errorf("hit rate counters: %w", err)
-					}
-					rows.Close()
-					if err := rows.Err(); err != nil {
-						return fmt.Errorf("hit rate counters: %w", err)
-					}
-					// CreateOTPChallenge: the insert finds the slot free.
-					tag, err = tx.Exec(ctx, sqlInsertOTPChallenge, chID, provider.OTPKindLogin, uid, sid, clientID, codeHash,
-						0, mp.maxAttempts, now.Add(mp.ttl), nil, nil, now)
-					if err != nil {
-						return fmt.Errorf("insert challenge: %w", err)
-					}
-					if tag.RowsAffected() != 1 {
-						return errors.New("insert challenge: slot taken")
-					}
-					// EnqueueOutbox.
-					if _, err := tx.Exec(ctx, sqlEnqueueOutbox, msgID, sealed, 0, now, now, ""); err != nil {
-						return fmt.Errorf("enqueue outbox: %w", err)
-					}
-					// AddAuditEvents: session.created, otp.issued.
-					if _, err := tx.Exec(ctx, sqlAddTwoAuditEvents,
-						now, "session.created", uid, clientID, sid, "127.0.0.1", nil,
-						now, "otp.issued", uid, clientID, sid, "127.0.0.1", string(issued)); err != nil {
-						return fmt.Errorf("add audit events: %w", err)
+				// storage.CreateSessionChallenge, pipelined: BEGIN and the
+				// five statements in one batch, then COMMIT.
+				var batch pgx.Batch
+				batch.Queue("BEGIN")
+				batch.Queue(sqlCreateLoginSession, sid, uid, false, amr, now, now.Add(mp.lifespan), now)
+				batch.Queue(sqlHitTwoRateCounters,
+					"otp:resend:"+provider.OTPKindLogin+":"+sid, now, now.Add(resend),
+					"otp:sends:"+uid, now, now.Add(time.Hour))
+				batch.Queue(sqlInsertOTPChallenge, chID, provider.OTPKindLogin, uid, sid, clientID, codeHash,
+					0, mp.maxAttempts, now.Add(mp.ttl), nil, nil, now)
+				batch.Queue(sqlEnqueueOutbox, msgID, sealed, 0, now, now, "")
+				batch.Queue(sqlAddTwoAuditEvents,
+					now, "session.created", uid, clientID, sid, "127.0.0.1", nil,
+					now, "otp.issued", uid, clientID, sid, "127.0.0.1", string(issued))
+				conn, err := db.Acquire(ctx)
+				if err != nil {
+					return err
+				}
+				defer conn.Release()
+				br := conn.SendBatch(ctx, &batch)
+				err = func() error {
+					for i := range batch.Len() {
+						if i == 2 { // the counters' RETURNING rows
+							rows, err := br.Query()
+							if err != nil {
+								return err
+							}
+							for rows.Next() {
+							}
+							rows.Close()
+							if err := rows.Err(); err != nil {
+								return err
+							}
+							continue
+						}
+						tag, err := br.Exec()
+						if err != nil {
+							return err
+						}
+						if (i == 1 || i == 3) && tag.RowsAffected() != 1 {
+							return fmt.Errorf("statement %d: %d rows", i, tag.RowsAffected())
+						}
 					}
 					return nil
-				})
+				}()
+				if err = errors.Join(err, br.Close()); err != nil {
+					_, _ = conn.Exec(ctx, "ROLLBACK")
+					return fmt.Errorf("put session: %w", err)
+				}
+				_, err = conn.Exec(ctx, "COMMIT")
+				return err
 			}, nil
 		},
 		after: func(ctx context.Context) error { return e.outboxReport(ctx, "put_session_floor") },

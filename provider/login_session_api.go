@@ -39,39 +39,42 @@ func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed 
 	if err != nil {
 		return nil, err
 	}
-	err = p.store.InTx(ctx, func(ctx context.Context) error {
-		// The insert comes first: most calls create the session, and then
-		// there is nothing to read.
-		ls := &storage.LoginSession{
+	// Most calls create the session: one transaction stores it with its
+	// first challenge, mail and events, if the send limits allow.
+	created := &AuditEvent{At: o.now, Type: "session.created", UserID: req.User.ID,
+		SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP}
+	err = p.store.CreateSessionChallenge(ctx, &storage.NewSessionChallenge{
+		Session: &storage.LoginSession{
 			ID:        req.SessionID,
 			UserID:    req.User.ID,
 			AMR:       []string{AMRPassword},
 			AuthTime:  o.now,
 			ExpiresAt: o.now.Add(p.cfg.Login.SessionLifespan),
-		}
-		err := p.store.CreateLoginSession(ctx, ls)
-		if err == nil {
-			return p.storeOTP(ctx, o, &AuditEvent{At: o.now, Type: "session.created", UserID: req.User.ID,
-				SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP})
-		}
-		if !errors.Is(err, storage.ErrAlreadyExists) {
-			return err
-		}
+		},
+		Hits:      p.sendLimitHits(o),
+		Challenge: o.ch,
+		Mail:      o.msg,
+		Events:    []*AuditEvent{created, o.issuedEvent()},
+	}, func(counts []storage.RateCount) error { return p.checkSendLimits(o, counts) })
+	if errors.Is(err, storage.ErrAlreadyExists) {
 		// The id is taken: the user's live session is challenged again; an
 		// expired row or another user's session is never taken over.
-		if ls, err = p.usersLiveSession(ctx, req); err != nil {
-			return err
-		}
-		if err := p.storeOTP(ctx, o); err != nil {
-			return err
-		}
-		if ls.PassedLoginOTP || slices.Contains(ls.AMR, AMROTP) {
-			ls.PassedLoginOTP = false
-			ls.AMR = slices.DeleteFunc(ls.AMR, func(m string) bool { return m == AMROTP })
-			return p.store.UpdateLoginSession(ctx, ls)
-		}
-		return nil
-	})
+		err = p.store.InTx(ctx, func(ctx context.Context) error {
+			ls, err := p.usersLiveSession(ctx, req)
+			if err != nil {
+				return err
+			}
+			if err := p.storeOTP(ctx, o); err != nil {
+				return err
+			}
+			if ls.PassedLoginOTP || slices.Contains(ls.AMR, AMROTP) {
+				ls.PassedLoginOTP = false
+				ls.AMR = slices.DeleteFunc(ls.AMR, func(m string) bool { return m == AMROTP })
+				return p.store.UpdateLoginSession(ctx, ls)
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return nil, err
 	}

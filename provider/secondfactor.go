@@ -114,32 +114,16 @@ func (p *Provider) newOTP(req OTPRequest) (*pendingOTP, error) {
 }
 
 // storeOTP is issuing's database part, inside the transaction in ctx: the send
-// limits, the challenge (burning the previous one), its mail, and the
-// otp.issued audit event with any further events of the same request. A
-// refused request returns *TooManyAttemptsError; the caller's rollback then
-// takes its hits back.
+// limits (sendLimitHits, checkSendLimits), the challenge (burning the previous
+// one), its mail, and the otp.issued audit event with any further events of
+// the same request.
 func (p *Provider) storeOTP(ctx context.Context, o *pendingOTP, events ...*AuditEvent) error {
-	// Both limits in one statement, each key its own window:
-	//   - seed ("at most once per otp.resend_interval"): a counter per session
-	//     (login) or user (account) and kind whose window is the interval;
-	//   - otp.max_sends_per_hour per user, across sessions and instances.
-	// The counter rows stay locked until the transaction ends, so parallel
-	// requests on several instances cannot both pass; keys are always named
-	// in this order (resend, then sends), so two requests never deadlock.
-	hits := make([]storage.RateHit, 0, 2)
-	if p.cfg.OTP.ResendInterval > 0 {
-		hits = append(hits, storage.RateHit{Key: "otp:resend:" + o.req.Kind + ":" + o.scope(), Window: p.cfg.OTP.ResendInterval})
-	}
-	hits = append(hits, storage.RateHit{Key: "otp:sends:" + o.req.User.ID, Window: time.Hour})
-	counts, err := p.store.HitRateCounters(ctx, hits...)
+	counts, err := p.store.HitRateCounters(ctx, p.sendLimitHits(o)...)
 	if err != nil {
 		return err
 	}
-	if p.cfg.OTP.ResendInterval > 0 && counts[0].Count > 1 {
-		return &TooManyAttemptsError{Limit: "otp.resend_interval", RetryAfter: counts[0].ResetAt.Sub(o.now)}
-	}
-	if sends := counts[len(counts)-1]; sends.Count > p.cfg.OTP.MaxSendsPerHour {
-		return &TooManyAttemptsError{Limit: "otp.max_sends_per_hour", RetryAfter: sends.ResetAt.Sub(o.now)}
+	if err := p.checkSendLimits(o, counts); err != nil {
+		return err
 	}
 	if err := p.store.CreateOTPChallenge(ctx, o.ch); err != nil {
 		return err
@@ -147,10 +131,43 @@ func (p *Provider) storeOTP(ctx context.Context, o *pendingOTP, events ...*Audit
 	if err := p.store.EnqueueOutbox(ctx, o.msg); err != nil {
 		return err
 	}
-	issued := &AuditEvent{At: o.now, Type: "otp.issued", UserID: o.req.User.ID, ClientID: o.req.ClientID,
+	return p.store.AddAuditEvents(ctx, append(events, o.issuedEvent())...)
+}
+
+// sendLimitHits are the counters one issued code hits, in this order (two
+// requests that lock the same counters then never deadlock):
+//   - seed ("at most once per otp.resend_interval"): a counter per session
+//     (login) or user (account) and kind whose window is the interval;
+//   - otp.max_sends_per_hour per user, across sessions and instances.
+//
+// Counted inside the issuing transaction, the rows stay locked until it ends,
+// so parallel requests on several instances cannot both pass.
+func (p *Provider) sendLimitHits(o *pendingOTP) []storage.RateHit {
+	hits := make([]storage.RateHit, 0, 2)
+	if p.cfg.OTP.ResendInterval > 0 {
+		hits = append(hits, storage.RateHit{Key: "otp:resend:" + o.req.Kind + ":" + o.scope(), Window: p.cfg.OTP.ResendInterval})
+	}
+	return append(hits, storage.RateHit{Key: "otp:sends:" + o.req.User.ID, Window: time.Hour})
+}
+
+// checkSendLimits refuses a code whose counts (of sendLimitHits) are over a
+// limit, with *TooManyAttemptsError; the caller's rollback then takes the
+// hits back.
+func (p *Provider) checkSendLimits(o *pendingOTP, counts []storage.RateCount) error {
+	if p.cfg.OTP.ResendInterval > 0 && counts[0].Count > 1 {
+		return &TooManyAttemptsError{Limit: "otp.resend_interval", RetryAfter: counts[0].ResetAt.Sub(o.now)}
+	}
+	if sends := counts[len(counts)-1]; sends.Count > p.cfg.OTP.MaxSendsPerHour {
+		return &TooManyAttemptsError{Limit: "otp.max_sends_per_hour", RetryAfter: sends.ResetAt.Sub(o.now)}
+	}
+	return nil
+}
+
+// issuedEvent is the otp.issued audit event of o.
+func (o *pendingOTP) issuedEvent() *AuditEvent {
+	return &AuditEvent{At: o.now, Type: "otp.issued", UserID: o.req.User.ID, ClientID: o.req.ClientID,
 		SessionID: o.req.SessionID, IP: o.req.IP,
 		Detail: map[string]any{"kind": o.req.Kind, "challenge_id": o.ch.ID, "in_response": o.req.InResponse}}
-	return p.store.AddAuditEvents(ctx, append(events, issued)...)
 }
 
 // NeedsSecondFactor says whether an authorize request may only be answered

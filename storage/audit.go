@@ -32,6 +32,18 @@ func (s *Store) AddAuditEvents(ctx context.Context, events ...*AuditEvent) error
 	if len(events) == 0 {
 		return nil
 	}
+	st, err := s.addAuditEventsStmt(events)
+	if err != nil {
+		return fmt.Errorf("storage: add audit events: %w", err)
+	}
+	if _, err := s.exec(ctx, st.sql, st.args...); err != nil {
+		return fmt.Errorf("storage: add audit events: %w", err)
+	}
+	return nil
+}
+
+// addAuditEventsStmt is AddAuditEvents' INSERT of one or more events.
+func (s *Store) addAuditEventsStmt(events []*AuditEvent) (stmt, error) {
 	var (
 		q    strings.Builder
 		args = make([]any, 0, 7*len(events))
@@ -40,7 +52,7 @@ func (s *Store) AddAuditEvents(ctx context.Context, events ...*AuditEvent) error
 	for i, e := range events {
 		at, detail, err := s.auditArgs(e)
 		if err != nil {
-			return fmt.Errorf("storage: add audit events: %w", err)
+			return stmt{}, err
 		}
 		if i > 0 {
 			q.WriteString(", ")
@@ -49,10 +61,7 @@ func (s *Store) AddAuditEvents(ctx context.Context, events ...*AuditEvent) error
 		fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
 		args = append(args, at, e.Type, e.UserID, e.ClientID, e.SessionID, e.IP, detail)
 	}
-	if _, err := s.exec(ctx, q.String(), args...); err != nil {
-		return fmt.Errorf("storage: add audit events: %w", err)
-	}
-	return nil
+	return stmt{q.String(), args}, nil
 }
 
 // auditArgs sets a zero e.At from the clock and returns the at and detail

@@ -221,3 +221,17 @@ func decodePlainList(v string) ([]string, bool) {
 		body = body[1:]
 	}
 }
+
+// stmt is one SQL statement and its arguments, built once by a Store method
+// and run either through database/sql (exec, query) or in a pgx batch.
+type stmt struct {
+	sql  string
+	args []any
+}
+
+// rowScanner is *sql.Rows or pgx.Rows.
+type rowScanner interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}

@@ -19,16 +19,8 @@ const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expi
 // over. An unknown UserID → ErrNotFound. A taken ID is found with ON CONFLICT
 // DO NOTHING, not a unique violation, so the transaction in ctx stays usable.
 func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
-	if ls.ID == "" {
-		ls.ID = uuid.NewString()
-	}
-	now := s.nowUTC()
-	ls.CreatedAt, ls.UpdatedAt = now, now
-	ls.AuthTime, ls.ExpiresAt = normTime(ls.AuthTime), normTime(ls.ExpiresAt)
-	n, err := s.exec(ctx, `INSERT INTO login_sessions (`+loginSessionColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING`,
-		ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
-		s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now))
+	st := s.createLoginSessionStmt(ls)
+	n, err := s.exec(ctx, st.sql, st.args...)
 	if err != nil {
 		return fmt.Errorf("storage: create login session: %w", err)
 	}
@@ -36,6 +28,21 @@ func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error 
 		return fmt.Errorf("storage: create login session %s: %w", ls.ID, ErrAlreadyExists)
 	}
 	return nil
+}
+
+// createLoginSessionStmt fills ls's ID and times as CreateLoginSession
+// documents and returns its INSERT, which inserts nothing for a taken ID.
+func (s *Store) createLoginSessionStmt(ls *LoginSession) stmt {
+	if ls.ID == "" {
+		ls.ID = uuid.NewString()
+	}
+	now := s.nowUTC()
+	ls.CreatedAt, ls.UpdatedAt = now, now
+	ls.AuthTime, ls.ExpiresAt = normTime(ls.AuthTime), normTime(ls.ExpiresAt)
+	return stmt{`INSERT INTO login_sessions (` + loginSessionColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING`,
+		[]any{ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
+			s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now)}}
 }
 
 // GetLoginSession returns the login session with this ID; a missing or expired

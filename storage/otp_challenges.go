@@ -49,17 +49,7 @@ func otpChallengeDest(ch *OTPChallenge) []any {
 // a few rounds, the error matches fosite.ErrSerializationFailure: retry the
 // whole operation.
 func (s *Store) CreateOTPChallenge(ctx context.Context, ch *OTPChallenge) error {
-	if ch.ID == "" {
-		ch.ID = uuid.NewString()
-	}
-	if ch.CreatedAt.IsZero() {
-		ch.CreatedAt = s.now()
-	}
-	ch.CreatedAt, ch.ExpiresAt = normTime(ch.CreatedAt), normTime(ch.ExpiresAt)
-	codeHash := ch.CodeHash
-	if codeHash == nil {
-		codeHash = []byte{}
-	}
+	insert := s.insertOTPChallengeStmt(ch)
 	return s.InTx(ctx, func(ctx context.Context) error {
 		// The insert comes first: a scope without a live challenge (every new
 		// login session) needs no burn. When the slot is taken, the burn and
@@ -71,12 +61,7 @@ func (s *Store) CreateOTPChallenge(ctx context.Context, ch *OTPChallenge) error 
 					return fmt.Errorf("storage: create otp challenge: burn previous: %w", err)
 				}
 			}
-			n, err := s.exec(ctx, `INSERT INTO otp_challenges (`+otpChallengeColumns+`)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-				ON CONFLICT (kind, user_id, session_id) WHERE consumed_at IS NULL AND burned_at IS NULL DO NOTHING`,
-				ch.ID, ch.Kind, ch.UserID, ch.SessionID, ch.ClientID, codeHash, ch.Attempts, ch.MaxAttempts,
-				s.timeArg(ch.ExpiresAt), s.nullTimePtrArg(ch.ConsumedAt), s.nullTimePtrArg(ch.BurnedAt),
-				s.timeArg(ch.CreatedAt))
+			n, err := s.exec(ctx, insert.sql, insert.args...)
 			if err != nil {
 				return fmt.Errorf("storage: create otp challenge: %w", err)
 			}
@@ -87,6 +72,29 @@ func (s *Store) CreateOTPChallenge(ctx context.Context, ch *OTPChallenge) error 
 		return fmt.Errorf("storage: create otp challenge: concurrent creates for the same scope: %w",
 			fosite.ErrSerializationFailure)
 	})
+}
+
+// insertOTPChallengeStmt fills ch's ID and times as CreateOTPChallenge
+// documents and returns its INSERT, which inserts nothing while the scope has
+// a live challenge.
+func (s *Store) insertOTPChallengeStmt(ch *OTPChallenge) stmt {
+	if ch.ID == "" {
+		ch.ID = uuid.NewString()
+	}
+	if ch.CreatedAt.IsZero() {
+		ch.CreatedAt = s.now()
+	}
+	ch.CreatedAt, ch.ExpiresAt = normTime(ch.CreatedAt), normTime(ch.ExpiresAt)
+	codeHash := ch.CodeHash
+	if codeHash == nil {
+		codeHash = []byte{}
+	}
+	return stmt{`INSERT INTO otp_challenges (` + otpChallengeColumns + `)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+				ON CONFLICT (kind, user_id, session_id) WHERE consumed_at IS NULL AND burned_at IS NULL DO NOTHING`,
+		[]any{ch.ID, ch.Kind, ch.UserID, ch.SessionID, ch.ClientID, codeHash, ch.Attempts, ch.MaxAttempts,
+			s.timeArg(ch.ExpiresAt), s.nullTimePtrArg(ch.ConsumedAt), s.nullTimePtrArg(ch.BurnedAt),
+			s.timeArg(ch.CreatedAt)}}
 }
 
 // LiveOTPChallenge returns the live (neither consumed nor burned) challenge of

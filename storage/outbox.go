@@ -29,6 +29,16 @@ func outboxDest(m *OutboxMessage) []any {
 // CreatedAt. The stored values are written back into m. An existing ID →
 // ErrAlreadyExists.
 func (s *Store) EnqueueOutbox(ctx context.Context, m *OutboxMessage) error {
+	st := s.enqueueOutboxStmt(m)
+	if _, err := s.exec(ctx, st.sql, st.args...); err != nil {
+		return fmt.Errorf("storage: enqueue outbox message: %w", err)
+	}
+	return nil
+}
+
+// enqueueOutboxStmt fills m's ID and times as EnqueueOutbox documents and
+// returns its INSERT.
+func (s *Store) enqueueOutboxStmt(m *OutboxMessage) stmt {
 	if m.ID == "" {
 		m.ID = uuid.NewString()
 	}
@@ -43,12 +53,8 @@ func (s *Store) EnqueueOutbox(ctx context.Context, m *OutboxMessage) error {
 	if sealed == nil {
 		sealed = []byte{}
 	}
-	_, err := s.exec(ctx, `INSERT INTO mail_outbox (`+outboxColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		m.ID, sealed, m.Attempts, s.timeArg(m.AvailableAt), s.timeArg(m.CreatedAt), m.LastError)
-	if err != nil {
-		return fmt.Errorf("storage: enqueue outbox message: %w", err)
-	}
-	return nil
+	return stmt{`INSERT INTO mail_outbox (` + outboxColumns + `) VALUES ($1, $2, $3, $4, $5, $6)`,
+		[]any{m.ID, sealed, m.Attempts, s.timeArg(m.AvailableAt), s.timeArg(m.CreatedAt), m.LastError}}
 }
 
 // ClaimOutbox claims up to limit messages whose AvailableAt is not after now,

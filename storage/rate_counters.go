@@ -95,6 +95,17 @@ func (s *Store) HitRateCounters(ctx context.Context, hits ...RateHit) ([]RateCou
 	if len(hits) == 0 {
 		return nil, nil
 	}
+	st := s.hitRateCountersStmt(hits)
+	rows, err := s.query(ctx, st.sql, st.args...)
+	if err != nil {
+		return nil, fmt.Errorf("storage: hit rate counters: %w", err)
+	}
+	defer rows.Close()
+	return scanRateCounts(rows, hits)
+}
+
+// hitRateCountersStmt is HitRateCounters' statement for one or more hits.
+func (s *Store) hitRateCountersStmt(hits []RateHit) stmt {
 	now := s.nowUTC()
 	var (
 		q    strings.Builder
@@ -115,11 +126,12 @@ func (s *Store) HitRateCounters(ctx context.Context, hits ...RateHit) ([]RateCou
 			window_start = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.window_start ELSE rate_counters.window_start END,
 			reset_at = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.reset_at ELSE rate_counters.reset_at END
 		RETURNING "key", count, reset_at`)
-	rows, err := s.query(ctx, q.String(), args...)
-	if err != nil {
-		return nil, fmt.Errorf("storage: hit rate counters: %w", err)
-	}
-	defer rows.Close()
+	return stmt{q.String(), args}
+}
+
+// scanRateCounts reads hitRateCountersStmt's rows into the counts of hits,
+// in their order.
+func scanRateCounts(rows rowScanner, hits []RateHit) ([]RateCount, error) {
 	byKey := make(map[string]RateCount, len(hits))
 	for rows.Next() {
 		var (

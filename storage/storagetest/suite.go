@@ -35,7 +35,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) *storage.Store) {
 		migrateTests(), userTests(), clientTests(), clientAssertionTests(),
 		authorizeCodeTests(), accessTokenTests(), refreshTokenTests(), pkceTests(), openIDConnectTests(),
 		transactionTests(), loginSessionTests(), signingKeyTests(), auditTests(), rateCounterTests(), purgeTests(),
-		fositeFlowTests(), clientLoaderTests(), otpChallengeTests(), otpVerifyTests(), outboxTests(), linkedIdentityTests(), externalUserTests(),
+		fositeFlowTests(), clientLoaderTests(), sessionChallengeTests(), otpChallengeTests(), otpVerifyTests(), outboxTests(), linkedIdentityTests(), externalUserTests(),
 	} {
 		tests = append(tests, group...)
 	}
