@@ -37,7 +37,7 @@ func (s *Store) CreateUser(ctx context.Context, u *User) error {
 // GetUser returns the user with this ID, or ErrNotFound.
 func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 	var u User
-	err := s.queryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id).Scan(userDest(&u)...)
+	err := s.readRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, id).Scan(userDest(&u)...)
 	if err != nil {
 		return nil, scanErr(err, "user")
 	}
