@@ -68,8 +68,8 @@ type Store struct {
 //
 //   - postgres://… or postgresql://… : PostgreSQL through pgx. Besides gorm's
 //     pool, a native pgx pool (same DSN, half the size, connecting lazily)
-//     serves the hot read-only queries outside a transaction: token and
-//     client reads.
+//     serves the hot paths outside a transaction: token, user and client
+//     reads, and the session API's pipelined new-session transaction.
 //   - sqlite://path, sqlite:path, sqlite::memory: or a bare file path: SQLite
 //     (pure Go) with WAL, foreign keys, a 10 s busy timeout and BEGIN IMMEDIATE
 //     transactions, so concurrent writers queue instead of deadlocking.

@@ -9,8 +9,10 @@ import (
 	"github.com/ory/fosite"
 )
 
-// The hot read-only queries — a token's request on every introspection, a
-// client on a cache miss — skip what they can when no transaction is in ctx:
+// The hot paths skip what they can when no transaction is in ctx. The
+// read-only queries — a token's request on every introspection, the user of
+// every user-API request, a client on a cache miss — and the session API's
+// new-session transaction (CreateSessionChallenge, pipelined):
 //
 //   - On PostgreSQL opened with Open, they go to a native pgx pool (reads)
 //     instead of gorm's prepared statements over database/sql and pgx's
