@@ -149,17 +149,6 @@ func inTx(ctx context.Context, db *pgxpool.Pool, fn func(tx pgx.Tx) error) error
 	return tx.Commit(ctx)
 }
 
-// hitRateCounter is storage.HitRateCounter's statement.
-func hitRateCounter(ctx context.Context, q querier, key string, now time.Time, window time.Duration) (int, error) {
-	var (
-		count int
-		start time.Time
-	)
-	err := mustFind(ctx, q, "hit rate counter", []any{&count, &start}, sqlHitRateCounter,
-		key, now, now.Add(window), now.Add(-window))
-	return count, err
-}
-
 // dbNow is storage's clock: UTC, microseconds.
 func dbNow() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
@@ -178,27 +167,9 @@ const sqlGetUser = `SELECT id, email, password_hash, disabled, created_at, updat
 
 const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expires_at, created_at, updated_at`
 
-// login_sessions.go GetLoginSession.
-const sqlGetLoginSession = `SELECT ` + loginSessionColumns + ` FROM login_sessions
-		WHERE id = $1 AND expires_at > $2`
-
 // login_sessions.go CreateLoginSession.
 const sqlCreateLoginSession = `INSERT INTO login_sessions (` + loginSessionColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING`
-
-// login_sessions.go UpdateLoginSession.
-const sqlUpdateLoginSession = `UPDATE login_sessions SET user_id = $2, passed_login_otp = $3, amr = $4,
-		auth_time = $5, expires_at = $6, updated_at = $7
-		WHERE id = $1 AND expires_at > $7`
-
-// rate_counters.go HitRateCounter.
-const sqlHitRateCounter = `INSERT INTO rate_counters ("key", window_start, reset_at, count)
-		VALUES ($1, $2, $3, 1)
-		ON CONFLICT ("key") DO UPDATE SET
-			count = CASE WHEN rate_counters.window_start <= $4 THEN 1 ELSE rate_counters.count + 1 END,
-			window_start = CASE WHEN rate_counters.window_start <= $4 THEN excluded.window_start ELSE rate_counters.window_start END,
-			reset_at = CASE WHEN rate_counters.window_start <= $4 THEN excluded.reset_at ELSE rate_counters.reset_at END
-		RETURNING count, window_start`
 
 // rate_counters.go HitRateCounters with two keys.
 const sqlHitTwoRateCounters = `INSERT INTO rate_counters ("key", window_start, reset_at, count) VALUES ($1, $2, $3, 1), ($4, $5, $6, 1) ON CONFLICT ("key") DO UPDATE SET
@@ -207,17 +178,12 @@ const sqlHitTwoRateCounters = `INSERT INTO rate_counters ("key", window_start, r
 			reset_at = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.reset_at ELSE rate_counters.reset_at END
 		RETURNING "key", count, reset_at`
 
-// rate_counters.go UndoRateCounterHit.
-const sqlUndoRateCounterHit = `UPDATE rate_counters SET count = count - 1 WHERE "key" = $1 AND count > 0`
-
 const otpChallengeColumns = `id, kind, user_id, session_id, client_id, code_hash, attempts, max_attempts,
 	expires_at, consumed_at, burned_at, created_at`
 
 const otpLiveScope = `kind = $1 AND user_id = $2 AND session_id = $3 AND consumed_at IS NULL AND burned_at IS NULL`
 
-// otp_challenges.go CreateOTPChallenge (one round: the burn, then the insert).
-const sqlBurnLiveOTP = `UPDATE otp_challenges SET burned_at = $4 WHERE ` + otpLiveScope
-
+// otp_challenges.go CreateOTPChallenge's insert (a new session needs no burn).
 const sqlInsertOTPChallenge = `INSERT INTO otp_challenges (` + otpChallengeColumns + `)
 				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 				ON CONFLICT (kind, user_id, session_id) WHERE consumed_at IS NULL AND burned_at IS NULL DO NOTHING`
@@ -225,31 +191,8 @@ const sqlInsertOTPChallenge = `INSERT INTO otp_challenges (` + otpChallengeColum
 // otp_challenges.go LiveOTPChallenge.
 const sqlLiveOTPChallenge = `SELECT ` + otpChallengeColumns + ` FROM otp_challenges WHERE ` + otpLiveScope
 
-// otp_challenges.go SpendOTPAttempt.
-const sqlSpendOTPAttempt = `UPDATE otp_challenges SET attempts = attempts + 1
-		WHERE id = $1 AND consumed_at IS NULL AND burned_at IS NULL AND attempts < max_attempts
-		RETURNING attempts`
-
-// otp_challenges.go ConsumeOTPChallenge.
-const sqlConsumeOTPChallenge = `UPDATE otp_challenges SET consumed_at = $2
-		WHERE id = $1 AND consumed_at IS NULL AND burned_at IS NULL`
-
-// otp_challenges.go BurnOTPChallenges (the same text as the burn above).
-const sqlBurnOTPChallenges = sqlBurnLiveOTP
-
 // outbox.go EnqueueOutbox.
 const sqlEnqueueOutbox = `INSERT INTO mail_outbox (id, sealed_payload, attempts, available_at, created_at, last_error) VALUES ($1, $2, $3, $4, $5, $6)`
 
-// audit.go AddAuditEvent.
-const sqlAddAuditEvent = `INSERT INTO audit_events (at, type, user_id, client_id, session_id, ip, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id`
-
 // audit.go AddAuditEvents with two events.
 const sqlAddTwoAuditEvents = `INSERT INTO audit_events (at, type, user_id, client_id, session_id, ip, detail) VALUES ($1, $2, $3, $4, $5, $6, $7), ($8, $9, $10, $11, $12, $13, $14)`
-
-// addAuditEvent is storage.AddAuditEvent's statement; detail is the JSON
-// text, or nil for none.
-func addAuditEvent(ctx context.Context, q querier, at time.Time, typ, userID, clientID, sessionID, ip string, detail any) error {
-	var id int64
-	return mustFind(ctx, q, "add audit event", []any{&id}, sqlAddAuditEvent, at, typ, userID, clientID, sessionID, ip, detail)
-}

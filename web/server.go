@@ -1,7 +1,6 @@
 package web
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -216,8 +215,4 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 // wantsJSON is true for the user API and for callers that ask for JSON.
 func (s *Server) wantsJSON(r *http.Request) bool {
 	return strings.HasPrefix(r.URL.Path, s.p.Config().API.Prefix+"/") || strings.Contains(r.Header.Get("Accept"), "json")
-}
-
-func wrapf(err error, format string, a ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, a...), err)
 }
