@@ -70,7 +70,8 @@ func (d *Dispatcher) Notify() {
 }
 
 // Run dispatches until ctx is cancelled: it calls RunOnce again at once after
-// a claim that found rows, and otherwise waits PollInterval or until Notify.
+// a claim that took a full batch, after Linger after one that found fewer
+// rows, and otherwise waits PollInterval, or until Notify and then Linger.
 // Errors are logged, not returned. On cancellation the message being sent is
 // finished (sent and deleted, or rescheduled), the rest of its batch is
 // released for other instances, and Run returns.
@@ -85,17 +86,50 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		if err != nil {
 			d.opts.Logger.ErrorContext(ctx, "outbox: dispatch failed", slog.Any("error", err))
 		}
-		if claimed > 0 && err == nil {
+		switch {
+		case err == nil && claimed >= d.opts.Batch:
 			continue // there may be more due
+		case err == nil && claimed > 0:
+			// More is probably on its way: let it gather into one claim.
+			if !d.linger(ctx, timer) {
+				return
+			}
+			continue
 		}
 		timer.Reset(d.opts.PollInterval)
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.wake:
+			if !d.linger(ctx, stopTimer(timer)) {
+				return
+			}
 		case <-timer.C:
 		}
 	}
+}
+
+// linger waits Linger on timer (stopped and drained), false if ctx ends first.
+func (d *Dispatcher) linger(ctx context.Context, timer *time.Timer) bool {
+	timer.Reset(d.opts.Linger)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// stopTimer stops timer and drains a tick it may have fired, so that it can
+// be Reset.
+func stopTimer(timer *time.Timer) *time.Timer {
+	if !timer.Stop() {
+		select {
+		case <-timer.C:
+		default:
+		}
+	}
+	return timer
 }
 
 // RunOnce claims one batch of due rows, tries each and then writes the

@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -324,6 +325,41 @@ func TestRun_NotifyWakesItAndCancelStopsIt(t *testing.T) {
 	}
 	if got := f.codesSent(); got["868686"] != 1 {
 		t.Errorf("codes sent %v", got)
+	}
+}
+
+func TestRun_LingerGathersABurstIntoOneClaim(t *testing.T) {
+	f := newFixture(t)
+	claims := make(chan int, 10)
+	f.store.onClaim = func(n int) { claims <- n }
+	d := f.dispatcher(outbox.Options{PollInterval: time.Hour, Linger: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go d.Run(ctx)
+	if n := <-claims; n != 0 {
+		t.Fatalf("first claim found %d rows", n)
+	}
+	// Five codes issued 20ms apart, each with its Notify, as the session
+	// API does under load: one claim takes them all.
+	for i := range 5 {
+		if i > 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		f.enqueue(id(i+1), fmt.Sprintf("10000%d", i))
+		d.Notify()
+	}
+	f.smtp.WaitMessages(5, 10*time.Second)
+	if n := <-claims; n != 5 {
+		t.Fatalf("the burst was claimed %d at a time, want all 5 at once", n)
+	}
+	// A partial batch is followed, after Linger, by one more look.
+	if n := <-claims; n != 0 {
+		t.Fatalf("claim after the burst found %d rows", n)
+	}
+	for code, n := range f.codesSent() {
+		if n != 1 {
+			t.Errorf("code %s sent %d times", code, n)
+		}
 	}
 }
 
