@@ -155,15 +155,15 @@ func dbNow() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 // The statements, as storage builds them (storage/*.go: the function named
 // above each). Keep them in step with storage.
 
-// fosite_requests.go newRequestTable(…access…).getRow: GetAccessTokenSession
-// outside a transaction with the provider's client cache as ClientLoader, the
-// bearer check's one query.
-const sqlGetAccessToken = `SELECT request_id, requested_at, scopes, granted_scopes, requested_audience,
-			granted_audience, form, session, active, client_id
-			FROM oauth2_access_tokens WHERE signature = $1`
-
-// users.go GetUser.
-const sqlGetUser = `SELECT id, email, password_hash, disabled, created_at, updated_at FROM users WHERE id = $1`
+// fosite_requests.go newRequestTable(…access…).getRowUser: GetAccessTokenSession
+// outside a transaction with the provider's client cache as ClientLoader and
+// storage.WithSubjectUser, the user API's bearer check: the token and its
+// user in one query.
+const sqlGetAccessTokenAndUser = `SELECT t.request_id, t.requested_at, t.scopes, t.granted_scopes, t.requested_audience,
+			t.granted_audience, t.form, t.session, t.active, t.client_id,
+			COALESCE(u.id, ''), COALESCE(u.email, ''), COALESCE(u.password_hash, ''), COALESCE(u.disabled, false),
+			COALESCE(u.created_at, t.requested_at), COALESCE(u.updated_at, t.requested_at)
+			FROM oauth2_access_tokens t LEFT JOIN users u ON u.id = t.subject WHERE t.signature = $1`
 
 const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expires_at, created_at, updated_at`
 

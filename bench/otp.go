@@ -178,13 +178,10 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 			return func(ctx context.Context) error {
 				u := &users[(n.Add(1)-1)%uint64(len(users))]
 				uid, sid := u.user.ID, uuid.NewString()
-				// provider.AuthenticateBearer → GetAccessTokenSession (the
-				// client from the provider's cache).
-				if err := mustFind(ctx, db, "bearer", nil, sqlGetAccessToken, u.sig); err != nil {
-					return err
-				}
-				// apiAuthenticate → GetUser (no linked-identity policy).
-				if err := mustFind(ctx, db, "user", nil, sqlGetUser, uid); err != nil {
+				// provider.AuthenticateBearer → GetAccessTokenSession with its
+				// user (the client from the provider's cache); apiAuthenticate
+				// needs no more (no linked-identity policy).
+				if err := mustFind(ctx, db, "bearer", nil, sqlGetAccessTokenAndUser, u.sig); err != nil {
 					return err
 				}
 				now := dbNow()

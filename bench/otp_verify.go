@@ -15,7 +15,7 @@ import (
 )
 
 // verifyOTPFloor is verify_otp's statements with the right code (web/userapi.go
-// apiAuthenticate's bearer and user lookups, then provider.VerifyOTP's one
+// apiAuthenticate's bearer lookup with its user, then provider.VerifyOTP's one
 // transaction: failure counter checked, live challenge read, attempt spent
 // and challenge consumed, session passed, audit event). Its prepare inserts
 // 4 × as many sessions with a live challenge as the endpoint had, round-robin
@@ -46,10 +46,8 @@ func verifyOTPFloor(e *env, users []benchUser, endpoint []otpItem) *floor {
 				}
 				it := &items[i]
 				uid, sid := it.u.user.ID, it.sid
-				if err := mustFind(ctx, db, "bearer", nil, sqlGetAccessToken, it.sig); err != nil {
-					return err
-				}
-				if err := mustFind(ctx, db, "user", nil, sqlGetUser, uid); err != nil {
+				// AuthenticateBearer: the token and its user in one query.
+				if err := mustFind(ctx, db, "bearer", nil, sqlGetAccessTokenAndUser, it.sig); err != nil {
 					return err
 				}
 				return inTx(ctx, db, func(tx pgx.Tx) error {

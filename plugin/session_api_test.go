@@ -299,3 +299,33 @@ func TestUserAPI_MissingLinkedIdentity(t *testing.T) {
 		t.Fatalf("after linking: %d %s", resp.Status, resp.Body)
 	}
 }
+
+func TestUserAPI_DisabledUserIsRefusedAtOnce(t *testing.T) {
+	// The bearer check reads the token's user with the token (one query):
+	// a user disabled after the token was issued is refused on the next call.
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv := plugintest.Start(t, dialect, nil)
+		api := newAPIClient(t, srv)
+		client := srv.NewClient(t, false, allUserScopes...)
+		alice := srv.NewUser(t)
+		tok := srv.LoginWithPassword(t, client, alice).Token.AccessToken
+		if resp := api.putSession(tok, uuid.NewString(), alice.ID, false); resp.Status != 200 {
+			t.Fatalf("before: %d %s", resp.Status, resp.Body)
+		}
+		pr, err := srv.Plugin.Provider.AuthenticateBearer(context.Background(), tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pr.User == nil || pr.User.ID != alice.ID || pr.User.Disabled {
+			t.Fatalf("the user read with the token: %+v", pr.User)
+		}
+		if err := srv.Store.SetUserDisabled(context.Background(), alice.ID, true); err != nil {
+			t.Fatal(err)
+		}
+		resp := api.putSession(tok, uuid.NewString(), alice.ID, false)
+		e := resp.errorObject(t)
+		if resp.Status != 401 || e["code"] != "unauthorized" || e["detail"] != "The access token's user is unknown or disabled." {
+			t.Fatalf("after disable: %d %s", resp.Status, resp.Body)
+		}
+	})
+}

@@ -25,6 +25,10 @@ type Principal struct {
 	ClientID  string
 	SessionID string // sid of the login session, "" for client credentials
 	Scopes    fosite.Arguments
+	// User is the user Subject names when the token read brought it along
+	// (storage.WithSubjectUser: otpstep's own storage, outside a
+	// transaction); nil when it did not or there is none: read it then.
+	User *storage.User
 }
 
 // BearerToken extracts the token of an "Authorization: Bearer" header
@@ -45,7 +49,8 @@ func (p *Provider) AuthenticateBearer(ctx context.Context, token string) (*Princ
 	if token == "" {
 		return nil, ErrNoBearer
 	}
-	use, ar, err := p.bearer.introspector.IntrospectToken(ctx, token, fosite.AccessToken, p.bearer.newSession())
+	var su storage.SubjectUser
+	use, ar, err := p.bearer.introspector.IntrospectToken(storage.WithSubjectUser(ctx, &su), token, fosite.AccessToken, p.bearer.newSession())
 	if err != nil {
 		if errors.Is(err, fosite.ErrServerError) || errors.Is(err, storage.ErrUnavailable) {
 			return nil, fmt.Errorf("introspection: %w", err)
@@ -55,10 +60,14 @@ func (p *Provider) AuthenticateBearer(ctx context.Context, token string) (*Princ
 	if use != fosite.AccessToken {
 		return nil, fmt.Errorf("%w: a %s was presented", ErrTokenInactive, use)
 	}
-	return &Principal{
+	pr := &Principal{
 		Subject:   ar.GetSession().GetSubject(),
 		ClientID:  ar.GetClient().GetID(),
 		SessionID: p.bearer.sessionID(ar.GetSession()),
 		Scopes:    ar.GetGrantedScopes(),
-	}, nil
+	}
+	if su.Read && su.User != nil && su.User.ID == pr.Subject {
+		pr.User = su.User
+	}
+	return pr, nil
 }

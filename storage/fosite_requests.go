@@ -21,7 +21,10 @@ type requestTable struct {
 	insert    string
 	get       string // the row and its client (joined)
 	getRow    string // the row and its client_id
-	delete    string
+	// getRowUser is getRow and the user the row's subject names, all empty
+	// (ID "") when it names none (see WithSubjectUser).
+	getRowUser string
+	delete     string
 }
 
 // requestTables are fosite's five request tables.
@@ -51,6 +54,11 @@ func newRequestTable(table, name string, expiresOf fosite.TokenType, extraColumn
 		getRow: `SELECT request_id, requested_at, scopes, granted_scopes, requested_audience,
 			granted_audience, form, session, active, client_id
 			FROM ` + table + ` WHERE signature = $1`,
+		getRowUser: `SELECT t.request_id, t.requested_at, t.scopes, t.granted_scopes, t.requested_audience,
+			t.granted_audience, t.form, t.session, t.active, t.client_id,
+			COALESCE(u.id, ''), COALESCE(u.email, ''), COALESCE(u.password_hash, ''), COALESCE(u.disabled, false),
+			COALESCE(u.created_at, t.requested_at), COALESCE(u.updated_at, t.requested_at)
+			FROM ` + table + ` t LEFT JOIN users u ON u.id = t.subject WHERE t.signature = $1`,
 		delete: `DELETE FROM ` + table + ` WHERE signature = $1`,
 	}
 }
@@ -115,9 +123,19 @@ func (s *Store) getRequest(ctx context.Context, t *requestTable, key string, ses
 	dest = append(dest, &req.ID, timeCol{&req.RequestedAt}, &scopes, &granted, &reqAud, &grantedAud,
 		&f, &sessionJSON, &active)
 	if s.clients != nil && s.txFrom(ctx) == nil {
-		// The token row alone; its client from the loader.
+		// The token row alone (with its subject's user when the caller
+		// asks); its client from the loader.
 		var clientID string
-		if err := s.readRow(ctx, t.getRow, key).Scan(append(dest, &clientID)...); err != nil {
+		if su := subjectUserFrom(ctx); su != nil {
+			var u User
+			if err := s.readRow(ctx, t.getRowUser, key).Scan(append(append(dest, &clientID), userDest(&u)...)...); err != nil {
+				return nil, false, scanErr(err, t.name)
+			}
+			su.Read, su.User = true, nil
+			if u.ID != "" {
+				su.User = &u
+			}
+		} else if err := s.readRow(ctx, t.getRow, key).Scan(append(dest, &clientID)...); err != nil {
 			return nil, false, scanErr(err, t.name)
 		}
 		client, err := s.loadClient(ctx, t, clientID)

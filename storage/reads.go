@@ -43,6 +43,34 @@ func (s *Store) WithClientLoader(load ClientLoader) *Store {
 	return &c
 }
 
+// SubjectUser receives the user a token's subject names, read in the same
+// query as the token (see WithSubjectUser).
+type SubjectUser struct {
+	// Read reports whether the token read also read the user; when false,
+	// User means nothing and the caller reads the user itself.
+	Read bool
+	// User is the user the token's subject names, as GetUser returns it; nil
+	// when there is none.
+	User *User
+}
+
+type subjectUserKey struct{}
+
+// WithSubjectUser returns a context under which a token read
+// (GetAccessTokenSession and the other Get…Session methods) by a Store with a
+// ClientLoader, outside a transaction, also reads the user that the token's
+// subject names, in the same query, into dst. A bearer check that goes on to
+// load the token's user (the user API does, on every request) saves a round
+// trip: both rows come from one statement, as fresh as two would be.
+func WithSubjectUser(ctx context.Context, dst *SubjectUser) context.Context {
+	return context.WithValue(ctx, subjectUserKey{}, dst)
+}
+
+func subjectUserFrom(ctx context.Context) *SubjectUser {
+	su, _ := ctx.Value(subjectUserKey{}).(*SubjectUser)
+	return su
+}
+
 // readPoolSize is the size of the pgx pool for hot reads beside a gorm pool
 // of maxConns connections: half as many (at least 2). One read is one short
 // round trip; on the bench (2 cores, PostgreSQL on the same machine) 5 read

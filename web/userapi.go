@@ -92,7 +92,10 @@ func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope str
 	if !pr.Scopes.Has(scope) {
 		return nil, jsonapi.InsufficientScope(scope)
 	}
-	user, err := s.p.Store().GetUser(ctx, pr.Subject)
+	user, err := pr.User, error(nil) // read with the token, when it could be
+	if user == nil {
+		user, err = s.p.Store().GetUser(ctx, pr.Subject)
+	}
 	if errors.Is(err, storage.ErrNotFound) || err == nil && user.Disabled {
 		return nil, jsonapi.Unauthorized("The access token's user is unknown or disabled.")
 	}

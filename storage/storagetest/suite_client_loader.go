@@ -101,6 +101,54 @@ func clientLoaderTests() []conformanceTest {
 			_, err = stale.GetAccessTokenSession(ctx, "at-2", openid.NewDefaultSession())
 			requireNotFound(t, err)
 		}},
+		{"TestClientLoader_SubjectUserComesWithTheToken", func(t *testing.T, s *storage.Store, clk *clock) {
+			ctx := t.Context()
+			ls, _ := withCountingLoader(s)
+			client := newTestClient(t, s, "rp")
+			u := newTestUser(t, s)
+			require.NoError(t, s.CreateAccessTokenSession(ctx, "at-user", newTestRequest(clk, client, u.ID)))
+			require.NoError(t, s.CreateAccessTokenSession(ctx, "at-nobody", newTestRequest(clk, client, "no-such-user")))
+			want, err := s.GetUser(ctx, u.ID)
+			require.NoError(t, err)
+
+			var su storage.SubjectUser
+			got, err := ls.GetAccessTokenSession(storage.WithSubjectUser(ctx, &su), "at-user", openid.NewDefaultSession())
+			require.NoError(t, err)
+			assert.Equal(t, u.ID, got.GetSession().GetSubject())
+			assert.True(t, su.Read)
+			assert.Equal(t, want, su.User, "the user as GetUser returns it")
+
+			// Disabled since: the next read says so.
+			require.NoError(t, s.SetUserDisabled(ctx, u.ID, true))
+			su = storage.SubjectUser{}
+			_, err = ls.GetAccessTokenSession(storage.WithSubjectUser(ctx, &su), "at-user", openid.NewDefaultSession())
+			require.NoError(t, err)
+			require.NotNil(t, su.User)
+			assert.True(t, su.User.Disabled)
+
+			su = storage.SubjectUser{}
+			_, err = ls.GetAccessTokenSession(storage.WithSubjectUser(ctx, &su), "at-nobody", openid.NewDefaultSession())
+			require.NoError(t, err)
+			assert.True(t, su.Read)
+			assert.Nil(t, su.User, "a subject that names no user")
+
+			// Not read: without a loader, or inside a transaction.
+			su = storage.SubjectUser{}
+			_, err = s.WithClientLoader(nil).GetAccessTokenSession(storage.WithSubjectUser(ctx, &su), "at-user", openid.NewDefaultSession())
+			require.NoError(t, err)
+			assert.False(t, su.Read)
+			require.NoError(t, ls.InTx(ctx, func(ctx context.Context) error {
+				_, err := ls.GetAccessTokenSession(storage.WithSubjectUser(ctx, &su), "at-user", openid.NewDefaultSession())
+				return err
+			}))
+			assert.False(t, su.Read)
+
+			// A missing token: not found, and nothing read.
+			su = storage.SubjectUser{}
+			_, err = ls.GetAccessTokenSession(storage.WithSubjectUser(ctx, &su), "missing", openid.NewDefaultSession())
+			requireNotFound(t, err)
+			assert.False(t, su.Read)
+		}},
 		{"TestClientLoader_Errors", func(t *testing.T, s *storage.Store, clk *clock) {
 			ctx := t.Context()
 			want := newTestRequest(clk, newTestClient(t, s, "rp"), "alice")
