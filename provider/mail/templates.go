@@ -45,6 +45,12 @@ type OTPData struct {
 	Kind string
 	// Issuer names the service (DefaultIssuer when empty).
 	Issuer string
+	// ForAccount is Kind == "account", and ExpiresAtText is ExpiresAt in UTC
+	// as "15:04 MST, 2 Jan 2006": filled by Templates.OTP, for templates
+	// that would otherwise compare and format on every mail (the built-in
+	// ones use them; every code is rendered on the request that issues it).
+	ForAccount    bool
+	ExpiresAtText string
 }
 
 // Templates renders otpstep's emails. It is safe for concurrent use.
@@ -160,6 +166,8 @@ func (t *Templates) OTP(data OTPData) (subject, text, html string, err error) {
 	if data.Issuer == "" {
 		data.Issuer = DefaultIssuer
 	}
+	data.ForAccount = data.Kind == "account"
+	data.ExpiresAtText = data.ExpiresAt.UTC().Format("15:04 MST, 2 Jan 2006")
 	var buf bytes.Buffer
 	if err := t.otpText.ExecuteTemplate(&buf, "subject", data); err != nil {
 		return "", "", "", fmt.Errorf("mail: render subject: %w", err)
