@@ -101,3 +101,50 @@ func (s *Store) DeleteLoginSession(ctx context.Context, id string) error {
 	}
 	return nil
 }
+
+// PassLoginSession marks the live login session id of userID as having passed
+// the second factor: passed_login_otp becomes true, amr gains method (an RFC
+// 8176 value, e.g. "otp") unless it has it already, and updated_at is bumped.
+// A missing or expired session, or one of another user → ErrNotFound.
+//
+// It MUST be atomic: one conditional UPDATE computes the new amr from the
+// row's current one, so a concurrent update of the session is never lost in a
+// read-modify-write. method must be letters and digits only; amr holds the
+// compact JSON array encodeList writes, so its elements are found as
+// ,"<method>", between commas once the brackets are replaced by commas.
+func (s *Store) PassLoginSession(ctx context.Context, id, userID, method string) error {
+	if !isAMRValue(method) {
+		return fmt.Errorf("storage: pass login session: amr value %q is not letters and digits", method)
+	}
+	quoted := `"` + method + `"`
+	now := s.timeArg(s.nowUTC())
+	n, err := s.exec(ctx, `UPDATE login_sessions SET passed_login_otp = TRUE, updated_at = $3,
+		amr = CASE
+			WHEN ',' || substr(amr, 2, length(amr) - 2) || ',' LIKE $4 THEN amr
+			WHEN amr = '[]' THEN $5
+			ELSE substr(amr, 1, length(amr) - 1) || $6
+		END
+		WHERE id = $1 AND user_id = $2 AND expires_at > $3`,
+		id, userID, now, `%,`+quoted+`,%`, `[`+quoted+`]`, `,`+quoted+`]`)
+	if err != nil {
+		return fmt.Errorf("storage: pass login session: %w", err)
+	}
+	if n == 0 {
+		return notFound("login session")
+	}
+	return nil
+}
+
+// isAMRValue reports whether v is non-empty letters and digits, as the RFC
+// 8176 §2 values are (and so needs no escaping in JSON or LIKE).
+func isAMRValue(v string) bool {
+	if v == "" {
+		return false
+	}
+	for _, r := range v {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
+}

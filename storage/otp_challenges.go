@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/google/uuid"
 	"github.com/ory/fosite"
@@ -109,38 +108,6 @@ func (s *Store) LiveOTPChallenge(ctx context.Context, kind, userID, sessionID st
 	return &ch, nil
 }
 
-// SpendOTPAttempt spends one verification attempt of a live challenge and
-// returns the attempts spent so far, this one included. ok is false, with no
-// error, when no attempt was spent: the challenge is missing, consumed, burned
-// or has no attempts left. It MUST be atomic: one conditional UPDATE, so N
-// concurrent callers on a challenge with MaxAttempts m get exactly min(N, m)
-// oks. Expiry is not checked here.
-func (s *Store) SpendOTPAttempt(ctx context.Context, id string) (attempts int, ok bool, err error) {
-	err = s.queryRow(ctx, `UPDATE otp_challenges SET attempts = attempts + 1
-		WHERE id = $1 AND consumed_at IS NULL AND burned_at IS NULL AND attempts < max_attempts
-		RETURNING attempts`, id).Scan(&attempts)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, fmt.Errorf("storage: spend otp attempt: %w", classify(err))
-	}
-	return attempts, true, nil
-}
-
-// ConsumeOTPChallenge marks a live challenge consumed and reports whether this
-// call did: false, with no error, when it is missing, already consumed or
-// burned. It MUST be atomic (one conditional UPDATE): of concurrent callers
-// exactly one gets true. Expiry is not checked here.
-func (s *Store) ConsumeOTPChallenge(ctx context.Context, id string) (bool, error) {
-	n, err := s.exec(ctx, `UPDATE otp_challenges SET consumed_at = $2
-		WHERE id = $1 AND consumed_at IS NULL AND burned_at IS NULL`, id, s.timeArg(s.now()))
-	if err != nil {
-		return false, fmt.Errorf("storage: consume otp challenge: %w", err)
-	}
-	return n == 1, nil
-}
-
 // BurnOTPChallenge ends a live challenge without consuming it (BurnedAt = now).
 // Burning a missing, consumed or already burned challenge changes nothing and
 // is not an error.
@@ -195,98 +162,3 @@ func (s *Store) TryOTPChallenge(ctx context.Context, id string, consume bool) (a
 
 // The statements below write login_sessions and rate_counters, but only OTP
 // verification uses them; they live here, next to the challenge they go with.
-
-// PassLoginSession marks the live login session id of userID as having passed
-// the second factor: passed_login_otp becomes true, amr gains method (an RFC
-// 8176 value, e.g. "otp") unless it has it already, and updated_at is bumped.
-// A missing or expired session, or one of another user → ErrNotFound.
-//
-// It MUST be atomic: one conditional UPDATE computes the new amr from the
-// row's current one, so a concurrent update of the session is never lost in a
-// read-modify-write. method must be letters and digits only; amr holds the
-// compact JSON array encodeList writes, so its elements are found as
-// ,"<method>", between commas once the brackets are replaced by commas.
-func (s *Store) PassLoginSession(ctx context.Context, id, userID, method string) error {
-	if !isAMRValue(method) {
-		return fmt.Errorf("storage: pass login session: amr value %q is not letters and digits", method)
-	}
-	quoted := `"` + method + `"`
-	now := s.timeArg(s.nowUTC())
-	n, err := s.exec(ctx, `UPDATE login_sessions SET passed_login_otp = TRUE, updated_at = $3,
-		amr = CASE
-			WHEN ',' || substr(amr, 2, length(amr) - 2) || ',' LIKE $4 THEN amr
-			WHEN amr = '[]' THEN $5
-			ELSE substr(amr, 1, length(amr) - 1) || $6
-		END
-		WHERE id = $1 AND user_id = $2 AND expires_at > $3`,
-		id, userID, now, `%,`+quoted+`,%`, `[`+quoted+`]`, `,`+quoted+`]`)
-	if err != nil {
-		return fmt.Errorf("storage: pass login session: %w", err)
-	}
-	if n == 0 {
-		return notFound("login session")
-	}
-	return nil
-}
-
-// isAMRValue reports whether v is non-empty letters and digits, as the RFC
-// 8176 §2 values are (and so needs no escaping in JSON or LIKE).
-func isAMRValue(v string) bool {
-	if v == "" {
-		return false
-	}
-	for _, r := range v {
-		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
-			return false
-		}
-	}
-	return true
-}
-
-// CheckRateCounter is HitRateCounter for a caller that learns only later,
-// in the same transaction, whether its request counts: it returns key's count
-// in the current window (starting one, at 0, when there is none or it is
-// over) and when the window ends, and counts nothing while the count is
-// below limit. The caller then counts the request with CountRateCounterHit. A
-// count already at limit or over is counted (+1) as a refusal, so the count
-// returned is above limit exactly when the caller must refuse, and is limit+1
-// at the window's first refusal.
-//
-// It is one INSERT … ON CONFLICT DO UPDATE … RETURNING statement. Check and
-// count are atomic across processes only inside one transaction: the row
-// stays locked until it ends (PostgreSQL: the upsert's row lock; SQLite: the
-// transaction's write lock), which serializes the callers of one key.
-func (s *Store) CheckRateCounter(ctx context.Context, key string, window time.Duration, limit int) (count int, resetAt time.Time, err error) {
-	now := s.nowUTC()
-	first := 0 // a new window's count
-	if limit <= 0 {
-		first = 1 // nothing is allowed: the request is the window's first refusal
-	}
-	var start time.Time
-	err = s.queryRow(ctx, `INSERT INTO rate_counters ("key", window_start, reset_at, count)
-		VALUES ($1, $2, $3, $5)
-		ON CONFLICT ("key") DO UPDATE SET
-			count = CASE WHEN rate_counters.window_start <= $4 THEN excluded.count
-				WHEN rate_counters.count >= $6 THEN rate_counters.count + 1
-				ELSE rate_counters.count END,
-			window_start = CASE WHEN rate_counters.window_start <= $4 THEN excluded.window_start ELSE rate_counters.window_start END,
-			reset_at = CASE WHEN rate_counters.window_start <= $4 THEN excluded.reset_at ELSE rate_counters.reset_at END
-		RETURNING count, window_start`,
-		key, s.timeArg(now), s.timeArg(now.Add(window)), s.timeArg(now.Add(-window)), first, limit).
-		Scan(&count, timeCol{&start})
-	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("storage: check rate counter: %w", classify(err))
-	}
-	return count, start.Add(window), nil
-}
-
-// CountRateCounterHit counts one hit on key's current window, for a caller
-// that checked key with CheckRateCounter earlier in the same transaction (the
-// row exists and is locked; the window is left as it is). An unknown key is
-// not an error and counts nothing.
-func (s *Store) CountRateCounterHit(ctx context.Context, key string) error {
-	if _, err := s.exec(ctx, `UPDATE rate_counters SET count = count + 1 WHERE "key" = $1`, key); err != nil {
-		return fmt.Errorf("storage: count rate counter hit: %w", err)
-	}
-	return nil
-}

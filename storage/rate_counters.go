@@ -62,17 +62,6 @@ func (s *Store) ResetRateCounter(ctx context.Context, key string) error {
 	return nil
 }
 
-// UndoRateCounterHit takes one hit back from key's count (never below zero),
-// giving back a try reserved with HitRateCounter that turned out not to count.
-// It is one atomic statement; an unknown key is not an error. The window is
-// left as it is.
-func (s *Store) UndoRateCounterHit(ctx context.Context, key string) error {
-	if _, err := s.exec(ctx, `UPDATE rate_counters SET count = count - 1 WHERE "key" = $1 AND count > 0`, key); err != nil {
-		return fmt.Errorf("storage: undo rate counter hit: %w", err)
-	}
-	return nil
-}
-
 // RateHit is one key HitRateCounters counts, with its window.
 type RateHit struct {
 	Key    string
@@ -155,4 +144,52 @@ func scanRateCounts(rows rowScanner, hits []RateHit) ([]RateCount, error) {
 		out[i] = c
 	}
 	return out, nil
+}
+
+// CheckRateCounter is HitRateCounter for a caller that learns only later,
+// in the same transaction, whether its request counts: it returns key's count
+// in the current window (starting one, at 0, when there is none or it is
+// over) and when the window ends, and counts nothing while the count is
+// below limit. The caller then counts the request with CountRateCounterHit. A
+// count already at limit or over is counted (+1) as a refusal, so the count
+// returned is above limit exactly when the caller must refuse, and is limit+1
+// at the window's first refusal.
+//
+// It is one INSERT … ON CONFLICT DO UPDATE … RETURNING statement. Check and
+// count are atomic across processes only inside one transaction: the row
+// stays locked until it ends (PostgreSQL: the upsert's row lock; SQLite: the
+// transaction's write lock), which serializes the callers of one key.
+func (s *Store) CheckRateCounter(ctx context.Context, key string, window time.Duration, limit int) (count int, resetAt time.Time, err error) {
+	now := s.nowUTC()
+	first := 0 // a new window's count
+	if limit <= 0 {
+		first = 1 // nothing is allowed: the request is the window's first refusal
+	}
+	var start time.Time
+	err = s.queryRow(ctx, `INSERT INTO rate_counters ("key", window_start, reset_at, count)
+		VALUES ($1, $2, $3, $5)
+		ON CONFLICT ("key") DO UPDATE SET
+			count = CASE WHEN rate_counters.window_start <= $4 THEN excluded.count
+				WHEN rate_counters.count >= $6 THEN rate_counters.count + 1
+				ELSE rate_counters.count END,
+			window_start = CASE WHEN rate_counters.window_start <= $4 THEN excluded.window_start ELSE rate_counters.window_start END,
+			reset_at = CASE WHEN rate_counters.window_start <= $4 THEN excluded.reset_at ELSE rate_counters.reset_at END
+		RETURNING count, window_start`,
+		key, s.timeArg(now), s.timeArg(now.Add(window)), s.timeArg(now.Add(-window)), first, limit).
+		Scan(&count, timeCol{&start})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("storage: check rate counter: %w", classify(err))
+	}
+	return count, start.Add(window), nil
+}
+
+// CountRateCounterHit counts one hit on key's current window, for a caller
+// that checked key with CheckRateCounter earlier in the same transaction (the
+// row exists and is locked; the window is left as it is). An unknown key is
+// not an error and counts nothing.
+func (s *Store) CountRateCounterHit(ctx context.Context, key string) error {
+	if _, err := s.exec(ctx, `UPDATE rate_counters SET count = count + 1 WHERE "key" = $1`, key); err != nil {
+		return fmt.Errorf("storage: count rate counter hit: %w", err)
+	}
+	return nil
 }

@@ -2,7 +2,6 @@ package storagetest
 
 import (
 	"context"
-	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -98,12 +97,11 @@ func otpChallengeTests() []conformanceTest {
 			require.NoError(t, err)
 			assert.Equal(t, second.ID, got.ID)
 
-			_, ok, err := s.SpendOTPAttempt(ctx, first.ID)
-			require.NoError(t, err)
-			assert.False(t, ok, "the replaced challenge is burned")
-			won, err := s.ConsumeOTPChallenge(ctx, first.ID)
-			require.NoError(t, err)
-			assert.False(t, won)
+			for _, consume := range []bool{false, true} {
+				_, ok, err := s.TryOTPChallenge(ctx, first.ID, consume)
+				require.NoError(t, err)
+				assert.False(t, ok, "the replaced challenge is burned")
+			}
 
 			for _, c := range []*storage.OTPChallenge{acct, otherCh} {
 				got, err := s.LiveOTPChallenge(ctx, c.Kind, c.UserID, c.SessionID)
@@ -187,7 +185,7 @@ func otpChallengeTests() []conformanceTest {
 			require.NoError(t, err)
 			winners := 0
 			for i, id := range ids {
-				won, err := s.ConsumeOTPChallenge(t.Context(), id)
+				_, won, err := s.TryOTPChallenge(t.Context(), id, true)
 				require.NoError(t, err)
 				if won {
 					winners++
@@ -197,96 +195,13 @@ func otpChallengeTests() []conformanceTest {
 			}
 			assert.Equal(t, 1, winners, "exactly one challenge stayed live")
 		}},
-		{"TestOTPChallenges_SpendAttemptCountsUpToMax", func(t *testing.T, s *storage.Store, clk *clock) {
-			ctx := t.Context()
-			u := newTestUser(t, s)
-			ch := newTestOTPChallenge(t, s, clk, "account", u.ID, "")
-			for want := 1; want <= 3; want++ {
-				n, ok, err := s.SpendOTPAttempt(ctx, ch.ID)
-				require.NoError(t, err)
-				assert.True(t, ok)
-				assert.Equal(t, want, n)
-			}
-			n, ok, err := s.SpendOTPAttempt(ctx, ch.ID)
-			require.NoError(t, err)
-			assert.False(t, ok, "no attempts left")
-			assert.Zero(t, n)
-			got, err := s.LiveOTPChallenge(ctx, "account", u.ID, "")
-			require.NoError(t, err)
-			assert.Equal(t, 3, got.Attempts)
-
-			_, ok, err = s.SpendOTPAttempt(ctx, "missing")
-			require.NoError(t, err)
-			assert.False(t, ok)
-
-			consumed := newTestOTPChallenge(t, s, clk, "login", u.ID, "sid")
-			won, err := s.ConsumeOTPChallenge(ctx, consumed.ID)
-			require.NoError(t, err)
-			require.True(t, won)
-			_, ok, err = s.SpendOTPAttempt(ctx, consumed.ID)
-			require.NoError(t, err)
-			assert.False(t, ok, "a consumed challenge has no attempts")
-		}},
-		{"TestOTPChallenges_ConcurrentSpendGrantsExactlyMaxAttempts", func(t *testing.T, s *storage.Store, clk *clock) {
-			u := newTestUser(t, s)
-			ch := &storage.OTPChallenge{Kind: "account", UserID: u.ID, CodeHash: []byte("h"),
-				MaxAttempts: 5, ExpiresAt: clk.Now().Add(time.Minute)}
-			require.NoError(t, s.CreateOTPChallenge(t.Context(), ch))
-			const spenders = 50
-			var (
-				wg       sync.WaitGroup
-				mu       sync.Mutex
-				start    = make(chan struct{})
-				attempts []int
-			)
-			for range spenders {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					<-start
-					n, ok, err := s.SpendOTPAttempt(t.Context(), ch.ID)
-					assert.NoError(t, err)
-					if ok {
-						mu.Lock()
-						attempts = append(attempts, n)
-						mu.Unlock()
-					}
-				}()
-			}
-			close(start)
-			wg.Wait()
-			sort.Ints(attempts)
-			assert.Equal(t, []int{1, 2, 3, 4, 5}, attempts)
-		}},
-		{"TestOTPChallenges_ConcurrentConsumeHasExactlyOneWinner", func(t *testing.T, s *storage.Store, clk *clock) {
-			ls := newTestLoginSession(t, s, clk)
-			ch := newTestOTPChallenge(t, s, clk, "login", ls.UserID, ls.ID)
-			won := make([]bool, racers)
-			errs := race(func(i int) error {
-				var err error
-				won[i], err = s.ConsumeOTPChallenge(t.Context(), ch.ID)
-				return err
-			})
-			winners := 0
-			for i := range racers {
-				assert.NoError(t, errs[i])
-				if won[i] {
-					winners++
-				}
-			}
-			assert.Equal(t, 1, winners)
-			requireNotLive(t, s, "login", ls.UserID, ls.ID)
-			ok, err := s.ConsumeOTPChallenge(t.Context(), "missing")
-			require.NoError(t, err)
-			assert.False(t, ok)
-		}},
 		{"TestOTPChallenges_BurnOneAndBurnScope", func(t *testing.T, s *storage.Store, clk *clock) {
 			ctx := t.Context()
 			ls := newTestLoginSession(t, s, clk)
 			ch := newTestOTPChallenge(t, s, clk, "login", ls.UserID, ls.ID)
 			require.NoError(t, s.BurnOTPChallenge(ctx, ch.ID))
 			requireNotLive(t, s, "login", ls.UserID, ls.ID)
-			won, err := s.ConsumeOTPChallenge(ctx, ch.ID)
+			_, won, err := s.TryOTPChallenge(ctx, ch.ID, true)
 			require.NoError(t, err)
 			assert.False(t, won, "a burned challenge cannot be consumed")
 			assert.NoError(t, s.BurnOTPChallenge(ctx, ch.ID), "burning twice is not an error")
@@ -299,7 +214,7 @@ func otpChallengeTests() []conformanceTest {
 			got, err := s.LiveOTPChallenge(ctx, "account", ls.UserID, "")
 			require.NoError(t, err)
 			assert.Equal(t, acct.ID, got.ID, "only the named scope is burned")
-			_, ok, err := s.SpendOTPAttempt(ctx, login.ID)
+			_, ok, err := s.TryOTPChallenge(ctx, login.ID, false)
 			require.NoError(t, err)
 			assert.False(t, ok)
 			assert.NoError(t, s.BurnOTPChallenges(ctx, "login", ls.UserID, ls.ID), "nothing live is not an error")
@@ -309,7 +224,7 @@ func otpChallengeTests() []conformanceTest {
 			u := newTestUser(t, s)
 			t0 := clk.Now()
 			consumed := newTestOTPChallenge(t, s, clk, "login", u.ID, "consumed")
-			won, err := s.ConsumeOTPChallenge(ctx, consumed.ID)
+			_, won, err := s.TryOTPChallenge(ctx, consumed.ID, true)
 			require.NoError(t, err)
 			require.True(t, won)
 			newTestOTPChallenge(t, s, clk, "login", u.ID, "expired") // stays live, expires t0+10m

@@ -150,52 +150,6 @@ func rateCounterTests() []conformanceTest {
 			assert.Equal(t, 1, n)
 			assert.NoError(t, s.ResetRateCounter(t.Context(), "unknown"))
 		}},
-		{"TestRateCounter_UndoGivesBackAHitButNeverGoesBelowZero", func(t *testing.T, s *storage.Store, clk *clock) {
-			ctx := t.Context()
-			start := clk.Now()
-			for range 3 {
-				_, _, err := s.HitRateCounter(ctx, "k", window)
-				require.NoError(t, err)
-			}
-			require.NoError(t, s.UndoRateCounterHit(ctx, "k"))
-			n, at, err := s.PeekRateCounter(ctx, "k", window)
-			require.NoError(t, err)
-			assert.Equal(t, 2, n)
-			assert.Equal(t, start.Add(window), at, "the window is kept")
-			n, _, err = s.HitRateCounter(ctx, "k", window)
-			require.NoError(t, err)
-			assert.Equal(t, 3, n, "the given-back try is available again")
-
-			for range 5 {
-				require.NoError(t, s.UndoRateCounterHit(ctx, "k"))
-			}
-			n, _, err = s.PeekRateCounter(ctx, "k", window)
-			require.NoError(t, err)
-			assert.Zero(t, n)
-			n, _, err = s.HitRateCounter(ctx, "k", window)
-			require.NoError(t, err)
-			assert.Equal(t, 1, n)
-			assert.NoError(t, s.UndoRateCounterHit(ctx, "unknown"))
-		}},
-		{"TestRateCounter_ConcurrentHitsAndUndosBalance", func(t *testing.T, s *storage.Store, _ *clock) {
-			_, _, err := s.HitRateCounter(t.Context(), "k", window)
-			require.NoError(t, err)
-			const pairs = 16
-			var wg sync.WaitGroup
-			for range pairs {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, _, err := s.HitRateCounter(t.Context(), "k", window)
-					assert.NoError(t, err)
-					assert.NoError(t, s.UndoRateCounterHit(t.Context(), "k"))
-				}()
-			}
-			wg.Wait()
-			n, _, err := s.PeekRateCounter(t.Context(), "k", window)
-			require.NoError(t, err)
-			assert.Equal(t, 1, n)
-		}},
 		{"TestRateCounter_ConcurrentHitsAreCountedExactlyOnce", func(t *testing.T, s *storage.Store, _ *clock) {
 			const hits = 24
 			var (
