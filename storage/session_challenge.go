@@ -32,8 +32,8 @@ type NewSessionChallenge struct {
 // On PostgreSQL opened with Open, outside a caller's transaction, the
 // transaction is pipelined on the native pool: BEGIN and every statement go
 // in one round trip, COMMIT or ROLLBACK in a second (check then sees the
-// counts after the inserts, which the rollback undoes). Elsewhere the
-// statements run one after another in InTx, check before the challenge.
+// counts after the inserts, which the rollback undoes). Elsewhere those
+// methods are called one after another in InTx, check before the challenge.
 // Either way the same rows are written, and the counter rows stay locked
 // until the transaction ends, so concurrent requests see each other's hits.
 func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallenge, check func([]RateCount) error) error {
@@ -43,6 +43,37 @@ func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallen
 	if c.Challenge.SessionID != c.Session.ID || c.Challenge.UserID != c.Session.UserID {
 		return errors.New("storage: create session challenge: the challenge is not the session's")
 	}
+	if s.reads != nil && s.txFrom(ctx) == nil {
+		return s.createSessionChallengePipelined(ctx, c, check)
+	}
+	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.CreateLoginSession(ctx, c.Session); err != nil {
+			return err
+		}
+		counts, err := s.HitRateCounters(ctx, c.Hits...)
+		if err != nil {
+			return err
+		}
+		if err := check(counts); err != nil {
+			return err
+		}
+		if err := s.CreateOTPChallenge(ctx, c.Challenge); err != nil {
+			return err
+		}
+		if err := s.EnqueueOutbox(ctx, c.Mail); err != nil {
+			return err
+		}
+		return s.AddAuditEvents(ctx, c.Events...)
+	})
+}
+
+// createSessionChallengePipelined is CreateSessionChallenge on the native
+// PostgreSQL pool: the statements of CreateLoginSession, HitRateCounters,
+// CreateOTPChallenge (its insert: a new session has no challenge to burn),
+// EnqueueOutbox and AddAuditEvents after a BEGIN in one batch, then COMMIT
+// or ROLLBACK. A connection left inside the transaction (a failed ROLLBACK)
+// is closed by the pool on release.
+func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessionChallenge, check func([]RateCount) error) error {
 	stmts := []stmt{s.createLoginSessionStmt(c.Session), s.hitRateCountersStmt(c.Hits),
 		s.insertOTPChallengeStmt(c.Challenge), s.enqueueOutboxStmt(c.Mail)}
 	if len(c.Events) > 0 {
@@ -52,50 +83,6 @@ func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallen
 		}
 		stmts = append(stmts, audit)
 	}
-	if s.reads != nil && s.txFrom(ctx) == nil {
-		return s.createSessionChallengePipelined(ctx, c, stmts, check)
-	}
-	return s.InTx(ctx, func(ctx context.Context) error {
-		n, err := s.exec(ctx, stmts[0].sql, stmts[0].args...)
-		if err != nil {
-			return fmt.Errorf("storage: create session challenge: session: %w", err)
-		}
-		if n == 0 {
-			return sessionTaken(c)
-		}
-		rows, err := s.query(ctx, stmts[1].sql, stmts[1].args...)
-		if err != nil {
-			return fmt.Errorf("storage: create session challenge: %w", err)
-		}
-		counts, err := scanRateCounts(rows, c.Hits)
-		_ = rows.Close()
-		if err != nil {
-			return err
-		}
-		if err := check(counts); err != nil {
-			return err
-		}
-		n, err = s.exec(ctx, stmts[2].sql, stmts[2].args...)
-		if err != nil {
-			return fmt.Errorf("storage: create session challenge: challenge: %w", err)
-		}
-		if n != 1 {
-			return challengeSlotTaken()
-		}
-		for _, st := range stmts[3:] {
-			if _, err := s.exec(ctx, st.sql, st.args...); err != nil {
-				return fmt.Errorf("storage: create session challenge: %w", err)
-			}
-		}
-		return nil
-	})
-}
-
-// createSessionChallengePipelined is CreateSessionChallenge on the native
-// PostgreSQL pool: stmts (session, hits, challenge, then the rest) after a
-// BEGIN in one batch, then COMMIT or ROLLBACK. A connection left inside the
-// transaction (a failed ROLLBACK) is closed by the pool on release.
-func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessionChallenge, stmts []stmt, check func([]RateCount) error) error {
 	conn, err := s.reads.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("storage: create session challenge: %w", classify(err))
