@@ -26,14 +26,9 @@ var ErrSessionNotFound = errors.New("login session not found")
 func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed bool) (*IssuedOTP, error) {
 	req.Kind = OTPKindLogin
 	if passed {
-		if _, err := p.usersLiveSession(ctx, req); err != nil {
-			return nil, err
-		}
-		if err := p.passSecondFactor(ctx, req.SessionID); err != nil {
-			return nil, err
-		}
-		_ = p.Audit(ctx, AuditEvent{Type: "session.passed_via_put", UserID: req.User.ID, SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP})
-		return nil, nil
+		err := p.passSecondFactor(ctx, req.SessionID, req.User.ID, &AuditEvent{Type: "session.passed_via_put",
+			UserID: req.User.ID, SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP})
+		return nil, err
 	}
 	o, err := p.newOTP(req)
 	if err != nil {

@@ -170,19 +170,23 @@ func (p *Provider) writeAudit(ctx context.Context, events ...*AuditEvent) error 
 	return nil
 }
 
-// passSecondFactor marks a login session as having passed the OTP
-// (amr gains "otp", acr becomes aal2) and burns its live login challenge, in
-// one transaction. Its rows are locked in VerifyOTP's order: the challenge
-// before the session.
-func (p *Provider) passSecondFactor(ctx context.Context, sessionID string) error {
+// passSecondFactor marks userID's live login session sessionID as having
+// passed the OTP (amr gains "otp", acr becomes aal2) and burns its live login
+// challenge, with events, in one transaction; a session that is missing,
+// expired or another user's → ErrSessionNotFound, nothing changed. Its rows
+// are locked in VerifyOTP's order: the challenge before the session.
+func (p *Provider) passSecondFactor(ctx context.Context, sessionID, userID string, events ...*AuditEvent) error {
 	return p.store.InTx(ctx, func(ctx context.Context) error {
-		ls, err := p.store.GetLoginSession(ctx, sessionID)
+		if err := p.store.BurnOTPChallenges(ctx, OTPKindLogin, userID, sessionID); err != nil {
+			return err
+		}
+		err := p.store.PassLoginSession(ctx, sessionID, userID, AMROTP)
+		if errors.Is(err, storage.ErrNotFound) {
+			return ErrSessionNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if err := p.store.BurnOTPChallenges(ctx, OTPKindLogin, ls.UserID, sessionID); err != nil {
-			return err
-		}
-		return p.store.PassLoginSession(ctx, sessionID, ls.UserID, AMROTP)
+		return p.writeAudit(ctx, events...)
 	})
 }
