@@ -33,6 +33,7 @@ const (
 	ReasonExpired        Reason = "expired"
 	ReasonNotYetValid    Reason = "not-yet-valid"
 	ReasonIssuedInFuture Reason = "issued-in-future"
+	ReasonTooOld         Reason = "too-old"
 	ReasonNonce          Reason = "nonce-mismatch"
 )
 
@@ -161,6 +162,15 @@ func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (*Claim
 	}
 	if now.Add(leeway).Before(claims.IssuedAt.Time()) {
 		return refuse(ReasonIssuedInFuture, fmt.Errorf("iat %s, now %s", claims.IssuedAt.Time().UTC(), now.UTC()))
+	}
+	// Core §3.1.3.7 step 10: "The iat Claim can be used to reject tokens
+	// that were issued too far away from the current time, limiting the
+	// amount of time that nonces need to be stored to prevent attacks." A
+	// token handed to the API carries no nonce of ours, so this bound is
+	// what keeps an old token that leaked, but has not expired, from
+	// linking.
+	if now.Add(-leeway).Sub(claims.IssuedAt.Time()) > p.opts.IDTokenMaxAge {
+		return refuse(ReasonTooOld, fmt.Errorf("iat %s, now %s, max age %s", claims.IssuedAt.Time().UTC(), now.UTC(), p.opts.IDTokenMaxAge))
 	}
 	// Step 11: the nonce sent in the authentication request.
 	if nonce != "" && subtle.ConstantTimeCompare([]byte(claims.Nonce), []byte(nonce)) != 1 {

@@ -202,6 +202,9 @@ func TestVerifyIDToken_Checks(t *testing.T) {
 		{"expired within the skew", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Expiry = jwt.NewNumericDate(now.Add(-30 * time.Second)) })), "", ""},
 		{"iat ahead within the skew", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.IssuedAt = jwt.NewNumericDate(now.Add(30 * time.Second)) })), "", ""},
 		{"azp is our client", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Azp = testClientID })), "", ""},
+		{"iat at the max age, within the skew", sign(t, k1, jose.RS256, with(func(c *testClaims) {
+			c.IssuedAt = jwt.NewNumericDate(now.Add(-DefaultIDTokenMaxAge - DefaultLeeway + time.Second))
+		})), "", ""},
 
 		{"malformed", "not.a-jwt", "", ReasonMalformed},
 		{"two parts", "abc.def", "", ReasonMalformed},
@@ -219,6 +222,9 @@ func TestVerifyIDToken_Checks(t *testing.T) {
 		{"expired", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Expiry = jwt.NewNumericDate(now.Add(-2 * time.Minute)) })), "", ReasonExpired},
 		{"not yet valid", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.NotBefore = jwt.NewNumericDate(now.Add(5 * time.Minute)) })), "", ReasonNotYetValid},
 		{"iat in the future", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.IssuedAt = jwt.NewNumericDate(now.Add(2 * time.Minute)) })), "", ReasonIssuedInFuture},
+		{"iat older than the max age and the skew", sign(t, k1, jose.RS256, with(func(c *testClaims) {
+			c.IssuedAt = jwt.NewNumericDate(now.Add(-DefaultIDTokenMaxAge - DefaultLeeway - time.Second))
+		})), "", ReasonTooOld},
 		{"nonce mismatch", sign(t, k1, jose.RS256, valid()), "n-other", ReasonNonce},
 		{"nonce missing from the token", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Nonce = "" })), "n-0123456789", ReasonNonce},
 	}
@@ -321,6 +327,44 @@ func TestVerifyIDToken_WithdrawnKeyStopsVerifyingAfterMaxAge(t *testing.T) {
 	var te *TokenError
 	if _, err := p.VerifyIDToken(context.Background(), tok(), ""); !errors.As(err, &te) || te.Reason != ReasonUnknownKey {
 		t.Fatalf("withdrawn key: %v", err)
+	}
+}
+
+// Options.IDTokenMaxAge bounds how old an ID token's iat may be, beyond the
+// clock skew: a token that leaked long ago is refused even while its exp is
+// still ahead.
+func TestVerifyIDToken_IDTokenMaxAgeFromOptions(t *testing.T) {
+	k := rsaKey(t, "k")
+	f := newFakeUpstream(t, k)
+	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	reg := NewRegistry([]config.Upstream{{Name: "partner", Issuer: f.srv.URL, ClientID: testClientID}},
+		Options{HTTPClient: f.srv.Client(), Clock: clock.Now, IDTokenMaxAge: 2 * time.Minute, Leeway: 10 * time.Second})
+	p, _ := reg.Lookup("partner")
+	issuedAgo := func(d time.Duration) string {
+		now := clock.Now()
+		return sign(t, k, jose.RS256, testClaims{Issuer: f.srv.URL, Subject: "s", Audience: jwt.Audience{testClientID},
+			Expiry: jwt.NewNumericDate(now.Add(time.Hour)), IssuedAt: jwt.NewNumericDate(now.Add(-d))})
+	}
+	for _, tc := range []struct {
+		name   string
+		ago    time.Duration
+		reason Reason
+	}{
+		{"just issued", 0, ""},
+		{"max age and skew, less a second", 2*time.Minute + 9*time.Second, ""},
+		{"max age and skew, and a second", 2*time.Minute + 11*time.Second, ReasonTooOld},
+		{"an hour old, exp still ahead", time.Hour, ReasonTooOld},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := p.VerifyIDToken(context.Background(), issuedAgo(tc.ago), "")
+			var te *TokenError
+			switch {
+			case tc.reason == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.reason != "" && (!errors.As(err, &te) || te.Reason != tc.reason):
+				t.Fatalf("err = %v, want reason %s", err, tc.reason)
+			}
+		})
 	}
 }
 

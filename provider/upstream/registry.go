@@ -37,6 +37,7 @@ const (
 	DefaultLeeway          = time.Minute
 	DefaultRefetchInterval = 30 * time.Second
 	DefaultKeysMaxAge      = time.Hour
+	DefaultIDTokenMaxAge   = 10 * time.Minute
 	defaultHTTPTimeout     = 10 * time.Second
 	// maxDocumentBytes bounds discovery and JWKS documents.
 	maxDocumentBytes = 1 << 20
@@ -78,6 +79,9 @@ type Options struct {
 	// KeysMaxAge is how long a fetched JWKS is trusted before it is fetched
 	// again (default 1h), so a key withdrawn upstream stops verifying.
 	KeysMaxAge time.Duration
+	// IDTokenMaxAge is the oldest ID token accepted: its iat at most this
+	// long (plus Leeway) ago, however far ahead its exp (default 10m).
+	IDTokenMaxAge time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -98,6 +102,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.KeysMaxAge <= 0 {
 		o.KeysMaxAge = DefaultKeysMaxAge
+	}
+	if o.IDTokenMaxAge <= 0 {
+		o.IDTokenMaxAge = DefaultIDTokenMaxAge
 	}
 	return o
 }
