@@ -23,6 +23,7 @@ import (
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/provider/config"
 	"github.com/otpstep/otpstep/provider/mail/mailtest"
+	"github.com/otpstep/otpstep/provider/upstream"
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -174,6 +175,40 @@ func TestFederatedIdentities_PutWithIDTokenFromARealUpstream(t *testing.T) {
 		}
 		if got := auditTypes(t, f.Down.Store, bob.ID); !slices.Contains(got, "identity.link_refused:linked-to-another-user") || !slices.Contains(got, "identity.linked") {
 			t.Errorf("bob's audit trail %v", got)
+		}
+	})
+}
+
+// An upstream ID token whose iat is older than
+// linked_identity.id_token_max_age (beyond the clock skew) is refused like
+// any other failed check, however far ahead its exp; one just within links.
+func TestFederatedIdentities_PutWithAnIDTokenOlderThanTheMaxAgeIs422(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		f := plugintest.StartFederation(t, dialect, "partner", false, nil)
+		api := newAPIClient(t, f.Down)
+		client := f.Down.NewClient(t, false, federatedScopes...)
+		alice, bob := f.Down.NewUser(t), f.Down.NewUser(t)
+		aliceTok := f.Down.LoginWithPassword(t, client, alice).Token.AccessToken
+		bobTok := f.Down.LoginWithPassword(t, client, bob).Token.AccessToken
+		// Both issued now by the upstream (whose clock stands still), valid
+		// for its id_token_lifespan of an hour.
+		withinTok, tooOldTok := upstreamIDToken(t, f, f.Up.NewUser(t)), upstreamIDToken(t, f, f.Up.NewUser(t))
+		maxAge := f.Down.Plugin.Provider.Config().LinkedIdentity.IDTokenMaxAge
+		if maxAge != 10*time.Minute {
+			t.Fatalf("default linked_identity.id_token_max_age = %s, want 10m", maxAge)
+		}
+		// The two servers' clocks started a moment apart; 30s of margin.
+		f.Down.Clock.Advance(maxAge + upstream.DefaultLeeway - 30*time.Second)
+		if resp := api.putLink(aliceTok, "partner", withinTok); resp.Status != 200 {
+			t.Fatalf("an ID token within the max age: %d %s", resp.Status, resp.Body)
+		}
+		f.Down.Clock.Advance(time.Minute)
+		wantError(t, api.putLink(bobTok, "partner", tooOldTok), 422, "validation-failed", "/idToken")
+		if got := auditTypes(t, f.Down.Store, bob.ID); !slices.Contains(got, "identity.link_refused:"+string(upstream.ReasonTooOld)) {
+			t.Errorf("bob's audit trail %v lacks the refusal", got)
+		}
+		if lis, err := f.Down.Store.ListLinkedIdentities(context.Background(), bob.ID); err != nil || len(lis) != 0 {
+			t.Fatalf("bob's links %+v %v", lis, err)
 		}
 	})
 }

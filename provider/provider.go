@@ -136,6 +136,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		// the start.
 		upstreams: upstream.NewRegistry(cfg.Upstreams, upstream.Options{
 			HTTPClient: opts.HTTPClient, Clock: opts.Clock, Logger: opts.Logger,
+			IDTokenMaxAge: cfg.LinkedIdentity.IDTokenMaxAge,
 		}),
 	}, nil
 }

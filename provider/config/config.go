@@ -111,6 +111,9 @@ type LinkedIdentity struct {
 	Providers []string `koanf:"providers"`
 	// ReauthMaxAge bounds how old a login may be to start a browser link.
 	ReauthMaxAge time.Duration `koanf:"reauth_max_age"`
+	// IDTokenMaxAge bounds how old an upstream ID token may be (its iat,
+	// beyond the clock skew) to link or sign in, however far ahead its exp.
+	IDTokenMaxAge time.Duration `koanf:"id_token_max_age"`
 }
 
 // Upstream is an upstream OpenID Connect provider users link to (and, with
@@ -166,7 +169,7 @@ func Default() Config {
 			MaxSendsPerHour:    5,
 			ReturnInResponse:   true,
 		},
-		LinkedIdentity: LinkedIdentity{ReauthMaxAge: 5 * time.Minute},
+		LinkedIdentity: LinkedIdentity{ReauthMaxAge: 5 * time.Minute, IDTokenMaxAge: 10 * time.Minute},
 		Mail: Mail{
 			Driver: "log",
 			TLS:    "starttls",

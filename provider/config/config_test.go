@@ -150,6 +150,8 @@ func TestValidate(t *testing.T) {
 		{"mail.driver", false, func(c *config.Config) { c.Mail.Driver = "log" }},
 		{"mail.smtp_url", false, func(c *config.Config) { c.Mail.SMTPURL = "http://x" }},
 		{"mail.tls", false, func(c *config.Config) { c.Mail.TLS = "maybe" }},
+		{"linked_identity.id_token_max_age", false, func(c *config.Config) { c.LinkedIdentity.IDTokenMaxAge = 0 }},
+		{"linked_identity.id_token_max_age", false, func(c *config.Config) { c.LinkedIdentity.IDTokenMaxAge = -time.Minute }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.key, func(t *testing.T) {

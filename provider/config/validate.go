@@ -144,6 +144,9 @@ func (c *Config) Validate(dev bool) error {
 	if c.LinkedIdentity.ReauthMaxAge < time.Second {
 		return bad("linked_identity.reauth_max_age", "must be at least 1s")
 	}
+	if c.LinkedIdentity.IDTokenMaxAge <= 0 {
+		return bad("linked_identity.id_token_max_age", "must be positive")
+	}
 	seen := map[string]bool{}
 	for i, up := range c.Upstreams {
 		key := fmt.Sprintf("upstreams[%d]", i)
