@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -275,7 +276,9 @@ func TestFederatedIdentities_UpstreamDownIs503AndNothingElseBreaks(t *testing.T)
 		t.Fatal("503 without Retry-After")
 	}
 
-	page := login.Browser.Follow(srv.URL+"/federated-identities/down/link", "")
+	// The confirmation page needs nothing of the upstream; the Link button does.
+	confirm, action := linkConfirmation(t, login.Browser, srv.URL+"/federated-identities/down/link", "down")
+	page := login.Browser.Submit(confirm, action, url.Values{"return_to": {confirm.HiddenField("return_to")}}, "")
 	if page.Status != 503 || page.Header.Get("Retry-After") == "" || !strings.Contains(page.Body, "cannot be reached") {
 		t.Fatalf("link start: %s", page)
 	}
@@ -294,19 +297,88 @@ func TestFederatedIdentities_UpstreamDownIs503AndNothingElseBreaks(t *testing.T)
 	}
 }
 
-// The browser links through a real upstream: state, nonce and PKCE go out,
-// the callback links and answers a page; the same callback replayed (even
-// with the flow cookie) fails, and an old login must sign in again first.
+var linkFormAction = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
+
+// linkConfirmation GETs a link route in a signed-in browser and checks that
+// it answers the confirmation page, naming the upstream, with a CSRF-protected
+// Link button, and that nothing went to the upstream: it returns the page and
+// its form's action.
+func linkConfirmation(t *testing.T, b *plugintest.Browser, linkURL, provider string) (*plugintest.Page, string) {
+	t.Helper()
+	before := len(b.Steps)
+	page := b.Follow(linkURL, "")
+	m := linkFormAction.FindStringSubmatch(page.Body)
+	if page.Status != http.StatusOK || m == nil || page.CSRFToken() == "" ||
+		!strings.Contains(page.Body, "Link your "+provider+" account?") || !strings.Contains(page.Body, `<button type="submit">Link</button>`) {
+		t.Fatalf("no link confirmation page: %s (steps %v)", page, b.Steps[before:])
+	}
+	if len(b.Steps) != before+1 {
+		t.Fatalf("GET %s went on to %v", linkURL, b.Steps[before+1:])
+	}
+	return page, strings.ReplaceAll(m[1], "&amp;", "&")
+}
+
+// cookieNamed is the cookie the browser sends to u under name, or nil.
+func cookieNamed(b *plugintest.Browser, u *url.URL, name string) *http.Cookie {
+	for _, c := range b.Client.Jar.Cookies(u) {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// hasFlowCookie reports whether the browser carries an upstream flow
+// cookie for the callback at callbackURL.
+func hasFlowCookie(t *testing.T, b *plugintest.Browser, srv *plugintest.Server, callbackURL string) bool {
+	t.Helper()
+	u, err := url.Parse(callbackURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cookieNamed(b, u, srv.Plugin.Provider.Config().Login.CookieName+"_upstream") != nil
+}
+
+// The browser links through a real upstream: GET shows a confirmation page
+// and starts nothing (a link or <img> on another site cannot start a link);
+// its Link button (a POST with the page's CSRF token; without it 403) goes
+// to the upstream with state, nonce and PKCE; the callback links and
+// answers a page; the same callback replayed (even with the flow cookie)
+// fails, and an old login must sign in again first, on GET and POST alike.
 func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 	f := plugintest.StartFederation(t, "sqlite", "partner", false, nil)
 	client := f.Down.NewClient(t, false)
 	alice := f.Down.NewUser(t)
 	upAlice := f.Up.NewUser(t)
 	b := f.Down.LoginWithPassword(t, client, alice).Browser
+	linkURL := f.Down.URL + "/federated-identities/partner/link"
 
-	page := b.Follow(f.Down.URL+"/federated-identities/partner/link", f.Callback())
+	confirm, action := linkConfirmation(t, b, linkURL, "partner")
+	if action != "/federated-identities/partner/link" {
+		t.Fatalf("the Link button posts to %q", action)
+	}
+	if hasFlowCookie(t, b, f.Down, f.Callback()) {
+		t.Fatal("GET started an upstream flow")
+	}
+	// A form on another site has no CSRF token of this one.
+	for _, form := range []url.Values{{}, {"csrf_token": {"forged-token"}}} {
+		resp, err := b.Client.PostForm(linkURL, form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" || !strings.Contains(string(body), "The form expired") {
+			t.Fatalf("POST with csrf_token %q: %d %q %s", form.Get("csrf_token"), resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+	}
+	if hasFlowCookie(t, b, f.Down, f.Callback()) {
+		t.Fatal("a POST without the CSRF token started an upstream flow")
+	}
+
+	page := b.Submit(confirm, action, url.Values{"return_to": {confirm.HiddenField("return_to")}}, f.Callback())
 	if page.Status != 200 || !strings.HasPrefix(page.URL.String(), f.Up.URL+"/login") {
-		t.Fatalf("link start did not reach the upstream's login: %s (steps %v)", page, b.Steps)
+		t.Fatalf("the Link button did not reach the upstream's login: %s (steps %v)", page, b.Steps)
 	}
 	var authorize *url.URL
 	for _, step := range b.Steps {
@@ -327,7 +399,10 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 	if back.URL.Query().Get("code") == "" || back.URL.Query().Get("state") != q.Get("state") {
 		t.Fatalf("upstream did not come back with code and state: %s", back)
 	}
-	flowCookies := b.Client.Jar.Cookies(back.URL)
+	flowCookie := cookieNamed(b, back.URL, f.Down.Plugin.Provider.Config().Login.CookieName+"_upstream")
+	if flowCookie == nil {
+		t.Fatal("no flow cookie on the way back")
+	}
 
 	done := b.Follow(back.URL.String(), "")
 	if done.Status != 200 || !strings.Contains(done.Body, "Your partner account is now linked") {
@@ -339,7 +414,7 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 	}
 
 	// Replayed: the browser sends the old flow cookie and the same code and state.
-	b.Client.Jar.SetCookies(back.URL, flowCookies)
+	b.Client.Jar.SetCookies(back.URL, []*http.Cookie{{Name: flowCookie.Name, Value: flowCookie.Value, Path: "/federated-identities/partner/"}})
 	replay := b.Follow(back.URL.String(), "")
 	if replay.Status != 400 || !strings.Contains(replay.Body, "expired or was already used") {
 		t.Fatalf("replayed callback: %s", replay)
@@ -349,25 +424,45 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 		t.Fatalf("callback without the flow cookie: %s", again)
 	}
 
-	// A state that does not match the flow cookie.
-	page = b.Follow(f.Down.URL+"/federated-identities/partner/link", f.Callback())
-	tampered := b.Follow(page.URL.String(), f.Callback())
+	// A state that does not match the flow cookie (the upstream, signed in
+	// already, comes straight back).
+	confirm, action = linkConfirmation(t, b, linkURL, "partner")
+	tampered := b.Submit(confirm, action, url.Values{"return_to": {""}}, f.Callback())
 	tq := tampered.URL.Query()
-	if tq.Get("code") == "" {
+	if tq.Get("code") == "" || !hasFlowCookie(t, b, f.Down, f.Callback()) {
 		t.Fatalf("second flow: %s", tampered)
 	}
 	tq.Set("state", "x"+tq.Get("state"))
 	tampered.URL.RawQuery = tq.Encode()
-	if got := b.Follow(tampered.URL.String(), ""); got.Status != 400 {
+	if got := b.Follow(tampered.URL.String(), ""); got.Status != 400 || !strings.Contains(got.Body, "expired or was already used") {
 		t.Fatalf("tampered state: %s", got)
 	}
 
-	// An old login goes back to /login first, and comes back here.
+	// An old login goes back to /login first, from the confirmation page and
+	// from its Link button alike, and comes back to the confirmation page.
+	confirm, action = linkConfirmation(t, b, linkURL+"?return_to=/login/otp", "partner")
+	if confirm.HiddenField("return_to") != "/login/otp" {
+		t.Fatalf("return_to not carried: %s", confirm)
+	}
 	f.Down.Clock.Advance(f.Down.Plugin.Provider.Config().LinkedIdentity.ReauthMaxAge + time.Second)
-	stale := b.Follow(f.Down.URL+"/federated-identities/partner/link?return_to=/login/otp", f.Down.URL+"/login")
+	stale := b.Follow(linkURL+"?return_to=/login/otp", f.Down.URL+"/login")
 	if stale.Status != http.StatusSeeOther || stale.URL.Path != "/login" ||
 		stale.URL.Query().Get("return_to") != "/federated-identities/partner/link?return_to=%2Flogin%2Fotp" {
 		t.Fatalf("old login: %s", stale)
+	}
+	stalePost := b.Submit(confirm, action, url.Values{"return_to": {"/login/otp"}}, f.Down.URL+"/login")
+	if stalePost.Status != http.StatusSeeOther || stalePost.URL.Path != "/login" ||
+		stalePost.URL.Query().Get("return_to") != "/federated-identities/partner/link?return_to=%2Flogin%2Fotp" {
+		t.Fatalf("old login, Link button: %s", stalePost)
+	}
+	if hasFlowCookie(t, b, f.Down, f.Callback()) {
+		t.Fatal("an old login started an upstream flow")
+	}
+	loginPage := b.Follow(stalePost.URL.String(), "")
+	again := b.Submit(loginPage, "/login", url.Values{"email": {alice.Email}, "password": {alice.Password}, "return_to": {loginPage.HiddenField("return_to")}}, f.Callback())
+	if again.Status != 200 || again.URL.Path != "/federated-identities/partner/link" || again.HiddenField("return_to") != "/login/otp" ||
+		!strings.Contains(again.Body, "Link your partner account?") {
+		t.Fatalf("after signing in again: %s", again)
 	}
 }
 

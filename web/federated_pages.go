@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/provider/upstream"
+	"github.com/otpstep/otpstep/storage"
 )
 
 // The browser's side of linked identities: linking an upstream account to
@@ -48,6 +50,20 @@ type upstreamFlow struct {
 	ExpiresAt int64  `json:"exp"`
 }
 
+// FederatedLinkPage is the data of the "federated_link" page: the
+// confirmation a signed-in user gives before linking starts. Its form posts
+// return_to (and the CSRF token) to Action.
+type FederatedLinkPage struct {
+	Provider string
+	// Action is the link route itself.
+	Action string
+	// ReturnTo is where the browser goes once the link is made; already
+	// checked to be local.
+	ReturnTo string
+	// CSRFField is the hidden CSRF input (csrfField(r)).
+	CSRFField template.HTML
+}
+
 // FederatedLinkedPage is the data of the "federated_linked" page, shown when
 // a link completes with nowhere to return to.
 type FederatedLinkedPage struct {
@@ -62,10 +78,19 @@ type FederatedNotLinkedPage struct {
 	LoginURL string
 }
 
-// mountFederatedPages registers the browser routes on the pages router.
+// mountFederatedPages registers the browser routes on the (CSRF-protected)
+// pages router: linking, and signing in with an upstream.
 func (s *Server) mountFederatedPages(pages *mux.Router) {
-	pages.HandleFunc("/federated-identities/{identityProvider}/link", s.federatedLinkStart).Methods(http.MethodGet)
+	s.mountFederatedLinkPages(pages)
 	pages.HandleFunc("/federated-identities/{identityProvider}/login", s.federatedLoginStart).Methods(http.MethodGet)
+}
+
+// mountFederatedLinkPages registers linking in the browser on the
+// (CSRF-protected) pages router: the confirmation page, its Link button,
+// and the callback the upstream sends the browser back to.
+func (s *Server) mountFederatedLinkPages(pages *mux.Router) {
+	pages.HandleFunc("/federated-identities/{identityProvider}/link", s.federatedLinkConfirm).Methods(http.MethodGet)
+	pages.HandleFunc("/federated-identities/{identityProvider}/link", s.federatedLinkStart).Methods(http.MethodPost)
 	pages.HandleFunc("/federated-identities/{identityProvider}/callback", s.federatedCallback).Methods(http.MethodGet)
 }
 
@@ -86,41 +111,79 @@ func (s *Server) partnerLinks(returnTo string) []PartnerLink {
 	return out
 }
 
+// federatedPath is the path of a federated browser route of upstream name
+// ("link", "callback").
+func (s *Server) federatedPath(name, route string) string {
+	return "/federated-identities/" + url.PathEscape(name) + "/" + route
+}
+
 func (s *Server) callbackURL(name string) string {
-	return s.p.Config().Server.PublicURL + "/federated-identities/" + url.PathEscape(name) + "/callback"
+	return s.p.Config().Server.PublicURL + s.federatedPath(name, "callback")
 }
 
 func (s *Server) flowCookieName() string { return s.p.Config().Login.CookieName + "_upstream" }
 
 func flowCookiePath(name string) string { return "/federated-identities/" + name + "/" }
 
-// federatedLinkStart is GET /federated-identities/{identityProvider}/link: a
-// signed-in browser whose login is at most linked_identity.reauth_max_age old
-// is sent to the upstream; otherwise to /login first, coming back here.
+// federatedLinkConfirm is GET /federated-identities/{identityProvider}/link:
+// the confirmation page, whose Link button posts to the same path. A GET
+// changes nothing and goes nowhere, so a link or an image on another site
+// cannot start linking the signed-in user's account.
+func (s *Server) federatedLinkConfirm(w http.ResponseWriter, r *http.Request) {
+	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
+	up, _, ok := s.linkPrecheck(w, r, returnTo)
+	if !ok {
+		return
+	}
+	s.pages.Render(w, r, http.StatusOK, "federated_link", FederatedLinkPage{
+		Provider: up.Name(), Action: s.federatedPath(up.Name(), "link"), ReturnTo: returnTo, CSRFField: csrfField(r),
+	})
+}
+
+// federatedLinkStart is POST /federated-identities/{identityProvider}/link,
+// the confirmation page's Link button (its CSRF token checked by the pages'
+// middleware: 403 without it): the browser is sent to the upstream.
 func (s *Server) federatedLinkStart(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
+		return
+	}
+	returnTo, _ := s.safeReturnTo(r.PostForm.Get("return_to"))
+	up, ls, ok := s.linkPrecheck(w, r, returnTo)
+	if !ok {
+		return
+	}
+	s.startUpstreamFlow(w, r, up, upstreamFlow{Purpose: flowLink, SessionID: ls.ID, ReturnTo: returnTo})
+}
+
+// linkPrecheck is what both link routes check first: the upstream is
+// configured (else a 404 page), and the browser has a login session whose
+// login is at most linked_identity.reauth_max_age old. Otherwise the browser
+// goes to /login, coming back to the confirmation page. false: the answer is
+// written.
+func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo string) (*upstream.Provider, *storage.LoginSession, bool) {
 	name := mux.Vars(r)["identityProvider"]
 	up, err := s.p.Upstream(name)
 	if err != nil {
 		s.errorPage(w, r, http.StatusNotFound, "This identity provider is not configured.", nil)
-		return
+		return nil, nil, false
 	}
-	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
 	ls, _, err := s.currentSession(r)
 	if err != nil && !errors.Is(err, provider.ErrLoginSessionGone) {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
-		return
+		return nil, nil, false
 	}
 	// Linking changes how the account can be reached: it needs a recent
 	// login, not merely a live session.
-	if ls == nil || s.p.Now().Sub(ls.AuthTime) > s.p.Config().LinkedIdentity.ReauthMaxAge {
-		here := r.URL.Path
-		if returnTo != "" {
-			here += "?" + url.Values{"return_to": {returnTo}}.Encode()
-		}
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
-		return
+	if ls != nil && s.p.Now().Sub(ls.AuthTime) <= s.p.Config().LinkedIdentity.ReauthMaxAge {
+		return up, ls, true
 	}
-	s.startUpstreamFlow(w, r, up, upstreamFlow{Purpose: flowLink, SessionID: ls.ID, ReturnTo: returnTo})
+	here := s.federatedPath(up.Name(), "link")
+	if returnTo != "" {
+		here += "?" + url.Values{"return_to": {returnTo}}.Encode()
+	}
+	http.Redirect(w, r, "/login?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
+	return nil, nil, false
 }
 
 // federatedLoginStart is GET /federated-identities/{identityProvider}/login,

@@ -14,6 +14,13 @@ func TestPages_FederatedPages(t *testing.T) {
 		want       []string
 		notWant    []string
 	}{
+		{"link confirmation", "federated_link", FederatedLinkPage{Provider: "acme", Action: "/mfa/federated-identities/acme/link",
+			ReturnTo: "/oauth2/auth?a=b&c=d", CSRFField: testCSRFField},
+			[]string{`<h1>Link your acme account?</h1>`, `<form method="post" action="/mfa/federated-identities/acme/link">`,
+				string(testCSRFField), `<input type="hidden" name="return_to" value="/oauth2/auth?a=b&amp;c=d">`,
+				`<button type="submit">Link</button>`}, nil},
+		{"link confirmation escapes", "federated_link", FederatedLinkPage{Provider: "<b>x</b>", Action: "javascript:alert(1)", ReturnTo: `"><b>`},
+			[]string{`&lt;b&gt;x&lt;/b&gt;`, `action="#ZgotmplZ"`}, []string{`<b>x</b>`, `javascript:`, `"><b>`}},
 		{"linked", "federated_linked", FederatedLinkedPage{Provider: "acme"},
 			[]string{`<h1>Account linked</h1>`, `Your acme account is now linked to this account.`}, nil},
 		{"not linked", "federated_not_linked", FederatedNotLinkedPage{Provider: "acme", LoginURL: "/login?return_to=%2Foauth2%2Fauth%3Fa%3Db"},

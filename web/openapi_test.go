@@ -159,6 +159,7 @@ func TestOpenAPI_EveryAPIMDRouteIsDocumented(t *testing.T) {
 		{http.MethodPut, "/admin/users/{userId}/federated-identities/{identityProvider}"},
 		{http.MethodDelete, "/admin/users/{userId}/federated-identities/{identityProvider}"},
 		{http.MethodGet, "/federated-identities/{identityProvider}/link"},
+		{http.MethodPost, "/federated-identities/{identityProvider}/link"},
 		{http.MethodGet, "/federated-identities/{identityProvider}/callback"},
 		{http.MethodGet, "/.well-known/openid-configuration"},
 		{http.MethodGet, "/.well-known/jwks.json"},
