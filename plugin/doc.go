@@ -12,8 +12,12 @@
 // Embedded (Options.OAuth2 set to the host's fosite.OAuth2Provider): the host
 // owns fosite, its clients and tokens, its users and its password login. The
 // plugin adds the login session's second factor: the OTP pages and the
-// PACE-compatible user API (PUT /sessions/{sessionId}, VerifyOTP, …), which
-// Mount puts under whatever prefix the host's router has. otpstep composes no
+// PACE-compatible user API (PUT /sessions/{sessionId}, VerifyOTP, …), and
+// linking upstream identities (config upstreams) through the user API and
+// the browser's /federated-identities/{identityProvider}/link page, all of
+// which Mount puts under whatever prefix the host's router has. Signing in
+// with an upstream, the partner admin API and otpstep's own login stay
+// standalone-only: the first factor is the host's. otpstep composes no
 // fosite and creates no signing keys then; its tables (users it is told
 // about, login sessions, OTP challenges, the mail outbox) live in the
 // database the host gives it (Options.DB, a *gorm.DB) or in its own

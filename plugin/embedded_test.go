@@ -18,6 +18,7 @@ import (
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
 	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/provider/config"
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -285,10 +286,12 @@ func TestEmbedded_MountLeavesTheHostsRoutesAlone(t *testing.T) {
 	if resp := get("/host/ping"); resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Security-Policy") != "" || resp.Header.Get("X-Request-Id") != "" {
 		t.Fatalf("host route: %d, headers %v", resp.StatusCode, resp.Header)
 	}
-	// Only the user API and the OTP pages are the plugin's: otpstep's own
-	// login, OAuth2 and operations routes are not mounted, and unknown
-	// paths, under the prefix too, get the host's own 404.
-	for _, path := range []string{"/nope", "/login", "/.well-known/openid-configuration", "/health/alive", "/mfa/nope", "/mfa/login", "/mfa/oauth2/auth"} {
+	// Only the user API, the OTP pages and the link pages are the plugin's:
+	// otpstep's own login (with an upstream too), OAuth2, admin and
+	// operations routes are not mounted, and unknown paths, under the prefix
+	// too, get the host's own 404.
+	for _, path := range []string{"/nope", "/login", "/.well-known/openid-configuration", "/health/alive", "/mfa/nope", "/mfa/login", "/mfa/oauth2/auth",
+		"/federated-identities/partner/link", "/mfa/federated-identities/partner/login", "/mfa/admin/users/x/federated-identities/partner"} {
 		resp, err := http.Get(h.URL + path)
 		if err != nil {
 			t.Fatal(err)
@@ -423,3 +426,72 @@ type cookieRecorder struct{ header http.Header }
 func (c *cookieRecorder) Header() http.Header         { return c.header }
 func (c *cookieRecorder) Write(b []byte) (int, error) { return len(b), nil }
 func (c *cookieRecorder) WriteHeader(int)             {}
+
+// Embedded, the browser links an upstream identity under the plugin's
+// prefix: the confirmation page and its Link button, the upstream's redirect
+// back to the callback under the prefix, the link in the plugin's database.
+// Signing in with an upstream stays otpstep's own (the host owns the login).
+func TestEmbedded_LinkAnUpstreamIdentityInTheBrowser(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		up := plugintest.Start(t, dialect, func(c *plugin.Config) { c.Login.CookieName = "upstream_session" })
+		clientID, secret := "host-at-upstream-"+plugintest.RandomString(6), plugintest.RandomString(24)
+		hp := &plugintest.HostPlugin{Prefix: "/mfa", Store: plugintest.NewStore(t, dialect)}
+		hp.Options = func(o *plugin.Options) {
+			o.Config.Upstreams = []config.Upstream{{Name: "partner", Issuer: up.URL, ClientID: clientID, ClientSecret: secret, Scopes: []string{"openid", "email"}}}
+		}
+		h := plugintest.StartHost(t, hp)
+		callback := h.URL + "/mfa/federated-identities/partner/callback"
+		up.NewClientWith(t, provider.NewClient{ID: clientID, Secret: secret, RedirectURIs: []string{callback}})
+		u, upAlice := h.NewUser(t), up.NewUser(t)
+		b := plugintest.NewBrowser(t)
+		linkURL := h.URL + "/mfa/federated-identities/partner/link"
+
+		// Before the host's login: the plugin answers (it cannot send the
+		// browser to the host's login), and starts nothing.
+		if page := b.Follow(linkURL, ""); page.Status != http.StatusUnauthorized || !strings.Contains(page.Body, "please sign in again") ||
+			!strings.Contains(page.Body, `href="/mfa/static/otpstep.css`) {
+			t.Fatalf("link without a login: %s", page)
+		}
+		if page := b.Follow(h.URL+"/mfa/federated-identities/nobody/link", ""); page.Status != http.StatusNotFound {
+			t.Fatalf("unknown provider: %s", page)
+		}
+
+		h.HostLogin(t, b, hp, h.ClientConf(hp, plugintest.HostRP, "openid"), u, oauth2.GenerateVerifier())
+		confirm, action := linkConfirmation(t, b, linkURL, "partner")
+		if action != "/mfa/federated-identities/partner/link" || confirm.Header.Get("Content-Security-Policy") == "" {
+			t.Fatalf("confirmation page under the prefix: action %q, headers %v", action, confirm.Header)
+		}
+		resp, err := b.Client.PostForm(linkURL, url.Values{"csrf_token": {"forged-token"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("POST without the page's CSRF token: %d", resp.StatusCode)
+		}
+
+		page := b.Submit(confirm, action, url.Values{"return_to": {confirm.HiddenField("return_to")}}, callback)
+		if page.Status != http.StatusOK || !strings.HasPrefix(page.URL.String(), up.URL+"/login") {
+			t.Fatalf("the Link button did not reach the upstream's login: %s (steps %v)", page, b.Steps)
+		}
+		back := b.Submit(page, "/login", url.Values{"email": {upAlice.Email}, "password": {upAlice.Password}, "return_to": {page.HiddenField("return_to")}}, callback)
+		if back.URL.Query().Get("code") == "" || !strings.HasPrefix(back.URL.String(), callback+"?") {
+			t.Fatalf("the upstream did not come back to the callback under the prefix: %s", back)
+		}
+		if !hasFlowCookie(t, b, hp.Plugin.Provider.Config().Login.CookieName, callback) {
+			t.Fatal("no flow cookie for the callback under the prefix")
+		}
+		done := b.Follow(back.URL.String(), "")
+		if done.Status != http.StatusOK || !strings.Contains(done.Body, "Your partner account is now linked") {
+			t.Fatalf("callback: %s", done)
+		}
+		li, err := hp.Store.GetLinkedIdentityBySubject(context.Background(), "partner", upAlice.ID)
+		if err != nil || li.UserID != u.ID {
+			t.Fatalf("link %+v %v", li, err)
+		}
+		// The callback replayed is refused.
+		if again := b.Follow(back.URL.String(), ""); again.Status != http.StatusBadRequest {
+			t.Fatalf("replayed callback: %s", again)
+		}
+	})
+}

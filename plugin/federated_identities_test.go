@@ -329,14 +329,14 @@ func cookieNamed(b *plugintest.Browser, u *url.URL, name string) *http.Cookie {
 }
 
 // hasFlowCookie reports whether the browser carries an upstream flow
-// cookie for the callback at callbackURL.
-func hasFlowCookie(t *testing.T, b *plugintest.Browser, srv *plugintest.Server, callbackURL string) bool {
+// cookie (named after login.cookie_name) for the callback at callbackURL.
+func hasFlowCookie(t *testing.T, b *plugintest.Browser, loginCookieName, callbackURL string) bool {
 	t.Helper()
 	u, err := url.Parse(callbackURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cookieNamed(b, u, srv.Plugin.Provider.Config().Login.CookieName+"_upstream") != nil
+	return cookieNamed(b, u, loginCookieName+"_upstream") != nil
 }
 
 // The browser links through a real upstream: GET shows a confirmation page
@@ -352,12 +352,13 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 	upAlice := f.Up.NewUser(t)
 	b := f.Down.LoginWithPassword(t, client, alice).Browser
 	linkURL := f.Down.URL + "/federated-identities/partner/link"
+	cookieName := f.Down.Plugin.Provider.Config().Login.CookieName
 
 	confirm, action := linkConfirmation(t, b, linkURL, "partner")
 	if action != "/federated-identities/partner/link" {
 		t.Fatalf("the Link button posts to %q", action)
 	}
-	if hasFlowCookie(t, b, f.Down, f.Callback()) {
+	if hasFlowCookie(t, b, cookieName, f.Callback()) {
 		t.Fatal("GET started an upstream flow")
 	}
 	// A form on another site has no CSRF token of this one.
@@ -372,7 +373,7 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 			t.Fatalf("POST with csrf_token %q: %d %q %s", form.Get("csrf_token"), resp.StatusCode, resp.Header.Get("Location"), body)
 		}
 	}
-	if hasFlowCookie(t, b, f.Down, f.Callback()) {
+	if hasFlowCookie(t, b, cookieName, f.Callback()) {
 		t.Fatal("a POST without the CSRF token started an upstream flow")
 	}
 
@@ -399,7 +400,7 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 	if back.URL.Query().Get("code") == "" || back.URL.Query().Get("state") != q.Get("state") {
 		t.Fatalf("upstream did not come back with code and state: %s", back)
 	}
-	flowCookie := cookieNamed(b, back.URL, f.Down.Plugin.Provider.Config().Login.CookieName+"_upstream")
+	flowCookie := cookieNamed(b, back.URL, cookieName+"_upstream")
 	if flowCookie == nil {
 		t.Fatal("no flow cookie on the way back")
 	}
@@ -429,7 +430,7 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 	confirm, action = linkConfirmation(t, b, linkURL, "partner")
 	tampered := b.Submit(confirm, action, url.Values{"return_to": {""}}, f.Callback())
 	tq := tampered.URL.Query()
-	if tq.Get("code") == "" || !hasFlowCookie(t, b, f.Down, f.Callback()) {
+	if tq.Get("code") == "" || !hasFlowCookie(t, b, cookieName, f.Callback()) {
 		t.Fatalf("second flow: %s", tampered)
 	}
 	tq.Set("state", "x"+tq.Get("state"))
@@ -455,7 +456,7 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 		stalePost.URL.Query().Get("return_to") != "/federated-identities/partner/link?return_to=%2Flogin%2Fotp" {
 		t.Fatalf("old login, Link button: %s", stalePost)
 	}
-	if hasFlowCookie(t, b, f.Down, f.Callback()) {
+	if hasFlowCookie(t, b, cookieName, f.Callback()) {
 		t.Fatal("an old login started an upstream flow")
 	}
 	loginPage := b.Follow(stalePost.URL.String(), "")

@@ -250,8 +250,11 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 }
 
 // Mount registers the plugin's routes on r. Embedded: the user API (under
-// api.prefix) and the OTP pages (/login/otp), under whatever plain path
-// prefix r has (r may be a PathPrefix subrouter); otpstep's middleware
+// api.prefix), the OTP pages (/login/otp) and the browser's linking of an
+// upstream identity (/federated-identities/{identityProvider}/link and
+// /callback: register {server.public_url}{prefix}/federated-identities/{name}/callback
+// at the upstream), under whatever plain path prefix r has (r may be a
+// PathPrefix subrouter); otpstep's middleware
 // applies to those routes only. Standalone: every route otpstep serves
 // (OAuth2 and OpenID Connect endpoints, login pages, health, metrics) at r's
 // root, with otpstep's middleware on r. Call it once.

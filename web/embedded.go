@@ -18,8 +18,11 @@ type mountInfo struct {
 }
 
 // MountSecondFactor registers what an embedding host serves of otpstep on r:
-// the user API under api.prefix and the OTP pages (/login/otp, its resend
-// form, their static files). The host chooses the prefix: r may be a
+// the user API under api.prefix, the OTP pages (/login/otp, its resend
+// form, their static files) and linking an upstream identity in the browser
+// (/federated-identities/{identityProvider}/link and its callback; signing in
+// with an upstream is the host's login's business, so that route is not
+// mounted). The host chooses the prefix: r may be a
 // PathPrefix subrouter with a plain path ("/mfa"), and the pages link and
 // redirect under it. The host's own fosite serves the OAuth2 endpoints and
 // its own login, so nothing else is registered, otpstep's middleware applies
@@ -33,6 +36,7 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	pages := sub.NewRoute().Subrouter()
 	pages.Use(s.csrf)
 	page := s.mountOTPPages(pages)
+	s.mountFederatedLinkPages(pages)
 	tpl, err := page.GetPathTemplate()
 	if err != nil || strings.ContainsAny(tpl, "{}") {
 		s.log.Error("web: otpstep must be mounted under a plain path prefix", "template", tpl, "err", err)

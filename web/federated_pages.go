@@ -55,7 +55,7 @@ type upstreamFlow struct {
 // return_to (and the CSRF token) to Action.
 type FederatedLinkPage struct {
 	Provider string
-	// Action is the link route itself.
+	// Action is the link route itself, under the mount prefix when embedded.
 	Action string
 	// ReturnTo is where the browser goes once the link is made; already
 	// checked to be local.
@@ -112,9 +112,9 @@ func (s *Server) partnerLinks(returnTo string) []PartnerLink {
 }
 
 // federatedPath is the path of a federated browser route of upstream name
-// ("link", "callback").
+// ("link", "callback"), under the mount prefix when embedded.
 func (s *Server) federatedPath(name, route string) string {
-	return "/federated-identities/" + url.PathEscape(name) + "/" + route
+	return s.mount.base + "/federated-identities/" + url.PathEscape(name) + "/" + route
 }
 
 func (s *Server) callbackURL(name string) string {
@@ -123,7 +123,9 @@ func (s *Server) callbackURL(name string) string {
 
 func (s *Server) flowCookieName() string { return s.p.Config().Login.CookieName + "_upstream" }
 
-func flowCookiePath(name string) string { return "/federated-identities/" + name + "/" }
+func (s *Server) flowCookiePath(name string) string {
+	return s.mount.base + "/federated-identities/" + name + "/"
+}
 
 // federatedLinkConfirm is GET /federated-identities/{identityProvider}/link:
 // the confirmation page, whose Link button posts to the same path. A GET
@@ -159,8 +161,9 @@ func (s *Server) federatedLinkStart(w http.ResponseWriter, r *http.Request) {
 // linkPrecheck is what both link routes check first: the upstream is
 // configured (else a 404 page), and the browser has a login session whose
 // login is at most linked_identity.reauth_max_age old. Otherwise the browser
-// goes to /login, coming back to the confirmation page. false: the answer is
-// written.
+// goes to /login, coming back to the confirmation page; embedded, where the
+// login is the host's, it gets a 401 page asking to sign in again. false:
+// the answer is written.
 func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo string) (*upstream.Provider, *storage.LoginSession, bool) {
 	name := mux.Vars(r)["identityProvider"]
 	up, err := s.p.Upstream(name)
@@ -177,6 +180,11 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 	// login, not merely a live session.
 	if ls != nil && s.p.Now().Sub(ls.AuthTime) <= s.p.Config().LinkedIdentity.ReauthMaxAge {
 		return up, ls, true
+	}
+	if s.mount.embedded {
+		s.errorPage(w, r, http.StatusUnauthorized, "To link your "+up.Name()+" account, please sign in again, then start linking again.",
+			errors.New("federated link: no login session, or its login is older than linked_identity.reauth_max_age"))
+		return nil, nil, false
 	}
 	here := s.federatedPath(up.Name(), "link")
 	if returnTo != "" {
@@ -392,7 +400,7 @@ func (s *Server) setFlowCookie(w http.ResponseWriter, f upstreamFlow) error {
 	http.SetCookie(w, &http.Cookie{
 		Name:     s.flowCookieName(),
 		Value:    base64.RawURLEncoding.EncodeToString(sealed),
-		Path:     flowCookiePath(f.Upstream),
+		Path:     s.flowCookiePath(f.Upstream),
 		MaxAge:   int(upstreamFlowLifetime.Seconds()),
 		HttpOnly: true,
 		Secure:   s.secure,
@@ -406,7 +414,7 @@ func (s *Server) setFlowCookie(w http.ResponseWriter, f upstreamFlow) error {
 // flow is used at most once by this browser (and, by its state, at most once
 // anywhere).
 func (s *Server) takeFlowCookie(w http.ResponseWriter, r *http.Request, name string) (*upstreamFlow, error) {
-	http.SetCookie(w, &http.Cookie{Name: s.flowCookieName(), Value: "", Path: flowCookiePath(name), MaxAge: -1,
+	http.SetCookie(w, &http.Cookie{Name: s.flowCookieName(), Value: "", Path: s.flowCookiePath(name), MaxAge: -1,
 		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 	c, err := r.Cookie(s.flowCookieName())
 	if err != nil {
