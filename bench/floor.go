@@ -167,13 +167,16 @@ const sqlGetAccessTokenAndUser = `SELECT t.request_id, t.requested_at, t.scopes,
 
 const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expires_at, created_at, updated_at`
 
-// login_sessions.go CreateLoginSession.
+// login_sessions.go createLoginSessionStmt (CreateSessionChallenge's
+// pipeline sends it without CreateLoginSession's ON CONFLICT DO NOTHING).
 const sqlCreateLoginSession = `INSERT INTO login_sessions (` + loginSessionColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`
 
-// rate_counters.go HitRateCounters with two keys.
+// rate_counters.go hitRateCountersStmt with two keys, limited (as
+// CreateSessionChallenge's pipeline sends it: the second key's count through
+// otpstep_within_limit).
 const sqlHitTwoRateCounters = `INSERT INTO rate_counters ("key", window_start, reset_at, count) VALUES ($1, $2, $3, 1), ($4, $5, $6, 1) ON CONFLICT ("key") DO UPDATE SET
-			count = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN 1 ELSE rate_counters.count + 1 END,
+			count = otpstep_within_limit(CASE WHEN rate_counters.reset_at <= excluded.window_start THEN 1 ELSE rate_counters.count + 1 END, CASE excluded."key" WHEN $1 THEN $7::bigint WHEN $4 THEN $8::bigint ELSE 0 END, excluded."key"),
 			window_start = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.window_start ELSE rate_counters.window_start END,
 			reset_at = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.reset_at ELSE rate_counters.reset_at END
 		RETURNING "key", count, reset_at`
@@ -183,10 +186,10 @@ const otpChallengeColumns = `id, kind, user_id, session_id, client_id, code_hash
 
 const otpLiveScope = `kind = $1 AND user_id = $2 AND session_id = $3 AND consumed_at IS NULL AND burned_at IS NULL`
 
-// otp_challenges.go CreateOTPChallenge's insert (a new session needs no burn).
+// otp_challenges.go insertOTPChallengeStmt (CreateSessionChallenge's
+// pipeline: a new session needs no burn, and no ON CONFLICT).
 const sqlInsertOTPChallenge = `INSERT INTO otp_challenges (` + otpChallengeColumns + `)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-				ON CONFLICT (kind, user_id, session_id) WHERE consumed_at IS NULL AND burned_at IS NULL DO NOTHING`
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 
 // otp_challenges.go LiveOTPChallenge.
 const sqlLiveOTPChallenge = `SELECT ` + otpChallengeColumns + ` FROM otp_challenges WHERE ` + otpLiveScope

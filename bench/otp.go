@@ -169,7 +169,7 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 				return nil, err
 			}
 			cfg := e.Plugin.Provider.Config()
-			clientID, resend := client.ID, cfg.OTP.ResendInterval
+			clientID, resend, maxSends := client.ID, cfg.OTP.ResendInterval, cfg.OTP.MaxSendsPerHour
 			if resend <= 0 {
 				return nil, errors.New("put_session floor: expects otp.resend_interval > 0 (the default)")
 			}
@@ -193,14 +193,14 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 					return err
 				}
 				issued, _ := json.Marshal(map[string]any{"kind": provider.OTPKindLogin, "challenge_id": chID, "in_response": true})
-				// storage.CreateSessionChallenge, pipelined: BEGIN and the
-				// five statements in one batch, then COMMIT.
+				// storage.CreateSessionChallenge, pipelined: the statements
+				// in one batch, one implicit transaction.
+				sendsKey := "otp:sends:" + uid
 				var batch pgx.Batch
-				batch.Queue("BEGIN")
 				batch.Queue(sqlCreateLoginSession, sid, uid, false, amr, now, now.Add(mp.lifespan), now)
 				batch.Queue(sqlHitTwoRateCounters,
 					"otp:resend:"+provider.OTPKindLogin+":"+sid, now, now.Add(resend),
-					"otp:sends:"+uid, now, now.Add(time.Hour))
+					sendsKey, now, now.Add(time.Hour), int64(1), int64(maxSends))
 				batch.Queue(sqlInsertOTPChallenge, chID, provider.OTPKindLogin, uid, sid, clientID, codeHash,
 					0, mp.maxAttempts, now.Add(mp.ttl), nil, nil, now)
 				batch.Queue(sqlEnqueueOutbox, msgID, sealed, 0, now, now, "")
@@ -215,7 +215,7 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 				br := conn.SendBatch(ctx, &batch)
 				err = func() error {
 					for i := range batch.Len() {
-						if i == 2 { // the counters' RETURNING rows
+						if i == 1 { // the counters' RETURNING rows
 							rows, err := br.Query()
 							if err != nil {
 								return err
@@ -232,18 +232,16 @@ func putSessionFloor(e *env, users []benchUser) *floor {
 						if err != nil {
 							return err
 						}
-						if (i == 1 || i == 3) && tag.RowsAffected() != 1 {
+						if (i == 0 || i == 2) && tag.RowsAffected() != 1 {
 							return fmt.Errorf("statement %d: %d rows", i, tag.RowsAffected())
 						}
 					}
 					return nil
 				}()
 				if err = errors.Join(err, br.Close()); err != nil {
-					_, _ = conn.Exec(ctx, "ROLLBACK")
 					return fmt.Errorf("put session: %w", err)
 				}
-				_, err = conn.Exec(ctx, "COMMIT")
-				return err
+				return nil
 			}, nil
 		},
 		after: func(ctx context.Context) error { return e.outboxReport(ctx, "put_session_floor") },

@@ -135,7 +135,8 @@ func (p *Provider) storeOTP(ctx context.Context, o *pendingOTP, events ...*Audit
 }
 
 // sendLimitHits are the counters one issued code hits, in this order (two
-// requests that lock the same counters then never deadlock):
+// requests that lock the same counters then never deadlock), each with the
+// limit checkSendLimits enforces as its Max:
 //   - seed ("at most once per otp.resend_interval"): a counter per session
 //     (login) or user (account) and kind whose window is the interval;
 //   - otp.max_sends_per_hour per user, across sessions and instances.
@@ -145,13 +146,13 @@ func (p *Provider) storeOTP(ctx context.Context, o *pendingOTP, events ...*Audit
 func (p *Provider) sendLimitHits(o *pendingOTP) []storage.RateHit {
 	hits := make([]storage.RateHit, 0, 2)
 	if p.cfg.OTP.ResendInterval > 0 {
-		hits = append(hits, storage.RateHit{Key: "otp:resend:" + o.req.Kind + ":" + o.scope(), Window: p.cfg.OTP.ResendInterval})
+		hits = append(hits, storage.RateHit{Key: "otp:resend:" + o.req.Kind + ":" + o.scope(), Window: p.cfg.OTP.ResendInterval, Max: 1})
 	}
-	return append(hits, storage.RateHit{Key: "otp:sends:" + o.req.User.ID, Window: time.Hour})
+	return append(hits, storage.RateHit{Key: "otp:sends:" + o.req.User.ID, Window: time.Hour, Max: p.cfg.OTP.MaxSendsPerHour})
 }
 
-// checkSendLimits refuses a code whose counts (of sendLimitHits) are over a
-// limit, with *TooManyAttemptsError; the caller's rollback then takes the
+// checkSendLimits refuses a code whose counts (of sendLimitHits) are past
+// their Max, with *TooManyAttemptsError; the caller's rollback then takes the
 // hits back.
 func (p *Provider) checkSendLimits(o *pendingOTP, counts []storage.RateCount) error {
 	if p.cfg.OTP.ResendInterval > 0 && counts[0].Count > 1 {

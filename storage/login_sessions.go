@@ -20,7 +20,7 @@ const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expi
 // DO NOTHING, not a unique violation, so the transaction in ctx stays usable.
 func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error {
 	st := s.createLoginSessionStmt(ls)
-	n, err := s.exec(ctx, st.sql, st.args...)
+	n, err := s.exec(ctx, st.sql+` ON CONFLICT (id) DO NOTHING`, st.args...)
 	if err != nil {
 		return fmt.Errorf("storage: create login session: %w", err)
 	}
@@ -31,7 +31,8 @@ func (s *Store) CreateLoginSession(ctx context.Context, ls *LoginSession) error 
 }
 
 // createLoginSessionStmt fills ls's ID and times as CreateLoginSession
-// documents and returns its INSERT, which inserts nothing for a taken ID.
+// documents and returns its INSERT, which fails on a taken ID (unique
+// violation); CreateLoginSession adds ON CONFLICT DO NOTHING.
 func (s *Store) createLoginSessionStmt(ls *LoginSession) stmt {
 	if ls.ID == "" {
 		ls.ID = uuid.NewString()
@@ -40,7 +41,7 @@ func (s *Store) createLoginSessionStmt(ls *LoginSession) stmt {
 	ls.CreatedAt, ls.UpdatedAt = now, now
 	ls.AuthTime, ls.ExpiresAt = normTime(ls.AuthTime), normTime(ls.ExpiresAt)
 	return stmt{`INSERT INTO login_sessions (` + loginSessionColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
 		[]any{ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
 			s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now)}}
 }

@@ -60,7 +60,7 @@ func (s *Store) CreateOTPChallenge(ctx context.Context, ch *OTPChallenge) error 
 					return fmt.Errorf("storage: create otp challenge: burn previous: %w", err)
 				}
 			}
-			n, err := s.exec(ctx, insert.sql, insert.args...)
+			n, err := s.exec(ctx, insert.sql+otpLiveConflictDoNothing, insert.args...)
 			if err != nil {
 				return fmt.Errorf("storage: create otp challenge: %w", err)
 			}
@@ -73,9 +73,14 @@ func (s *Store) CreateOTPChallenge(ctx context.Context, ch *OTPChallenge) error 
 	})
 }
 
+// otpLiveConflictDoNothing makes insertOTPChallengeStmt's INSERT insert
+// nothing while the scope has a live challenge.
+const otpLiveConflictDoNothing = `
+				ON CONFLICT (kind, user_id, session_id) WHERE consumed_at IS NULL AND burned_at IS NULL DO NOTHING`
+
 // insertOTPChallengeStmt fills ch's ID and times as CreateOTPChallenge
-// documents and returns its INSERT, which inserts nothing while the scope has
-// a live challenge.
+// documents and returns its INSERT, which fails while the scope has a live
+// challenge (unique violation) unless otpLiveConflictDoNothing is added.
 func (s *Store) insertOTPChallengeStmt(ch *OTPChallenge) stmt {
 	if ch.ID == "" {
 		ch.ID = uuid.NewString()
@@ -89,8 +94,7 @@ func (s *Store) insertOTPChallengeStmt(ch *OTPChallenge) stmt {
 		codeHash = []byte{}
 	}
 	return stmt{`INSERT INTO otp_challenges (` + otpChallengeColumns + `)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-				ON CONFLICT (kind, user_id, session_id) WHERE consumed_at IS NULL AND burned_at IS NULL DO NOTHING`,
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		[]any{ch.ID, ch.Kind, ch.UserID, ch.SessionID, ch.ClientID, codeHash, ch.Attempts, ch.MaxAttempts,
 			s.timeArg(ch.ExpiresAt), s.nullTimePtrArg(ch.ConsumedAt), s.nullTimePtrArg(ch.BurnedAt),
 			s.timeArg(ch.CreatedAt)}}

@@ -25,18 +25,20 @@ type NewSessionChallenge struct {
 // (CreateLoginSession), the hits (HitRateCounters), the challenge
 // (CreateOTPChallenge), the mail (EnqueueOutbox) and the events
 // (AddAuditEvents), as those would, with their defaults written back into c.
-// check gets the hits' counts in order and decides: an error from it rolls
-// everything back, counts included, and is returned as it is. A taken session
-// ID → ErrAlreadyExists, nothing stored, check not called.
+// A hit that counts past its Max refuses the request: everything rolls back,
+// counts included, and the error is refused's, which gets every hit's count
+// in order (refused's nil is an error too). A taken session ID →
+// ErrAlreadyExists, nothing stored, refused not called.
 //
 // On PostgreSQL opened with Open, outside a caller's transaction, the
-// transaction is pipelined on the native pool: BEGIN and every statement go
-// in one round trip, COMMIT or ROLLBACK in a second (check then sees the
-// counts after the inserts, which the rollback undoes). Elsewhere those
-// methods are called one after another in InTx, check before the challenge.
+// statements go to the native pool as one pipelined batch: one round trip,
+// one implicit transaction, the counters' statement failing it when a hit
+// would count past its Max (rateLimitedCode); a refusal then reads the counts
+// back in a second round trip. Elsewhere those methods are called
+// one after another in InTx, the counts compared in Go before the challenge.
 // Either way the same rows are written, and the counter rows stay locked
 // until the transaction ends, so concurrent requests see each other's hits.
-func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallenge, check func([]RateCount) error) error {
+func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallenge, refused func([]RateCount) error) error {
 	if len(c.Hits) == 0 {
 		return errors.New("storage: create session challenge: no rate-counter hits")
 	}
@@ -44,7 +46,7 @@ func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallen
 		return errors.New("storage: create session challenge: the challenge is not the session's")
 	}
 	if s.reads != nil && s.txFrom(ctx) == nil {
-		return s.createSessionChallengePipelined(ctx, c, check)
+		return s.createSessionChallengePipelined(ctx, c, refused)
 	}
 	return s.InTx(ctx, func(ctx context.Context) error {
 		if err := s.CreateLoginSession(ctx, c.Session); err != nil {
@@ -54,8 +56,8 @@ func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallen
 		if err != nil {
 			return err
 		}
-		if err := check(counts); err != nil {
-			return err
+		if overMax(c.Hits, counts) {
+			return refusal(refused, counts)
 		}
 		if err := s.CreateOTPChallenge(ctx, c.Challenge); err != nil {
 			return err
@@ -67,21 +69,38 @@ func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallen
 	})
 }
 
+// refusal is refused's error for counts, never nil.
+func refusal(refused func([]RateCount) error, counts []RateCount) error {
+	if err := refused(counts); err != nil {
+		return err
+	}
+	return errors.New("storage: create session challenge: a count is past its limit")
+}
+
 // createSessionChallengePipelined is CreateSessionChallenge on the native
-// PostgreSQL pool: the statements of CreateLoginSession, HitRateCounters,
-// CreateOTPChallenge (its insert: a new session has no challenge to burn),
-// EnqueueOutbox and AddAuditEvents after a BEGIN in one batch, then COMMIT
-// or ROLLBACK. A connection left inside the transaction (a failed ROLLBACK)
-// is closed by the pool on release.
-func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessionChallenge, check func([]RateCount) error) error {
-	stmts := []stmt{s.createLoginSessionStmt(c.Session), s.hitRateCountersStmt(c.Hits),
-		s.insertOTPChallengeStmt(c.Challenge), s.enqueueOutboxStmt(c.Mail)}
+// PostgreSQL pool, in one round trip: the INSERTs of CreateLoginSession and
+// CreateOTPChallenge without their ON CONFLICT DO NOTHING (a taken session ID
+// or challenge slot fails the transaction instead), HitRateCounters'
+// statement limited by the hits' Max, EnqueueOutbox's and AddAuditEvents'
+// statements.
+//
+// They need no BEGIN and no COMMIT: pgx sends a batch as extended-protocol
+// messages closed by a single Sync, and PostgreSQL runs every statement up to
+// a Sync in one implicit transaction, committed at the Sync; after a failure
+// it skips the rest and rolls the transaction back (protocol, "Extended
+// Query" and "Pipelining"; pgx's Conn.SendBatch says the same). A batch in
+// pgx's simple-protocol mode is one multi-statement query, which PostgreSQL
+// also runs as one implicit transaction. TestSessionChallenge_* in storagetest
+// hold it to all-or-nothing.
+func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessionChallenge, refused func([]RateCount) error) error {
+	session, hits := s.createLoginSessionStmt(c.Session), s.hitRateCountersStmt(c.Hits, true)
+	challenge, mail := s.insertOTPChallengeStmt(c.Challenge), s.enqueueOutboxStmt(c.Mail)
+	var audit stmt
 	if len(c.Events) > 0 {
-		audit, err := s.addAuditEventsStmt(c.Events)
-		if err != nil {
+		var err error
+		if audit, err = s.addAuditEventsStmt(c.Events); err != nil {
 			return fmt.Errorf("storage: create session challenge: %w", err)
 		}
-		stmts = append(stmts, audit)
 	}
 	conn, err := s.reads.Acquire(ctx)
 	if err != nil {
@@ -89,62 +108,66 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 	}
 	defer conn.Release()
 	var batch pgx.Batch
-	batch.Queue("BEGIN")
-	for _, st := range stmts {
-		batch.Queue(st.sql, st.args...)
+	batch.Queue(session.sql, session.args...)
+	batch.Queue(hits.sql, hits.args...)
+	batch.Queue(challenge.sql, challenge.args...)
+	batch.Queue(mail.sql, mail.args...)
+	if audit.sql != "" {
+		batch.Queue(audit.sql, audit.args...)
 	}
-	var (
-		session, challenge pgconn.CommandTag
-		counts             []RateCount
-	)
+
+	// Each step reads one statement's result; the first failure names the
+	// error and br.Close drains the rest of the batch.
+	fail := func(err error) error { return fmt.Errorf("storage: create session challenge: %w", classify(err)) }
+	limited := false
 	br := conn.SendBatch(ctx, &batch)
 	err = func() error {
 		if _, err := br.Exec(); err != nil {
-			return err
-		}
-		if session, err = br.Exec(); err != nil {
-			return err
+			if errors.Is(classify(err), ErrAlreadyExists) {
+				return sessionTaken(c)
+			}
+			return fail(err)
 		}
 		rows, err := br.Query()
+		if err == nil {
+			_, err = scanRateCounts(rows, c.Hits)
+			rows.Close()
+		}
 		if err != nil {
-			return err
+			if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == rateLimitedCode {
+				limited = true
+			}
+			return fail(err)
 		}
-		counts, err = scanRateCounts(rows, c.Hits)
-		rows.Close()
-		if err != nil {
-			return err
+		if _, err := br.Exec(); err != nil {
+			if errors.Is(classify(err), ErrAlreadyExists) {
+				return challengeSlotTaken()
+			}
+			return fail(err)
 		}
-		if challenge, err = br.Exec(); err != nil {
-			return err
+		rest := 1 // the mail, and the events if any
+		if audit.sql != "" {
+			rest++
 		}
-		for range stmts[3:] {
+		for range rest {
 			if _, err := br.Exec(); err != nil {
-				return err
+				return fail(err)
 			}
 		}
 		return nil
 	}()
-	err = errors.Join(err, br.Close())
-	switch {
-	case err != nil:
-		err = fmt.Errorf("storage: create session challenge: %w", classify(err))
-	case session.RowsAffected() == 0:
-		err = sessionTaken(c)
-	default:
-		if err = check(counts); err == nil && challenge.RowsAffected() != 1 {
-			err = challengeSlotTaken()
+	// Close reads up to the Sync: a failure to commit comes from here.
+	if closeErr := br.Close(); err == nil && closeErr != nil {
+		err = fail(closeErr)
+	}
+	if limited {
+		counts, readErr := s.hitsWouldCount(ctx, conn, c.Hits)
+		if readErr != nil {
+			return errors.Join(err, fmt.Errorf("storage: create session challenge: read the refused counts: %w", readErr))
 		}
+		return refusal(refused, counts)
 	}
-	if err != nil {
-		if _, rbErr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rbErr != nil {
-			return errors.Join(err, fmt.Errorf("storage: rollback: %w", rbErr))
-		}
-		return err
-	}
-	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
-		return fmt.Errorf("storage: create session challenge: commit: %w", classify(err))
-	}
-	return nil
+	return err
 }
 
 func sessionTaken(c *NewSessionChallenge) error {

@@ -16,13 +16,14 @@ import (
 )
 
 // newSessionChallenge is a NewSessionChallenge for a new session of user,
-// limited per session and per user as the session API is.
+// limited per session (one send) and counted per user as the session API
+// is; tests that limit the user's sends set Hits[1].Max.
 func newSessionChallenge(clk *clock, userID string) *storage.NewSessionChallenge {
 	sid := uuid.NewString()
 	return &storage.NewSessionChallenge{
 		Session: &storage.LoginSession{ID: sid, UserID: userID, AMR: []string{"pwd"},
 			AuthTime: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)},
-		Hits: []storage.RateHit{{Key: "resend:" + sid, Window: 30 * time.Second}, {Key: "sends:" + userID, Window: time.Hour}},
+		Hits: []storage.RateHit{{Key: "resend:" + sid, Window: 30 * time.Second, Max: 1}, {Key: "sends:" + userID, Window: time.Hour}},
 		Challenge: &storage.OTPChallenge{Kind: "login", UserID: userID, SessionID: sid, ClientID: "rp",
 			CodeHash: []byte{1, 2, 3}, MaxAttempts: 5, ExpiresAt: clk.Now().Add(5 * time.Minute)},
 		Mail: &storage.OutboxMessage{Sealed: []byte("sealed")},
@@ -53,21 +54,16 @@ func sessionChallengeStored(t *testing.T, s *storage.Store, c *storage.NewSessio
 // session in one transaction; pipelined on PostgreSQL).
 func sessionChallengeTests() []conformanceTest {
 	return []conformanceTest{
-		{"TestSessionChallenge_StoresEverythingAndHandsCheckTheCounts", func(t *testing.T, s *storage.Store, clk *clock) {
+		{"TestSessionChallenge_StoresEverything", func(t *testing.T, s *storage.Store, clk *clock) {
 			u := newTestUser(t, s)
 			c := newSessionChallenge(clk, u.ID)
-			var got []storage.RateCount
-			require.NoError(t, s.CreateSessionChallenge(t.Context(), c, func(counts []storage.RateCount) error {
-				got = counts
-				return nil
-			}))
-			assert.Equal(t, []storage.RateCount{{Count: 1, ResetAt: clk.Now().Add(30 * time.Second)},
-				{Count: 1, ResetAt: clk.Now().Add(time.Hour)}}, got)
+			require.NoError(t, s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t)))
 			session, challenge, mails, events := sessionChallengeStored(t, s, c)
 			assert.True(t, session)
 			assert.True(t, challenge)
 			assert.Equal(t, 1, mails)
 			assert.Equal(t, 2, events)
+			assert.Equal(t, []int{1, 1}, peekHits(t, s, c.Hits))
 
 			// Defaults are written back, as the single-row methods do.
 			_, err := uuid.Parse(c.Challenge.ID)
@@ -92,39 +88,65 @@ func sessionChallengeTests() []conformanceTest {
 
 			// The per-user key counts on for the next session.
 			next := newSessionChallenge(clk, u.ID)
-			require.NoError(t, s.CreateSessionChallenge(t.Context(), next, func(counts []storage.RateCount) error {
-				got = counts
-				return nil
-			}))
-			assert.Equal(t, []int{1, 2}, []int{got[0].Count, got[1].Count})
+			require.NoError(t, s.CreateSessionChallenge(t.Context(), next, refuseNotCalled(t)))
+			assert.Equal(t, []int{1, 2}, peekHits(t, s, next.Hits))
 		}},
-		{"TestSessionChallenge_RefusedByCheckStoresAndCountsNothing", func(t *testing.T, s *storage.Store, clk *clock) {
+		{"TestSessionChallenge_PastItsMaxStoresAndCountsNothing", func(t *testing.T, s *storage.Store, clk *clock) {
 			u := newTestUser(t, s)
+			first := newSessionChallenge(clk, u.ID)
+			first.Hits[1].Max = 1
+			require.NoError(t, s.CreateSessionChallenge(t.Context(), first, refuseNotCalled(t)))
+
 			c := newSessionChallenge(clk, u.ID)
+			c.Hits[1].Max = 1
 			errRefused := errors.New("too many")
-			err := s.CreateSessionChallenge(t.Context(), c, func([]storage.RateCount) error { return errRefused })
-			require.Equal(t, errRefused, err, "check's error comes back as it is")
+			var got []storage.RateCount
+			err := s.CreateSessionChallenge(t.Context(), c, func(counts []storage.RateCount) error {
+				got = counts
+				return errRefused
+			})
+			require.Equal(t, errRefused, err, "refused's error comes back as it is")
+			assert.Equal(t, []storage.RateCount{{Count: 1, ResetAt: clk.Now().Add(30 * time.Second)},
+				{Count: 2, ResetAt: clk.Now().Add(time.Hour)}}, got, "refused gets every hit's count, the refused one past its Max")
 			session, challenge, mails, events := sessionChallengeStored(t, s, c)
 			assert.False(t, session)
 			assert.False(t, challenge)
-			assert.Zero(t, mails)
+			assert.Equal(t, 1, mails, "the first session's mail only")
+			assert.Equal(t, 2, events, "the first session's events only")
+			assert.Equal(t, []int{0, 1}, peekHits(t, s, c.Hits), "the refused request counted nothing")
+
+			// refused's nil is a refusal too, and the id is still free.
+			require.Error(t, s.CreateSessionChallenge(t.Context(), c, func([]storage.RateCount) error { return nil }))
+			c.Hits[1].Max = 2
+			require.NoError(t, s.CreateSessionChallenge(t.Context(), newSessionChallengeFor(c), refuseNotCalled(t)))
+		}},
+		{"TestSessionChallenge_AFailureAfterTheCountsStoresNothing", func(t *testing.T, s *storage.Store, clk *clock) {
+			// The mail's id is taken: the statements before it (session,
+			// counters, challenge) are rolled back with it, and the store
+			// (its connection) goes on working.
+			u := newTestUser(t, s)
+			taken := &storage.OutboxMessage{Sealed: []byte("x")}
+			require.NoError(t, s.EnqueueOutbox(t.Context(), taken))
+			c := newSessionChallenge(clk, u.ID)
+			c.Mail.ID = taken.ID
+			err := s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t))
+			require.ErrorIs(t, err, storage.ErrAlreadyExists)
+			session, challenge, mails, events := sessionChallengeStored(t, s, c)
+			assert.False(t, session)
+			assert.False(t, challenge)
+			assert.Equal(t, 1, mails)
 			assert.Zero(t, events)
-			for _, h := range c.Hits {
-				n, _, err := s.PeekRateCounter(t.Context(), h.Key, h.Window)
-				require.NoError(t, err)
-				assert.Zero(t, n, h.Key)
+			assert.Equal(t, []int{0, 0}, peekHits(t, s, c.Hits))
+			for range 3 {
+				require.NoError(t, s.CreateSessionChallenge(t.Context(), newSessionChallenge(clk, u.ID), refuseNotCalled(t)))
 			}
-			// The id is still free.
-			require.NoError(t, s.CreateSessionChallenge(t.Context(), newSessionChallengeFor(c), func([]storage.RateCount) error { return nil }))
 		}},
 		{"TestSessionChallenge_TakenSessionIsAlreadyExistsAndStoresNothing", func(t *testing.T, s *storage.Store, clk *clock) {
 			ls := newTestLoginSession(t, s, clk)
 			c := newSessionChallenge(clk, ls.UserID)
 			c.Session.ID, c.Challenge.SessionID = ls.ID, ls.ID
-			called := false
-			err := s.CreateSessionChallenge(t.Context(), c, func([]storage.RateCount) error { called = true; return nil })
+			err := s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t))
 			require.ErrorIs(t, err, storage.ErrAlreadyExists)
-			assert.False(t, called, "check is not asked about a taken session")
 			_, challenge, mails, events := sessionChallengeStored(t, s, c)
 			assert.False(t, challenge)
 			assert.Zero(t, mails)
@@ -135,7 +157,7 @@ func sessionChallengeTests() []conformanceTest {
 		}},
 		{"TestSessionChallenge_UnknownUserIsNotFound", func(t *testing.T, s *storage.Store, clk *clock) {
 			c := newSessionChallenge(clk, "no-such-user")
-			err := s.CreateSessionChallenge(t.Context(), c, func([]storage.RateCount) error { return nil })
+			err := s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t))
 			requireNotFound(t, err)
 			mails, _, err := s.OutboxBacklog(t.Context())
 			require.NoError(t, err)
@@ -145,7 +167,7 @@ func sessionChallengeTests() []conformanceTest {
 			u := newTestUser(t, s)
 			c := newSessionChallenge(clk, u.ID)
 			err := s.InTx(t.Context(), func(ctx context.Context) error {
-				require.NoError(t, s.CreateSessionChallenge(ctx, c, func([]storage.RateCount) error { return nil }))
+				require.NoError(t, s.CreateSessionChallenge(ctx, c, refuseNotCalled(t)))
 				_, err := s.GetLoginSession(ctx, c.Session.ID)
 				require.NoError(t, err, "the caller's transaction sees it")
 				return errors.New("rolled back by the caller")
@@ -171,11 +193,10 @@ func sessionChallengeTests() []conformanceTest {
 				go func() {
 					defer wg.Done()
 					c := newSessionChallenge(clk, u.ID)
+					c.Hits[1].Max = limit
 					err := s.CreateSessionChallenge(t.Context(), c, func(counts []storage.RateCount) error {
-						if counts[1].Count > limit {
-							return errLimit
-						}
-						return nil
+						assert.Equal(t, limit+1, counts[1].Count)
+						return errLimit
 					})
 					if err == nil {
 						mu.Lock()
@@ -199,14 +220,34 @@ func sessionChallengeTests() []conformanceTest {
 			u := newTestUser(t, s)
 			c := newSessionChallenge(clk, u.ID)
 			c.Challenge.SessionID = "other"
-			require.Error(t, s.CreateSessionChallenge(t.Context(), c, func([]storage.RateCount) error { return nil }))
+			require.Error(t, s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t)))
 			c = newSessionChallenge(clk, u.ID)
 			c.Hits = nil
-			require.Error(t, s.CreateSessionChallenge(t.Context(), c, func([]storage.RateCount) error { return nil }))
+			require.Error(t, s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t)))
 			session, _, _, _ := sessionChallengeStored(t, s, c)
 			assert.False(t, session)
 		}},
 	}
+}
+
+// refuseNotCalled is a refused func for requests no limit refuses.
+func refuseNotCalled(t *testing.T) func([]storage.RateCount) error {
+	return func(counts []storage.RateCount) error {
+		t.Errorf("refused called with %v", counts)
+		return errors.New("refused")
+	}
+}
+
+// peekHits is the count of each hit's key in its window now.
+func peekHits(t *testing.T, s *storage.Store, hits []storage.RateHit) []int {
+	t.Helper()
+	out := make([]int, len(hits))
+	for i, h := range hits {
+		n, _, err := s.PeekRateCounter(t.Context(), h.Key, h.Window)
+		require.NoError(t, err)
+		out[i] = n
+	}
+	return out
 }
 
 // newSessionChallengeFor is c again with fresh IDs for what was stored (the
