@@ -17,11 +17,16 @@ type cpuSample struct {
 	irq                 float64 // irq + softirq + steal: loopback TCP lands here
 	self                float64 // this process (server + load generator), in ticks
 	postgres            float64 // every process whose command is postgres, in ticks
+	ctxt                float64 // context switches, machine-wide
 }
 
 func sampleCPU() cpuSample {
 	s := cpuSample{at: time.Now()}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		if _, rest, ok := strings.Cut(string(b), "\nctxt "); ok {
+			n, _, _ := strings.Cut(rest, "\n")
+			s.ctxt, _ = strconv.ParseFloat(n, 64)
+		}
 		line, _, _ := strings.Cut(string(b), "\n")
 		f := strings.Fields(line)
 		for i, v := range f[1:] {
@@ -74,8 +79,12 @@ func procTicks(path string) float64 {
 }
 
 // cpuLine describes the machine between two samples, in cores busy: this
-// process, PostgreSQL, everything else, and idle (with iowait).
-func cpuLine(name string, a, b cpuSample) string {
+// process, PostgreSQL, everything else, and idle (with iowait); then per
+// request, the CPU time of this process and of PostgreSQL and the context
+// switches machine-wide. On this shared machine the per-request figures move
+// less from run to run than requests per second do (fewer round trips show as
+// fewer context switches whatever the neighbours do).
+func cpuLine(name string, a, b cpuSample, requests uint64) string {
 	dt := b.total - a.total
 	if dt <= 0 {
 		return fmt.Sprintf("# %s cpu: not available", name)
@@ -89,8 +98,14 @@ func cpuLine(name string, a, b cpuSample) string {
 	if other < 0 {
 		other = 0
 	}
-	return fmt.Sprintf("# %s cpu (cores of %.1f): bench+server=%.2f postgres=%.2f irq+steal=%.2f other=%.2f idle=%.2f iowait=%.2f",
+	line := fmt.Sprintf("# %s cpu (cores of %.1f): bench+server=%.2f postgres=%.2f irq+steal=%.2f other=%.2f idle=%.2f iowait=%.2f",
 		name, cores, self, pg, irq, other, idle, iowait)
+	if requests > 0 {
+		n := float64(requests)
+		line += fmt.Sprintf("; per request: bench+server_ms=%.3f postgres_ms=%.3f ctxsw=%.1f",
+			(b.self-a.self)*10/n, (b.postgres-a.postgres)*10/n, (b.ctxt-a.ctxt)/n)
+	}
+	return line
 }
 
 // dbSample is what PostgreSQL's statistics say about the bench's database
@@ -98,8 +113,8 @@ func cpuLine(name string, a, b cpuSample) string {
 // work counts too). PostgreSQL flushes backend statistics about once a
 // second, so over a short run the figures are approximate.
 type dbSample struct {
-	ok                bool
-	commits, walSyncs int64
+	ok                          bool
+	commits, walSyncs, walBytes int64
 }
 
 func (e *env) sampleDB(ctx context.Context) dbSample {
@@ -112,7 +127,7 @@ func (e *env) sampleDB(ctx context.Context) dbSample {
 	}
 	var s dbSample
 	err = db.QueryRow(ctx, `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
-		(SELECT wal_sync FROM pg_stat_wal)`).Scan(&s.commits, &s.walSyncs)
+		(SELECT wal_sync FROM pg_stat_wal), (SELECT wal_bytes::bigint FROM pg_stat_wal)`).Scan(&s.commits, &s.walSyncs, &s.walBytes)
 	s.ok = err == nil
 	return s
 }
@@ -123,7 +138,7 @@ func dbLine(name string, a, b dbSample, requests uint64) string {
 		return ""
 	}
 	n := float64(requests)
-	return fmt.Sprintf("# %s db: commits/request=%.1f wal_syncs/request=%.2f (server-wide; commits per WAL sync=%.1f)",
-		name, float64(b.commits-a.commits)/n, float64(b.walSyncs-a.walSyncs)/n,
+	return fmt.Sprintf("# %s db: commits/request=%.1f wal_syncs/request=%.2f wal_bytes/request=%.0f (server-wide; commits per WAL sync=%.1f)",
+		name, float64(b.commits-a.commits)/n, float64(b.walSyncs-a.walSyncs)/n, float64(b.walBytes-a.walBytes)/n,
 		float64(b.commits-a.commits)/max(float64(b.walSyncs-a.walSyncs), 1))
 }

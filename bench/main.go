@@ -233,7 +233,7 @@ func measure(ctx context.Context, e *env, name string, f flags, run func(name st
 	}
 	fmt.Printf("bench: %s rps=%.0f p50_ms=%.2f p99_ms=%.2f\n", name, rps, ms(m.Latencies.P50), ms(m.Latencies.P99))
 	if f.verbose {
-		fmt.Println(cpuLine(name, before, after))
+		fmt.Println(cpuLine(name, before, after, m.Requests))
 		if line := dbLine(name, dbBefore, dbAfter, m.Requests); line != "" {
 			fmt.Println(line)
 		}
