@@ -430,7 +430,11 @@ func (c *cookieRecorder) WriteHeader(int)             {}
 // Embedded, the browser links an upstream identity under the plugin's
 // prefix: the confirmation page and its Link button, the upstream's redirect
 // back to the callback under the prefix, the link in the plugin's database.
-// Signing in with an upstream stays otpstep's own (the host owns the login).
+// The host's login passes the password only: the link route, GET and POST
+// alike, sends the browser to the plugin's OTP page under the prefix and
+// starts nothing, and the right code brings it back to the confirmation
+// page. Signing in with an upstream stays otpstep's own (the host owns the
+// login).
 func TestEmbedded_LinkAnUpstreamIdentityInTheBrowser(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		up := plugintest.Start(t, dialect, func(c *plugin.Config) { c.Login.CookieName = "upstream_session" })
@@ -456,7 +460,27 @@ func TestEmbedded_LinkAnUpstreamIdentityInTheBrowser(t *testing.T) {
 			t.Fatalf("unknown provider: %s", page)
 		}
 
+		// The host's login; its authorize request is held at the OTP page
+		// (the code is mail 1). The session has passed the password only.
 		h.HostLogin(t, b, hp, h.ClientConf(hp, plugintest.HostRP, "openid"), u, oauth2.GenerateVerifier())
+		cookieName := hp.Plugin.Provider.Config().Login.CookieName
+		linkPath := "/mfa/federated-identities/partner/link"
+		otpPage := otpBeforeLink(t, b, h.URL, "/mfa/login/otp", linkPath, cookieName, callback)
+		post := b.Submit(otpPage, linkPath, url.Values{"return_to": {""}}, h.URL+"/mfa/login/otp")
+		if post.Status != http.StatusSeeOther || post.URL.Path != "/mfa/login/otp" || post.URL.Query().Get("return_to") != linkPath {
+			t.Fatalf("Link button without the second factor: %s", post)
+		}
+		if hasFlowCookie(t, b, cookieName, callback) {
+			t.Fatal("the Link button started an upstream flow without the second factor")
+		}
+		if lis, err := hp.Store.ListLinkedIdentities(context.Background(), u.ID); err != nil || len(lis) != 0 {
+			t.Fatalf("links before the code: %+v %v", lis, err)
+		}
+		backAtLink(t, b, otpPage, "/mfa/login/otp", hp.Mail.Code(t, 1, u.Email), "partner")
+		if n := len(hp.Mail.Messages()); n != 1 {
+			t.Fatalf("%d mails, want 1 (the live code is not sent again)", n)
+		}
+
 		confirm, action := linkConfirmation(t, b, linkURL, "partner")
 		if action != "/mfa/federated-identities/partner/link" || confirm.Header.Get("Content-Security-Policy") == "" {
 			t.Fatalf("confirmation page under the prefix: action %q, headers %v", action, confirm.Header)

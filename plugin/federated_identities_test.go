@@ -258,7 +258,7 @@ func closedURL(t *testing.T) string {
 // An upstream that is down does not stop the start; the routes that need it
 // answer 503, everything else works.
 func TestFederatedIdentities_UpstreamDownIs503AndNothingElseBreaks(t *testing.T) {
-	srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) {
+	srv, smtpSrv := startWithSMTP(t, "sqlite", func(c *plugin.Config) {
 		c.Upstreams = []config.Upstream{{Name: "down", Issuer: closedURL(t), ClientID: "x", AllowLogin: true}}
 	})
 	api := newAPIClient(t, srv)
@@ -276,7 +276,11 @@ func TestFederatedIdentities_UpstreamDownIs503AndNothingElseBreaks(t *testing.T)
 		t.Fatal("503 without Retry-After")
 	}
 
-	// The confirmation page needs nothing of the upstream; the Link button does.
+	// The confirmation page (past the second factor) needs nothing of the
+	// upstream; the Link button does.
+	otpPage := otpBeforeLink(t, login.Browser, srv.URL, "/login/otp", "/federated-identities/down/link",
+		srv.Plugin.Provider.Config().Login.CookieName, srv.URL+"/federated-identities/down/callback")
+	backAtLink(t, login.Browser, otpPage, "/login/otp", codeFrom(t, smtpSrv, 1, alice.Email), "down")
 	confirm, action := linkConfirmation(t, login.Browser, srv.URL+"/federated-identities/down/link", "down")
 	page := login.Browser.Submit(confirm, action, url.Values{"return_to": {confirm.HiddenField("return_to")}}, "")
 	if page.Status != 503 || page.Header.Get("Retry-After") == "" || !strings.Contains(page.Body, "cannot be reached") {
@@ -339,20 +343,69 @@ func hasFlowCookie(t *testing.T, b *plugintest.Browser, loginCookieName, callbac
 	return cookieNamed(b, u, loginCookieName+"_upstream") != nil
 }
 
+// otpBeforeLink GETs the link route linkPath (with its query) at base in a
+// browser whose login has passed the password but not the second factor:
+// the route must send it (303) to the OTP page otpPath, returning to the
+// link route, and start no upstream flow (no flow cookie of
+// loginCookieName for callbackURL). It returns the OTP page.
+func otpBeforeLink(t *testing.T, b *plugintest.Browser, base, otpPath, linkPath, loginCookieName, callbackURL string) *plugintest.Page {
+	t.Helper()
+	redirect := b.Follow(base+linkPath, base+otpPath)
+	if redirect.Status != http.StatusSeeOther || redirect.URL.Path != otpPath || redirect.URL.Query().Get("return_to") != linkPath {
+		t.Fatalf("a login without the second factor was not sent to %s returning to %s: %s (steps %v)", otpPath, linkPath, redirect, b.Steps)
+	}
+	if hasFlowCookie(t, b, loginCookieName, callbackURL) {
+		t.Fatal("a login without the second factor started an upstream flow")
+	}
+	page := b.Follow(redirect.URL.String(), "")
+	if page.Status != http.StatusOK || page.URL.Path != otpPath || page.HiddenField("return_to") != linkPath || !strings.Contains(page.Body, `name="otp"`) {
+		t.Fatalf("no OTP page returning to %s: %s", linkPath, page)
+	}
+	return page
+}
+
+// backAtLink types code on the OTP page otpPage (posting to otpPath) and
+// checks that the browser comes back to the link confirmation page of
+// provider.
+func backAtLink(t *testing.T, b *plugintest.Browser, otpPage *plugintest.Page, otpPath, code, provider string) *plugintest.Page {
+	t.Helper()
+	back := b.Submit(otpPage, otpPath, url.Values{"otp": {code}, "return_to": {otpPage.HiddenField("return_to")}}, "")
+	if back.Status != http.StatusOK || !strings.HasSuffix(back.URL.Path, "/federated-identities/"+provider+"/link") ||
+		!strings.Contains(back.Body, "Link your "+provider+" account?") {
+		t.Fatalf("after the code, not back at the confirmation page: %s (steps %v)", back, b.Steps)
+	}
+	return back
+}
+
+// smtpMail points a configuration's mail at a real SMTP peer.
+func smtpMail(smtpSrv *mailtest.Server) func(*plugin.Config) {
+	return func(c *plugin.Config) {
+		c.Mail.Driver = "smtp"
+		c.Mail.SMTPURL = smtpSrv.URL()
+		c.Mail.TLS = "none"
+		c.Mail.From = "otpstep <otp@example.com>"
+	}
+}
+
 // The browser links through a real upstream: GET shows a confirmation page
 // and starts nothing (a link or <img> on another site cannot start a link);
 // its Link button (a POST with the page's CSRF token; without it 403) goes
 // to the upstream with state, nonce and PKCE; the callback links and
 // answers a page; the same callback replayed (even with the flow cookie)
-// fails, and an old login must sign in again first, on GET and POST alike.
+// fails, and an old login must sign in again first, on GET and POST alike
+// (and pass the second factor again). TestBrowser_LinkNeedsTheSecondFactor
+// has the login that passed the password only.
 func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
-	f := plugintest.StartFederation(t, "sqlite", "partner", false, nil)
+	smtpSrv := mailtest.StartServer(t)
+	f := plugintest.StartFederation(t, "sqlite", "partner", false, smtpMail(smtpSrv))
 	client := f.Down.NewClient(t, false)
 	alice := f.Down.NewUser(t)
 	upAlice := f.Up.NewUser(t)
 	b := f.Down.LoginWithPassword(t, client, alice).Browser
 	linkURL := f.Down.URL + "/federated-identities/partner/link"
 	cookieName := f.Down.Plugin.Provider.Config().Login.CookieName
+	otpPage := otpBeforeLink(t, b, f.Down.URL, "/login/otp", "/federated-identities/partner/link", cookieName, f.Callback())
+	backAtLink(t, b, otpPage, "/login/otp", codeFrom(t, smtpSrv, 1, alice.Email), "partner")
 
 	confirm, action := linkConfirmation(t, b, linkURL, "partner")
 	if action != "/federated-identities/partner/link" {
@@ -440,7 +493,8 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 	}
 
 	// An old login goes back to /login first, from the confirmation page and
-	// from its Link button alike, and comes back to the confirmation page.
+	// from its Link button alike, and comes back to the confirmation page
+	// through the OTP page (the new login has passed the password only).
 	confirm, action = linkConfirmation(t, b, linkURL+"?return_to=/login/otp", "partner")
 	if confirm.HiddenField("return_to") != "/login/otp" {
 		t.Fatalf("return_to not carried: %s", confirm)
@@ -460,11 +514,98 @@ func TestBrowser_LinkThroughTheUpstream(t *testing.T) {
 		t.Fatal("an old login started an upstream flow")
 	}
 	loginPage := b.Follow(stalePost.URL.String(), "")
-	again := b.Submit(loginPage, "/login", url.Values{"email": {alice.Email}, "password": {alice.Password}, "return_to": {loginPage.HiddenField("return_to")}}, f.Callback())
-	if again.Status != 200 || again.URL.Path != "/federated-identities/partner/link" || again.HiddenField("return_to") != "/login/otp" ||
-		!strings.Contains(again.Body, "Link your partner account?") {
-		t.Fatalf("after signing in again: %s", again)
+	otpAgain := b.Submit(loginPage, "/login", url.Values{"email": {alice.Email}, "password": {alice.Password}, "return_to": {loginPage.HiddenField("return_to")}}, f.Callback())
+	if otpAgain.Status != 200 || otpAgain.URL.Path != "/login/otp" || otpAgain.HiddenField("return_to") != "/federated-identities/partner/link?return_to=%2Flogin%2Fotp" {
+		t.Fatalf("after signing in again, not at the OTP page: %s", otpAgain)
 	}
+	again := backAtLink(t, b, otpAgain, "/login/otp", codeFrom(t, smtpSrv, 2, alice.Email), "partner")
+	if again.HiddenField("return_to") != "/login/otp" {
+		t.Fatalf("after signing in again, return_to lost: %s", again)
+	}
+}
+
+// A login that has passed the password but not the emailed code cannot link
+// an upstream account (a partner trusting the link would trust what only
+// the password guarded): the confirmation page and its Link button alike
+// send the browser to the OTP page and start nothing; once the code is
+// right it comes back to the confirmation page and the link completes. A
+// session sent back to the password while the browser is at the upstream (a
+// login UI re-challenged it) links nothing at the callback.
+func TestBrowser_LinkNeedsTheSecondFactor(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		smtpSrv := mailtest.StartServer(t)
+		f := plugintest.StartFederation(t, dialect, "partner", false, smtpMail(smtpSrv))
+		ctx := context.Background()
+		api := newAPIClient(t, f.Down)
+		client := f.Down.NewClient(t, false, "user:sessions:update")
+		alice, upAlice := f.Down.NewUser(t), f.Up.NewUser(t)
+		login := f.Down.LoginWithPassword(t, client, alice) // acr aal1: the password only
+		b := login.Browser
+		linkPath := "/federated-identities/partner/link"
+		linkURL := f.Down.URL + linkPath
+		cookieName := f.Down.Plugin.Provider.Config().Login.CookieName
+		noLink := func(when string) {
+			t.Helper()
+			if lis, err := f.Down.Store.ListLinkedIdentities(ctx, alice.ID); err != nil || len(lis) != 0 {
+				t.Fatalf("%s: alice's links %+v %v", when, lis, err)
+			}
+		}
+
+		// The confirmation page: to the OTP page, a code on its way.
+		otpPage := otpBeforeLink(t, b, f.Down.URL, "/login/otp", linkPath, cookieName, f.Callback())
+		// The Link button (with a good CSRF token) all the same.
+		post := b.Submit(otpPage, linkPath, url.Values{"return_to": {""}}, f.Down.URL+"/login/otp")
+		if post.Status != http.StatusSeeOther || post.URL.Path != "/login/otp" || post.URL.Query().Get("return_to") != linkPath {
+			t.Fatalf("Link button without the second factor: %s", post)
+		}
+		if hasFlowCookie(t, b, cookieName, f.Callback()) {
+			t.Fatal("the Link button started an upstream flow without the second factor")
+		}
+		noLink("before the code")
+		code := codeFrom(t, smtpSrv, 1, alice.Email)
+		if n := len(smtpSrv.Messages()); n != 1 {
+			t.Fatalf("%d mails, want 1 (the live code is not sent again)", n)
+		}
+
+		// The code typed, back at the confirmation page; the Link button
+		// goes to the upstream.
+		backAtLink(t, b, otpPage, "/login/otp", code, "partner")
+		confirm, action := linkConfirmation(t, b, linkURL, "partner")
+		page := b.Submit(confirm, action, url.Values{"return_to": {""}}, f.Callback())
+		if page.Status != http.StatusOK || !strings.HasPrefix(page.URL.String(), f.Up.URL+"/login") {
+			t.Fatalf("the Link button did not reach the upstream's login: %s (steps %v)", page, b.Steps)
+		}
+		// Meanwhile a login UI sends the session back to the password (a
+		// new code, past the resend interval).
+		f.Down.Clock.Advance(f.Down.Plugin.Provider.Config().OTP.ResendInterval + time.Second)
+		if resp := api.putSession(login.Token.AccessToken, login.SID, alice.ID, false); resp.Status != http.StatusOK {
+			t.Fatalf("re-challenge: %d %s", resp.Status, resp.Body)
+		}
+		back := b.Submit(page, "/login", url.Values{"email": {upAlice.Email}, "password": {upAlice.Password}, "return_to": {page.HiddenField("return_to")}}, f.Callback())
+		if back.URL.Query().Get("code") == "" {
+			t.Fatalf("the upstream did not come back: %s", back)
+		}
+		refused := b.Follow(back.URL.String(), "")
+		if refused.Status != http.StatusUnauthorized || !strings.Contains(refused.Body, "start linking again") {
+			t.Fatalf("callback for a session without the second factor: %s", refused)
+		}
+		noLink("after the callback of a re-challenged session")
+
+		// The new code typed, linking completes (the upstream, signed in
+		// already, comes straight back).
+		otpPage = otpBeforeLink(t, b, f.Down.URL, "/login/otp", linkPath, cookieName, f.Callback())
+		backAtLink(t, b, otpPage, "/login/otp", codeFrom(t, smtpSrv, 2, alice.Email), "partner")
+		confirm, action = linkConfirmation(t, b, linkURL, "partner")
+		back = b.Submit(confirm, action, url.Values{"return_to": {""}}, f.Callback())
+		done := b.Follow(back.URL.String(), "")
+		if done.Status != http.StatusOK || !strings.Contains(done.Body, "Your partner account is now linked") {
+			t.Fatalf("callback after the code: %s", done)
+		}
+		li, err := f.Down.Store.GetLinkedIdentityBySubject(ctx, "partner", upAlice.ID)
+		if err != nil || li.UserID != alice.ID {
+			t.Fatalf("link %+v %v", li, err)
+		}
+	})
 }
 
 var partnerButton = regexp.MustCompile(`href="(/federated-identities/partner/login[^"]*)"`)

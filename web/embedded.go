@@ -61,8 +61,10 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 }
 
 // safeReturnTo is the package's safeReturnTo, also admitting
-// Options.ReturnPaths (an embedding host's authorize endpoint) and the OTP
-// page under the mount prefix.
+// Options.ReturnPaths (an embedding host's authorize endpoint), and the OTP
+// page and the link route (/federated-identities/{identityProvider}/link,
+// where the OTP page returns a login that had not passed the second factor)
+// under the mount prefix.
 func (s *Server) safeReturnTo(raw string) (string, bool) {
 	if v, ok := safeReturnTo(raw); ok {
 		return v, true
@@ -82,6 +84,13 @@ func (s *Server) safeReturnTo(raw string) (string, bool) {
 	for _, p := range paths {
 		if u.Path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(u.Path, p) {
 			return u.String(), true
+		}
+	}
+	if s.mount.base != "" {
+		if rest, ok := strings.CutPrefix(u.Path, s.mount.base+"/federated-identities/"); ok {
+			if name, ok := strings.CutSuffix(rest, "/link"); ok && name != "" && !strings.Contains(name, "/") {
+				return u.String(), true
+			}
 		}
 	}
 	return "", false

@@ -18,6 +18,13 @@ func TestSafeReturnTo_AdmitsTheHostsAuthorizePaths(t *testing.T) {
 		{"/auth/authorize/x", false}, // no / at the end: that path only
 		{"/tenants/a/authorize?x=1", true},
 		{"/mfa/login/otp?return_to=%2Fauth%2Fauthorize", true},
+		// The link route under the prefix (the OTP page returns there).
+		{"/mfa/federated-identities/acme/link", true},
+		{"/mfa/federated-identities/acme/link?return_to=%2Fauth%2Fauthorize", true},
+		{"/mfa/federated-identities/acme/callback", false},
+		{"/mfa/federated-identities/acme/x/link", false},
+		{"/mfa/federated-identities//link", false},
+		{"/other/federated-identities/acme/link", false},
 		{"/elsewhere", false},
 		{"", false},
 		{"//evil.example/auth/authorize", false},

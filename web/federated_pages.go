@@ -45,7 +45,7 @@ type upstreamFlow struct {
 	State     string `json:"s"`
 	Nonce     string `json:"n"`
 	Verifier  string `json:"v"`
-	SessionID string `json:"sid,omitempty"` // link: the login session that started it
+	SessionID string `json:"sid,omitempty"` // link: the login session that started it (past the second factor)
 	ReturnTo  string `json:"r,omitempty"`
 	ExpiresAt int64  `json:"exp"`
 }
@@ -128,8 +128,9 @@ func (s *Server) flowCookiePath(name string) string {
 }
 
 // federatedLinkConfirm is GET /federated-identities/{identityProvider}/link:
-// the confirmation page, whose Link button posts to the same path. A GET
-// changes nothing and goes nowhere, so a link or an image on another site
+// the confirmation page, whose Link button posts to the same path, for a
+// login that linkPrecheck admits. A GET changes nothing and goes nowhere
+// but to the login or the OTP page, so a link or an image on another site
 // cannot start linking the signed-in user's account.
 func (s *Server) federatedLinkConfirm(w http.ResponseWriter, r *http.Request) {
 	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
@@ -144,7 +145,8 @@ func (s *Server) federatedLinkConfirm(w http.ResponseWriter, r *http.Request) {
 
 // federatedLinkStart is POST /federated-identities/{identityProvider}/link,
 // the confirmation page's Link button (its CSRF token checked by the pages'
-// middleware: 403 without it): the browser is sent to the upstream.
+// middleware: 403 without it): linkPrecheck again, then the browser is sent
+// to the upstream.
 func (s *Server) federatedLinkStart(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
@@ -158,12 +160,19 @@ func (s *Server) federatedLinkStart(w http.ResponseWriter, r *http.Request) {
 	s.startUpstreamFlow(w, r, up, upstreamFlow{Purpose: flowLink, SessionID: ls.ID, ReturnTo: returnTo})
 }
 
-// linkPrecheck is what both link routes check first: the upstream is
-// configured (else a 404 page), and the browser has a login session whose
-// login is at most linked_identity.reauth_max_age old. Otherwise the browser
-// goes to /login, coming back to the confirmation page; embedded, where the
-// login is the host's, it gets a 401 page asking to sign in again. false:
-// the answer is written.
+// linkPrecheck is what both link routes check first, as a list of steps:
+//
+//  1. the upstream is configured, else a 404 page;
+//  2. the browser has a login session whose login is at most
+//     linked_identity.reauth_max_age old, else it goes to /login, coming
+//     back to the confirmation page (embedded, where the login is the
+//     host's, it gets a 401 page asking to sign in again);
+//  3. that session has passed the second factor (PassedLoginOTP, as
+//     /oauth2/auth decides it), else a login OTP is on its way and the
+//     browser goes to the OTP page (under the mount prefix when embedded),
+//     coming back to the confirmation page once the code is right.
+//
+// false: the answer is written.
 func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo string) (*upstream.Provider, *storage.LoginSession, bool) {
 	name := mux.Vars(r)["identityProvider"]
 	up, err := s.p.Upstream(name)
@@ -171,27 +180,36 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 		s.errorPage(w, r, http.StatusNotFound, "This identity provider is not configured.", nil)
 		return nil, nil, false
 	}
-	ls, _, err := s.currentSession(r)
+	ls, user, err := s.currentSession(r)
 	if err != nil && !errors.Is(err, provider.ErrLoginSessionGone) {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
-		return nil, nil, false
-	}
-	// Linking changes how the account can be reached: it needs a recent
-	// login, not merely a live session.
-	if ls != nil && s.p.Now().Sub(ls.AuthTime) <= s.p.Config().LinkedIdentity.ReauthMaxAge {
-		return up, ls, true
-	}
-	if s.mount.embedded {
-		s.errorPage(w, r, http.StatusUnauthorized, "To link your "+up.Name()+" account, please sign in again, then start linking again.",
-			errors.New("federated link: no login session, or its login is older than linked_identity.reauth_max_age"))
 		return nil, nil, false
 	}
 	here := s.federatedPath(up.Name(), "link")
 	if returnTo != "" {
 		here += "?" + url.Values{"return_to": {returnTo}}.Encode()
 	}
-	http.Redirect(w, r, "/login?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
-	return nil, nil, false
+	// Linking changes how the account can be reached: it needs a recent
+	// login, not merely a live session.
+	if ls == nil || s.p.Now().Sub(ls.AuthTime) > s.p.Config().LinkedIdentity.ReauthMaxAge {
+		if s.mount.embedded {
+			s.errorPage(w, r, http.StatusUnauthorized, "To link your "+up.Name()+" account, please sign in again, then start linking again.",
+				errors.New("federated link: no login session, or its login is older than linked_identity.reauth_max_age"))
+			return nil, nil, false
+		}
+		http.Redirect(w, r, "/login?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
+		return nil, nil, false
+	}
+	// And a fully authenticated one (aal2): a partner relying on the link
+	// trusts it as much as the account, so a password alone, without the
+	// emailed code, must not be enough to tie an upstream account to it.
+	if !ls.PassedLoginOTP {
+		if err := s.SendToOTP(w, r, ls, user, "", here); err != nil {
+			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		}
+		return nil, nil, false
+	}
+	return up, ls, true
 }
 
 // federatedLoginStart is GET /federated-identities/{identityProvider}/login,
@@ -285,7 +303,8 @@ func (s *Server) federatedCallback(w http.ResponseWriter, r *http.Request) {
 }
 
 // completeLink links the upstream subject to the user whose session started
-// the flow.
+// the flow, if that session is still the browser's and still past the
+// second factor.
 func (s *Server) completeLink(w http.ResponseWriter, r *http.Request, up *upstream.Provider, f *upstreamFlow, flow upstream.Flow, code string) {
 	ctx := r.Context()
 	ls, user, err := s.currentSession(r)
@@ -296,6 +315,14 @@ func (s *Server) completeLink(w http.ResponseWriter, r *http.Request, up *upstre
 	if ls == nil || ls.ID != f.SessionID {
 		s.errorPage(w, r, http.StatusUnauthorized, "Your session has ended. Please sign in and start linking again.",
 			errors.New("upstream callback: the login session that started the link is gone"))
+		return
+	}
+	// Defence in depth: linkPrecheck started the flow for a session past the
+	// second factor, but it may have been sent back since (PUT /sessions
+	// with passedLoginOTP false re-challenges it).
+	if !ls.PassedLoginOTP {
+		s.errorPage(w, r, http.StatusUnauthorized, "Your sign-in needs its emailed code again. Please enter it, then start linking again.",
+			errors.New("upstream callback: the login session that started the link has not passed the second factor"))
 		return
 	}
 	raw, err := up.Exchange(ctx, flow, code)
