@@ -62,6 +62,13 @@
 // The OTP page only returns to local paths: its own and the host's authorize
 // endpoint (Options.AuthorizePaths, default /oauth2/auth).
 //
+// The browser's link page needs a login no older than
+// linked_identity.reauth_max_age that has passed the second factor,
+// whatever Options.SecondFactorRequired says: a partner trusts a linked
+// identity as much as the account. A login that has not passed gets a code
+// and goes through the OTP page, which returns it to the link page; one
+// without a recent login gets a page asking to sign in again.
+//
 // # Lifecycle and instances
 //
 // New validates the options (an error names the Options field or the config
