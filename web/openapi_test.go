@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -627,5 +629,84 @@ func TestOpenAPI_LoadPrefix(t *testing.T) {
 	// The default validator is unaffected.
 	if openapitest.Load(t).Doc().Paths.Value("/api/v1/sessions/{sessionId}") != nil {
 		t.Error("LoadPrefix changed the default validator")
+	}
+}
+
+var (
+	pageForm   = regexp.MustCompile(`(?s)<form method="post" action="([^"]*)"[^>]*>(.*?)</form>`)
+	fieldNamed = regexp.MustCompile(`<(?:input|button|select|textarea)\b[^>]*\bname="([^"]+)"`)
+)
+
+// TestOpenAPI_PageFormsDocumentTheFieldsTheyPost renders every page with a
+// form through the pages' own CSRF middleware (so the token field is the
+// one gorilla/csrf really writes) and checks that the operation each form
+// posts to documents exactly the fields the form posts, the CSRF token's
+// among them.
+func TestOpenAPI_PageFormsDocumentTheFieldsTheyPost(t *testing.T) {
+	doc := openapitest.Load(t).Doc()
+	pages, _ := newTestPages(t)
+	tests := []struct {
+		page string
+		data func(csrf template.HTML) any
+		// forms maps each form's action to the openapi path it posts to.
+		forms map[string]string
+	}{
+		{"login", func(c template.HTML) any { return LoginPage{ReturnTo: "/oauth2/auth?x=1", CSRFField: c} },
+			map[string]string{"/login": "/login"}},
+		{"login_otp", func(c template.HTML) any { return OTPPage{Destination: "j***@example.com", CSRFField: c} },
+			map[string]string{"/login/otp": "/login/otp", "/login/otp/resend": "/login/otp/resend"}},
+		{"consent", func(c template.HTML) any {
+			return ConsentPage{ClientName: "rp", Scopes: []string{"openid"}, AuthorizeQuery: "client_id=rp", CSRFField: c}
+		}, map[string]string{"/oauth2/consent": "/oauth2/consent"}},
+		{"logout_confirm", func(c template.HTML) any { return LogoutPage{CSRFField: c} },
+			map[string]string{"/logout": "/logout"}},
+		{"federated_link", func(c template.HTML) any {
+			return FederatedLinkPage{Provider: "acme", Action: "/federated-identities/acme/link", CSRFField: c}
+		}, map[string]string{"/federated-identities/acme/link": "/federated-identities/{identityProvider}/link"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.page, func(t *testing.T) {
+			app := NewCSRF(bytes.Repeat([]byte{7}, 32), false, "csrf", CSRFWithPages(pages))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				pages.Render(w, r, http.StatusOK, tt.page, tt.data(csrfField(r)))
+			}))
+			w := httptest.NewRecorder()
+			app.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/page", nil))
+			forms := pageForm.FindAllStringSubmatch(w.Body.String(), -1)
+			if w.Code != http.StatusOK || len(forms) != len(tt.forms) {
+				t.Fatalf("%d, %d forms, want %d:\n%s", w.Code, len(forms), len(tt.forms), w.Body.String())
+			}
+			for _, form := range forms {
+				path, ok := tt.forms[form[1]]
+				if !ok {
+					t.Fatalf("a form posts to %q", form[1])
+				}
+				var posted []string
+				for _, m := range fieldNamed.FindAllStringSubmatch(form[2], -1) {
+					if !slices.Contains(posted, m[1]) {
+						posted = append(posted, m[1])
+					}
+				}
+				if !slices.Contains(posted, csrfFieldName) {
+					t.Errorf("the form to %s posts no %s: %v", form[1], csrfFieldName, posted)
+				}
+				item := doc.Paths.Value(path)
+				if item == nil || item.Post == nil || item.Post.RequestBody == nil {
+					t.Fatalf("openapi.yaml has no POST %s with a request body", path)
+				}
+				mt := item.Post.RequestBody.Value.Content.Get("application/x-www-form-urlencoded")
+				if mt == nil || mt.Schema == nil || mt.Schema.Value == nil {
+					t.Fatalf("POST %s documents no form body", path)
+				}
+				var documented []string
+				for name := range mt.Schema.Value.Properties {
+					documented = append(documented, name)
+				}
+				sort.Strings(posted)
+				sort.Strings(documented)
+				if !slices.Equal(posted, documented) {
+					t.Errorf("POST %s: the form posts %v, openapi.yaml documents %v", path, posted, documented)
+				}
+			}
+		})
 	}
 }
