@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -108,45 +109,27 @@ func (s *Store) ClaimOutbox(ctx context.Context, limit int, lease time.Duration)
 }
 
 // claimRows runs ClaimOutbox's statement. On PostgreSQL outside a
-// transaction it goes to the native pool as an unnamed statement (pgx's
-// QueryExecModeExec), so that it is planned on every call, not once per
-// connection. The outbox is a churning queue: nearly empty, but every mail
-// leaves dead rows behind (insert, lease, delete), and until autovacuum comes
-// round (autovacuum_naptime, 1 min by default) its heap grows by a page every
-// few mails. A prepared statement's plan, made while the table was empty,
-// seq-scans that whole heap on every claim: under PUT /sessions at ~1,000
-// mails/s the bench measured 2.9 ms per claim, a quarter of PostgreSQL's
-// statement time. Planned per call, the planner sees the heap's current size
-// and reads the available_at index instead.
-func (s *Store) claimRows(ctx context.Context, query string, args ...any) (claimedRows, error) {
-	if s.reads != nil && s.txFrom(ctx) == nil {
-		rows, err := s.reads.Query(ctx, query, append([]any{pgx.QueryExecModeExec}, args...)...)
+// transaction it is sent as an unnamed statement (pgx's QueryExecModeExec,
+// through database/sql: not gorm's prepared statements), so that it is
+// planned on every call, not once per connection. The outbox is a churning
+// queue: nearly empty, but every mail leaves dead rows behind (insert, lease,
+// delete), and until autovacuum comes round (autovacuum_naptime, 1 min by
+// default) its heap grows by a page every few mails. A prepared statement's
+// plan, made while the table was empty, seq-scans that whole heap on every
+// claim: under PUT /sessions at ~1,000 mails/s the bench measured 2.9 ms per
+// claim, a quarter of PostgreSQL's statement time. Planned per call, the
+// planner sees the heap's current size and reads the available_at index
+// instead. It stays on the main pool: on the hot paths' native pool the
+// dispatcher queued behind request traffic and fell 2 s behind.
+func (s *Store) claimRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s.dialect == DialectPostgres && s.txFrom(ctx) == nil {
+		rows, err := s.sqlDB.QueryContext(ctx, query, append([]any{pgx.QueryExecModeExec}, args...)...)
 		if err != nil {
 			return nil, classify(err)
 		}
-		return pgxRows{rows}, nil
+		return rows, nil
 	}
-	rows, err := s.query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	return rows, nil
-}
-
-// claimedRows is a *sql.Rows or pgxRows.
-type claimedRows interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-	Close() error
-}
-
-// pgxRows is pgx.Rows with database/sql's Close.
-type pgxRows struct{ pgx.Rows }
-
-func (r pgxRows) Close() error {
-	r.Rows.Close()
-	return r.Rows.Err()
+	return s.query(ctx, query, args...)
 }
 
 // DeleteOutboxMessage removes a message (delivered or given up). Deleting a
