@@ -38,6 +38,7 @@ func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed 
 	// first challenge, mail and events, if the send limits allow.
 	created := &AuditEvent{At: o.now, Type: "session.created", UserID: req.User.ID,
 		SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP}
+	limits := p.sendLimits(o)
 	err = p.store.CreateSessionChallenge(ctx, &storage.NewSessionChallenge{
 		Session: &storage.LoginSession{
 			ID:        req.SessionID,
@@ -46,11 +47,11 @@ func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed 
 			AuthTime:  o.now,
 			ExpiresAt: o.now.Add(p.cfg.Login.SessionLifespan),
 		},
-		Hits:      p.sendLimitHits(o),
+		Hits:      limitHits(limits),
 		Challenge: o.ch,
 		Mail:      o.msg,
 		Events:    []*AuditEvent{created, o.issuedEvent()},
-	}, func(counts []storage.RateCount) error { return p.checkSendLimits(o, counts) })
+	}, func(counts []storage.RateCount) error { return o.sendLimitError(limits, counts) })
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		// The id is taken: the user's live session is challenged again; an
 		// expired row or another user's session is never taken over.

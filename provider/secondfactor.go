@@ -114,15 +114,15 @@ func (p *Provider) newOTP(req OTPRequest) (*pendingOTP, error) {
 }
 
 // storeOTP is issuing's database part, inside the transaction in ctx: the send
-// limits (sendLimitHits, checkSendLimits), the challenge (burning the previous
-// one), its mail, and the otp.issued audit event with any further events of
-// the same request.
+// limits (sendLimits), the challenge (burning the previous one), its mail,
+// and the otp.issued audit event with any further events of the same request.
 func (p *Provider) storeOTP(ctx context.Context, o *pendingOTP, events ...*AuditEvent) error {
-	counts, err := p.store.HitRateCounters(ctx, p.sendLimitHits(o)...)
+	limits := p.sendLimits(o)
+	counts, err := p.store.HitRateCounters(ctx, limitHits(limits)...)
 	if err != nil {
 		return err
 	}
-	if err := p.checkSendLimits(o, counts); err != nil {
+	if err := o.sendLimitError(limits, counts); err != nil {
 		return err
 	}
 	if err := p.store.CreateOTPChallenge(ctx, o.ch); err != nil {
@@ -134,32 +134,49 @@ func (p *Provider) storeOTP(ctx context.Context, o *pendingOTP, events ...*Audit
 	return p.store.AddAuditEvents(ctx, append(events, o.issuedEvent())...)
 }
 
-// sendLimitHits are the counters one issued code hits, in this order (two
-// requests that lock the same counters then never deadlock), each with the
-// limit checkSendLimits enforces as its Max:
+// sendLimit is a counter an issued code hits, with the config key that sets
+// its Max.
+type sendLimit struct {
+	hit       storage.RateHit
+	configKey string
+}
+
+// sendLimits are the counters one issued code hits, in this order (two
+// requests that lock the same counters then never deadlock):
 //   - seed ("at most once per otp.resend_interval"): a counter per session
-//     (login) or user (account) and kind whose window is the interval;
+//     (login) or user (account) and kind whose window is the interval, Max 1;
 //   - otp.max_sends_per_hour per user, across sessions and instances.
 //
 // Counted inside the issuing transaction, the rows stay locked until it ends,
 // so parallel requests on several instances cannot both pass.
-func (p *Provider) sendLimitHits(o *pendingOTP) []storage.RateHit {
-	hits := make([]storage.RateHit, 0, 2)
+func (p *Provider) sendLimits(o *pendingOTP) []sendLimit {
+	limits := make([]sendLimit, 0, 2)
 	if p.cfg.OTP.ResendInterval > 0 {
-		hits = append(hits, storage.RateHit{Key: "otp:resend:" + o.req.Kind + ":" + o.scope(), Window: p.cfg.OTP.ResendInterval, Max: 1})
+		limits = append(limits, sendLimit{storage.RateHit{Key: "otp:resend:" + o.req.Kind + ":" + o.scope(),
+			Window: p.cfg.OTP.ResendInterval, Max: 1}, "otp.resend_interval"})
 	}
-	return append(hits, storage.RateHit{Key: "otp:sends:" + o.req.User.ID, Window: time.Hour, Max: p.cfg.OTP.MaxSendsPerHour})
+	return append(limits, sendLimit{storage.RateHit{Key: "otp:sends:" + o.req.User.ID,
+		Window: time.Hour, Max: p.cfg.OTP.MaxSendsPerHour}, "otp.max_sends_per_hour"})
 }
 
-// checkSendLimits refuses a code whose counts (of sendLimitHits) are past
-// their Max, with *TooManyAttemptsError; the caller's rollback then takes the
-// hits back.
-func (p *Provider) checkSendLimits(o *pendingOTP, counts []storage.RateCount) error {
-	if p.cfg.OTP.ResendInterval > 0 && counts[0].Count > 1 {
-		return &TooManyAttemptsError{Limit: "otp.resend_interval", RetryAfter: counts[0].ResetAt.Sub(o.now)}
+func limitHits(limits []sendLimit) []storage.RateHit {
+	hits := make([]storage.RateHit, len(limits))
+	for i, l := range limits {
+		hits[i] = l.hit
 	}
-	if sends := counts[len(counts)-1]; sends.Count > p.cfg.OTP.MaxSendsPerHour {
-		return &TooManyAttemptsError{Limit: "otp.max_sends_per_hour", RetryAfter: sends.ResetAt.Sub(o.now)}
+	return hits
+}
+
+// sendLimitError refuses a code whose count (counts are of limits, in
+// order) is past its Max, with *TooManyAttemptsError naming the first such
+// limit; the caller's rollback then takes the hits back. The Max of each hit
+// is the one rule: storage enforces it too where it counts in the database
+// (CreateSessionChallenge).
+func (o *pendingOTP) sendLimitError(limits []sendLimit, counts []storage.RateCount) error {
+	for i, l := range limits {
+		if counts[i].Count > l.hit.Max {
+			return &TooManyAttemptsError{Limit: l.configKey, RetryAfter: counts[i].ResetAt.Sub(o.now)}
+		}
 	}
 	return nil
 }
