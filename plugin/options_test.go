@@ -90,3 +90,42 @@ func TestNew_ValidationNamesTheField(t *testing.T) {
 		}
 	})
 }
+
+func TestNewAndStart_NameTheMigrationsAnUnmigratedDatabaseLacks(t *testing.T) {
+	// database.migrate_on_start off and nothing migrated: instead of the first
+	// missing table or function, New (standalone: it reads its signing keys)
+	// or Start (embedded, where New needs no table) names the migrations and
+	// what applies them; after Migrate, Start starts.
+	config := func() plugin.Config {
+		cfg := plugin.DefaultConfig()
+		cfg.Secrets.System = strings.Repeat("s", 32)
+		cfg.Database.DSN = "sqlite://" + filepath.Join(t.TempDir(), "x.db")
+		cfg.Database.MigrateOnStart = false
+		return cfg
+	}
+	wantNamed := func(t *testing.T, what string, err error) {
+		t.Helper()
+		for _, want := range []string{"00001_init.sql", "database.migrate_on_start", "otpstep migrate up"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("%s on an unmigrated database: err = %v, want it to name %q", what, err, want)
+			}
+		}
+	}
+
+	_, err := plugin.New(context.Background(), plugin.Options{Config: config(), Mailer: plugintest.NewMailbox()})
+	wantNamed(t, "New (standalone)", err)
+
+	host := compose.ComposeAllEnabled(&fosite.Config{GlobalSecret: []byte(strings.Repeat("k", 32))}, fositestorage.NewMemoryStore(), nil)
+	p, err := plugin.New(context.Background(), plugin.Options{Config: config(), OAuth2: host, Mailer: plugintest.NewMailbox()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	wantNamed(t, "Start (embedded)", p.Start(context.Background()))
+	if err := p.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		t.Fatalf("Start after Migrate: %v", err)
+	}
+}

@@ -226,6 +226,11 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	}
 	p, err := provider.New(ctx, opts.Config, store, popts)
 	if err != nil {
+		// Most likely an unmigrated database (the signing keys' table is
+		// missing): say so rather than only which table.
+		if pending := pendingMigrations(ctx, store); pending != nil {
+			err = errors.Join(pending, err)
+		}
 		return fail(err)
 	}
 	wopts := web.Options{Logger: opts.Logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer}
@@ -273,12 +278,17 @@ func (p *Plugin) Migrate(ctx context.Context) error { return p.store.Migrate(ctx
 func (p *Plugin) Store() *storage.Store { return p.store }
 
 // Start starts the background work, the outbox dispatcher that delivers
-// OTP emails, and returns at once. It runs until Close (or ctx ends).
+// OTP emails, and returns at once. It runs until Close (or ctx ends). It
+// refuses a database that lacks a migration of this build (database.
+// migrate_on_start off and Migrate not run), naming the migrations.
 func (p *Plugin) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.stop != nil {
 		return errors.New("plugin: already started")
+	}
+	if err := pendingMigrations(ctx, p.store); err != nil {
+		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	p.stop, p.stopped = cancel, make(chan struct{})
@@ -287,6 +297,27 @@ func (p *Plugin) Start(ctx context.Context) error {
 		p.Provider.RunOutbox(ctx)
 	}()
 	return nil
+}
+
+// pendingMigrations is an error naming the migrations of this build that
+// the database lacks and how to apply them, or nil when there are none (or
+// their status cannot be read: the caller's own error then says more).
+func pendingMigrations(ctx context.Context, store *storage.Store) error {
+	status, err := store.MigrationStatus(ctx)
+	if err != nil {
+		return nil
+	}
+	var pending []string
+	for _, m := range status {
+		if m.AppliedAt == nil {
+			pending = append(pending, m.Name)
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	return fmt.Errorf("database: %d migration(s) not applied (%s): run `otpstep migrate up` (embedded: Plugin.Migrate) first, or set database.migrate_on_start",
+		len(pending), strings.Join(pending, ", "))
 }
 
 // Close stops background work (waiting for the mail in flight) and closes
