@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Rate counters are fixed windows shared by every process on the database: a
@@ -163,14 +163,12 @@ const rateLimitedCode = "OT429"
 // limited hitRateCountersStmt failed and its transaction rolled back: one
 // more than each live window's count, or 1 where the window is over or
 // never was.
-func (s *Store) hitsWouldCount(ctx context.Context, q interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}, hits []RateHit) ([]RateCount, error) {
+func (s *Store) hitsWouldCount(ctx context.Context, conn *pgxpool.Conn, hits []RateHit) ([]RateCount, error) {
 	keys := make([]string, len(hits))
 	for i, h := range hits {
 		keys[i] = h.Key
 	}
-	rows, err := q.Query(ctx, `SELECT "key", count, reset_at FROM rate_counters WHERE "key" = ANY($1::text[])`, keys)
+	rows, err := conn.Query(ctx, `SELECT "key", count, reset_at FROM rate_counters WHERE "key" = ANY($1::text[])`, keys)
 	if err != nil {
 		return nil, classify(err)
 	}
