@@ -1,6 +1,7 @@
 package outbox_test
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -26,18 +27,41 @@ func TestPayload_SealOpenRoundTripBoundToID(t *testing.T) {
 	}
 }
 
-func TestPayload_NotJSONDoesNotEchoPlaintext(t *testing.T) {
+func TestPayload_OpensTheJSONOfEarlierVersions(t *testing.T) {
 	s := newTestSealer(t)
-	sealed, err := s.Seal([]byte("code 778899 not json"), []byte(id(1)))
+	p := outbox.Payload{To: "a@example.test", Subject: "Your otpstep sign-in code", Text: "t 123", HTML: "<p>123</p>"}
+	plain, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = outbox.OpenPayload(s, id(1), sealed)
-	if err == nil {
-		t.Fatal("OpenPayload accepted non-JSON")
+	sealed, err := s.Seal(plain, []byte(id(1)))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := err.Error(); got != "outbox: payload of "+id(1)+" is not valid JSON" {
-		t.Errorf("error = %q", got)
+	got, err := outbox.OpenPayload(s, id(1), sealed)
+	if err != nil || got != p {
+		t.Fatalf("OpenPayload = %+v, %v; want %+v", got, err, p)
+	}
+}
+
+func TestPayload_MalformedDoesNotEchoPlaintext(t *testing.T) {
+	s := newTestSealer(t)
+	for plain, want := range map[string]string{
+		"code 778899 not a payload": "is malformed",
+		"\x01\x05a@b":               "is malformed", // truncated
+		"{\"to\":\"778899":          "is not valid JSON",
+	} {
+		sealed, err := s.Seal([]byte(plain), []byte(id(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = outbox.OpenPayload(s, id(1), sealed)
+		if err == nil {
+			t.Fatalf("OpenPayload accepted %q", plain)
+		}
+		if got := err.Error(); got != "outbox: payload of "+id(1)+" "+want {
+			t.Errorf("%q: error = %q", plain, got)
+		}
 	}
 }
 
