@@ -62,6 +62,7 @@ type flags struct {
 	postgres     string
 	maxOpenConns int
 	cpuProfile   string
+	memProfile   string
 	timeout      time.Duration
 	verbose      bool
 	users        int
@@ -86,6 +87,7 @@ func parseFlags() flags {
 	flag.StringVar(&f.postgres, "postgres", pg, "PostgreSQL server to create the throwaway database on (default $"+PostgresEnv+")")
 	flag.IntVar(&f.maxOpenConns, "max-open-conns", 0, "database.max_open_conns of the in-process server (0: otpstep's default)")
 	flag.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file; server handlers carry the labels side=server and path=<URL path, UUID segments as {id}>, floors side=floor (with -url: the load generator only)")
+	flag.StringVar(&f.memProfile, "memprofile", "", "write an allocation profile of the whole run to this file when it ends (go tool pprof -sample_index=alloc_space); the same labels as -cpuprofile do not apply to it: read it by function")
 	flag.DurationVar(&f.timeout, "timeout", 30*time.Second, "per-request timeout")
 	flag.BoolVar(&f.verbose, "v", false, "also print, per scenario, where the machine's CPU went (lines start with #)")
 	flag.IntVar(&f.users, "users", 1000, "users the OTP scenarios spread their requests over (round-robin), each with a login session and a token")
@@ -140,6 +142,14 @@ func run() int {
 		defer pprof.StopCPUProfile()
 	}
 
+	if f.memProfile != "" {
+		defer func() {
+			if err := writeAllocs(f.memProfile); err != nil {
+				fmt.Fprintln(os.Stderr, "bench: -memprofile:", err)
+			}
+		}()
+	}
+
 	failed := false
 	for _, sc := range chosen {
 		if ctx.Err() != nil {
@@ -160,6 +170,20 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// writeAllocs writes the allocations sampled since the process started (the
+// runtime's default sampling rate, one sample per 512 KiB on average).
+func writeAllocs(path string) error {
+	out, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(out, 0); err != nil {
+		_ = out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // runScenario prepares sc, warms up, measures and prints its line(s), then
