@@ -53,6 +53,9 @@ type Store struct {
 	now     func() time.Time
 	log     *slog.Logger
 	tables  requestTables
+	// purgeBatch is PurgeExpired's batch size; 0 is defaultPurgeBatch
+	// (tests set a small one).
+	purgeBatch int
 
 	// reads is a native pgx pool beside gorm's (PostgreSQL from Open only)
 	// for the hot read-only queries outside a transaction; see readRow.
