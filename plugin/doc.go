@@ -74,8 +74,9 @@
 // New validates the options (an error names the Options field or the config
 // key), opens storage and runs migrations when database.migrate_on_start is
 // set; Migrate runs them on demand. No goroutine starts before Start, which
-// runs the outbox dispatcher that delivers mail until Close; codes issued
-// before Start wait in the outbox.
+// runs, until Close, the outbox dispatcher that delivers mail and the purge
+// of expired rows every database.purge_interval; codes issued before Start
+// wait in the outbox.
 //
 // The package keeps no state of its own: two plugins in one process, on two
 // databases and two prefixes, do not see each other's users, sessions or

@@ -6,6 +6,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/otpstep/otpstep/storage"
 )
 
 type cli struct {
@@ -101,5 +106,36 @@ func TestCLI_BadInputExitsWithOneClearLine(t *testing.T) {
 	c.env["OTPSTEP_OTP_TTL"] = "soon"
 	if _, err := c.run("serve"); err == nil || !strings.Contains(err.Error(), "otp.ttl") {
 		t.Fatalf("bad duration: %v", err)
+	}
+}
+
+func TestCLI_PurgeDeletesWhatExpired(t *testing.T) {
+	c := newCLI(t)
+	if _, err := c.run("migrate", "up"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	s, err := storage.Open(ctx, c.env["OTPSTEP_DATABASE_DSN"], storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &storage.User{Email: "purge@example.com"}
+	now := time.Now()
+	for _, err := range []error{
+		s.CreateUser(ctx, u),
+		s.CreateLoginSession(ctx, &storage.LoginSession{ID: uuid.NewString(), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(-time.Minute)}),
+		s.CreateLoginSession(ctx, &storage.LoginSession{ID: uuid.NewString(), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(time.Hour)}),
+		s.Close(),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []int64{1, 0} {
+		var got map[string]int64
+		c.mustJSON(&got, "purge")
+		if got["deleted"] != want {
+			t.Fatalf("purge printed %v, want deleted %d", got, want)
+		}
 	}
 }

@@ -290,3 +290,23 @@ func (a *app) auditCommand() *cobra.Command {
 	cmd.AddCommand(list)
 	return cmd
 }
+
+func (a *app) purgeCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "purge",
+		Short: "Delete what expired, once (what each server does every database.purge_interval); prints {\"deleted\":N}",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, _, err := a.openPlugin(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			n, err := p.Provider.PurgeExpired(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return a.printJSON(map[string]int64{"deleted": n})
+		},
+	}
+}

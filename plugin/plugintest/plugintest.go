@@ -88,6 +88,9 @@ func StartOn(t *testing.T, store *storage.Store, mutate func(*plugin.Config)) *S
 	cfg.Secrets.System = strings.Repeat("test-secret-", 4)
 	cfg.Database.MigrateOnStart = false
 	cfg.Mail.Driver = "log"
+	// No purge at a random moment of a test that moves the clock; a test of
+	// the purge sets an interval.
+	cfg.Database.PurgeInterval = 0
 	if mutate != nil {
 		mutate(&cfg)
 	}

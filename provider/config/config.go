@@ -40,6 +40,10 @@ type Database struct {
 	DSN            string `koanf:"dsn"`
 	MigrateOnStart bool   `koanf:"migrate_on_start"`
 	MaxOpenConns   int    `koanf:"max_open_conns"`
+	// PurgeInterval is how often every instance deletes what expired
+	// (tokens, codes, login sessions, rate counters, OTP challenges a day
+	// after expiry); 0 turns it off (then run otpstep purge).
+	PurgeInterval time.Duration `koanf:"purge_interval"`
 }
 
 // Secrets are the keys everything else is derived from.
@@ -139,6 +143,7 @@ func Default() Config {
 			DSN:            "sqlite://otpstep.db",
 			MigrateOnStart: true,
 			MaxOpenConns:   0,
+			PurgeInterval:  10 * time.Minute,
 		},
 		OAuth2: OAuth2{
 			AccessTokenLifespan:   time.Hour,

@@ -152,6 +152,9 @@ func TestValidate(t *testing.T) {
 		{"mail.tls", false, func(c *config.Config) { c.Mail.TLS = "maybe" }},
 		{"linked_identity.id_token_max_age", false, func(c *config.Config) { c.LinkedIdentity.IDTokenMaxAge = 0 }},
 		{"linked_identity.id_token_max_age", false, func(c *config.Config) { c.LinkedIdentity.IDTokenMaxAge = -time.Minute }},
+		{"database.purge_interval", false, func(c *config.Config) { c.Database.PurgeInterval = time.Millisecond }},
+		{"database.purge_interval", false, func(c *config.Config) { c.Database.PurgeInterval = -time.Minute }},
+		{"database.purge_interval", false, func(c *config.Config) { c.Database.PurgeInterval = 25 * time.Hour }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.key, func(t *testing.T) {
@@ -166,6 +169,11 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error %q does not name the env var", err)
 			}
 		})
+	}
+	off := valid()
+	off.Database.PurgeInterval = 0
+	if err := off.Validate(false); err != nil {
+		t.Fatalf("database.purge_interval 0 (off) refused: %v", err)
 	}
 	dev := config.Default()
 	if err := dev.Validate(true); err != nil {

@@ -48,6 +48,9 @@ func (c *Config) Validate(dev bool) error {
 	if c.Database.MaxOpenConns < 0 {
 		return bad("database.max_open_conns", "must be 0 (automatic) or positive")
 	}
+	if c.Database.PurgeInterval != 0 && (c.Database.PurgeInterval < time.Second || c.Database.PurgeInterval > 24*time.Hour) {
+		return bad("database.purge_interval", "%s is not 0 (off) or between 1s and 24h", c.Database.PurgeInterval)
+	}
 	if len(c.Secrets.System) < MinSecretLength && !(dev && c.Secrets.System == "") {
 		return bad("secrets.system", "must be at least %d bytes (generate one with: openssl rand -hex 32)", MinSecretLength)
 	}
