@@ -10,10 +10,20 @@ import (
 // PurgeExpired deletes, once, what expired before now: tokens, authorization
 // codes, PKCE and OpenID Connect sessions, client-assertion JTIs, login
 // sessions, rate counters, and OTP challenges a day after their expiry
-// (storage.PurgeExpired). It returns how many rows went. otpstep purge runs
-// it; RunPurge runs it every database.purge_interval.
+// (storage.PurgeExpired), then audit events older than
+// database.audit_retention when it is set. It returns how many rows went.
+// otpstep purge runs it; RunPurge runs it every database.purge_interval.
 func (p *Provider) PurgeExpired(ctx context.Context) (int64, error) {
-	return p.store.PurgeExpired(ctx, p.clock())
+	now := p.clock()
+	n, err := p.store.PurgeExpired(ctx, now)
+	if err != nil {
+		return n, err
+	}
+	if keep := p.cfg.Database.AuditRetention; keep > 0 { // database.audit_retention
+		events, err := p.store.PurgeAuditEvents(ctx, now.Add(-keep))
+		return n + events, err
+	}
+	return n, nil
 }
 
 // RunPurge runs PurgeExpired every database.purge_interval until ctx ends

@@ -45,28 +45,49 @@ func (s *Store) PurgeExpired(ctx context.Context, before time.Time) (int64, erro
 		{"rate_counters", "reset_at", before},
 		{"otp_challenges", "expires_at", before.Add(-otpChallengeRetention)},
 	}
+	var total int64
+	for _, p := range purge {
+		n, err := s.purgeTable(ctx, p.table, p.column, p.before)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("storage: purge expired: %w", err)
+		}
+	}
+	return total, nil
+}
+
+// PurgeAuditEvents deletes the audit events recorded before before, in
+// batches as PurgeExpired does, and returns how many it deleted.
+func (s *Store) PurgeAuditEvents(ctx context.Context, before time.Time) (int64, error) {
+	n, err := s.purgeTable(ctx, "audit_events", "at", before)
+	if err != nil {
+		return n, fmt.Errorf("storage: purge audit events: %w", err)
+	}
+	return n, nil
+}
+
+// purgeTable deletes table's rows whose column is before before, a batch
+// (purgeSQL) at a time until one comes back short.
+func (s *Store) purgeTable(ctx context.Context, table, column string, before time.Time) (int64, error) {
 	batch := s.purgeBatch
 	if batch <= 0 {
 		batch = defaultPurgeBatch
 	}
+	query := s.purgeSQL(table, column)
 	var total int64
-	for _, p := range purge {
-		query := s.purgeSQL(p.table, p.column)
-		for {
-			if err := ctx.Err(); err != nil {
-				return total, fmt.Errorf("storage: purge expired: %w", err)
-			}
-			n, err := s.exec(ctx, query, s.timeArg(p.before), batch)
-			if err != nil {
-				return total, fmt.Errorf("storage: purge expired %s: %w", p.table, err)
-			}
-			total += n
-			if n < int64(batch) {
-				break
-			}
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := s.exec(ctx, query, s.timeArg(before), batch)
+		if err != nil {
+			return total, fmt.Errorf("%s: %w", table, err)
+		}
+		total += n
+		if n < int64(batch) {
+			return total, nil
 		}
 	}
-	return total, nil
 }
 
 // purgeSQL deletes up to $2 rows of table whose column is before $1. The rows

@@ -113,3 +113,34 @@ func TestPurgeExpired_StopsWhenCancelled(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Zero(t, n)
 }
+
+// PurgeAuditEvents deletes the events recorded before the cutoff, in
+// batches, and keeps the later ones.
+func TestPurgeAuditEvents_BeforeTheCutoff(t *testing.T) {
+	for name, open := range map[string]func(*testing.T) *storage.Store{"SQLite": storagetest.NewSQLite, "Postgres": storagetest.NewPostgres} {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			s.SetPurgeBatch(2)
+			ctx := t.Context()
+			now := time.Now().UTC()
+			var events []*storage.AuditEvent
+			for i := range 7 {
+				at := now.Add(-48 * time.Hour).Add(time.Duration(i) * time.Minute)
+				if i >= 5 {
+					at = now
+				}
+				events = append(events, &storage.AuditEvent{At: at, Type: "session.created", UserID: "u"})
+			}
+			require.NoError(t, s.AddAuditEvents(ctx, events...))
+			n, err := s.PurgeAuditEvents(ctx, now.Add(-24*time.Hour))
+			require.NoError(t, err)
+			assert.Equal(t, int64(5), n)
+			left, err := s.ListAuditEvents(ctx, "", 100)
+			require.NoError(t, err)
+			require.Len(t, left, 2)
+			for _, e := range left {
+				assert.True(t, e.At.Equal(now.Truncate(time.Microsecond)), "kept %v", e.At)
+			}
+		})
+	}
+}

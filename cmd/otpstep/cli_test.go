@@ -125,17 +125,30 @@ func TestCLI_PurgeDeletesWhatExpired(t *testing.T) {
 		s.CreateUser(ctx, u),
 		s.CreateLoginSession(ctx, &storage.LoginSession{ID: uuid.NewString(), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(-time.Minute)}),
 		s.CreateLoginSession(ctx, &storage.LoginSession{ID: uuid.NewString(), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(time.Hour)}),
+		s.AddAuditEvents(ctx,
+			&storage.AuditEvent{At: now.Add(-49 * time.Hour), Type: "session.created", UserID: u.ID},
+			&storage.AuditEvent{At: now, Type: "session.created", UserID: u.ID}),
 		s.Close(),
 	} {
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, want := range []int64{1, 0} {
+	// The expired session; with database.audit_retention, the old event too.
+	for _, step := range []struct {
+		retention string
+		want      int64
+	}{{"0s", 1}, {"48h", 1}, {"48h", 0}} {
+		c.env["OTPSTEP_DATABASE_AUDIT_RETENTION"] = step.retention
 		var got map[string]int64
 		c.mustJSON(&got, "purge")
-		if got["deleted"] != want {
-			t.Fatalf("purge printed %v, want deleted %d", got, want)
+		if got["deleted"] != step.want {
+			t.Fatalf("purge with audit_retention %s printed %v, want deleted %d", step.retention, got, step.want)
 		}
+	}
+	var events []map[string]any
+	c.mustJSON(&events, "audit", "list")
+	if len(events) != 1 {
+		t.Fatalf("audit events left: %v, want the recent one", events)
 	}
 }

@@ -44,6 +44,9 @@ type Database struct {
 	// (tokens, codes, login sessions, rate counters, OTP challenges a day
 	// after expiry); 0 turns it off (then run otpstep purge).
 	PurgeInterval time.Duration `koanf:"purge_interval"`
+	// AuditRetention, when not 0, has the purge delete audit events older
+	// than this; 0 keeps them all.
+	AuditRetention time.Duration `koanf:"audit_retention"`
 }
 
 // Secrets are the keys everything else is derived from.

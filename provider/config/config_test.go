@@ -155,6 +155,8 @@ func TestValidate(t *testing.T) {
 		{"database.purge_interval", false, func(c *config.Config) { c.Database.PurgeInterval = time.Millisecond }},
 		{"database.purge_interval", false, func(c *config.Config) { c.Database.PurgeInterval = -time.Minute }},
 		{"database.purge_interval", false, func(c *config.Config) { c.Database.PurgeInterval = 25 * time.Hour }},
+		{"database.audit_retention", false, func(c *config.Config) { c.Database.AuditRetention = time.Hour }},
+		{"database.audit_retention", false, func(c *config.Config) { c.Database.AuditRetention = -24 * time.Hour }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.key, func(t *testing.T) {
