@@ -91,7 +91,7 @@ func verifyOTPFloor(e *env, users []benchUser, endpoint []otpItem) *floor {
 // The statements of VerifyOTP's transaction that floor.go does not have, as
 // storage builds them. Keep them in step with storage.
 
-// otp_challenges.go CheckRateCounter.
+// rate_counters.go CheckRateCounter.
 const sqlCheckRateCounter = `INSERT INTO rate_counters ("key", window_start, reset_at, count)
 		VALUES ($1, $2, $3, $5)
 		ON CONFLICT ("key") DO UPDATE SET

@@ -74,5 +74,5 @@ func TestClaimOutbox_PlanReadsTheBatchNotTheBacklog(t *testing.T) {
 	got, err := s.ClaimOutbox(ctx, batch, time.Minute)
 	require.NoError(t, err)
 	require.Len(t, got, batch)
-	assert.Equal(t, "m"+"5000", got[0].ID, "the longest available first")
+	assert.Equal(t, "m5000", got[0].ID, "the longest available first")
 }

@@ -228,6 +228,14 @@ func otpChallengeTests() []conformanceTest {
 			require.NoError(t, err)
 			require.True(t, won)
 			newTestOTPChallenge(t, s, clk, "login", u.ID, "expired") // stays live, expires t0+10m
+			// Used at t0 but valid until t0+72h: kept a day past its expiry,
+			// not a day past its use.
+			longLived := &storage.OTPChallenge{Kind: "login", UserID: u.ID, SessionID: "long-lived", CodeHash: []byte("h"),
+				MaxAttempts: 3, ExpiresAt: t0.Add(72 * time.Hour)}
+			require.NoError(t, s.CreateOTPChallenge(ctx, longLived))
+			_, won, err = s.TryOTPChallenge(ctx, longLived.ID, true)
+			require.NoError(t, err)
+			require.True(t, won)
 			newTestOTPChallenge(t, s, clk, "login", u.ID, "replaced")
 			kept := &storage.OTPChallenge{Kind: "login", UserID: u.ID, SessionID: "replaced", CodeHash: []byte("h"),
 				MaxAttempts: 3, ExpiresAt: t0.Add(72 * time.Hour)} // burns the first of "replaced" at t0
@@ -239,7 +247,7 @@ func otpChallengeTests() []conformanceTest {
 
 			n, err := s.PurgeExpired(ctx, clk.Now())
 			require.NoError(t, err)
-			assert.Equal(t, int64(3), n, "consumed, expired and burned more than a day ago")
+			assert.Equal(t, int64(3), n, "consumed, expired and burned, each expired more than a day ago; not the long-lived one used a day ago")
 			requireNotLive(t, s, "login", u.ID, "expired")
 			got, err := s.LiveOTPChallenge(ctx, "login", u.ID, "replaced")
 			require.NoError(t, err)
