@@ -14,6 +14,7 @@ build:
 
 ## test: every test (PostgreSQL tests skip with a message when none answers; CI=true makes them fail)
 test:
+	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 15m $(PKGS)
 
