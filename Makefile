@@ -12,11 +12,12 @@ run:
 build:
 	$(GO) build -o bin/otpstep ./cmd/otpstep
 
-## test: every test (PostgreSQL tests skip with a message when none answers; CI=true makes them fail)
+## test: every test, with a summary that lists each skipped test and why (PostgreSQL tests skip with a
+## message when none answers; CI=true makes them fail)
 test:
 	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -count=1 -timeout 15m $(PKGS)
 
 ## test-short: the quick subset
 test-short:
