@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-short bench e2e lint build chromium
+.PHONY: run test test-short bench e2e lint build image chromium
 
 ## run: the server on SQLite (./otpstep.db) with a demo user and client, on 127.0.0.1:4444
 run:
@@ -10,7 +10,11 @@ run:
 
 ## build: the binary in ./bin/otpstep
 build:
-	$(GO) build -o bin/otpstep ./cmd/otpstep
+	$(GO) build -buildvcs=auto -o bin/otpstep ./cmd/otpstep
+
+## image: the container image otpstep:latest (Dockerfile: static binary on distroless, non-root)
+image:
+	docker build -t otpstep:latest .
 
 ## test: every test, with a summary that lists each skipped test and why (PostgreSQL tests skip with a
 ## message when none answers; CI=true makes them fail)
