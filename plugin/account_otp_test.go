@@ -49,7 +49,7 @@ func TestCreateOTPAndSendmail(t *testing.T) {
 	})
 }
 
-// Every event API.md and the issue name leaves an audit row.
+// Every event docs/api.md and the issue name leaves an audit row.
 func TestAudit_SecondFactorEvents(t *testing.T) {
 	srv := plugintest.Start(t, "sqlite", nil)
 	api := newAPIClient(t, srv)

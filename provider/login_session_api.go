@@ -12,8 +12,9 @@ import (
 // expired, or another user's (which must look exactly like unknown).
 var ErrSessionNotFound = errors.New("login session not found")
 
-// UpdateSessionOTP is the seed's PUT /sessions/{sessionId} for req.User and
-// the session req.SessionID (req.Kind is set to login):
+// UpdateSessionOTP is PACE's PUT /sessions/{sessionId}
+// (docs/pace-update-session.txt, docs/api.md) for req.User and the session
+// req.SessionID (req.Kind is set to login):
 //   - passed=false on an unknown session creates it and issues a login OTP;
 //   - passed=false on the user's session sets it back to not passed and
 //     issues a new OTP (the live one is burned);

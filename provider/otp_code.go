@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// OTP kinds. The seed and PACE name four VerifyOTP types; otpstep issues
+// OTP kinds. PACE's VerifyOTP names four types (docs/api.md); otpstep issues
 // "login" (the second factor of a login session) and "account" (CreateOTP /
 // SendmailOTP re-authentication). TOTP kinds exist only as names.
 const (

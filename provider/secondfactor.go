@@ -143,7 +143,7 @@ type sendLimit struct {
 
 // sendLimits are the counters one issued code hits, in this order (two
 // requests that lock the same counters then never deadlock):
-//   - seed ("at most once per otp.resend_interval"): a counter per session
+//   - docs/api.md ("at most once per otp.resend_interval"): a counter per session
 //     (login) or user (account) and kind whose window is the interval, Max 1;
 //   - otp.max_sends_per_hour per user, across sessions and instances.
 //

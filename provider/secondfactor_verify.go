@@ -80,7 +80,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 		if err != nil {
 			return "", nil, err
 		}
-		// RFC 6238 §5.2 / seed: a code is valid until expiresAt only.
+		// RFC 6238 §5.2 / docs/pace-update-session.txt: a code is valid until expiresAt only.
 		if !now.Before(ch.ExpiresAt) {
 			if err := p.store.BurnOTPChallenge(ctx, ch.ID); err != nil {
 				return "", nil, err
@@ -88,7 +88,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 			p.log.InfoContext(ctx, "otp expired", "challenge_id", ch.ID, "user_id", user.ID)
 			continue
 		}
-		// otp.max_attempts per challenge. Seed/API.md: a challenge without
+		// otp.max_attempts per challenge. docs/api.md: a challenge without
 		// attempts left is burned for the caller, who gets 429 until a new
 		// one is requested.
 		if ch.Attempts >= ch.MaxAttempts {
@@ -138,7 +138,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 			return "", nil, err
 		}
 	} else if exhausted {
-		// Seed/API.md: a burned challenge answers 429 until a new one is requested.
+		// docs/api.md: a burned challenge answers 429 until a new one is requested.
 		retry := p.cfg.OTP.ResendInterval
 		if retry < time.Second {
 			retry = time.Second

@@ -14,7 +14,7 @@ import (
 	"github.com/otpstep/otpstep/web/jsonapi"
 )
 
-// Scopes of the federated-identity routes (API.md).
+// Scopes of the federated-identity routes (docs/api.md).
 const (
 	ScopeFederatedIdentitySet    = "user:federated-identity:set"
 	ScopeFederatedIdentityDelete = "user:federated-identity:delete"

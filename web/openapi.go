@@ -7,7 +7,7 @@ import (
 )
 
 // OpenAPISpec is web/openapi.yaml, the machine-readable HTTP contract of
-// API.md (OpenAPI 3.0.3), embedded in the binary. Treat it as read-only.
+// docs/api.md (OpenAPI 3.0.3), embedded in the binary. Treat it as read-only.
 //
 //go:embed openapi.yaml
 var OpenAPISpec []byte

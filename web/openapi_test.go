@@ -21,7 +21,7 @@ import (
 	"github.com/otpstep/otpstep/web/openapitest"
 )
 
-// apiMDErrorCodes is API.md's error table, in its order.
+// apiMDErrorCodes is docs/api.md's error table, in its order.
 var apiMDErrorCodes = []string{
 	"bad-request",
 	"unauthorized",
@@ -37,7 +37,8 @@ var apiMDErrorCodes = []string{
 	"unavailable",
 }
 
-// The seed's 401 example (PUT /sessions/{sessionId}), byte for byte.
+// The 401 example of PACE's PUT /sessions/{sessionId}
+// (docs/pace-update-session.txt), byte for byte.
 const seedMissingLinkedIdentity = `{
     "errors": [
         {
@@ -73,8 +74,9 @@ func TestOpenAPI_SpecParsesAndValidates(t *testing.T) {
 }
 
 func TestOpenAPI_ParseRejectsAnInvalidSpec(t *testing.T) {
-	// The seed's example must satisfy the 401 schema; a wrong code in it
-	// makes the document invalid, so examples are checked at load.
+	// PACE's example (docs/pace-update-session.txt) must satisfy the 401
+	// schema; a wrong code in it makes the document invalid, so examples
+	// are checked at load.
 	bad := bytes.Replace(OpenAPISpec, []byte("code: missing-linked-identity"), []byte("code: missing-identity"), 1)
 	if bytes.Equal(bad, OpenAPISpec) {
 		t.Fatal("the Unauthorized example was not found in the spec")
@@ -132,7 +134,7 @@ func TestOpenAPI_ErrorCodeEnumIsAPIMDTable(t *testing.T) {
 	sort.Strings(want)
 	sort.Strings(enum)
 	if !slices.Equal(enum, want) {
-		t.Errorf("ErrorCode enum = %v, want API.md's codes %v", enum, want)
+		t.Errorf("ErrorCode enum = %v, want docs/api.md's codes %v", enum, want)
 	}
 	// The codes the JSON:API writer emits are the documented ones.
 	for _, code := range []string{
@@ -194,7 +196,7 @@ func TestOpenAPI_EveryAPIMDRouteIsDocumented(t *testing.T) {
 }
 
 // TestOpenAPI_UserAPIStatuses pins each user and admin operation's statuses
-// to API.md, and its conventions: bearer + one oauth2 scope named in the
+// to docs/api.md, and its conventions: bearer + one oauth2 scope named in the
 // description, both JSON request types, application/json successes, and
 // JSON:API errors carrying X-Request-Id (and Retry-After on 429 and 503).
 func TestOpenAPI_UserAPIStatuses(t *testing.T) {

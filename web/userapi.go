@@ -15,7 +15,7 @@ import (
 	"github.com/otpstep/otpstep/web/jsonapi"
 )
 
-// Scopes of the user API (API.md, one per route).
+// Scopes of the user API (docs/api.md, one per route).
 const (
 	ScopeSessionsUpdate = "user:sessions:update"
 	ScopeOTPVerify      = "user:otp:verify"
@@ -166,14 +166,15 @@ type updateSessionBody struct {
 	PassedLoginOTP *bool   `json:"passedLoginOTP"`
 }
 
-// otpResponse is the seed's 200 body; otp is left out when
+// otpResponse is the 200 body of PACE's UpdateSession
+// (docs/pace-update-session.txt); otp is left out when
 // otp.return_in_response is false.
 type otpResponse struct {
 	OTP       string    `json:"otp,omitempty"`
 	ExpiresAt time.Time `json:"expiresAt"`
 }
 
-// updateSession is PUT {prefix}/sessions/{sessionId} (the seed).
+// updateSession is PUT {prefix}/sessions/{sessionId} (docs/pace-update-session.txt).
 func (s *Server) updateSession(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
 	sessionID := mux.Vars(r)["sessionId"]
 	if _, err := uuid.Parse(sessionID); err != nil || len(sessionID) != 36 {

@@ -110,7 +110,8 @@ func (c *Config) Validate(dev bool) error {
 	if !strings.HasPrefix(c.API.Prefix, "/") || strings.HasSuffix(c.API.Prefix, "/") || strings.ContainsAny(c.API.Prefix, "?#{}") {
 		return bad("api.prefix", "%q must start with / and not end with /", c.API.Prefix)
 	}
-	// The seed's codes are 6 digits; up to 10 keeps them typeable.
+	// PACE's example code (docs/pace-update-session.txt) has 6 digits; up
+	// to 10 keeps them typeable.
 	if c.OTP.Length < 6 || c.OTP.Length > 10 {
 		return bad("otp.length", "%d is not between 6 and 10", c.OTP.Length)
 	}

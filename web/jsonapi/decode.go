@@ -9,7 +9,7 @@ import (
 	"strings"
 )
 
-// MaxBodyBytes is the largest request body the API reads (API.md: 64 KiB).
+// MaxBodyBytes is the largest request body the API reads (docs/api.md: 64 KiB).
 const MaxBodyBytes = 64 << 10
 
 // DecodeBody reads at most MaxBodyBytes of r's body as one JSON object into

@@ -1,5 +1,5 @@
 // Package jsonapi writes the JSON:API error documents of otpstep's user API
-// and checks the content negotiation rules API.md sets for it. Every error
+// and checks the content negotiation rules docs/api.md sets for it. Every error
 // carries the request id, a fixed title per code, and never the cause of a 5xx.
 package jsonapi
 
@@ -18,7 +18,7 @@ import (
 // MediaType is the JSON:API media type every error document is written with.
 const MediaType = "application/vnd.api+json"
 
-// Error codes of API.md's table, the `code` member of an error object.
+// Error codes of docs/api.md's table, the `code` member of an error object.
 const (
 	CodeBadRequest            = "bad-request"
 	CodeUnauthorized          = "unauthorized"
@@ -44,9 +44,10 @@ type codeInfo struct {
 	fixedDetail bool
 }
 
-// codes is API.md's error table. Titles are fixed per code; so are the details
-// of missing-linked-identity (quoted from API.md) and of the 5xx codes, which
-// must say nothing of the cause.
+// codes is docs/api.md's error table. Titles are fixed per code; so are the
+// details of missing-linked-identity (quoted from
+// docs/pace-update-session.txt) and of the 5xx codes, which must say nothing
+// of the cause.
 var codes = map[string]codeInfo{
 	CodeBadRequest:   {http.StatusBadRequest, "Bad request", "The request body is not a JSON object.", false},
 	CodeUnauthorized: {http.StatusUnauthorized, "Unauthorized", "A valid bearer access token is required.", false},
@@ -87,7 +88,7 @@ type Document struct {
 	Errors []ErrorObject `json:"errors"`
 }
 
-// ErrorObject is one JSON:API error object as API.md defines it.
+// ErrorObject is one JSON:API error object as docs/api.md defines it.
 type ErrorObject struct {
 	ID     string         `json:"id"`
 	Status string         `json:"status"`
@@ -105,7 +106,7 @@ type Source struct {
 	Parameter string `json:"parameter,omitempty"`
 }
 
-// Error is an error a handler answers with. Status and Code follow API.md's
+// Error is an error a handler answers with. Status and Code follow docs/api.md's
 // table (either alone is enough: the other is derived); Detail is shown to the
 // client except for 5xx codes and missing-linked-identity, whose detail is
 // fixed. Cause is for the log only and never reaches the response body.
@@ -228,7 +229,7 @@ func Object(id string, e *Error) ErrorObject {
 	detail := e.Detail
 	switch {
 	case status >= 500:
-		// API.md: a 500 says nothing of the cause beyond its id.
+		// docs/api.md: a 500 says nothing of the cause beyond its id.
 		detail = codes[CodeInternalError].detail
 		if status == http.StatusServiceUnavailable {
 			detail = codes[CodeUnavailable].detail
@@ -256,7 +257,7 @@ func retryAfterSeconds(d time.Duration) int64 {
 
 // Write answers the request with e as a JSON:API error document. It sets
 // Retry-After (whole seconds, rounded up, at least 1) when e.RetryAfter is set
-// and always for 429 and 503, which API.md promises carry it. The error
+// and always for 429 and 503, which docs/api.md promises carry it. The error
 // object's id is the request id from r's context. Write logs nothing; use
 // Writer to have 5xx causes logged.
 func Write(w http.ResponseWriter, r *http.Request, e *Error) {

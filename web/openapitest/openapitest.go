@@ -345,7 +345,7 @@ func checkUndeclaredBody(route *routers.Route, status int, body []byte) error {
 }
 
 // checkJSONAPIErrors checks what schemas cannot: every error object's status
-// is the HTTP status, and its id is the X-Request-Id header (API.md).
+// is the HTTP status, and its id is the X-Request-Id header (docs/api.md).
 func checkJSONAPIErrors(status int, header http.Header, body []byte) error {
 	if mediaType(header) != jsonAPIMediaType {
 		return nil
