@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -183,22 +184,14 @@ func (s *Store) hitsWouldCount(ctx context.Context, conn *pgxpool.Conn, hits []R
 		if err := rows.Scan(&key, &c.Count, &c.ResetAt); err != nil {
 			return nil, classify(err)
 		}
-		if c.ResetAt.After(now) {
+		if c.ResetAt = normTime(c.ResetAt); c.ResetAt.After(now) {
 			live[key] = c
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, classify(err)
 	}
-	out := make([]RateCount, len(hits))
-	for i, h := range hits {
-		if c, ok := live[h.Key]; ok {
-			out[i] = RateCount{Count: c.Count + 1, ResetAt: normTime(c.ResetAt)}
-		} else {
-			out[i] = RateCount{Count: 1, ResetAt: now.Add(h.Window)}
-		}
-	}
-	return out, nil
+	return wouldCount(hits, live, now), nil
 }
 
 // scanRateCounts reads hitRateCountersStmt's rows into the counts of hits,
@@ -273,6 +266,138 @@ func (s *Store) CheckRateCounter(ctx context.Context, key string, window time.Du
 func (s *Store) CountRateCounterHit(ctx context.Context, key string) error {
 	if _, err := s.exec(ctx, `UPDATE rate_counters SET count = count + 1 WHERE "key" = $1`, key); err != nil {
 		return fmt.Errorf("storage: count rate counter hit: %w", err)
+	}
+	return nil
+}
+
+// ReserveRateCounters counts one hit on each of hits, all or none, for a
+// caller that must refuse a request before it does the work a hit stands for
+// (a password check) and learns only afterwards whether the hit should stay
+// counted. When a hit would count past its Max, nothing is counted and
+// reserved is false; counts are then what each hit would have counted (one
+// more than its live window's count, or 1), so the caller finds the limit
+// that refused it and when its window ends. Otherwise reserved is true and
+// counts are the new counts; each hit stays counted until the caller gives it
+// back (ReleaseRateCounter) or resets its key. Keys must be distinct; callers
+// that reserve several keys should name them in one order.
+//
+// The windows and counts are HitRateCounters'. Reserving is atomic across
+// processes, so of any number of concurrent callers at most Max get a
+// reservation in a window: on PostgreSQL outside a transaction it is one
+// statement, the upsert failing (otpstep_within_limit, rateLimitedCode) when
+// a hit would count past its Max; elsewhere it is HitRateCounters in a
+// transaction (a savepoint inside the caller's), rolled back when a count is
+// past its Max, the counter rows locked until it ends.
+func (s *Store) ReserveRateCounters(ctx context.Context, hits ...RateHit) (counts []RateCount, reserved bool, err error) {
+	if len(hits) == 0 {
+		return nil, true, nil
+	}
+	if s.dialect == DialectPostgres && s.txFrom(ctx) == nil {
+		return s.reserveRateCountersLimited(ctx, hits)
+	}
+	txCtx, err := s.BeginTX(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("storage: reserve rate counters: %w", err)
+	}
+	counts, err = s.HitRateCounters(txCtx, hits...)
+	if err == nil && overMax(hits, counts) {
+		return counts, false, s.Rollback(txCtx)
+	}
+	if err != nil {
+		return nil, false, errors.Join(err, s.Rollback(txCtx))
+	}
+	if err := s.Commit(txCtx); err != nil {
+		return nil, false, err
+	}
+	return counts, true, nil
+}
+
+// reserveRateCountersLimited is ReserveRateCounters on PostgreSQL outside a
+// transaction: hitRateCountersStmt, limited, as one statement.
+func (s *Store) reserveRateCountersLimited(ctx context.Context, hits []RateHit) ([]RateCount, bool, error) {
+	st := s.hitRateCountersStmt(hits, true)
+	rows, err := s.query(ctx, st.sql, st.args...)
+	var counts []RateCount
+	if err == nil {
+		counts, err = scanRateCounts(rows, hits)
+		rows.Close()
+	}
+	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == rateLimitedCode {
+		counts, err := s.rateCountsWouldBe(ctx, hits)
+		if err != nil {
+			return nil, false, fmt.Errorf("storage: reserve rate counters: read the refused counts: %w", err)
+		}
+		return counts, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("storage: reserve rate counters: %w", err)
+	}
+	return counts, true, nil
+}
+
+// rateCountsWouldBe is hitsWouldCount on the store's own pool.
+func (s *Store) rateCountsWouldBe(ctx context.Context, hits []RateHit) ([]RateCount, error) {
+	var (
+		q    strings.Builder
+		args = make([]any, len(hits))
+	)
+	q.WriteString(`SELECT "key", count, reset_at FROM rate_counters WHERE "key" IN (`)
+	for i, h := range hits {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d", i+1)
+		args[i] = h.Key
+	}
+	q.WriteString(")")
+	rows, err := s.query(ctx, q.String(), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	live := make(map[string]RateCount, len(hits))
+	now := s.nowUTC()
+	for rows.Next() {
+		var (
+			key string
+			c   RateCount
+		)
+		if err := rows.Scan(&key, &c.Count, timeCol{&c.ResetAt}); err != nil {
+			return nil, classify(err)
+		}
+		if c.ResetAt.After(now) {
+			live[key] = c
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	return wouldCount(hits, live, now), nil
+}
+
+// wouldCount is what hits would count now, given the live windows' counts
+// by key: one more than a live window's count, or 1 where there is none.
+func wouldCount(hits []RateHit, live map[string]RateCount, now time.Time) []RateCount {
+	out := make([]RateCount, len(hits))
+	for i, h := range hits {
+		if c, ok := live[h.Key]; ok {
+			out[i] = RateCount{Count: c.Count + 1, ResetAt: c.ResetAt}
+		} else {
+			out[i] = RateCount{Count: 1, ResetAt: now.Add(h.Window)}
+		}
+	}
+	return out
+}
+
+// ReleaseRateCounter gives back one hit that ReserveRateCounters counted on
+// key in the window ending at resetAt (the reservation's RateCount.ResetAt).
+// A window that has ended or been reset since is left alone: the reservation
+// went with it. Releasing an unknown key is not an error.
+func (s *Store) ReleaseRateCounter(ctx context.Context, key string, resetAt time.Time) error {
+	_, err := s.exec(ctx, `UPDATE rate_counters SET count = count - 1 WHERE "key" = $1 AND reset_at = $2 AND count > 0`,
+		key, s.timeArg(resetAt))
+	if err != nil {
+		return fmt.Errorf("storage: release rate counter: %w", err)
 	}
 	return nil
 }

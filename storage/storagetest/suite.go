@@ -34,7 +34,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) *storage.Store) {
 	for _, group := range [][]conformanceTest{
 		migrateTests(), userTests(), clientTests(), clientAssertionTests(),
 		authorizeCodeTests(), accessTokenTests(), refreshTokenTests(), pkceTests(), openIDConnectTests(),
-		transactionTests(), loginSessionTests(), signingKeyTests(), auditTests(), rateCounterTests(), purgeTests(),
+		transactionTests(), loginSessionTests(), signingKeyTests(), auditTests(), rateCounterTests(), rateReservationTests(), purgeTests(),
 		fositeFlowTests(), clientLoaderTests(), sessionChallengeTests(), otpChallengeTests(), otpVerifyTests(), outboxTests(), linkedIdentityTests(), externalUserTests(),
 	} {
 		tests = append(tests, group...)
