@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/alexedwards/argon2id"
 	"github.com/ory/fosite"
 
 	"github.com/otpstep/otpstep/provider/config"
@@ -53,7 +54,10 @@ type Provider struct {
 	log       *slog.Logger
 	hashes    chan struct{} // bounds concurrent argon2id computations
 	dummyHash string
-	bearer    bearerCheck
+	// comparePassword checks a password against its stored hash:
+	// argon2id.ComparePasswordAndHash (tests count its calls).
+	comparePassword func(password, hash string) (bool, error)
+	bearer          bearerCheck
 
 	otpHash       otpHasher
 	mailSealer    *Sealer
@@ -126,6 +130,8 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		log:       opts.Logger,
 		hashes:    make(chan struct{}, cfg.Login.MaxConcurrentHashes),
 		dummyHash: dummy,
+
+		comparePassword: argon2id.ComparePasswordAndHash,
 
 		otpHash:       otpHasher{key: otpKey},
 		mailSealer:    mailSealer,

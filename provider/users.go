@@ -82,55 +82,49 @@ func (p *Provider) acquireHash(ctx context.Context) error {
 
 func (p *Provider) releaseHash() { <-p.hashes }
 
-// Authenticate checks an email and password (the first factor). Failures are
-// counted per account and per client IP in the database, so the limits hold
-// across instances; past login.max_failures_per_* it answers
-// *TooManyAttemptsError without checking the password.
+// Authenticate checks an email and password (the first factor): the one
+// password check of the login page and of the API's re-authentication.
+//
+// Failures are limited per account (login.max_failures_per_account) and per
+// client IP (login.max_failures_per_ip) in each login.failure_window, in the
+// database, so the limits hold across instances and under a burst: every
+// check first reserves a failure on both counters, atomically, and a request
+// whose reservation would pass a limit answers *TooManyAttemptsError without
+// the password being checked. So however many requests arrive at once, no
+// more passwords are checked than the limits allow. A wrong password keeps its
+// reservation (it is the failure); the right one resets the account's counter
+// and gives the IP's reservation back; an error before the check gives both
+// back.
 func (p *Provider) Authenticate(ctx context.Context, email, password, ip string) (*storage.User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	window := p.cfg.Login.FailureWindow
-	accountKey := "login:account:" + email
-	ipKey := "login:ip:" + ip
-	for _, lim := range []struct {
-		key, name string
-		max       int
+	// Always in this order (account, then IP), so that concurrent
+	// reservations lock the counter rows in one order.
+	limits := []struct {
+		hit  storage.RateHit
+		name string
 	}{
-		{accountKey, "login.max_failures_per_account", p.cfg.Login.MaxFailuresPerAccount},
-		{ipKey, "login.max_failures_per_ip", p.cfg.Login.MaxFailuresPerIP},
-	} {
-		n, resetAt, err := p.store.PeekRateCounter(ctx, lim.key, window)
-		if err != nil {
-			return nil, err
-		}
-		if n >= lim.max {
-			return nil, &TooManyAttemptsError{Limit: lim.name, RetryAfter: resetAt.Sub(p.clock())}
-		}
+		{storage.RateHit{Key: "login:account:" + email, Window: window, Max: p.cfg.Login.MaxFailuresPerAccount}, "login.max_failures_per_account"},
+		{storage.RateHit{Key: "login:ip:" + ip, Window: window, Max: p.cfg.Login.MaxFailuresPerIP}, "login.max_failures_per_ip"},
 	}
-	if len(password) > 1024 {
-		password = password[:1024]
-	}
-	u, err := p.store.GetUserByEmail(ctx, email)
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	account, byIP := limits[0].hit, limits[1].hit
+	counts, reserved, err := p.store.ReserveRateCounters(ctx, account, byIP)
+	if err != nil {
 		return nil, err
 	}
-	hash := p.dummyHash // equal work whether or not the account exists
-	if u != nil {
-		hash = u.PasswordHash
-	}
-	if err := p.acquireHash(ctx); err != nil {
-		return nil, err
-	}
-	ok, cmpErr := argon2id.ComparePasswordAndHash(password, hash)
-	p.releaseHash()
-	if cmpErr != nil {
-		return nil, fmt.Errorf("password hash of %s: %w", email, cmpErr)
-	}
-	if u == nil || !ok || u.Disabled {
-		for _, key := range []string{accountKey, ipKey} {
-			if _, _, err := p.store.HitRateCounter(ctx, key, window); err != nil {
-				return nil, err
+	if !reserved {
+		for i, l := range limits {
+			if counts[i].Count > l.hit.Max {
+				return nil, &TooManyAttemptsError{Limit: l.name, RetryAfter: counts[i].ResetAt.Sub(p.clock())}
 			}
 		}
+		return nil, fmt.Errorf("provider: login failure reservation refused within its limits: %v", counts)
+	}
+	u, ok, err := p.checkPassword(ctx, email, password)
+	if err != nil {
+		return nil, errors.Join(err, p.giveBackLoginFailure(ctx, account.Key, counts[0]), p.giveBackLoginFailure(ctx, byIP.Key, counts[1]))
+	}
+	if u == nil || !ok || u.Disabled {
 		reason := "wrong password"
 		switch {
 		case u == nil:
@@ -140,8 +134,50 @@ func (p *Provider) Authenticate(ctx context.Context, email, password, ip string)
 		}
 		return nil, fmt.Errorf("%w: %s", ErrInvalidCredentials, reason)
 	}
-	if err := p.store.ResetRateCounter(ctx, accountKey); err != nil {
+	if err := p.store.ResetRateCounter(ctx, account.Key); err != nil {
+		return nil, err
+	}
+	if err := p.store.ReleaseRateCounter(ctx, byIP.Key, counts[1].ResetAt); err != nil {
 		return nil, err
 	}
 	return u, nil
+}
+
+// checkPassword compares password with email's hash, or with a dummy hash
+// when there is no such user (equal work whether or not the account
+// exists), at most login.max_concurrent_hashes at a time. u is nil for an
+// unknown email.
+func (p *Provider) checkPassword(ctx context.Context, email, password string) (u *storage.User, ok bool, err error) {
+	if len(password) > 1024 {
+		password = password[:1024]
+	}
+	u, err = p.store.GetUserByEmail(ctx, email)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, false, err
+	}
+	hash := p.dummyHash
+	if u != nil {
+		hash = u.PasswordHash
+	}
+	if err := p.acquireHash(ctx); err != nil {
+		return nil, false, err
+	}
+	ok, err = p.comparePassword(password, hash)
+	p.releaseHash()
+	if err != nil {
+		return nil, false, fmt.Errorf("password hash of %s: %w", email, err)
+	}
+	return u, ok, nil
+}
+
+// giveBackTimeout bounds giving back a reservation whose request failed (its
+// own context may be what ended it).
+const giveBackTimeout = 5 * time.Second
+
+// giveBackLoginFailure gives back a failure reserved on key for a password
+// that was not checked.
+func (p *Provider) giveBackLoginFailure(ctx context.Context, key string, reserved storage.RateCount) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveBackTimeout)
+	defer cancel()
+	return p.store.ReleaseRateCounter(ctx, key, reserved.ResetAt)
 }
