@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -164,5 +165,98 @@ func TestMultiProcess_PerUserFailureLimitHoldsAcrossInstances(t *testing.T) {
 	wg.Wait()
 	if tried.Load() != 10 || limited.Load() != 30 || other.Load() != 0 {
 		t.Fatalf("tried=%d limited=%d other=%d, want 10/30/0", tried.Load(), limited.Load(), other.Load())
+	}
+}
+
+// Three otpstep processes on one PostgreSQL enforce the per-account login
+// limit together: of 30 parallel wrong passwords for one account spread over
+// them, no more than login.max_failures_per_account (5) are checked (a 401
+// comes only from a checked password), the rest answer 429 before the hash,
+// and then so does the right password.
+func TestMultiProcess_LoginFailureLimitHoldsAcrossInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs three processes")
+	}
+	dsn := storagetest.PostgresDSN(t)
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	store, err := storage.Open(ctx, dsn, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	smtpSrv := mailtest.StartServer(t)
+	mailEnv := []string{"OTPSTEP_MAIL_DRIVER=smtp", "OTPSTEP_MAIL_SMTP_URL=" + smtpSrv.URL(), "OTPSTEP_MAIL_TLS=none"}
+	setup := plugintest.StartOn(t, store, nil)
+	alice := setup.NewUser(t)
+	const limit = 5 // login.max_failures_per_account's default
+	// A login form of each process: its cookie and CSRF token, reused by
+	// every POST sent to it.
+	type form struct {
+		url   string
+		b     *plugintest.Browser
+		token string
+	}
+	var forms []form
+	for range 3 {
+		u := startProcess(t, bin, dsn, mailEnv...)
+		b := plugintest.NewBrowser(t)
+		page := b.Follow(u+"/login", "")
+		if page.Status != http.StatusOK || page.CSRFToken() == "" {
+			t.Fatalf("login page of %s: %s", u, page)
+		}
+		forms = append(forms, form{u, b, page.CSRFToken()})
+	}
+	post := func(f form, password string) (*http.Response, error) {
+		body := url.Values{"email": {alice.Email}, "password": {password}, "csrf_token": {f.token}}
+		req, err := http.NewRequest(http.MethodPost, f.url+"/login", strings.NewReader(body.Encode()))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", f.url)
+		return f.b.Client.Do(req)
+	}
+	var checked, limited, other atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := post(forms[i%3], "wrong password")
+			if err != nil {
+				other.Add(1)
+				return
+			}
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case http.StatusUnauthorized:
+				checked.Add(1)
+			case http.StatusTooManyRequests:
+				limited.Add(1)
+			default:
+				other.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if checked.Load() != limit || limited.Load() != 30-limit || other.Load() != 0 {
+		t.Fatalf("checked=%d limited=%d other=%d, want %d/%d/0", checked.Load(), limited.Load(), other.Load(), limit, 30-limit)
+	}
+	for _, f := range forms {
+		resp, err := post(f, alice.Password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("the right password at %s after the burst: %d, want 429 with Retry-After", f.url, resp.StatusCode)
+		}
 	}
 }
