@@ -3,13 +3,15 @@ package provider
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/otpstep/otpstep/storage"
 )
 
 // VerifyOTP checks code against the live challenges of the given kinds
-// ("login" is the challenge of session sessionID, "account" the user's).
+// ("login" is the challenge of session sessionID, "account" the user's),
+// each kind once however often it is named.
 // It answers nil when a challenge matched and was consumed by this call,
 // ErrOTPMismatch, or *TooManyAttemptsError. A matched login challenge passes
 // the session's second factor.
@@ -21,6 +23,7 @@ import (
 // verifications and PUT /sessions never deadlock: the user's failure counter,
 // then the scopes' challenges (in the order of kinds), then the login session.
 func (p *Provider) VerifyOTP(ctx context.Context, kinds []string, user *storage.User, sessionID, code string) (string, error) {
+	kinds = distinctKinds(kinds)
 	var (
 		matched string
 		outcome error
@@ -34,6 +37,20 @@ func (p *Provider) VerifyOTP(ctx context.Context, kinds []string, user *storage.
 		return "", err
 	}
 	return matched, outcome
+}
+
+// distinctKinds is kinds without repeats, in the order each is first named.
+// API.md: types is a set, duplicates count once; so a request tries each
+// challenge once and spends at most one attempt of it, however often it
+// names its kind.
+func distinctKinds(kinds []string) []string {
+	out := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		if !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // verifyOTPInTx is VerifyOTP inside its transaction. It returns the matched

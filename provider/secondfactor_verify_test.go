@@ -301,3 +301,58 @@ func TestVerifyOTP_ConcurrentPutPassedTrueNeverFails(t *testing.T) {
 		})
 	}
 }
+
+// postVerify is POST {prefix}/user/otp/verify with the setup's token.
+func (v *verifySetup) postVerify(t *testing.T, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, v.srv.URL+v.p.Config().API.Prefix+"/user/otp/verify", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+v.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// types is a set: a kind named four times is tried once, so a request costs
+// one attempt of the challenge and one failure of the user however often it
+// repeats a kind (before, each duplicate spent an attempt, and two requests
+// burned a code).
+func TestVerifyOTP_DuplicateTypesCostWhatOneCosts(t *testing.T) {
+	for _, dialect := range plugintest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			v := startVerify(t, dialect, nil)
+			attempts := func() int {
+				t.Helper()
+				ch, err := v.srv.Store.LiveOTPChallenge(t.Context(), provider.OTPKindLogin, v.user.ID, v.sid)
+				if err != nil {
+					t.Fatalf("the login challenge: %v", err)
+				}
+				return ch.Attempts
+			}
+			for i := 1; i <= 2; i++ {
+				if got := v.postVerify(t, `{"otp":"`+wrong(v.code)+`","types":["login","login","login","login"]}`); got != http.StatusNotFound {
+					t.Fatalf("wrong code %d, login ×4: %d, want 404", i, got)
+				}
+				if a, f := attempts(), v.failures(t); a != i || f != i {
+					t.Fatalf("after %d requests with login ×4: %d attempts, %d failures; want %d of each", i, a, f, i)
+				}
+			}
+			if _, err := v.p.VerifyOTP(t.Context(), []string{provider.OTPKindLogin, provider.OTPKindAccount, provider.OTPKindLogin},
+				v.user.User, v.sid, wrong(v.code)); !errors.Is(err, provider.ErrOTPMismatch) {
+				t.Fatalf("login, account, login: %v", err)
+			}
+			if a := attempts(); a != 3 {
+				t.Fatalf("after login, account, login: %d attempts, want 3", a)
+			}
+			if got := v.postVerify(t, `{"otp":"`+v.code+`","types":["login","login","login","login"]}`); got != http.StatusNoContent {
+				t.Fatalf("right code, login ×4: %d, want 204", got)
+			}
+		})
+	}
+}
