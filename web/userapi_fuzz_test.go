@@ -17,6 +17,7 @@ func FuzzDecodeUserAPIBodies(f *testing.F) {
 		`{"otp":"773829","types":["login"]}`,
 		`{"password":"x","pin":"1234"}`,
 		`[]`, `null`, `{"userId":5}`, `{"types":"login"}`, `{"otp":{"a":1}}`, `{`, "\xff", `{"userId":"a","userId":"b"}`,
+		`{"otp":"1","OTP":"2"}`, `{"Types":["login"],"types":["account"]}`, `{"password":"x","x":[{"k":1,"\u212a":2}]}`,
 	} {
 		f.Add(s)
 	}

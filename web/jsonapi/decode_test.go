@@ -44,6 +44,26 @@ func TestDecodeBody(t *testing.T) {
 		{"bool mismatch", strings.NewReader(`{"passedLoginOTP":"yes"}`), 422, "/passedLoginOTP", "The member passedLoginOTP must not be a string."},
 		{"nested mismatch", strings.NewReader(`{"nested":{"count":"x"}}`), 422, "/nested/count", "The member nested.count must not be a string."},
 		{"pointer escaping", strings.NewReader(`{"a/b~c":"x"}`), 422, "/a~1b~0c", "The member a/b~c must not be a string."},
+		{"element type mismatch", strings.NewReader(`{"Types":["x",5]}`), 422, "/Types/1", "The member Types.1 must not be a number."},
+		{"duplicate member", strings.NewReader(`{"userId":"u1","userId":"u2"}`), 400, "/userId",
+			"The member userId appears more than once."},
+		{"duplicate unknown member", strings.NewReader(`{"userId":"u1","x":1,"x":2}`), 400, "/x",
+			"The member x appears more than once."},
+		{"duplicate nested member", strings.NewReader(`{"userId":"u1","nested":{"count":1,"count":2}}`), 400, "/nested/count",
+			"The member nested.count appears more than once."},
+		{"member differing only in case", strings.NewReader(`{"userId":"u1","USERID":"u2"}`), 400, "/USERID",
+			"The member USERID differs from the member userId only in case."},
+		{"case variant first", strings.NewReader(`{"UserId":"u2","userId":"u1"}`), 400, "/userId",
+			"The member userId differs from the member UserId only in case."},
+		{"case variant in a nested object", strings.NewReader(`{"userId":"u1","nested":{"count":1,"Count":2}}`), 400, "/nested/Count",
+			"The member nested.Count differs from the member count only in case."},
+		{"case variant by Unicode folding", strings.NewReader(`{"userId":"u1","k":1,"\u212a":2}`), 400, "/\u212a",
+			"The member \u212a differs from the member k only in case."},
+		{"case variant escaping", strings.NewReader(`{"userId":"u1","a/b":1,"A/B":2}`), 400, "/A~1B",
+			"The member A/B differs from the member a/b only in case."},
+		{"duplicate in an array element", strings.NewReader(`{"userId":"u1","list":[{"a":1},{"b":1,"b":2}]}`), 400, "/list/1/b",
+			"The member list.1.b appears more than once."},
+		{"invalid UTF-8", strings.NewReader("{\"userId\":\"u1\xff\"}"), 400, "", "The request body is not valid JSON."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +94,22 @@ func TestDecodeBody(t *testing.T) {
 					got.Status, got.Code, got.Pointer, got.Detail, tt.wantStatus, wantCode, tt.wantPointer, tt.wantDetail)
 			}
 		})
+	}
+}
+
+// TestDecodeBody_NamesMatchCaseSensitively: a member named like a field
+// but in another case is an unknown member (ignored), not the field, as
+// encoding/json would have it.
+func TestDecodeBody_NamesMatchCaseSensitively(t *testing.T) {
+	for _, body := range []string{`{"UserID":"u1"}`, `{"userid":"u1","passedloginotp":true}`, `{"types":["login"]}`} {
+		r := httptest.NewRequest(http.MethodPut, "/x", strings.NewReader(body))
+		var dst sessionBody
+		if err := DecodeBody(r, &dst); err != nil {
+			t.Fatalf("DecodeBody(%s) = %v", body, err)
+		}
+		if dst.UserID != "" || dst.PassedLoginOTP || dst.Types != nil {
+			t.Fatalf("DecodeBody(%s) matched a member by case folding: %+v", body, dst)
+		}
 	}
 }
 
