@@ -65,7 +65,7 @@ func DecodeBody(r *http.Request, dst any) *Error {
 					Pointer: string(semErr.JSONPointer), Cause: err}
 			}
 			return &Error{Status: http.StatusUnprocessableEntity, Code: CodeValidationFailed,
-				Detail: "The member " + memberPath(semErr.JSONPointer) + " is malformed.",
+				Detail:  "The member " + memberPath(semErr.JSONPointer) + " is malformed.",
 				Pointer: string(semErr.JSONPointer), Cause: err}
 		}
 		return &Error{Status: http.StatusUnprocessableEntity, Code: CodeValidationFailed,
