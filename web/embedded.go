@@ -28,10 +28,34 @@ type mountInfo struct {
 // its own login, so nothing else is registered, otpstep's middleware applies
 // to these routes only, and r's NotFoundHandler is left alone.
 //
+// gorilla/mux's Router cleans a path ("//x", "/a/./b") with a bare 301
+// before any route or middleware runs; for otpstep to answer such a path
+// under its prefix (a JSON:API 404 under the API prefix, else a 301 with
+// its request id and security headers), call SkipClean(true) on the router
+// the host serves.
+//
 // Call it once per Server, before serving; Mount and MountSecondFactor are
 // alternatives.
 func (s *Server) MountSecondFactor(r *mux.Router) {
 	sub := r.NewRoute().Subrouter()
+	// A path that is one of otpstep's once cleaned is answered first, with
+	// otpstep's middleware (answerUncleanPath). It reaches here only when
+	// the router the host serves skips mux's cleaning (SkipClean(true)),
+	// which otherwise answers a bare 301 before any route or middleware.
+	sub.MatcherFunc(func(req *http.Request, _ *mux.RouteMatch) bool {
+		if !uncleanPath(req, nil) {
+			return false
+		}
+		clean := cleanPath(req.URL.Path)
+		if s.underAPIPrefix(clean) {
+			return true
+		}
+		cleaned, u := *req, *req.URL
+		u.Path, u.RawPath = clean, ""
+		cleaned.URL = &u
+		var m mux.RouteMatch
+		return sub.Match(&cleaned, &m) || m.MatchErr == mux.ErrMethodMismatch
+	}).HandlerFunc(s.answerUncleanPath)
 	s.mountUserAPI(sub)
 	pages := sub.NewRoute().Subrouter()
 	pages.Use(s.csrf)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 
 	"github.com/gorilla/mux"
@@ -116,6 +117,10 @@ func (s *Server) Mount(r *mux.Router) {
 	}
 	r.NotFoundHandler = wrap(http.HandlerFunc(s.notFound))
 	r.MethodNotAllowedHandler = wrap(http.HandlerFunc(s.methodNotAllowed))
+	// mux's own cleaning answers a bare 301 before any middleware runs;
+	// otpstep answers such paths itself, first, inside the chain.
+	r.SkipClean(true)
+	r.MatcherFunc(uncleanPath).HandlerFunc(s.answerUncleanPath)
 	s.mountUserAPI(r)
 	s.mountAdminAPI(r)
 	r.HandleFunc("/.well-known/openid-configuration", s.discovery).Methods(http.MethodGet)
@@ -215,4 +220,49 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 // wantsJSON is true for the user API and for callers that ask for JSON.
 func (s *Server) wantsJSON(r *http.Request) bool {
 	return strings.HasPrefix(r.URL.Path, s.p.Config().API.Prefix+"/") || strings.Contains(r.Header.Get("Accept"), "json")
+}
+
+// cleanPath is p in the canonical form gorilla/mux's Router redirects to
+// unless told to SkipClean: path.Clean of p with a leading slash, keeping a
+// trailing slash.
+func cleanPath(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	clean := path.Clean(p)
+	if strings.HasSuffix(p, "/") && clean != "/" {
+		clean += "/"
+	}
+	return clean
+}
+
+// uncleanPath matches a request whose path is not canonical (cleanPath):
+// "//user/…", "/a/./b", "/a/x/../b".
+func uncleanPath(r *http.Request, _ *mux.RouteMatch) bool {
+	return cleanPath(r.URL.Path) != r.URL.Path
+}
+
+// answerUncleanPath answers a request whose path is not canonical, from
+// inside otpstep's middleware (request id, security headers, access log):
+// under the API prefix a JSON:API 404, as for any path the API does not
+// serve (a redirect would have API clients replay a PUT or POST elsewhere,
+// many as a GET); elsewhere a 301 to the clean path, query kept, as mux's
+// own cleaning answers.
+func (s *Server) answerUncleanPath(w http.ResponseWriter, r *http.Request) {
+	clean := cleanPath(r.URL.Path)
+	if s.underAPIPrefix(clean) {
+		jsonapi.Write(w, r, jsonapi.NotFound("No route matches "+r.URL.Path+"."))
+		return
+	}
+	target := *r.URL
+	target.Path, target.RawPath = clean, ""
+	w.Header().Set("Location", target.String())
+	w.WriteHeader(http.StatusMovedPermanently)
+}
+
+// underAPIPrefix reports whether the path p lies under the user API's
+// prefix (below the mount prefix when embedded).
+func (s *Server) underAPIPrefix(p string) bool {
+	prefix := s.mount.base + s.p.Config().API.Prefix
+	return p == prefix || strings.HasPrefix(p, prefix+"/")
 }

@@ -173,7 +173,10 @@ func NewHost(ctx context.Context, hc HostConfig) (*Host, error) {
 		return nil, err
 	}
 
-	r := mux.NewRouter()
+	// SkipClean: otpstep answers unclean paths under MFAPrefix itself, with
+	// its headers (a JSON:API 404 under the user API), where mux's cleaning
+	// would answer a bare 301.
+	r := mux.NewRouter().SkipClean(true)
 	h.Plugin.Mount(r.PathPrefix(MFAPrefix).Subrouter())
 	r.Handle("/oauth2/auth", h.Plugin.RequireSecondFactor(http.HandlerFunc(h.authorize))).Methods(http.MethodGet)
 	r.HandleFunc("/oauth2/token", h.token).Methods(http.MethodPost)
