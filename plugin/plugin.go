@@ -237,6 +237,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	if opts.OAuth2 != nil {
 		wopts.SessionFromRequest = opts.SessionFromRequest
 		wopts.ReturnPaths = opts.AuthorizePaths
+		wopts.AuthorizeRequests = opts.OAuth2
 		if wopts.ReturnPaths == nil {
 			wopts.ReturnPaths = []string{"/oauth2/auth"}
 		}

@@ -73,14 +73,11 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	if s.opts.Registerer != nil {
 		chain = append(chain, Metrics(s.opts.Registerer))
 	}
-	// The OTP form's redirect leads on to the host's authorize endpoint and
+	// The OTP form's answer leads on to the host's authorize endpoint and
 	// from there to a relying party's redirect URI; browsers apply
-	// form-action to those redirects (see Mount).
-	formActions := []string{"https:"}
-	if !s.secure {
-		formActions = append(formActions, "http:")
-	}
-	chain = append(chain, Recover(s.log, s.errs, s.mount.base+s.p.Config().API.Prefix), SecurityHeaders(s.secure, formActions...))
+	// form-action to those redirects, so the OTP page admits that origin
+	// (renderLeadingTo, through Options.AuthorizeRequests).
+	chain = append(chain, Recover(s.log, s.errs, s.mount.base+s.p.Config().API.Prefix), SecurityHeaders(s.secure))
 	sub.Use(chain...)
 }
 

@@ -138,6 +138,13 @@ func (s *Server) federatedLinkConfirm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// The Link button's answer redirects to the upstream's authorization
+	// endpoint, which browsers check against form-action.
+	if authURL, err := up.AuthCodeURL(r.Context(), upstream.Flow{RedirectURI: s.callbackURL(up.Name())}); err == nil {
+		if u, err := url.Parse(authURL); err == nil {
+			AllowFormActions(w, FormActionSource(u))
+		}
+	}
 	s.pages.Render(w, r, http.StatusOK, "federated_link", FederatedLinkPage{
 		Provider: up.Name(), Action: s.federatedPath(up.Name(), "link"), ReturnTo: returnTo, CSRFField: csrfField(r),
 	})

@@ -12,7 +12,7 @@ const genericLoginError = "The email or password is not right."
 // loginForm is GET /login.
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
-	s.pages.Render(w, r, http.StatusOK, "login", LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo)})
+	s.renderLeadingTo(w, r, http.StatusOK, "login", LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo)}, returnTo)
 }
 
 // login is POST /login, the first factor: email and password, limited per
@@ -33,13 +33,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.log.WarnContext(ctx, "login limited", "request_id", RequestIDFrom(ctx), "limit", tooMany.Limit, "ip", s.clientIP(r))
 		setRetryAfter(w, tooMany)
 		page.Error = "Too many failed attempts. Please wait a few minutes and try again."
-		s.pages.Render(w, r, http.StatusTooManyRequests, "login", page)
+		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login", page, returnTo)
 		return
 	case errors.Is(err, provider.ErrInvalidCredentials):
 		s.log.InfoContext(ctx, "login failed", "request_id", RequestIDFrom(ctx), "reason", err.Error(), "ip", s.clientIP(r))
 		_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.failed", IP: s.clientIP(r), Detail: map[string]any{"email": email}})
 		page.Error = genericLoginError
-		s.pages.Render(w, r, http.StatusUnauthorized, "login", page)
+		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login", page, returnTo)
 		return
 	case err != nil:
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)

@@ -7,7 +7,9 @@ import (
 	"html"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -215,8 +217,12 @@ func writePanicPage(w http.ResponseWriter, id string) {
 }
 
 // contentSecurityPolicy is the page policy: no script at all, styles and
-// images from this origin only, no framing.
+// images from this origin only, forms posting here (and, per response, on
+// to the origins AllowFormActions adds), no framing.
 const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; form-action %s; frame-ancestors 'none'; base-uri 'none'"
+
+// cspHeader is the header SecurityHeaders sets and AllowFormActions widens.
+const cspHeader = "Content-Security-Policy"
 
 // hstsValue asks browsers to use HTTPS only for two years.
 const hstsValue = "max-age=63072000; includeSubDomains"
@@ -227,16 +233,18 @@ const hstsValue = "max-age=63072000; includeSubDomains"
 // do), and Strict-Transport-Security when hsts is set.
 //
 // form-action is 'self' plus formActions (origins such as
-// "https://rp.example.com"): browsers apply form-action to the redirects that
-// follow a form POST, so the login and consent forms, whose answer ends in a
-// redirect to a relying party, need the relying parties' origins listed.
+// "https://rp.example.com") on every response. Browsers apply form-action to
+// the redirects that follow a form POST, so a page whose form's answer ends
+// in a redirect to another origin (a relying party's redirect URI, an
+// upstream's authorization endpoint) adds that origin for its own response
+// with AllowFormActions; otpstep passes no formActions.
 func SecurityHeaders(hsts bool, formActions ...string) func(http.Handler) http.Handler {
 	sources := append([]string{"'self'"}, formActions...)
 	csp := fmt.Sprintf(contentSecurityPolicy, strings.Join(sources, " "))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
-			h.Set("Content-Security-Policy", csp)
+			h.Set(cspHeader, csp)
 			h.Set("X-Content-Type-Options", "nosniff")
 			h.Set("Referrer-Policy", "same-origin")
 			h.Set("X-Frame-Options", "DENY")
@@ -247,6 +255,53 @@ func SecurityHeaders(hsts bool, formActions ...string) func(http.Handler) http.H
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// AllowFormActions adds sources (as FormActionSource gives them) to the
+// form-action directive of the Content-Security-Policy SecurityHeaders set
+// on w, for this response only; call it before the header is written.
+// Empty sources, and any that could change the policy's meaning, are
+// skipped; without a policy on w it does nothing.
+func AllowFormActions(w http.ResponseWriter, sources ...string) {
+	h := w.Header()
+	directives := strings.Split(h.Get(cspHeader), "; ")
+	for i, d := range directives {
+		fields := strings.Fields(d)
+		if len(fields) == 0 || fields[0] != "form-action" {
+			continue
+		}
+		for _, src := range sources {
+			if src != "" && !strings.ContainsAny(src, " \t\r\n;,'\"") && !slices.Contains(fields[1:], src) {
+				fields = append(fields, src)
+			}
+		}
+		directives[i] = strings.Join(fields, " ")
+		h.Set(cspHeader, strings.Join(directives, "; "))
+		return
+	}
+}
+
+// FormActionSource is the CSP source expression that admits u as a form's
+// destination: its origin ("https://rp.example.com:8443") for http and
+// https, its scheme ("com.example.app:", RFC 8252 §7.1) for another, and ""
+// for a URL that names none.
+func FormActionSource(u *url.URL) string {
+	if u == nil || u.Scheme == "" {
+		return ""
+	}
+	scheme := strings.ToLower(u.Scheme)
+	for i, c := range scheme { // RFC 3986 §3.1
+		if !(c >= 'a' && c <= 'z' || i > 0 && (c >= '0' && c <= '9' || c == '+' || c == '-' || c == '.')) {
+			return ""
+		}
+	}
+	if scheme != "http" && scheme != "https" {
+		return scheme + ":"
+	}
+	if u.Host == "" || strings.ContainsAny(u.Host, "@/?#") {
+		return ""
+	}
+	return scheme + "://" + strings.ToLower(u.Host)
 }
 
 // AccessLog writes one info line per request: method, path (never the query,

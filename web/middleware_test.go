@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -237,6 +238,53 @@ func TestSecurityHeaders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestAllowFormActions_WidensOnlyThisResponse(t *testing.T) {
+	h := SecurityHeaders(false)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/consent" {
+			AllowFormActions(w, "https://rp.example.com:8443", "", "https://rp.example.com:8443",
+				"https://x.example; script-src *", "'unsafe-inline'", "com.example.app:")
+		}
+	}))
+	for path, want := range map[string]string{
+		"/consent": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' https://rp.example.com:8443 com.example.app:; frame-ancestors 'none'; base-uri 'none'",
+		"/login":   "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		if got := w.Header().Get("Content-Security-Policy"); got != want {
+			t.Errorf("%s: CSP = %q, want %q", path, got, want)
+		}
+	}
+	w := httptest.NewRecorder() // no policy: nothing to widen
+	AllowFormActions(w, "https://rp.example.com")
+	if got := w.Header().Get("Content-Security-Policy"); got != "" {
+		t.Fatalf("CSP without SecurityHeaders = %q", got)
+	}
+}
+
+func TestFormActionSource(t *testing.T) {
+	for raw, want := range map[string]string{
+		"https://RP.example.com/cb?x=1":   "https://rp.example.com",
+		"https://rp.example.com:8443/cb":  "https://rp.example.com:8443",
+		"http://127.0.0.1:1/callback":     "http://127.0.0.1:1",
+		"http://[::1]:9000/cb":            "http://[::1]:9000",
+		"com.example.app:/oauth2redirect": "com.example.app:",
+		"/relative":                       "",
+		"https:///no-host":                "",
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := FormActionSource(u); got != want {
+			t.Errorf("FormActionSource(%s) = %q, want %q", raw, got, want)
+		}
+	}
+	if got := FormActionSource(nil); got != "" {
+		t.Errorf("FormActionSource(nil) = %q", got)
 	}
 }
 

@@ -27,6 +27,7 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 	ctx := r.Context()
 	oauth2 := s.p.OAuth2
 	ar, err := oauth2.NewAuthorizeRequest(ctx, r)
+	allowRedirectOf(w, ar) // the consent form ends at the redirect URI
 	if err != nil {
 		s.authorizeError(w, r, ar, err)
 		return

@@ -96,7 +96,7 @@ func (s *Server) otpForm(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.pages.Render(w, r, http.StatusOK, "login_otp", s.otpPage(r, user, returnTo))
+	s.renderLeadingTo(w, r, http.StatusOK, "login_otp", s.otpPage(r, user, returnTo), returnTo)
 }
 
 // otpPost is what both OTP forms do first: read the form, check return_to,
@@ -125,12 +125,12 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 	case errors.Is(err, provider.ErrOTPMismatch):
 		page.Error = "That code is not right or has expired. Check the latest email, or send a new code."
-		s.pages.Render(w, r, http.StatusUnauthorized, "login_otp", page)
+		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login_otp", page, page.ReturnTo)
 		return
 	case errors.As(err, &tooMany):
 		setRetryAfter(w, tooMany)
 		page.Error = "Too many wrong codes. Send a new code, or wait a few minutes."
-		s.pages.Render(w, r, http.StatusTooManyRequests, "login_otp", page)
+		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)
 		return
 	default:
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
@@ -155,11 +155,11 @@ func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		page.Message = "A new code is on its way to " + page.Destination + "."
-		s.pages.Render(w, r, http.StatusOK, "login_otp", page)
+		s.renderLeadingTo(w, r, http.StatusOK, "login_otp", page, page.ReturnTo)
 	case errors.As(err, &tooMany):
 		setRetryAfter(w, tooMany)
 		page.Error = "A new code was sent recently. Please wait a moment before asking again."
-		s.pages.Render(w, r, http.StatusTooManyRequests, "login_otp", page)
+		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)
 	default:
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 	}

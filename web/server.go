@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/gorilla/securecookie"
+	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpstep/otpstep/provider"
@@ -31,6 +33,17 @@ type Options struct {
 	// back to, besides otpstep's own: an embedding host's authorize endpoint.
 	// A path ending in / admits every path under it.
 	ReturnPaths []string
+	// AuthorizeRequests parses the authorize requests the OTP page returns
+	// to as the authorize endpoint does (an embedding host's fosite), so the
+	// page's form-action can admit the redirect URI it validates. Nil: the
+	// provider's own fosite.
+	AuthorizeRequests AuthorizeRequestParser
+}
+
+// AuthorizeRequestParser parses an authorize request (RFC 6749 §4.1.1),
+// validating its client and redirect URI; fosite.OAuth2Provider is one.
+type AuthorizeRequestParser interface {
+	NewAuthorizeRequest(ctx context.Context, req *http.Request) (fosite.AuthorizeRequester, error)
 }
 
 // Server holds the handlers of every route otpstep serves.
@@ -99,14 +112,9 @@ func (s *Server) Mount(r *mux.Router) {
 	if s.opts.Registerer != nil {
 		chain = append(chain, Metrics(s.opts.Registerer))
 	}
-	// Forms post to otpstep itself, which then redirects to a relying
-	// party's redirect URI; browsers apply form-action to that redirect, so
-	// the schemes of redirect URIs are allowed.
-	formActions := []string{"https:"}
-	if !s.secure {
-		formActions = append(formActions, "http:")
-	}
-	chain = append(chain, s.recoverer(), SecurityHeaders(s.secure, formActions...))
+	// form-action 'self'; a page whose form leads on to another origin adds
+	// it for its own response (renderLeadingTo, allowRedirectOf).
+	chain = append(chain, s.recoverer(), SecurityHeaders(s.secure))
 	r.Use(chain...)
 	// mux skips middleware for unmatched routes; give them the same chain.
 	wrap := func(h http.Handler) http.Handler {
@@ -265,4 +273,49 @@ func (s *Server) answerUncleanPath(w http.ResponseWriter, r *http.Request) {
 func (s *Server) underAPIPrefix(p string) bool {
 	prefix := s.mount.base + s.p.Config().API.Prefix
 	return p == prefix || strings.HasPrefix(p, prefix+"/")
+}
+
+// renderLeadingTo renders a page whose form sends the browser on to
+// returnTo (the login and OTP pages). When returnTo is an authorize request
+// (it names a client_id), the answer to the form ends, after a redirect or
+// two, at that request's redirect URI, which browsers check against the
+// page's form-action: the response admits that URI's origin, as the
+// authorize endpoint validates it. An authorize request that does not
+// validate admits nothing.
+func (s *Server) renderLeadingTo(w http.ResponseWriter, r *http.Request, status int, name string, data any, returnTo string) {
+	s.allowAuthorizeRedirect(w, r, returnTo)
+	s.pages.Render(w, r, status, name, data)
+}
+
+func (s *Server) allowAuthorizeRedirect(w http.ResponseWriter, r *http.Request, returnTo string) {
+	if returnTo == "" {
+		return
+	}
+	u, err := url.Parse(returnTo)
+	if err != nil || u.Query().Get("client_id") == "" {
+		return
+	}
+	parser := s.opts.AuthorizeRequests
+	if parser == nil {
+		if s.p.OAuth2 == nil {
+			return
+		}
+		parser = s.p.OAuth2
+	}
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, u.String(), http.NoBody)
+	if err != nil {
+		return
+	}
+	ar, _ := parser.NewAuthorizeRequest(r.Context(), req)
+	allowRedirectOf(w, ar)
+}
+
+// allowRedirectOf admits, in the response's form-action, the origin of the
+// redirect URI fosite validated for ar (none when it validated none): the
+// consent form's answer redirects there.
+func allowRedirectOf(w http.ResponseWriter, ar fosite.AuthorizeRequester) {
+	if ar == nil || ar.GetRedirectURI() == nil || ar.GetClient() == nil {
+		return
+	}
+	AllowFormActions(w, FormActionSource(ar.GetRedirectURI()))
 }
