@@ -287,6 +287,10 @@ func (s *Server) renderLeadingTo(w http.ResponseWriter, r *http.Request, status 
 	s.pages.Render(w, r, status, name, data)
 }
 
+// allowAuthorizeRedirect admits in w's form-action the origin of the
+// redirect URI of the authorize request returnTo, parsed and validated as
+// the authorize endpoint does (Options.AuthorizeRequests, else the
+// provider's fosite); nothing when returnTo is no authorize request.
 func (s *Server) allowAuthorizeRedirect(w http.ResponseWriter, r *http.Request, returnTo string) {
 	if returnTo == "" {
 		return
