@@ -191,6 +191,38 @@ func (s *Store) RescheduleOutboxMessages(ctx context.Context, ids []string, avai
 	return int(n), nil
 }
 
+// ExtendOutboxLease moves the lease of those of the messages with these IDs
+// that are still leased until leasedUntil — the claim that set it has not
+// been superseded — to now+lease, and returns their IDs and the new end. A
+// dispatcher calls it while it works on a claimed batch (its heartbeat), so
+// that a slow send keeps its rows and a short lease still lets another
+// instance take over soon after a process dies. A message claimed again by
+// someone else since (its lease ran out), rescheduled, or deleted is left
+// alone and missing from held: the caller must not send it. No IDs is a no-op.
+func (s *Store) ExtendOutboxLease(ctx context.Context, ids []string, leasedUntil time.Time, lease time.Duration) (held []string, until time.Time, err error) {
+	if len(ids) == 0 {
+		return nil, leasedUntil, nil
+	}
+	until = s.nowUTC().Add(lease)
+	rows, err := s.query(ctx, `UPDATE mail_outbox SET available_at = $1 WHERE available_at = $2 AND `+s.outboxIDsIn(3)+` RETURNING id`,
+		s.timeArg(until), s.timeArg(leasedUntil), s.outboxIDsArg(ids))
+	if err != nil {
+		return nil, leasedUntil, fmt.Errorf("storage: extend outbox lease: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, leasedUntil, fmt.Errorf("storage: extend outbox lease: %w", classify(err))
+		}
+		held = append(held, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, leasedUntil, fmt.Errorf("storage: extend outbox lease: %w", classify(err))
+	}
+	return held, until, nil
+}
+
 // outboxIDsIn is the condition "id is one of the list in parameter $n": the
 // list is one parameter, so the statement text (and its cached plan) does not
 // depend on the batch size, and no parameter limit applies. PostgreSQL takes

@@ -51,6 +51,43 @@ func outboxTests() []conformanceTest {
 				AvailableAt: clk.Now().Add(lease), CreatedAt: clk.Now(),
 			}}, got, "a message is not claimed before its AvailableAt")
 		}},
+		{"TestOutbox_ExtendLeaseKeepsOnlyTheClaimersRows", func(t *testing.T, s *storage.Store, clk *clock) {
+			ctx := t.Context()
+			for _, id := range []string{"m1", "m2", "m3"} {
+				enqueue(t, s, id)
+			}
+			got, err := s.ClaimOutbox(ctx, 3, lease)
+			require.NoError(t, err)
+			require.Len(t, got, 3)
+			claimedUntil := got[0].AvailableAt
+			// m2 is settled (deleted); m3's lease ran out and another claim took it.
+			_, err = s.DeleteOutboxMessages(ctx, []string{"m2"})
+			require.NoError(t, err)
+			require.NoError(t, s.RescheduleOutboxMessage(ctx, "m3", clk.Now(), ""))
+			clk.Add(10 * time.Second)
+			other, err := s.ClaimOutbox(ctx, 3, lease)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"m3"}, outboxIDs(other))
+
+			held, until, err := s.ExtendOutboxLease(ctx, []string{"m1", "m2", "m3"}, claimedUntil, lease)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"m1"}, held, "only the rows still under this claim's lease")
+			assert.Equal(t, clk.Now().Add(lease), until)
+			clk.Add(lease - time.Second) // past the first lease's end, inside the extended one
+			again, err := s.ClaimOutbox(ctx, 3, lease)
+			require.NoError(t, err)
+			assert.Empty(t, again, "an extended lease hides the row")
+			// The old end no longer matches: a second extension with it holds nothing.
+			held, _, err = s.ExtendOutboxLease(ctx, []string{"m1"}, claimedUntil, lease)
+			require.NoError(t, err)
+			assert.Empty(t, held)
+			held, _, err = s.ExtendOutboxLease(ctx, []string{"m1"}, until, lease)
+			require.NoError(t, err)
+			assert.Equal(t, []string{"m1"}, held)
+			held, _, err = s.ExtendOutboxLease(ctx, nil, until, lease)
+			require.NoError(t, err)
+			assert.Empty(t, held)
+		}},
 		{"TestOutbox_DuplicateIDIsAlreadyExists", func(t *testing.T, s *storage.Store, _ *clock) {
 			enqueue(t, s, "m1")
 			err := s.EnqueueOutbox(t.Context(), &storage.OutboxMessage{ID: "m1", Sealed: []byte("y")})
