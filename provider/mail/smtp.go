@@ -10,9 +10,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	gosmtp "github.com/wneessen/go-mail/smtp"
 )
 
 // TLS modes of SMTPConfig.TLS.
@@ -33,6 +35,15 @@ const (
 // DefaultSMTPTimeout bounds connecting to the server and each SMTP command
 // when SMTPConfig.Timeout is zero.
 const DefaultSMTPTimeout = 15 * time.Second
+
+// DefaultSMTPMaxConnections is SMTPConfig.MaxConnections when it is zero.
+const DefaultSMTPMaxConnections = 4
+
+// smtpIdleTimeout is how long an idle connection is kept for the next
+// message. Servers close idle clients after a few minutes (RFC 5321
+// §4.5.3.2.7 suggests 5); one closed earlier is found out before the message
+// is sent, and the message goes over a new connection.
+const smtpIdleTimeout = time.Minute
 
 // SMTPConfig configures the SMTP mailer.
 type SMTPConfig struct {
@@ -55,10 +66,20 @@ type SMTPConfig struct {
 	TLSConfig *tls.Config
 	// Clock stamps the Date header (time.Now when nil).
 	Clock func() time.Time
+	// MaxConnections bounds the connections open at once
+	// (mail.smtp_max_connections; DefaultSMTPMaxConnections when 0). Each
+	// carries one message at a time; Send waits for a free one.
+	MaxConnections int
 }
 
-// SMTP is the production Mailer: it delivers each message over a fresh SMTP
-// connection through github.com/wneessen/go-mail. It is safe for concurrent use.
+// SMTP is the production Mailer, through github.com/wneessen/go-mail. It
+// keeps up to MaxConnections connections open and sends message after
+// message over each, so that a message costs its transaction (MAIL, RCPT,
+// DATA), not a connection, a TLS handshake and an authentication. A
+// connection that fails is closed; a message that did not get as far as its
+// content (the connection had dropped while idle, say) is sent again at once
+// over a new one, so a server hanging up between messages costs no retry
+// and no duplicate. It is safe for concurrent use.
 type SMTP struct {
 	host      string
 	port      int
@@ -69,6 +90,17 @@ type SMTP struct {
 	timeout   time.Duration
 	tlsConfig *tls.Config
 	clock     func() time.Time
+
+	client *gomail.Client    // configured once; each connection is its own *gosmtp.Client
+	slots  chan struct{}     // one per connection open or being opened
+	mu     sync.Mutex        // guards idle
+	idle   []*smtpConnection // open, not carrying a message, newest last
+}
+
+// smtpConnection is one open connection and when it last carried a message.
+type smtpConnection struct {
+	c        *gosmtp.Client
+	lastUsed time.Time
 }
 
 var _ Mailer = (*SMTP)(nil)
@@ -122,6 +154,14 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 	if s.clock == nil {
 		s.clock = time.Now
 	}
+	n := cfg.MaxConnections
+	if n <= 0 {
+		n = DefaultSMTPMaxConnections
+	}
+	s.slots = make(chan struct{}, n)
+	if s.client, err = gomail.NewClient(s.host, s.clientOptions()...); err != nil {
+		return nil, fmt.Errorf("mail: smtp client for %s: %w", s.addr(), err)
+	}
 	return s, nil
 }
 
@@ -173,29 +213,133 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Send delivers m over a new connection. Permanent failures (see IsPermanent)
-// are marked so; the error names the server, never the password or the body.
+// Send delivers m over an open connection, or a new one when none is idle
+// and fewer than MaxConnections are open; otherwise it waits for one (or ctx).
+// Permanent failures (see IsPermanent) are marked so; the error names the
+// server, never the password or the body.
+//
+// Send reports an error only when the server has not accepted the message.
+// One case is unknowable: the connection breaks after the message's last
+// line was sent and before the server's reply came. Send reports that as a
+// temporary failure and the message is sent again later — if the server had
+// in fact accepted it, twice.
 func (s *SMTP) Send(ctx context.Context, m Message) error {
 	msg, err := s.build(m)
 	if err != nil {
 		return Permanent(err)
 	}
-	client, err := gomail.NewClient(s.host, s.clientOptions()...)
-	if err != nil {
-		return fmt.Errorf("mail: smtp client for %s: %w", s.addr(), err)
+	select {
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("mail: smtp send via %s: waiting for a connection: %w", s.addr(), ctx.Err())
 	}
-	err = client.DialAndSendWithContext(ctx, msg)
-	if err != nil && msg.IsDelivered() {
-		// The server accepted the message; only QUIT failed. Reporting an error
-		// here would make the outbox send the code twice.
+	defer func() { <-s.slots }()
+
+	conn, reused := s.takeIdle(), true
+	if conn == nil {
+		if conn, err = s.dial(ctx); err != nil {
+			return err
+		}
+		reused = false
+	}
+	err = s.client.SendWithSMTPClient(conn.c, msg)
+	if err != nil && !msg.IsDelivered() && reused && notTransmitted(err) {
+		// The connection had gone stale while idle, before this message
+		// was handed over: send it on a new one.
+		s.hangUp(conn)
+		if conn, err = s.dial(ctx); err != nil {
+			return err
+		}
+		err = s.client.SendWithSMTPClient(conn.c, msg)
+	}
+	if msg.IsDelivered() {
+		// The server accepted the message; whatever failed after (the RSET
+		// that readies the connection) is no reason to send it again.
+		if err != nil {
+			s.hangUp(conn)
+		} else {
+			s.putIdle(conn)
+		}
 		return nil
 	}
 	if err != nil {
+		s.hangUp(conn)
 		err = fmt.Errorf("mail: smtp send via %s: %w", s.addr(), err)
 		if isPermanentSMTP(err) {
 			return Permanent(err)
 		}
 		return err
+	}
+	s.putIdle(conn)
+	return nil
+}
+
+// notTransmitted reports whether err is a connection failure (not a reply
+// from the server) before the end of the message's data: the server cannot
+// have accepted the message, and a new connection may carry it.
+func notTransmitted(err error) bool {
+	var se *gomail.SendError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Reason {
+	case gomail.ErrConnCheck, gomail.ErrSMTPMailFrom, gomail.ErrSMTPRcptTo, gomail.ErrSMTPData, gomail.ErrWriteContent:
+		// 421: the server is closing the connection (RFC 5321 §3.8).
+		code := se.ErrorCode()
+		return code == 0 || code == 421
+	}
+	return false
+}
+
+// dial opens a connection: TCP, greeting, EHLO, STARTTLS or TLS, AUTH.
+func (s *SMTP) dial(ctx context.Context) (*smtpConnection, error) {
+	c, err := s.client.DialToSMTPClientWithContext(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mail: smtp connect to %s: %w", s.addr(), err)
+	}
+	return &smtpConnection{c: c}, nil
+}
+
+// takeIdle returns the most recently used idle connection, or nil when none
+// is idle; those idle longer than smtpIdleTimeout are closed on the way.
+func (s *SMTP) takeIdle() *smtpConnection {
+	now := s.clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.idle) > 0 {
+		c := s.idle[len(s.idle)-1]
+		s.idle = s.idle[:len(s.idle)-1]
+		if now.Sub(c.lastUsed) < smtpIdleTimeout {
+			return c
+		}
+		go s.hangUp(c)
+	}
+	return nil
+}
+
+func (s *SMTP) putIdle(c *smtpConnection) {
+	c.lastUsed = s.clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.idle = append(s.idle, c)
+}
+
+// hangUp says QUIT, briefly, and closes the connection.
+func (s *SMTP) hangUp(c *smtpConnection) {
+	_ = c.c.UpdateDeadline(time.Second)
+	_ = c.c.Quit()
+	_ = c.c.Close()
+}
+
+// Close closes the idle connections. Send may still be called after it (it
+// opens new ones).
+func (s *SMTP) Close() error {
+	s.mu.Lock()
+	idle := s.idle
+	s.idle = nil
+	s.mu.Unlock()
+	for _, c := range idle {
+		s.hangUp(c)
 	}
 	return nil
 }
@@ -204,12 +348,18 @@ func (s *SMTP) addr() string {
 	return net.JoinHostPort(s.host, strconv.Itoa(s.port))
 }
 
-// clientOptions configures a go-mail client for one delivery.
+// clientOptions configures the go-mail client every connection is opened with.
 func (s *SMTP) clientOptions() []gomail.Option {
 	opts := []gomail.Option{
 		gomail.WithPort(s.port),
 		gomail.WithTimeout(s.timeout),
 		gomail.WithTLSConfig(s.tlsConfig),
+		// Neither a NOOP before nor a RSET after each message: a completed
+		// transaction leaves the session ready for the next (RFC 5321
+		// §4.1.1.4), and a connection that dropped while idle fails at
+		// MAIL FROM, before the message is handed over (see Send).
+		gomail.WithoutNoop(),
+		gomail.WithoutRset(),
 	}
 	switch s.mode {
 	case TLSImplicit:

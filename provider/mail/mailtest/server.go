@@ -56,6 +56,9 @@ type Server struct {
 	listener net.Listener
 	served   chan struct{} // closed when the current Serve returns
 	failCode int
+	delay    time.Duration // before answering the end of DATA
+	drop     int           // close a connection after it carried this many messages (0: never)
+	conns    int           // connections accepted so far
 	msgs     []Message
 	arrived  chan struct{} // closed and replaced whenever a message arrives
 }
@@ -148,6 +151,31 @@ func (s *Server) SetFailing(code int) {
 	s.failCode = code
 }
 
+// SetDelay makes the server wait d before it answers the end of each
+// message's DATA (0: answer at once), as a slow or overloaded server does.
+func (s *Server) SetDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// DropAfter makes the server close a connection, without a reply, when the
+// client starts another transaction (MAIL FROM) on it after n accepted
+// messages (0: never), as a server or a middlebox limiting connections does.
+// Every message it accepted was answered 250 before the drop.
+func (s *Server) DropAfter(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drop = n
+}
+
+// Connections is how many SMTP connections the server has accepted.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
 // Down closes the listener and every open connection, so clients get
 // "connection refused". It does nothing when the server is already down.
 func (s *Server) Down() {
@@ -191,8 +219,11 @@ func (s *Server) Up() {
 
 // serve runs a fresh go-smtp server (one cannot be restarted) on l.
 func (s *Server) serve(l net.Listener) {
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &session{server: s}, nil
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		s.mu.Lock()
+		s.conns++
+		s.mu.Unlock()
+		return &session{server: s, conn: c}, nil
 	}))
 	srv.Domain = "mailtest.localhost"
 	srv.ReadTimeout = 30 * time.Second
@@ -222,6 +253,18 @@ func (s *Server) failing() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failCode
+}
+
+func (s *Server) dataDelay() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.delay
+}
+
+func (s *Server) dropAfter() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.drop
 }
 
 func (s *Server) record(m Message) {

@@ -1,8 +1,10 @@
 package mailtest
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -11,6 +13,8 @@ import (
 // session is one SMTP connection's transaction state.
 type session struct {
 	server   *Server
+	conn     *smtp.Conn
+	accepted int // messages accepted on this connection
 	authUser string
 	from     string
 	to       []string
@@ -45,6 +49,10 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	if s.server.opts.username != "" && s.authUser == "" {
 		return smtp.ErrAuthRequired
 	}
+	if n := s.server.dropAfter(); n > 0 && s.accepted >= n {
+		_ = s.conn.Close()
+		return errors.New("mailtest: connection dropped")
+	}
 	s.from = from
 	return nil
 }
@@ -70,7 +78,11 @@ func (s *session) Data(r io.Reader) error {
 	if err := parseMessage(&m); err != nil {
 		s.server.tb.Errorf("%v", err)
 	}
+	if d := s.server.dataDelay(); d > 0 {
+		time.Sleep(d)
+	}
 	s.server.record(m)
+	s.accepted++
 	return nil
 }
 
