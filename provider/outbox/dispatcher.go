@@ -5,8 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpstep/otpstep/provider/mail"
 	"github.com/otpstep/otpstep/storage"
@@ -24,7 +28,7 @@ const flushAfter = time.Second
 // Dispatcher drains the outbox: it claims due rows, opens their payloads and
 // hands them to a mail.Mailer. Any number of Dispatchers, in one process or
 // many, may drain one store; the store's lease keeps them from claiming the
-// same row at once.
+// same row at once. Run works on Options.Senders batches at a time.
 //
 // Delivery is at least once. The rows a claim delivered are deleted together
 // (see BatchStore): after the batch's last send, or before the next send once
@@ -32,13 +36,18 @@ const flushAfter = time.Second
 // after its lease (Options.Lease) if its row is not deleted: the process died
 // between its send and that delete — a window of at most flushAfter plus one
 // send, and with an in-process mailer the few microseconds a batch takes —
-// or the delete failed (reported by RunOnce and logged).
+// or the delete failed (reported by RunOnce and logged). While a batch is
+// worked on, its lease is extended (see LeaseStore), so no other instance
+// claims a row this one is still sending, however slow the mail server.
 type Dispatcher struct {
 	store  BatchStore
+	leases LeaseStore // nil: no heartbeat
 	opener Opener
 	mailer mail.Mailer
 	opts   Options
 	wake   chan struct{}
+
+	droppedExpired prometheus.Counter
 }
 
 // NewDispatcher returns a Dispatcher reading rows from store, opening their
@@ -50,18 +59,44 @@ func NewDispatcher(store Store, opener Opener, mailer mail.Mailer, opts Options)
 	if !ok {
 		bs = rowByRow{store}
 	}
+	leases, _ := store.(LeaseStore)
+	opts = opts.withDefaults()
 	return &Dispatcher{
 		store:  bs,
+		leases: leases,
 		opener: opener,
 		mailer: mailer,
-		opts:   opts.withDefaults(),
-		wake:   make(chan struct{}, 1),
+		opts:   opts,
+		wake:   make(chan struct{}, opts.Senders),
+		droppedExpired: register(opts.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpstep_outbox_dropped_expired_total",
+			Help: "Mails dropped unsent because they waited in the outbox longer than their code lives (otp.ttl).",
+		})),
 	}
 }
 
-// Notify wakes Run if it is waiting for PollInterval, so a message enqueued
-// right now goes out at once. It never blocks and may be called any time from
-// any goroutine.
+// register registers c with reg (nil: none) and returns it, or the collector
+// of the same name registered before (two Dispatchers on one registry count
+// together).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		if already, ok := err.(prometheus.AlreadyRegisteredError); ok { //nolint:errorlint // Register returns it unwrapped
+			if existing, ok := already.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		// A clash with a different collector of the same name is a
+		// programming error in the host; count unregistered.
+	}
+	return c
+}
+
+// Notify wakes a sender of Run waiting for PollInterval, so a message
+// enqueued right now goes out at once. It never blocks and may be called any
+// time from any goroutine.
 func (d *Dispatcher) Notify() {
 	select {
 	case d.wake <- struct{}{}:
@@ -69,13 +104,58 @@ func (d *Dispatcher) Notify() {
 	}
 }
 
-// Run dispatches until ctx is cancelled: it calls RunOnce again at once after
-// a claim that took a full batch, after Linger after one that found fewer
-// rows, and otherwise waits PollInterval, or until Notify and then Linger.
-// Errors are logged, not returned. On cancellation the message being sent is
-// finished (sent and deleted, or rescheduled), the rest of its batch is
-// released for other instances, and Run returns.
+// Run dispatches until ctx is cancelled, with Options.Senders senders side
+// by side, each claiming its own batches: a sender calls RunOnce again at once
+// after a claim that took a full batch, after Linger after one that found
+// fewer rows, and otherwise waits PollInterval, or until Notify and then
+// Linger. Errors are logged, not returned. On cancellation each sender
+// finishes the message it is sending (sent and deleted, or rescheduled),
+// releases the rest of its batch for other instances, and Run returns when
+// all have.
 func (d *Dispatcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for range d.opts.Senders {
+		wg.Go(func() { d.runSender(ctx) })
+	}
+	wg.Wait()
+}
+
+// Flush sends what is due now and returns: Options.Senders senders claim
+// batches until a claim finds nothing due or ctx ends (the message in flight
+// is then finished and the rest released, as in Run). A message that fails
+// is rescheduled as usual, not waited for. A shutdown calls it once Run has
+// returned, with what is left of its budget, so that the mail of the last
+// requests goes out before the process exits; it may also run beside Run. It
+// returns how many messages were sent; err joins the store failures and, when
+// ctx ended first, ctx's error.
+func (d *Dispatcher) Flush(ctx context.Context) (sent int, err error) {
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for range d.opts.Senders {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				claimed, n, err := d.runOnce(ctx)
+				mu.Lock()
+				sent += n
+				if err != nil && ctx.Err() == nil {
+					errs = append(errs, err)
+				}
+				mu.Unlock()
+				if err != nil || claimed == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return sent, errors.Join(append(errs, ctx.Err())...)
+}
+
+// runSender is one sender of Run.
+func (d *Dispatcher) runSender(ctx context.Context) {
 	timer := time.NewTimer(d.opts.PollInterval)
 	defer timer.Stop()
 	for {
@@ -159,25 +239,33 @@ func (d *Dispatcher) runOnce(ctx context.Context) (claimed, sent int, err error)
 	if err := ctx.Err(); err != nil {
 		return 0, 0, err
 	}
-	claimedAt := d.opts.Clock()
 	rows, err := d.store.ClaimOutbox(ctx, d.opts.Batch, d.opts.Lease)
 	if err != nil {
 		return 0, 0, fmt.Errorf("outbox: claim: %w", err)
 	}
+	if len(rows) == 0 {
+		return 0, 0, nil
+	}
 	// Once rows are claimed the work is finished even if ctx is cancelled: a
 	// message sent but not deleted would be sent twice.
 	wctx := context.WithoutCancel(ctx)
-	// Start no send in the second half of the lease, so it ends, and its
-	// outcome is written, before another instance may claim the same rows.
-	sendBy := claimedAt.Add(d.opts.Lease / 2)
+	l := newLease(rows, d.opts.Lease)
+	defer d.heartbeat(wctx, l)()
 	var (
 		out  outcomes
 		errs []error
 	)
 	for i, row := range rows {
-		if ctx.Err() != nil || d.opts.Clock().After(sendBy) {
-			d.release(&out, rows[i:])
+		// Start no send with less than half the lease left, so it ends, and
+		// its outcome is written, before another instance may claim the row.
+		if ctx.Err() != nil || !l.mayStart(d.opts.Clock()) {
+			d.release(&out, l.held(rows[i:]))
 			break
+		}
+		if !l.holds(row.ID) {
+			// The heartbeat found the row claimed by another: it is theirs.
+			d.opts.Logger.WarnContext(ctx, "outbox: lease lost to another claim, message left to it", slog.String("outbox_id", row.ID))
+			continue
 		}
 		if out.waited(d.opts.Clock()) >= flushAfter {
 			errs = append(errs, d.write(wctx, &out))
@@ -188,6 +276,117 @@ func (d *Dispatcher) runOnce(ctx context.Context) (claimed, sent int, err error)
 	}
 	errs = append(errs, d.write(wctx, &out))
 	return len(rows), sent, errors.Join(errs...)
+}
+
+// lease is what a sender knows of its batch's lease: when it ends, and which
+// rows another claim took since (found by the heartbeat).
+type lease struct {
+	half time.Duration
+
+	mu    sync.Mutex
+	ids   []string // the rows still held
+	until time.Time
+	lost  map[string]bool
+}
+
+func newLease(rows []Row, d time.Duration) *lease {
+	l := &lease{half: d / 2, until: rows[0].AvailableAt, lost: map[string]bool{}}
+	for _, r := range rows {
+		l.ids = append(l.ids, r.ID)
+	}
+	return l
+}
+
+// mayStart reports whether at least half the lease is left at now.
+func (l *lease) mayStart(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return now.Before(l.until.Add(-l.half))
+}
+
+func (l *lease) holds(id string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return !l.lost[id]
+}
+
+// held is rows without those lost to another claim.
+func (l *lease) held(rows []Row) []Row {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Row
+	for _, r := range rows {
+		if !l.lost[r.ID] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (l *lease) current() ([]string, time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ids), l.until
+}
+
+// extended records an extension of ids that kept held until until.
+func (l *lease) extended(ids, held []string, until time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	keep := make(map[string]bool, len(held))
+	for _, id := range held {
+		keep[id] = true
+	}
+	l.ids = l.ids[:0]
+	for _, id := range ids {
+		if keep[id] {
+			l.ids = append(l.ids, id)
+		} else {
+			// Settled meanwhile, or claimed by another: either way not to send.
+			l.lost[id] = true
+		}
+	}
+	l.until = until
+}
+
+// heartbeat extends l every Lease/3 until the returned func is called (which
+// waits for an extension under way). Without a LeaseStore it does nothing.
+func (d *Dispatcher) heartbeat(ctx context.Context, l *lease) (stop func()) {
+	if d.leases == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		every := d.opts.Lease / 3
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			ids, until := l.current()
+			if len(ids) == 0 {
+				return
+			}
+			// A hung database must not hold the sender: the next beat tries again.
+			ectx, cancel := context.WithTimeout(ctx, every)
+			held, next, err := d.leases.ExtendOutboxLease(ectx, ids, until, d.opts.Lease)
+			cancel()
+			if err != nil {
+				d.opts.Logger.WarnContext(ctx, "outbox: lease not extended; the batch stops sending when half of it is left",
+					slog.Int("messages", len(ids)), slog.Any("error", err))
+				continue
+			}
+			l.extended(ids, held, next)
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
+	}
 }
 
 // outcomes are the results of tried rows not yet written to the store.
@@ -282,7 +481,11 @@ func (d *Dispatcher) settle(ctx context.Context, out *outcomes, row Row) (sent b
 		return false
 	}
 	if d.opts.MaxAge > 0 && d.opts.Clock().Sub(row.CreatedAt) > d.opts.MaxAge {
-		d.drop(ctx, out, row, "older than its max age", fmt.Errorf("queued at %s", row.CreatedAt.UTC().Format(time.RFC3339)))
+		// Its code has expired (MaxAge is otp.ttl): sent now it would only
+		// mislead; the user asks for a new code.
+		d.droppedExpired.Inc()
+		d.drop(ctx, out, row, "expired: queued longer than its max age (otp.ttl), its code is dead",
+			fmt.Errorf("queued at %s", row.CreatedAt.UTC().Format(time.RFC3339)))
 		return false
 	}
 	p, err := OpenPayload(d.opener, row.ID, row.Sealed)

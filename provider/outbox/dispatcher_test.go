@@ -332,7 +332,7 @@ func TestRun_LingerGathersABurstIntoOneClaim(t *testing.T) {
 	f := newFixture(t)
 	claims := make(chan int, 10)
 	f.store.onClaim = func(n int) { claims <- n }
-	d := f.dispatcher(outbox.Options{PollInterval: time.Hour, Linger: time.Second})
+	d := f.dispatcher(outbox.Options{PollInterval: time.Hour, Linger: time.Second, Senders: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go d.Run(ctx)

@@ -3,12 +3,18 @@ package outbox
 import (
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults for the zero values of Options.
 const (
-	DefaultBatch        = 20
-	DefaultLease        = time.Minute
+	DefaultBatch = 20
+	// DefaultLease is short so that the rows of an instance that died are
+	// claimed by another within seconds; a live sender extends it while it
+	// works (see Options.Lease).
+	DefaultLease        = 10 * time.Second
+	DefaultSenders      = 4
 	DefaultPollInterval = time.Second
 	DefaultLinger       = 20 * time.Millisecond
 	DefaultMaxAttempts  = 20
@@ -26,10 +32,20 @@ type Options struct {
 	Logger *slog.Logger
 	// Batch is how many rows one claim takes.
 	Batch int
-	// Lease is how long claimed rows stay invisible to other instances. The
-	// dispatcher starts no new send once half of it has passed and releases the
-	// rest of the batch, so set it to at least twice the mailer's timeout.
+	// Lease is how long claimed rows stay invisible to other instances. While
+	// a batch is being worked on, its lease is extended every Lease/3 (a
+	// heartbeat, when the store is a LeaseStore), so a slow send keeps its
+	// rows and only the rows of a dead instance wait, at most Lease, for
+	// another. The dispatcher starts no send with less than half of the lease
+	// left (the heartbeat failing, or none) and releases the rest of the
+	// batch.
 	Lease time.Duration
+	// Senders is how many batches Run works on at once, each claimed by its
+	// own sender (mail.smtp_max_connections: one SMTP connection each).
+	Senders int
+	// Registerer receives the outbox's metrics (nil: none are kept), among
+	// them otpstep_outbox_dropped_expired_total.
+	Registerer prometheus.Registerer
 	// PollInterval is how long Run waits after a claim that found nothing,
 	// unless Notify wakes it first.
 	PollInterval time.Duration
@@ -62,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Lease <= 0 {
 		o.Lease = DefaultLease
+	}
+	if o.Senders <= 0 {
+		o.Senders = DefaultSenders
 	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = DefaultPollInterval

@@ -47,6 +47,19 @@ type BatchStore interface {
 	RescheduleOutboxMessages(ctx context.Context, ids []string, availableAt time.Time, lastError string) (int, error)
 }
 
+// LeaseStore is a Store that can extend the lease of claimed rows. With one,
+// the Dispatcher keeps a batch's rows leased while it works on them (every
+// Options.Lease/3); without, a batch has its first lease only.
+type LeaseStore interface {
+	// ExtendOutboxLease sets the lease of those rows with these IDs whose
+	// lease still ends at leasedUntil (the claim, or the last extension, set
+	// it and no one has claimed them since) to end lease from now, and returns
+	// their IDs and the new end. The IDs missing from held are no longer this
+	// claim's: their lease ran out and another claim took them, or they were
+	// settled.
+	ExtendOutboxLease(ctx context.Context, ids []string, leasedUntil time.Time, lease time.Duration) (held []string, until time.Time, err error)
+}
+
 // rowByRow settles a plain Store's rows one statement each.
 type rowByRow struct{ Store }
 
