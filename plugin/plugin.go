@@ -171,6 +171,15 @@ func (opts *Options) validate() error {
 	}
 	if opts.Mailer != nil {
 		cfg.Mail.Driver, cfg.Mail.SMTPURL = "smtp", "smtp://options.mailer"
+		// A hand-built config.Mail beside a Mailer leaves the outbox's
+		// senders and lease at zero: the outbox takes its defaults for them.
+		def := config.Default().Mail
+		if cfg.Mail.SMTPMaxConnections == 0 {
+			cfg.Mail.SMTPMaxConnections = def.SMTPMaxConnections
+		}
+		if cfg.Mail.OutboxLease == 0 {
+			cfg.Mail.OutboxLease = def.OutboxLease
+		}
 	}
 	return cfg.Validate(opts.Dev)
 }
@@ -220,7 +229,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 			return fail(fmt.Errorf("migrate: %w", err))
 		}
 	}
-	popts := provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer}
+	popts := provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer, Registerer: opts.Registerer}
 	if opts.OAuth2 != nil {
 		popts.Host = &provider.Host{OAuth2: opts.OAuth2, NewSession: opts.TokenSession, SessionID: opts.SessionIDFromToken}
 	}

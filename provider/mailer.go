@@ -19,7 +19,8 @@ func newMailer(cfg config.Mail, logger *slog.Logger) (mail.Mailer, error) {
 	case "log":
 		return mail.NewLog(logger), nil
 	case "smtp":
-		m, err := mail.NewSMTP(mail.SMTPConfig{URL: cfg.SMTPURL, TLS: cfg.TLS, From: cfg.From, Timeout: 30 * time.Second})
+		m, err := mail.NewSMTP(mail.SMTPConfig{URL: cfg.SMTPURL, TLS: cfg.TLS, From: cfg.From, Timeout: 30 * time.Second,
+			MaxConnections: cfg.SMTPMaxConnections})
 		if err != nil {
 			return nil, fmt.Errorf("mail.smtp_url: %w", err)
 		}
@@ -59,8 +60,24 @@ func (o outboxStore) RescheduleOutboxMessages(ctx context.Context, ids []string,
 	return o.s.RescheduleOutboxMessages(ctx, ids, availableAt, lastError)
 }
 
-// RunOutbox delivers queued mail until ctx ends. plugin.Start runs it.
+// The dispatcher extends the lease of the batches it works on.
+var _ outbox.LeaseStore = outboxStore{}
+
+func (o outboxStore) ExtendOutboxLease(ctx context.Context, ids []string, leasedUntil time.Time, lease time.Duration) ([]string, time.Time, error) {
+	return o.s.ExtendOutboxLease(ctx, ids, leasedUntil, lease)
+}
+
+// RunOutbox delivers queued mail until ctx ends, with mail.smtp_max_connections
+// senders. plugin.Start runs it.
 func (p *Provider) RunOutbox(ctx context.Context) { p.dispatcher.Run(ctx) }
+
+// FlushOutbox sends the mail due now and returns once a claim finds none
+// (or ctx ends; the mail in flight is finished, the rest released). A
+// shutdown calls it after RunOutbox has returned, with the rest of its
+// budget, so that the codes of the last requests go out before exit.
+func (p *Provider) FlushOutbox(ctx context.Context) (int, error) {
+	return p.dispatcher.Flush(ctx)
+}
 
 // DeliverOutboxOnce sends what is due now (tests and the bench use it).
 func (p *Provider) DeliverOutboxOnce(ctx context.Context) (int, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/alexedwards/argon2id"
 	"github.com/ory/fosite"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpstep/otpstep/provider/config"
 	"github.com/otpstep/otpstep/provider/mail"
@@ -37,6 +38,9 @@ type Options struct {
 	// HTTPClient talks to the upstream OpenID Connect providers; nil is a
 	// client with a 10s timeout.
 	HTTPClient *http.Client
+	// Registerer receives the provider's metrics (the outbox's); nil keeps
+	// none.
+	Registerer prometheus.Registerer
 }
 
 // Provider is otpstep's authorization server: fosite composed over storage,
@@ -116,7 +120,14 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 			return nil, err
 		}
 	}
-	dispatcher := outbox.NewDispatcher(outboxStore{store}, mailSealer, mailer, outbox.Options{Clock: opts.Clock, Logger: opts.Logger, MaxAge: cfg.OTP.TTL})
+	dispatcher := outbox.NewDispatcher(outboxStore{store}, mailSealer, mailer, outbox.Options{
+		Clock: opts.Clock, Logger: opts.Logger, Registerer: opts.Registerer,
+		// A mail still queued when its code expires is dropped: it would
+		// only mislead (README, operations).
+		MaxAge:  cfg.OTP.TTL,
+		Lease:   cfg.Mail.OutboxLease,
+		Senders: cfg.Mail.SMTPMaxConnections,
+	})
 	return &Provider{
 		OAuth2:    oauth2,
 		Fosite:    fc,

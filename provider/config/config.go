@@ -110,6 +110,13 @@ type Mail struct {
 	TLS          string `koanf:"tls"`
 	From         string `koanf:"from"`
 	TemplatesDir string `koanf:"templates_dir"`
+	// SMTPMaxConnections is how many SMTP connections each instance keeps
+	// open, each with a sender of the outbox sending message after message.
+	SMTPMaxConnections int `koanf:"smtp_max_connections"`
+	// OutboxLease is how long a claimed mail stays hidden from the other
+	// instances; a live sender extends it every third of it, so it bounds
+	// how long the mail of an instance that died waits for another.
+	OutboxLease time.Duration `koanf:"outbox_lease"`
 }
 
 // LinkedIdentity is the policy for partner-linked identities.
@@ -182,6 +189,9 @@ func Default() Config {
 			Driver: "log",
 			TLS:    "starttls",
 			From:   "otpstep <no-reply@localhost>",
+
+			SMTPMaxConnections: 4,
+			OutboxLease:        10 * time.Second,
 		},
 	}
 }

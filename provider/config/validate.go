@@ -148,6 +148,15 @@ func (c *Config) Validate(dev bool) error {
 	if !strings.Contains(c.Mail.From, "@") {
 		return bad("mail.from", "%q is not an email address", c.Mail.From)
 	}
+	if c.Mail.SMTPMaxConnections < 1 || c.Mail.SMTPMaxConnections > 100 {
+		return bad("mail.smtp_max_connections", "%d is not between 1 and 100", c.Mail.SMTPMaxConnections)
+	}
+	// The heartbeat extends a lease every third of it: below 3s a database
+	// pause of a second would lose it; above 5m mail of a dead instance
+	// would outlive its code.
+	if c.Mail.OutboxLease < 3*time.Second || c.Mail.OutboxLease > 5*time.Minute {
+		return bad("mail.outbox_lease", "%s is not between 3s and 5m", c.Mail.OutboxLease)
+	}
 	if c.LinkedIdentity.ReauthMaxAge < time.Second {
 		return bad("linked_identity.reauth_max_age", "must be at least 1s")
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/otpstep/otpstep/provider/mail"
 	"github.com/otpstep/otpstep/provider/outbox"
 )
@@ -413,19 +415,58 @@ func TestRun_CancelFinishesTheInFlightMessageAndReleasesTheRest(t *testing.T) {
 	}
 }
 
-func TestRunOnce_DropsMessagesOlderThanMaxAge(t *testing.T) {
+func TestRunOnce_DropsMessagesOlderThanMaxAgeLoggedAndCounted(t *testing.T) {
 	f := newFixture(t)
 	f.enqueue(id(1), "111111")
+	f.enqueue(id(2), "222222")
 	f.clock.Advance(6 * time.Minute)
-	d := f.dispatcher(outbox.Options{MaxAge: 5 * time.Minute})
+	f.enqueue(id(3), "333333")
+	reg := prometheus.NewRegistry()
+	d := f.dispatcher(outbox.Options{MaxAge: 5 * time.Minute, Registerer: reg})
 	sent, err := d.RunOnce(context.Background())
-	if err != nil || sent != 0 {
-		t.Fatalf("sent=%d err=%v", sent, err)
+	if err != nil || sent != 1 {
+		t.Fatalf("sent=%d err=%v, want the fresh one sent", sent, err)
 	}
 	if n := f.store.len(); n != 0 {
-		t.Fatalf("%d rows left, want the expired one dropped", n)
+		t.Fatalf("%d rows left, want the expired ones dropped", n)
 	}
-	if got := f.codesSent(); len(got) != 0 {
-		t.Fatalf("an expired code was sent: %v", got)
+	if got := f.codesSent(); len(got) != 1 || got["333333"] != 1 {
+		t.Fatalf("codes sent %v, want only the fresh one", got)
 	}
+	if v := counterValue(t, reg, "otpstep_outbox_dropped_expired_total"); v != 2 {
+		t.Errorf("otpstep_outbox_dropped_expired_total = %v, want 2", v)
+	}
+	logs := f.logs.String()
+	for _, rid := range []string{id(1), id(2)} {
+		if !strings.Contains(logs, `"outbox_id":"`+rid+`"`) || !strings.Contains(logs, "its code is dead") {
+			t.Errorf("drop of %s not logged with its reason:\n%s", rid, logs)
+		}
+	}
+	f.assertLogsHide("111111", "222222")
+
+	// A second Dispatcher on the same registry counts into the same series.
+	f.enqueue(id(4), "444444")
+	f.clock.Advance(6 * time.Minute)
+	if _, err := f.dispatcher(outbox.Options{MaxAge: 5 * time.Minute, Registerer: reg}).RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if v := counterValue(t, reg, "otpstep_outbox_dropped_expired_total"); v != 3 {
+		t.Errorf("after a second dispatcher's drop: %v, want 3", v)
+	}
+}
+
+// counterValue is the value of the one counter named name in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("%s not registered (or not one series)", name)
+	return 0
 }
