@@ -23,6 +23,7 @@ import (
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/provider/mail"
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -36,11 +37,11 @@ type env struct {
 	// Plugin is the in-process server; nil with -url.
 	Plugin *plugin.Plugin
 	// dsn is the throwaway database (floors connect to it with pgx), secret
-	// the server's secrets.system (floors seal outbox mail with it), mailer
-	// where the server's OTP mail goes; all unset with -url.
+	// the server's secrets.system (floors seal outbox mail with it), peer
+	// the SMTP server the server's OTP mail goes to; all unset with -url.
 	dsn    string
 	secret string
-	mailer *discardMailer
+	peer   *smtpPeer
 	// maxOpenConns is the server's database pool size (floors use as many).
 	maxOpenConns int
 	// Set up on first use by the scenarios that need them (users.go).
@@ -126,9 +127,19 @@ func newEnv(ctx context.Context, f flags) (e *env, cleanup func(), err error) {
 	// run lasts minutes and purges nothing worth measuring in them.
 	cfg.Database.PurgeInterval = 0
 	// OTP mail goes through the outbox, whose dispatcher (p.Start) delivers
-	// it to a mailer that discards it; Dev relaxes validation only.
-	e.mailer = &discardMailer{}
-	p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: true, Store: store, Mailer: e.mailer, Logger: slog.New(slog.DiscardHandler)})
+	// it with otpstep's SMTP mailer to an SMTP peer in this process; Dev
+	// relaxes validation only.
+	if e.peer, err = startSMTPPeer(); err != nil {
+		_ = ln.Close()
+		return nil, cleanup, fmt.Errorf("smtp peer: %w", err)
+	}
+	cleanups = append(cleanups, e.peer.close)
+	mailer, err := e.newMailer(cfg.Mail.SMTPMaxConnections)
+	if err != nil {
+		_ = ln.Close()
+		return nil, cleanup, err
+	}
+	p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: true, Store: store, Mailer: mailer, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		_ = ln.Close()
 		return nil, cleanup, fmt.Errorf("plugin: %w", err)
@@ -168,6 +179,16 @@ func newEnv(ctx context.Context, f flags) (e *env, cleanup func(), err error) {
 	e.clientID, e.clientSecret = c.ID, secret
 	e.where = "in-process otpstep (net/http, same process as the load generator) on " + e.baseURL
 	return e, cleanup, nil
+}
+
+// newMailer is otpstep's SMTP mailer to the bench's peer.
+func (e *env) newMailer(connections int) (*mail.SMTP, error) {
+	m, err := mail.NewSMTP(mail.SMTPConfig{URL: e.peer.url(), TLS: mail.TLSNone, From: "otpstep <no-reply@bench.localhost>",
+		Timeout: 30 * time.Second, MaxConnections: connections})
+	if err != nil {
+		return nil, fmt.Errorf("smtp mailer: %w", err)
+	}
+	return m, nil
 }
 
 // serverLabel tags the server's handler goroutines so a -cpuprofile can

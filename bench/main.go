@@ -18,7 +18,15 @@
 //	bench: <name> ratio=<endpoint rps / floor rps>
 //
 // and scenarios may print further "bench: <name> key=value" lines (the OTP
-// scenarios: the outbox backlog).
+// scenarios: the outbox backlog; put_session: the delivery latency of its
+// codes, request sent → accepted by the SMTP peer, p50 and p99, and how many
+// were not delivered 5s after the load stopped). outbox_drain is not an HTTP
+// load: it prints the SMTP peer's rate alone, the rate at which the
+// dispatcher drains 20,000 queued mails into it, and their ratio.
+//
+// The in-process server delivers its mail over SMTP (otpstep's mailer,
+// mail.smtp_max_connections connections) to an SMTP server in this process
+// (smtppeer.go) that accepts everything.
 //
 // Adding a scenario is one function (see scenarios.go): it prepares what it
 // needs through the env and returns the request to send and how to check a
@@ -189,6 +197,9 @@ func writeAllocs(path string) error {
 // runScenario prepares sc, warms up, measures and prints its line(s), then
 // its floor's. It reports false when any request (warm-up included) failed.
 func runScenario(ctx context.Context, e *env, sc scenario, f flags) (bool, error) {
+	if sc.run != nil {
+		return sc.run(ctx, e)
+	}
 	load, err := sc.prepare(ctx, e)
 	if err != nil {
 		return false, fmt.Errorf("prepare: %w", err)
@@ -378,6 +389,9 @@ func attack(ctx context.Context, e *env, name string, load load, workers int, d 
 				t.firstError = err.Error()
 			}
 			t.failures++
+		}
+		if load.observe != nil {
+			load.observe(r)
 		}
 	}
 	m.Close()

@@ -26,14 +26,18 @@ import (
 type scenario struct {
 	name    string
 	prepare func(ctx context.Context, e *env) (load, error)
+	// run, when not nil, replaces prepare: a scenario that is not an HTTP
+	// load measures and prints itself, and reports false when it failed.
+	run func(ctx context.Context, e *env) (bool, error)
 }
 
 // scenarios run in this order unless -scenarios says otherwise.
 var scenarios = []scenario{
-	{"client_credentials", clientCredentials},
-	{"introspection", introspection},
-	{"put_session", putSession},
-	{"verify_otp", verifyOTP},
+	{name: "client_credentials", prepare: clientCredentials},
+	{name: "introspection", prepare: introspection},
+	{name: "put_session", prepare: putSession},
+	{name: "verify_otp", prepare: verifyOTP},
+	{name: "outbox_drain", run: outboxDrain},
 }
 
 // load is what a scenario hands to vegeta: one request, sent over and over,
@@ -48,6 +52,9 @@ type load struct {
 	// run ends early, and the line after it says so.
 	next  vegeta.Targeter
 	check func(status int, body []byte) error
+	// observe, when not nil, sees every result (warm-up and run; Attack
+	// names which) after check.
+	observe func(r *vegeta.Result)
 	// after, when not nil, runs after the measured run (not the warm-up)
 	// and may print "bench: <name> key=value" lines.
 	after func(ctx context.Context) error
@@ -100,9 +107,10 @@ func introspection(ctx context.Context, e *env) (load, error) {
 // the challenge and its mail in one transaction, two audit rows) and
 // answers 200 with the code. Requests go round-robin over the -users users,
 // each with its own token (scope user:sessions:update, sid of its login).
-// The outbox dispatcher delivers the mail to a discarding mailer meanwhile;
-// after the run the backlog it left is printed, then how long it took to
-// drain.
+// The outbox dispatcher delivers the mail over SMTP to the bench's peer
+// meanwhile; lingerAfterLoad after the run the delivery latency of the run's
+// codes (request sent → mail accepted) is printed, then the backlog left and
+// how long it took to drain.
 func putSession(ctx context.Context, e *env) (load, error) {
 	users, err := e.benchUsers(ctx)
 	if err != nil {
@@ -119,12 +127,17 @@ func putSession(ctx context.Context, e *env) (load, error) {
 		bodies[i], _ = json.Marshal(map[string]any{"userId": u.user.ID, "passedLoginOTP": false})
 	}
 	var n atomic.Uint64
+	lat := newDeliveryLatency("put_session")
+	e.peer.setOnAccept(lat.onAccept)
 	return load{
 		next: func(t *vegeta.Target) error {
 			i := (n.Add(1) - 1) % uint64(len(users))
-			*t = vegeta.Target{Method: http.MethodPut, URL: prefix + "/sessions/" + uuid.NewString(), Body: bodies[i], Header: headers[i]}
+			sid := uuid.NewString()
+			lat.sent(sid, users[i].user.Email)
+			*t = vegeta.Target{Method: http.MethodPut, URL: prefix + "/sessions/" + sid, Body: bodies[i], Header: headers[i]}
 			return nil
 		},
+		observe: lat.observe,
 		check: func(status int, body []byte) error {
 			if err := wantStatus(status, http.StatusOK, body); err != nil {
 				return err
@@ -134,7 +147,10 @@ func putSession(ctx context.Context, e *env) (load, error) {
 			}
 			return nil
 		},
-		after: func(ctx context.Context) error { return e.outboxReport(ctx, "put_session") },
+		after: func(ctx context.Context) error {
+			lat.report(ctx, "put_session", e.peer)
+			return e.outboxReport(ctx, "put_session")
+		},
 		floor: putSessionFloor(e, users),
 	}, nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 
-	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
 )
@@ -233,17 +232,6 @@ func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, 
 
 // prepTimeout bounds one step of a scenario's preparation.
 const prepTimeout = time.Minute
-
-// discardMailer is the server's plugin.Mailer: it counts messages and drops
-// them.
-type discardMailer struct{ sent atomic.Int64 }
-
-var _ plugin.Mailer = (*discardMailer)(nil)
-
-func (m *discardMailer) Send(context.Context, plugin.MailMessage) error {
-	m.sent.Add(1)
-	return nil
-}
 
 // drainOutbox waits until the outbox is empty (the dispatcher delivered
 // everything queued) or timeout, and returns how long it took and what is
