@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/smtp"
 	"slices"
 	"strings"
 	"sync"
@@ -26,16 +27,18 @@ const drainMails = 20_000
 // before it counts the mails of the run not yet delivered.
 const lingerAfterLoad = 5 * time.Second
 
-// outboxDrain measures the SMTP peer alone — otpstep's SMTP mailer with
-// mail.smtp_max_connections connections sending drainMails messages from as
-// many goroutines, no database — then queues drainMails OTP mails in the
-// outbox in one COPY (visible at once, at its commit) and measures how fast
-// the server's dispatcher delivers them to the same peer, from the first
-// accepted to the last, and the ratio of the two rates. It prints
+// outboxDrain measures the SMTP peer alone (a bare net/smtp client sending
+// one prepared message, over mail.smtp_max_connections connections), then
+// otpstep's SMTP mailer into it without the database (as many connections
+// and goroutines), each drainMails messages; then it queues drainMails OTP
+// mails in the outbox in one COPY (visible at once, at its commit) and
+// measures how fast the server's dispatcher delivers them to the same peer,
+// from the first accepted to the last. It prints
 //
 //	bench: smtp_peer_alone mails=<n> mails_per_s=<n> connections=<n>
-//	bench: outbox_drain mails=<n> mails_per_s=<n> drain_ms=<n> connections=<n> left=<n>
-//	bench: outbox_drain ratio_to_peer=<drain rate / peer rate>
+//	bench: smtp_mailer_alone mails=<n> mails_per_s=<n> connections=<n>
+//	bench: outbox_drain mails=<n> mails_per_s=<n> drain_ms=<n> queued_to_empty_ms=<n> connections=<n> left=<n>
+//	bench: outbox_drain ratio_to_peer=<drain / peer> ratio_to_mailer=<drain / mailer>
 func outboxDrain(ctx context.Context, e *env) (bool, error) {
 	if e.Plugin == nil {
 		return false, errors.New("outbox_drain needs the in-process server (not -url)")
@@ -49,7 +52,18 @@ func outboxDrain(ctx context.Context, e *env) (bool, error) {
 	}
 	conns := e.Plugin.Provider.Config().Mail.SMTPMaxConnections
 
-	// The peer alone.
+	// The peer alone: a bare SMTP client (net/smtp) sending one prepared
+	// message over each connection again and again.
+	raw := rawMessage(mp)
+	e.peer.resetWindow()
+	if err := sendRaw(ctx, e.peer.addr, conns, drainMails, raw); err != nil {
+		return false, fmt.Errorf("peer alone: %w", err)
+	}
+	n, span := e.peer.window()
+	peerRate := rate(n, span)
+	fmt.Printf("bench: smtp_peer_alone mails=%d mails_per_s=%.0f connections=%d (net/smtp client, one prepared message)\n", n, peerRate, conns)
+
+	// otpstep's SMTP mailer into the peer, without the database.
 	m, err := e.newMailer(conns)
 	if err != nil {
 		return false, err
@@ -63,7 +77,7 @@ func outboxDrain(ctx context.Context, e *env) (bool, error) {
 	for range conns {
 		wg.Go(func() {
 			for i := next.Add(1); i <= drainMails && ctx.Err() == nil; i = next.Add(1) {
-				msg := mail.Message{To: fmt.Sprintf("peer-%d@bench.localhost", i), Subject: mp.subject, Text: mp.text, HTML: mp.html}
+				msg := mail.Message{To: fmt.Sprintf("mailer-%d@bench.localhost", i), Subject: mp.subject, Text: mp.text, HTML: mp.html}
 				if err := m.Send(ctx, msg); err != nil {
 					errs <- err
 					return
@@ -74,11 +88,11 @@ func outboxDrain(ctx context.Context, e *env) (bool, error) {
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		return false, fmt.Errorf("peer alone: %w", err)
+		return false, fmt.Errorf("mailer alone: %w", err)
 	}
-	n, span := e.peer.window()
-	peerRate := rate(n, span)
-	fmt.Printf("bench: smtp_peer_alone mails=%d mails_per_s=%.0f connections=%d\n", n, peerRate, e.peer.conns.Load()-before)
+	n, span = e.peer.window()
+	mailerRate := rate(n, span)
+	fmt.Printf("bench: smtp_mailer_alone mails=%d mails_per_s=%.0f connections=%d (otpstep's SMTP mailer, no database)\n", n, mailerRate, e.peer.conns.Load()-before)
 
 	// The dispatcher draining a backlog.
 	db, err := e.pool(ctx)
@@ -110,8 +124,8 @@ func outboxDrain(ctx context.Context, e *env) (bool, error) {
 	drainRate := rate(n, span)
 	fmt.Printf("bench: outbox_drain mails=%d mails_per_s=%.0f drain_ms=%.0f queued_to_empty_ms=%.0f connections=%d left=%d\n",
 		n, drainRate, ms(span), ms(time.Since(queued)), e.peer.conns.Load()-before, left)
-	if peerRate > 0 {
-		fmt.Printf("bench: outbox_drain ratio_to_peer=%.2f\n", drainRate/peerRate)
+	if peerRate > 0 && mailerRate > 0 {
+		fmt.Printf("bench: outbox_drain ratio_to_peer=%.2f ratio_to_mailer=%.2f\n", drainRate/peerRate, drainRate/mailerRate)
 	}
 	return left == 0 && n >= drainMails, nil
 }
@@ -218,4 +232,59 @@ func (d *deliveryLatency) report(ctx context.Context, name string, peer *smtpPee
 	}
 	fmt.Printf("bench: %s delivery_p50_ms=%s delivery_p99_ms=%s issued=%d delivered=%d left_after_5s=%d\n",
 		name, pct(0.50), pct(0.99), d.total, len(lat), left)
+}
+
+// rawMessage is an OTP mail as bytes, for sendRaw.
+func rawMessage(mp *mailPayload) []byte {
+	var b strings.Builder
+	b.WriteString("From: otpstep <no-reply@bench.localhost>\r\nTo: peer@bench.localhost\r\nSubject: " + mp.subject + "\r\n")
+	b.WriteString("MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b1\r\n\r\n")
+	b.WriteString("--b1\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n" + strings.ReplaceAll(mp.text, "\n", "\r\n") + "\r\n")
+	b.WriteString("--b1\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n" + strings.ReplaceAll(mp.html, "\n", "\r\n") + "\r\n--b1--\r\n")
+	return []byte(b.String())
+}
+
+// sendRaw sends msg n times to the SMTP server at addr over conns
+// connections, each reused for message after message.
+func sendRaw(ctx context.Context, addr string, conns, n int, msg []byte) error {
+	var next atomic.Int64
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Go(func() {
+			c, err := smtp.Dial(addr)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			for i := next.Add(1); i <= int64(n) && ctx.Err() == nil; i = next.Add(1) {
+				if err := sendOne(c, fmt.Sprintf("peer-%d@bench.localhost", i), msg); err != nil {
+					errs <- err
+					return
+				}
+			}
+			_ = c.Quit()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func sendOne(c *smtp.Client, to string, msg []byte) error {
+	if err := c.Mail("no-reply@bench.localhost"); err != nil {
+		return err
+	}
+	if err := c.Rcpt(to); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(msg); err != nil {
+		return err
+	}
+	return w.Close()
 }

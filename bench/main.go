@@ -21,8 +21,9 @@
 // scenarios: the outbox backlog; put_session: the delivery latency of its
 // codes, request sent → accepted by the SMTP peer, p50 and p99, and how many
 // were not delivered 5s after the load stopped). outbox_drain is not an HTTP
-// load: it prints the SMTP peer's rate alone, the rate at which the
-// dispatcher drains 20,000 queued mails into it, and their ratio.
+// load: it prints the SMTP peer's rate alone (a bare client), otpstep's SMTP
+// mailer's into it without the database, the rate at which the dispatcher
+// drains 20,000 queued mails into it, and the ratios.
 //
 // The in-process server delivers its mail over SMTP (otpstep's mailer,
 // mail.smtp_max_connections connections) to an SMTP server in this process
