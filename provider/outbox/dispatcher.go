@@ -219,6 +219,9 @@ func stopTimer(timer *time.Timer) *time.Timer {
 //   - temporary failure (see mail.IsPermanent): the row is rescheduled
 //     Backoff(attempts) after its outcomes are written, keeping the error in
 //     LastError;
+//   - queued longer than MaxAge (its code has expired): dropped unsent,
+//     logged at error level by ID and counted in
+//     otpstep_outbox_dropped_expired_total;
 //   - permanent failure, MaxAttempts reached, or a payload that cannot be
 //     opened (wrong key, tampered, not ours): the row is logged at error level
 //     by ID — never its code or body — and deleted. Such a message can never
@@ -358,7 +361,7 @@ func (d *Dispatcher) heartbeat(ctx context.Context, l *lease) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		every := d.opts.Lease / 3
+		every := max(d.opts.Lease/3, time.Millisecond)
 		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
