@@ -186,6 +186,9 @@ func (m *stallingMailer) Send(ctx context.Context, msg mail.Message) error {
 var dialects = []string{"sqlite", "postgres"}
 
 func TestDispatchers_KilledInstancesRowsAreDeliveredByAnotherWithinSeconds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the default lease (10s)")
+	}
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
@@ -266,6 +269,9 @@ func (m signallingMailer) Send(ctx context.Context, msg mail.Message) error {
 }
 
 func TestDispatchers_SlowSenderKeepsItsRowsAndNothingGoesTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends two mails slower than a 2s lease")
+	}
 	for _, dialect := range dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
