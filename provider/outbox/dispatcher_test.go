@@ -470,3 +470,31 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("%s not registered (or not one series)", name)
 	return 0
 }
+
+func TestFlush_SendsWhatIsDueAndReturns(t *testing.T) {
+	f := newFixture(t)
+	const n = 45
+	for i := range n {
+		f.enqueue(id(i), fmt.Sprintf("%06d", i))
+	}
+	d := f.dispatcher(outbox.Options{Batch: 10, Senders: 3})
+	sent, err := d.Flush(context.Background())
+	if err != nil || sent != n {
+		t.Fatalf("Flush = %d, %v; want %d, nil", sent, err, n)
+	}
+	if rows := f.store.len(); rows != 0 {
+		t.Errorf("%d rows left", rows)
+	}
+	for code, c := range f.codesSent() {
+		if c != 1 {
+			t.Errorf("code %s sent %d times", code, c)
+		}
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	f.enqueue(id(n), "999999")
+	if sent, err := d.Flush(ctx); sent != 0 || !errors.Is(err, context.Canceled) {
+		t.Errorf("Flush with an ended ctx = %d, %v; want 0 and its error", sent, err)
+	}
+}
