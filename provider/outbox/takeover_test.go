@@ -183,13 +183,14 @@ func (m *stallingMailer) Send(ctx context.Context, msg mail.Message) error {
 	return errDead
 }
 
-var dialects = []string{"sqlite", "postgres"}
+// dialects are the databases the tests below run on.
+func dialects() []string { return []string{"sqlite", "postgres"} }
 
 func TestDispatchers_KilledInstancesRowsAreDeliveredByAnotherWithinSeconds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out the default lease (10s)")
 	}
-	for _, dialect := range dialects {
+	for _, dialect := range dialects() {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			f := &dbFixture{t: t, sealer: newTestSealer(t), smtp: mailtest.StartServer(t), logs: &syncBuffer{}}
@@ -272,7 +273,7 @@ func TestDispatchers_SlowSenderKeepsItsRowsAndNothingGoesTwice(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sends two mails slower than a 2s lease")
 	}
-	for _, dialect := range dialects {
+	for _, dialect := range dialects() {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			f := &dbFixture{t: t, sealer: newTestSealer(t), smtp: mailtest.StartServer(t), logs: &syncBuffer{}}
@@ -325,7 +326,7 @@ func run(t *testing.T, d *outbox.Dispatcher) {
 }
 
 func TestDispatcher_SendsABacklogOverOneConnectionPerSender(t *testing.T) {
-	for _, dialect := range dialects {
+	for _, dialect := range dialects() {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			f := &dbFixture{t: t, sealer: newTestSealer(t), smtp: mailtest.StartServer(t), logs: &syncBuffer{}}
@@ -351,7 +352,7 @@ func TestDispatcher_SendsABacklogOverOneConnectionPerSender(t *testing.T) {
 }
 
 func TestDispatcher_PeerDroppingConnectionsMidBatchLosesAndDuplicatesNothing(t *testing.T) {
-	for _, dialect := range dialects {
+	for _, dialect := range dialects() {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			f := &dbFixture{t: t, sealer: newTestSealer(t), smtp: mailtest.StartServer(t), logs: &syncBuffer{}}
@@ -381,7 +382,7 @@ func TestDispatcher_PeerDroppingConnectionsMidBatchLosesAndDuplicatesNothing(t *
 }
 
 func TestDispatcher_PeerRestartedMidBacklogDeliversEveryMail(t *testing.T) {
-	for _, dialect := range dialects {
+	for _, dialect := range dialects() {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			f := &dbFixture{t: t, sealer: newTestSealer(t), smtp: mailtest.StartServer(t), logs: &syncBuffer{}}
