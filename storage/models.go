@@ -57,6 +57,14 @@ type Client struct {
 	RequireSecondFactor     bool
 	TokenEndpointAuthMethod string // client_secret_basic, client_secret_post or none
 	CreatedAt               time.Time
+	// LoginUI: the client is a login UI, trusted to pass a login session's
+	// second factor itself (PUT /sessions/{id} passedLoginOTP:true) and to
+	// receive the login OTP in the response.
+	LoginUI bool
+	// IntrospectAny: the client is a resource server that may introspect
+	// every token; any other client only those issued to it or naming it in
+	// their audience (RFC 7662 §2.1).
+	IntrospectAny bool
 }
 
 var (
@@ -72,6 +80,11 @@ func (c *Client) GetResponseTypes() fosite.Arguments { return c.ResponseTypes }
 func (c *Client) GetScopes() fosite.Arguments        { return c.Scopes }
 func (c *Client) IsPublic() bool                     { return c.Public }
 func (c *Client) GetAudience() fosite.Arguments      { return c.Audience }
+
+// IsLoginUI and MayIntrospectAny report the client's permissions (LoginUI,
+// IntrospectAny) to code that holds a fosite.Client.
+func (c *Client) IsLoginUI() bool        { return c.LoginUI }
+func (c *Client) MayIntrospectAny() bool { return c.IntrospectAny }
 
 // OpenID Connect client metadata. otpstep authenticates clients with
 // client_secret_basic, client_secret_post or (public clients) none only.

@@ -36,6 +36,36 @@ func clientTests() []conformanceTest {
 			assert.Equal(t, "none", got.GetTokenEndpointAuthMethod())
 			assert.False(t, got.RequireSecondFactor)
 		}},
+		{"TestClients_PermissionsRoundTrip", func(t *testing.T, s *storage.Store, clk *clock) {
+			// login_ui and introspect_any are stored, listed, and come
+			// back with the client a token read joins in.
+			plain := newTestClient(t, s, "plain")
+			ui := &storage.Client{ID: "ui", LoginUI: true}
+			rs := &storage.Client{ID: "rs", IntrospectAny: true}
+			require.NoError(t, s.CreateClient(t.Context(), ui))
+			require.NoError(t, s.CreateClient(t.Context(), rs))
+			for _, want := range []*storage.Client{plain, ui, rs} {
+				got, err := s.GetOAuth2Client(t.Context(), want.ID)
+				require.NoError(t, err)
+				assert.Equal(t, want.LoginUI, got.LoginUI, want.ID)
+				assert.Equal(t, want.IntrospectAny, got.IntrospectAny, want.ID)
+			}
+			clients, err := s.ListClients(t.Context())
+			require.NoError(t, err)
+			byID := map[string]storage.Client{}
+			for _, c := range clients {
+				byID[c.ID] = c
+			}
+			assert.True(t, byID["ui"].LoginUI && !byID["ui"].IntrospectAny)
+			assert.True(t, byID["rs"].IntrospectAny && !byID["rs"].LoginUI)
+			assert.False(t, byID["plain"].LoginUI || byID["plain"].IntrospectAny)
+
+			req := newTestRequest(clk, ui, "user-1")
+			require.NoError(t, s.CreateAccessTokenSession(t.Context(), "sig-ui", req))
+			got, err := s.GetAccessTokenSession(t.Context(), "sig-ui", &openid.DefaultSession{})
+			require.NoError(t, err)
+			assert.True(t, got.GetClient().(*storage.Client).LoginUI)
+		}},
 		{"TestClients_DuplicateIDIsAlreadyExists", func(t *testing.T, s *storage.Store, _ *clock) {
 			newTestClient(t, s, "rp-1")
 			err := s.CreateClient(t.Context(), &storage.Client{ID: "rp-1"})
