@@ -130,6 +130,7 @@ func (e *env) userClient(ctx context.Context) (*storage.Client, error) {
 		Scopes:              append([]string{"openid", "offline_access", "email"}, userScopes...),
 		SkipConsent:         true,
 		RequireSecondFactor: &no,
+		LoginUI:             true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create login UI client: %w", err)

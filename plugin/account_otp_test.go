@@ -13,7 +13,7 @@ func TestCreateOTPAndSendmail(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		srv, smtpSrv := startWithSMTP(t, dialect, nil)
 		api := newAPIClient(t, srv)
-		client := srv.NewClient(t, false, allUserScopes...)
+		client := srv.NewLoginUI(t, allUserScopes...)
 		alice := srv.NewUser(t)
 		tok := srv.LoginWithPassword(t, client, alice).Token.AccessToken
 
@@ -84,7 +84,7 @@ func TestAudit_SecondFactorEvents(t *testing.T) {
 func TestAudit_LockoutAndSessionCreated(t *testing.T) {
 	srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) { c.OTP.MaxFailuresPerUser = 1 })
 	api := newAPIClient(t, srv)
-	client := srv.NewClient(t, false, allUserScopes...)
+	client := srv.NewLoginUI(t, allUserScopes...)
 	alice := srv.NewUser(t)
 	login := srv.LoginWithPassword(t, client, alice)
 	tok := login.Token.AccessToken

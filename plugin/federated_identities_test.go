@@ -220,7 +220,7 @@ func TestFederatedIdentities_PutWithAnIDTokenOlderThanTheMaxAgeIs422(t *testing.
 func TestFederatedIdentities_RequiredPolicyBeforeAndAfterLinking(t *testing.T) {
 	f := plugintest.StartFederation(t, "sqlite", "partner", false, func(c *plugin.Config) { c.LinkedIdentity.Required = true })
 	api := newAPIClient(t, f.Down)
-	client := f.Down.NewClient(t, false, append(allUserScopes, federatedScopes...)...)
+	client := f.Down.NewLoginUI(t, append(allUserScopes, federatedScopes...)...)
 	alice := f.Down.NewUser(t)
 	tok := f.Down.LoginWithPassword(t, client, alice).Token.AccessToken
 
@@ -262,7 +262,7 @@ func TestFederatedIdentities_UpstreamDownIs503AndNothingElseBreaks(t *testing.T)
 		c.Upstreams = []config.Upstream{{Name: "down", Issuer: closedURL(t), ClientID: "x", AllowLogin: true}}
 	})
 	api := newAPIClient(t, srv)
-	client := srv.NewClient(t, false, append(allUserScopes, federatedScopes...)...)
+	client := srv.NewLoginUI(t, append(allUserScopes, federatedScopes...)...)
 	alice := srv.NewUser(t)
 	login := srv.LoginWithPassword(t, client, alice)
 	tok := login.Token.AccessToken

@@ -123,7 +123,7 @@ func TestMultiProcess_PerUserFailureLimitHoldsAcrossInstances(t *testing.T) {
 		urls = append(urls, startProcess(t, bin, dsn, limits...))
 	}
 	api := newAPIClient(t, setup)
-	client := setup.NewClient(t, false, allUserScopes...)
+	client := setup.NewLoginUI(t, allUserScopes...)
 	alice := setup.NewUser(t)
 	type session struct{ tok, code string }
 	var sessions []session

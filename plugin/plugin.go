@@ -86,6 +86,12 @@ type Options struct {
 	// needs the second factor; nil: every request. A request asking for
 	// acr_values=aal2 always does (fosite does not enforce acr_values).
 	SecondFactorRequired func(fosite.AuthorizeRequester) bool
+	// LoginUIClient (embedded) says whether a host client is a login UI:
+	// one that may pass the second factor through the user API (PUT
+	// /sessions/{id} passedLoginOTP:true) and receive login codes in its
+	// responses. nil: a client implementing provider.LoginUIClient
+	// (interface{ IsLoginUI() bool }) that says so; no other client is.
+	LoginUIClient func(fosite.Client) bool
 
 	// Mailer delivers OTP emails; nil builds the one mail.driver names
 	// (otpstep's SMTP or log mailer). With a Mailer, mail.driver and
@@ -149,6 +155,7 @@ func (opts *Options) validate() error {
 			{"SessionFromRequest", opts.SessionFromRequest != nil},
 			{"AuthorizePaths", opts.AuthorizePaths != nil},
 			{"SecondFactorRequired", opts.SecondFactorRequired != nil},
+			{"LoginUIClient", opts.LoginUIClient != nil},
 		} {
 			if f.set {
 				return &OptionError{Field: f.name, Reason: "is for embedded mode and needs Options.OAuth2 (the host's fosite)"}
@@ -231,7 +238,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	}
 	popts := provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer, Registerer: opts.Registerer}
 	if opts.OAuth2 != nil {
-		popts.Host = &provider.Host{OAuth2: opts.OAuth2, NewSession: opts.TokenSession, SessionID: opts.SessionIDFromToken}
+		popts.Host = &provider.Host{OAuth2: opts.OAuth2, NewSession: opts.TokenSession, SessionID: opts.SessionIDFromToken, LoginUI: opts.LoginUIClient}
 	}
 	p, err := provider.New(ctx, opts.Config, store, popts)
 	if err != nil {

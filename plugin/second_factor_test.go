@@ -121,7 +121,7 @@ func TestAPI_SessionPassedThroughTheAPICountsForAuthorize(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		srv, smtpSrv := startWithSMTP(t, dialect, func(c *plugin.Config) { c.OTP.ReturnInResponse = false })
 		api := newAPIClient(t, srv)
-		loginUI := srv.NewClient(t, false, allUserScopes...)
+		loginUI := srv.NewLoginUI(t, allUserScopes...)
 		rp := srv.NewClient(t, true)
 		alice := srv.NewUser(t)
 		login := srv.LoginWithPassword(t, loginUI, alice)
@@ -170,7 +170,7 @@ func TestOutbox_SMTPDownThenBackDeliversEachCodeOnce(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		srv, smtpSrv := startWithSMTP(t, dialect, nil)
 		api := newAPIClient(t, srv)
-		client := srv.NewClient(t, false, allUserScopes...)
+		client := srv.NewLoginUI(t, allUserScopes...)
 		// This test drives delivery itself (DeliverOutboxOnce) while it moves
 		// the clock; the background dispatcher is stopped so that no send is
 		// in flight across a clock jump larger than its lease.

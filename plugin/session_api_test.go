@@ -114,7 +114,7 @@ func TestUpdateSession_StatusTable(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		srv := plugintest.Start(t, dialect, nil)
 		api := newAPIClient(t, srv)
-		client := srv.NewClient(t, false, allUserScopes...)
+		client := srv.NewLoginUI(t, allUserScopes...)
 		noScope := srv.NewClient(t, false)
 		alice := srv.NewUser(t)
 		bob := srv.NewUser(t)
@@ -225,7 +225,7 @@ func itoa(n int) string {
 func TestUpdateSession_ReturnInResponseFalse(t *testing.T) {
 	srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) { c.OTP.ReturnInResponse = false })
 	api := newAPIClient(t, srv)
-	client := srv.NewClient(t, false, allUserScopes...)
+	client := srv.NewLoginUI(t, allUserScopes...)
 	alice := srv.NewUser(t)
 	login := srv.LoginWithPassword(t, client, alice)
 	resp := api.putSession(login.Token.AccessToken, uuid.NewString(), alice.ID, false)
@@ -239,7 +239,7 @@ func TestUpdateSession_MaxSendsPerHour(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		srv := plugintest.Start(t, dialect, func(c *plugin.Config) { c.OTP.MaxSendsPerHour = 2 })
 		api := newAPIClient(t, srv)
-		client := srv.NewClient(t, false, allUserScopes...)
+		client := srv.NewLoginUI(t, allUserScopes...)
 		alice := srv.NewUser(t)
 		tok := srv.LoginWithPassword(t, client, alice).Token.AccessToken
 		sids := []string{uuid.NewString(), uuid.NewString(), uuid.NewString()}
@@ -285,7 +285,7 @@ func TestUpdateSession_MaxSendsPerHour(t *testing.T) {
 func TestUserAPI_MissingLinkedIdentity(t *testing.T) {
 	srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) { c.LinkedIdentity.Required = true })
 	api := newAPIClient(t, srv)
-	client := srv.NewClient(t, false, allUserScopes...)
+	client := srv.NewLoginUI(t, allUserScopes...)
 	alice := srv.NewUser(t)
 	tok := srv.LoginWithPassword(t, client, alice).Token.AccessToken
 	resp := api.putSession(tok, uuid.NewString(), alice.ID, false)
@@ -309,7 +309,7 @@ func TestUserAPI_DisabledUserIsRefusedAtOnce(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
 		srv := plugintest.Start(t, dialect, nil)
 		api := newAPIClient(t, srv)
-		client := srv.NewClient(t, false, allUserScopes...)
+		client := srv.NewLoginUI(t, allUserScopes...)
 		alice := srv.NewUser(t)
 		tok := srv.LoginWithPassword(t, client, alice).Token.AccessToken
 		if resp := api.putSession(tok, uuid.NewString(), alice.ID, false); resp.Status != 200 {

@@ -13,7 +13,7 @@ import (
 func TestUserAPI_DatabaseUnreachableIs503(t *testing.T) {
 	srv := plugintest.Start(t, "sqlite", nil)
 	api := newAPIClient(t, srv)
-	client := srv.NewClient(t, false, allUserScopes...)
+	client := srv.NewLoginUI(t, allUserScopes...)
 	alice := srv.NewUser(t)
 	tok := srv.LoginWithPassword(t, client, alice).Token.AccessToken
 	if err := srv.Store.Close(); err != nil {

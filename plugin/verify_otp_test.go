@@ -19,7 +19,7 @@ type storageLinkedIdentity = storage.LinkedIdentity
 // her session through PUT /sessions/{sid}.
 func challenge(t *testing.T, srv *plugintest.Server, api *apiClient) (tok, sid, code string, alice *plugintest.User) {
 	t.Helper()
-	client := srv.NewClient(t, false, allUserScopes...)
+	client := srv.NewLoginUI(t, allUserScopes...)
 	alice = srv.NewUser(t)
 	login := srv.LoginWithPassword(t, client, alice)
 	resp := api.putSession(login.Token.AccessToken, login.SID, alice.ID, false)
@@ -156,7 +156,7 @@ func TestVerifyOTP_ParallelRightCodesExactlyOneWins(t *testing.T) {
 func TestVerifyOTP_PerUserFailureLimitAcrossSessions(t *testing.T) {
 	srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) { c.OTP.MaxFailuresPerUser = 3 })
 	api := newAPIClient(t, srv)
-	client := srv.NewClient(t, false, allUserScopes...)
+	client := srv.NewLoginUI(t, allUserScopes...)
 	alice := srv.NewUser(t)
 	var last apiResponse
 	for i := 0; i < 4; i++ {

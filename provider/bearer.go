@@ -25,10 +25,25 @@ type Principal struct {
 	ClientID  string
 	SessionID string // sid of the login session, "" for client credentials
 	Scopes    fosite.Arguments
+	// LoginUI: the token's client is a login UI (see OTPRequest.LoginUI).
+	LoginUI bool
 	// User is the user Subject names when the token read brought it along
 	// (storage.WithSubjectUser: otpstep's own storage, outside a
 	// transaction); nil when it did not or there is none: read it then.
 	User *storage.User
+}
+
+// LoginUIClient is a fosite.Client that says whether it is a login UI;
+// storage.Client is one (its LoginUI field).
+type LoginUIClient interface {
+	IsLoginUI() bool
+}
+
+// IsLoginUI is the default Host.LoginUI: a client that is a LoginUIClient
+// and says so. Any other client is not a login UI.
+func IsLoginUI(c fosite.Client) bool {
+	lc, ok := c.(LoginUIClient)
+	return ok && lc.IsLoginUI()
 }
 
 // BearerToken extracts the token of an "Authorization: Bearer" header
@@ -65,6 +80,7 @@ func (p *Provider) AuthenticateBearer(ctx context.Context, token string) (*Princ
 		ClientID:  ar.GetClient().GetID(),
 		SessionID: p.bearer.sessionID(ar.GetSession()),
 		Scopes:    ar.GetGrantedScopes(),
+		LoginUI:   p.bearer.loginUI(ar.GetClient()),
 	}
 	if su.Read && su.User != nil && su.User.ID == pr.Subject {
 		pr.User = su.User

@@ -22,6 +22,14 @@ type NewClient struct {
 	SkipConsent  bool
 	// RequireSecondFactor defaults to true; nil means the default.
 	RequireSecondFactor *bool
+	// LoginUI registers a login UI: it may pass a login session's second
+	// factor itself (PUT /sessions/{id} passedLoginOTP:true) and receive the
+	// login code in the response (otp.return_in_response).
+	LoginUI bool
+	// IntrospectAny registers a resource server that may introspect every
+	// token; any other client only those issued to it or naming it in their
+	// audience (RFC 7662 §2.1).
+	IntrospectAny bool
 	// Secret is an operator-supplied secret (stored with argon2id); empty
 	// means otpstep generates a 256-bit one (stored as SHA-256).
 	Secret string
@@ -57,6 +65,9 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 	if nc.Public && slices.Contains(nc.GrantTypes, "client_credentials") {
 		return nil, "", bad("a public client cannot use client_credentials")
 	}
+	if nc.Public && nc.IntrospectAny {
+		return nil, "", bad("a public client cannot authenticate, so it cannot introspect")
+	}
 	if nc.Public && nc.Secret != "" {
 		return nil, "", bad("a public client has no secret")
 	}
@@ -83,6 +94,8 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 		Public:              nc.Public,
 		SkipConsent:         nc.SkipConsent,
 		RequireSecondFactor: nc.RequireSecondFactor == nil || *nc.RequireSecondFactor,
+		LoginUI:             nc.LoginUI,
+		IntrospectAny:       nc.IntrospectAny,
 	}
 	if c.Name == "" {
 		c.Name = c.ID

@@ -28,6 +28,11 @@ type Host struct {
 	// SessionID finds the login session's sid in a token's session; nil is
 	// SessionID (a SessionIDCarrier, else the ID token claim Extra["sid"]).
 	SessionID func(fosite.Session) string
+	// LoginUI says whether a host client is a login UI, which may pass the
+	// second factor through the user API and receive login codes in its
+	// responses; nil is IsLoginUI (a LoginUIClient that says so; no other
+	// client is).
+	LoginUI func(fosite.Client) bool
 }
 
 // SessionIDCarrier is a fosite session that knows the sid of the login
@@ -43,18 +48,22 @@ type bearerCheck struct {
 	introspector Introspector
 	newSession   func() fosite.Session
 	sessionID    func(fosite.Session) string
+	loginUI      func(fosite.Client) bool
 }
 
 func newBearerCheck(own fosite.OAuth2Provider, host *Host) bearerCheck {
 	if host == nil {
-		return bearerCheck{introspector: own, newSession: func() fosite.Session { return EmptySession() }, sessionID: SessionID}
+		return bearerCheck{introspector: own, newSession: func() fosite.Session { return EmptySession() }, sessionID: SessionID, loginUI: IsLoginUI}
 	}
-	b := bearerCheck{introspector: host.OAuth2, newSession: host.NewSession, sessionID: host.SessionID}
+	b := bearerCheck{introspector: host.OAuth2, newSession: host.NewSession, sessionID: host.SessionID, loginUI: host.LoginUI}
 	if b.newSession == nil {
 		b.newSession = func() fosite.Session { return EmptySession() }
 	}
 	if b.sessionID == nil {
 		b.sessionID = SessionID
+	}
+	if b.loginUI == nil {
+		b.loginUI = IsLoginUI
 	}
 	return b
 }

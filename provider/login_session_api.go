@@ -18,7 +18,9 @@ var ErrSessionNotFound = errors.New("login session not found")
 //   - passed=false on an unknown session creates it and issues a login OTP;
 //   - passed=false on the user's session sets it back to not passed and
 //     issues a new OTP (the live one is burned);
-//   - passed=true passes the second factor (nil IssuedOTP), repeatable;
+//   - passed=true passes the second factor (nil IssuedOTP), repeatable,
+//     for a login UI only (req.LoginUI): any other client is ErrNotLoginUI,
+//     recorded in the audit trail, and the session is left as it was;
 //   - passed=true on an unknown session, or any call on another user's
 //     session, is ErrSessionNotFound.
 //
@@ -27,6 +29,11 @@ var ErrSessionNotFound = errors.New("login session not found")
 func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed bool) (*IssuedOTP, error) {
 	req.Kind = OTPKindLogin
 	if passed {
+		if !req.LoginUI {
+			_ = p.Audit(ctx, AuditEvent{Type: "session.pass_refused", UserID: req.User.ID, SessionID: req.SessionID,
+				ClientID: req.ClientID, IP: req.IP, Detail: map[string]any{"reason": "not-login-ui"}})
+			return nil, ErrNotLoginUI
+		}
 		err := p.passSecondFactor(ctx, req.SessionID, req.User.ID, &AuditEvent{Type: "session.passed_via_put",
 			UserID: req.User.ID, SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP})
 		return nil, err

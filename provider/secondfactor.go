@@ -24,6 +24,10 @@ type IssuedOTP struct {
 	ChallengeID string
 	Code        string
 	ExpiresAt   time.Time
+	// InResponse says whether Code may leave in the HTTP response (the
+	// request's InResponse, as newOTP settled it); otherwise it goes by mail
+	// only.
+	InResponse bool
 }
 
 // OTPRequest asks for a one-time password: what for and who asks.
@@ -37,7 +41,17 @@ type OTPRequest struct {
 	ClientID   string
 	IP         string
 	InResponse bool
+	// LoginUI: the client is a login UI (storage.Client.LoginUI, or the
+	// host's Options.LoginUIClient). Only a login UI may pass a session's
+	// second factor itself (UpdateSessionOTP with passed=true) or receive a
+	// login code in the response; for any other client a login code goes
+	// by mail only, whatever InResponse asks.
+	LoginUI bool
 }
+
+// ErrNotLoginUI means the client is not registered as a login UI
+// (clients create --login-ui) and so may not pass the second factor itself.
+var ErrNotLoginUI = errors.New("the client is not a login UI")
 
 // IssueOTP creates a challenge of req.Kind and queues its email in one
 // transaction with the send-limit counters and the otp.issued audit event, so
@@ -67,7 +81,7 @@ type pendingOTP struct {
 }
 
 func (o *pendingOTP) issued() *IssuedOTP {
-	return &IssuedOTP{ChallengeID: o.ch.ID, Code: o.code, ExpiresAt: o.ch.ExpiresAt}
+	return &IssuedOTP{ChallengeID: o.ch.ID, Code: o.code, ExpiresAt: o.ch.ExpiresAt, InResponse: o.req.InResponse}
 }
 
 // scope is what the resend interval counts per: the session of a login OTP,
@@ -84,6 +98,11 @@ func (o *pendingOTP) scope() string {
 func (p *Provider) newOTP(req OTPRequest) (*pendingOTP, error) {
 	if req.Kind == OTPKindAccount {
 		req.SessionID = ""
+	}
+	// A login code in the response is as good as the second factor passed:
+	// only a login UI, trusted to check it, may receive it.
+	if req.Kind == OTPKindLogin && !req.LoginUI {
+		req.InResponse = false
 	}
 	now := p.clock().UTC()
 	code, err := newOTPCode(p.random, p.cfg.OTP.Length)

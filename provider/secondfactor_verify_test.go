@@ -31,7 +31,7 @@ type verifySetup struct {
 func startVerify(t *testing.T, dialect string, mutate func(*plugin.Config)) *verifySetup {
 	t.Helper()
 	srv := plugintest.Start(t, dialect, mutate)
-	client := srv.NewClient(t, false, "user:sessions:update", "user:otp:verify")
+	client := srv.NewLoginUI(t, "user:sessions:update", "user:otp:verify")
 	user := srv.NewUser(t)
 	login := srv.LoginWithPassword(t, client, user)
 	v := &verifySetup{srv: srv, p: srv.Plugin.Provider, user: user, token: login.Token.AccessToken, sid: login.SID}

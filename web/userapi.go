@@ -128,6 +128,9 @@ func (s *Server) apiError(err error) error {
 		return jsonapi.Unauthorized("The access token is inactive, expired, revoked or not an access token.")
 	case errors.Is(err, provider.ErrSessionNotFound):
 		return jsonapi.NotFound("The session does not exist.")
+	case errors.Is(err, provider.ErrNotLoginUI):
+		return &jsonapi.Error{Status: http.StatusForbidden, Code: jsonapi.CodeInsufficientScope, Cause: err,
+			Detail: "Only a client registered as a login UI (permission login-ui) may pass the second factor."}
 	case errors.Is(err, provider.ErrOTPMismatch):
 		return jsonapi.NotFound("The one-time password is not valid.")
 	case errors.Is(err, provider.ErrInvalidCredentials):
@@ -211,17 +214,19 @@ func (s *Server) updateSession(w http.ResponseWriter, r *http.Request, c *apiCal
 }
 
 // otpRequest is the caller's request for an OTP of kind: the code leaves in
-// the response body only when otp.return_in_response allows (see writeOTP).
+// the response body only when otp.return_in_response allows and, for a login
+// code, the client is a login UI (see writeOTP).
 func (s *Server) otpRequest(r *http.Request, c *apiCaller, kind, sessionID string) provider.OTPRequest {
 	return provider.OTPRequest{Kind: kind, User: c.user, SessionID: sessionID, ClientID: c.principal.ClientID,
-		IP: s.clientIP(r), InResponse: s.p.Config().OTP.ReturnInResponse}
+		IP: s.clientIP(r), InResponse: s.p.Config().OTP.ReturnInResponse, LoginUI: c.principal.LoginUI}
 }
 
 // writeOTP answers a freshly issued code, putting it in the body only when
-// otp.return_in_response allows (its otp.issued audit event says which).
+// the provider let it leave in the response (its otp.issued audit event
+// says which).
 func (s *Server) writeOTP(w http.ResponseWriter, issued *provider.IssuedOTP, status int) {
 	resp := otpResponse{ExpiresAt: issued.ExpiresAt.UTC()}
-	if s.p.Config().OTP.ReturnInResponse {
+	if issued.InResponse {
 		resp.OTP = issued.Code
 	}
 	writeJSON(w, status, resp)

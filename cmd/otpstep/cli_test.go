@@ -152,3 +152,32 @@ func TestCLI_PurgeDeletesWhatExpired(t *testing.T) {
 		t.Fatalf("audit events left: %v, want the recent one", events)
 	}
 }
+
+// clients create --login-ui and --introspect-any are stored on the client
+// and shown by clients list; a client created without them has neither.
+func TestCLI_ClientPermissions(t *testing.T) {
+	c := newCLI(t)
+	var ui, rs, plain map[string]any
+	c.mustJSON(&ui, "clients", "create", "--id", "ui", "--redirect-uri", "https://ui.example/cb", "--second-factor=false", "--login-ui")
+	c.mustJSON(&rs, "clients", "create", "--id", "rs", "--grant-type", "client_credentials", "--introspect-any")
+	c.mustJSON(&plain, "clients", "create", "--id", "rp", "--redirect-uri", "https://rp.example/cb")
+	if ui["login_ui"] != true || ui["introspect_any"] != false || rs["introspect_any"] != true || rs["login_ui"] != false ||
+		plain["login_ui"] != false || plain["introspect_any"] != false {
+		t.Fatalf("created: %v / %v / %v", ui, rs, plain)
+	}
+	var clients []map[string]any
+	c.mustJSON(&clients, "clients", "list")
+	got := map[string][2]any{}
+	for _, cl := range clients {
+		got[cl["client_id"].(string)] = [2]any{cl["login_ui"], cl["introspect_any"]}
+	}
+	want := map[string][2]any{"ui": {true, false}, "rs": {false, true}, "rp": {false, false}}
+	for id, w := range want {
+		if got[id] != w {
+			t.Fatalf("clients list %s: login_ui, introspect_any = %v, want %v", id, got[id], w)
+		}
+	}
+	if _, err := c.run("clients", "create", "--id", "spa", "--public", "--redirect-uri", "https://spa.example/cb", "--introspect-any"); err == nil || !strings.Contains(err.Error(), "introspect") {
+		t.Fatalf("public client with --introspect-any: %v", err)
+	}
+}

@@ -39,7 +39,7 @@ func (a *app) printDemo(ctx context.Context, p *plugin.Plugin, cfg plugin.Config
 	off := false
 	for _, c := range []provider.NewClient{
 		{ID: demoClientID, Name: "Demo relying party", Scopes: []string{"openid", "offline_access", "email", "profile"}},
-		{ID: demoLoginUIID, Name: "Demo login UI", Scopes: userScopes, RequireSecondFactor: &off},
+		{ID: demoLoginUIID, Name: "Demo login UI", Scopes: userScopes, RequireSecondFactor: &off, LoginUI: true},
 	} {
 		if _, err := p.Store().GetOAuth2Client(ctx, c.ID); errors.Is(err, storage.ErrNotFound) {
 			c.RedirectURIs = []string{demoRedirectURI}

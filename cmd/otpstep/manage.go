@@ -73,11 +73,14 @@ type clientJSON struct {
 	Public              bool     `json:"public"`
 	SkipConsent         bool     `json:"skip_consent"`
 	RequireSecondFactor bool     `json:"require_second_factor"`
+	LoginUI             bool     `json:"login_ui"`
+	IntrospectAny       bool     `json:"introspect_any"`
 	TokenEndpointAuth   string   `json:"token_endpoint_auth_method"`
 }
 
 func toClientJSON(c *storage.Client, secret string) clientJSON {
-	return clientJSON{c.ID, secret, c.Name, c.RedirectURIs, c.GrantTypes, c.Scopes, c.Public, c.SkipConsent, c.RequireSecondFactor, c.GetTokenEndpointAuthMethod()}
+	return clientJSON{c.ID, secret, c.Name, c.RedirectURIs, c.GrantTypes, c.Scopes, c.Public, c.SkipConsent,
+		c.RequireSecondFactor, c.LoginUI, c.IntrospectAny, c.GetTokenEndpointAuthMethod()}
 }
 
 func (a *app) clientsCommand() *cobra.Command {
@@ -113,6 +116,8 @@ func (a *app) clientsCommand() *cobra.Command {
 	f.BoolVar(&nc.Public, "public", false, "public client: no secret, PKCE required")
 	f.BoolVar(&nc.SkipConsent, "skip-consent", false, "do not ask the user for consent (first-party clients)")
 	f.BoolVar(&secondFactor, "second-factor", true, "require the emailed one-time password before issuing tokens")
+	f.BoolVar(&nc.LoginUI, "login-ui", false, "a login UI: may pass the second factor with PUT /sessions/{id} passedLoginOTP:true and receive the login code in the response")
+	f.BoolVar(&nc.IntrospectAny, "introspect-any", false, "a resource server: may introspect every token (otherwise only tokens issued to it or naming it in their audience)")
 	f.StringVar(&nc.Secret, "secret", "", "use this secret (stored with argon2id) instead of a generated one")
 
 	list := &cobra.Command{

@@ -161,10 +161,13 @@ func NewHost(ctx context.Context, hc HostConfig) (*Host, error) {
 		OAuth2: h.OAuth2,
 		Mailer: hc.Mailer,
 		Logger: hc.Logger,
-		// The login UI passes the second factor through the user API.
+		// The login UI passes the second factor through the user API: it
+		// needs none at the authorize endpoint, and it is the one client
+		// trusted to pass it (and to receive the login code) there.
 		SecondFactorRequired: func(ar fosite.AuthorizeRequester) bool {
 			return ar.GetClient().GetID() != ClientLoginUI
 		},
+		LoginUIClient: func(c fosite.Client) bool { return c.GetID() == ClientLoginUI },
 	})
 	if err != nil {
 		return nil, err

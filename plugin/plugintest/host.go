@@ -145,6 +145,7 @@ func StartHost(t *testing.T, plugins ...*HostPlugin) *Host {
 			SecondFactorRequired: func(ar fosite.AuthorizeRequester) bool {
 				return ar.GetClient().GetID() != HostLoginUI
 			},
+			LoginUIClient: func(c fosite.Client) bool { return c.GetID() == HostLoginUI },
 		}
 		if hp.Options != nil {
 			hp.Options(&opts)

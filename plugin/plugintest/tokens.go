@@ -73,6 +73,14 @@ func (s *Server) NewClient(t *testing.T, secondFactor bool, scopes ...string) *C
 	}}
 }
 
+// NewLoginUI registers a client as NewClient(t, false, scopes...) does, as
+// a login UI (provider.NewClient.LoginUI): it may pass the second factor
+// with PUT /sessions/{id} and receives login codes in the response.
+func (s *Server) NewLoginUI(t *testing.T, scopes ...string) *Client {
+	t.Helper()
+	return s.NewClientWith(t, provider.NewClient{Scopes: scopes, LoginUI: true})
+}
+
 // Login is a finished browser login: its browser (with the session cookie),
 // the tokens, and the sid of the login session.
 type Login struct {
