@@ -198,13 +198,19 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	oauth2.WriteAccessResponse(ctx, w, ar, resp)
 }
 
-// introspect is /oauth2/introspect (RFC 7662); the caller authenticates as a client.
+// introspect is /oauth2/introspect (RFC 7662): the caller authenticates as a
+// client, as at the token endpoint, and sees only the tokens it may know
+// about (provider.Introspect). RFC 6749 §5.2: a client that tried the
+// Authorization header and failed gets a WWW-Authenticate challenge.
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ir, err := s.p.OAuth2.NewIntrospectionRequest(ctx, r, provider.EmptySession())
+	ir, err := s.p.Introspect(ctx, r)
 	if err != nil {
 		s.logOAuthError(r, "introspection", err)
-		s.p.OAuth2.WriteIntrospectionError(ctx, w, err)
+		if errors.Is(err, fosite.ErrInvalidClient) && r.Header.Get("Authorization") != "" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="otpstep"`)
+		}
+		s.p.OAuth2.WriteAccessError(ctx, w, nil, err)
 		return
 	}
 	s.p.OAuth2.WriteIntrospectionResponse(ctx, w, ir)
