@@ -108,4 +108,3 @@ func TestIntrospection_ClientAuthenticationAndWhatItSees(t *testing.T) {
 		}
 	})
 }
-
