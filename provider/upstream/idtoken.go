@@ -35,6 +35,9 @@ const (
 	ReasonIssuedInFuture Reason = "issued-in-future"
 	ReasonTooOld         Reason = "too-old"
 	ReasonNonce          Reason = "nonce-mismatch"
+	// ReasonReplayed is a token that passed every check but was accepted
+	// before; the provider records accepted tokens (see Claims.ReplayKey).
+	ReasonReplayed Reason = "replayed"
 )
 
 // TokenError is an ID token that failed a check. It matches
@@ -69,8 +72,16 @@ type Claims struct {
 	Email         string
 	EmailVerified bool
 	Nonce         string
-	IssuedAt      time.Time
-	Expiry        time.Time
+	// JTI is the token's jti claim, "" when it has none.
+	JTI      string
+	IssuedAt time.Time
+	Expiry   time.Time
+}
+
+// Refuse is the *TokenError of a token that passed VerifyIDToken but is
+// refused for reason all the same (ReasonReplayed).
+func (p *Provider) Refuse(reason Reason, err error) error {
+	return &TokenError{Upstream: p.cfg.Name, Reason: reason, Err: err}
 }
 
 // idTokenClaims is an ID token's payload (OpenID Connect Core §2).
@@ -142,7 +153,13 @@ func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (*Claim
 	if !claims.Audience.Contains(p.cfg.ClientID) {
 		return refuse(ReasonAudience, fmt.Errorf("aud %v", []string(claims.Audience)))
 	}
-	// Steps 4-5: an azp, when present, must be our client_id.
+	// Steps 4-5: "If the ID Token contains multiple audiences, the Client
+	// SHOULD verify that an azp Claim is present", and an azp, when present,
+	// must be our client_id. Without azp a token for several audiences may
+	// have been obtained by any of them and handed on.
+	if len(claims.Audience) > 1 && claims.AuthorizedParty == "" {
+		return refuse(ReasonAuthorized, fmt.Errorf("aud %v without azp", []string(claims.Audience)))
+	}
 	if claims.AuthorizedParty != "" && claims.AuthorizedParty != p.cfg.ClientID {
 		return refuse(ReasonAuthorized, fmt.Errorf("azp %q", claims.AuthorizedParty))
 	}
@@ -183,6 +200,7 @@ func (p *Provider) VerifyIDToken(ctx context.Context, raw, nonce string) (*Claim
 		Email:         claims.Email,
 		EmailVerified: claims.EmailVerified == true || claims.EmailVerified == "true",
 		Nonce:         claims.Nonce,
+		JTI:           claims.ID,
 		IssuedAt:      claims.IssuedAt.Time(),
 		Expiry:        claims.Expiry.Time(),
 	}, nil

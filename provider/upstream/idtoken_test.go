@@ -159,6 +159,7 @@ type testClaims struct {
 	IssuedAt  *jwt.NumericDate `json:"iat,omitempty"`
 	Nonce     string           `json:"nonce,omitempty"`
 	Email     string           `json:"email,omitempty"`
+	JTI       string           `json:"jti,omitempty"`
 }
 
 func TestVerifyIDToken_Checks(t *testing.T) {
@@ -170,7 +171,7 @@ func TestVerifyIDToken_Checks(t *testing.T) {
 	now := clock.Now()
 	valid := func() testClaims {
 		return testClaims{
-			Issuer: f.srv.URL, Subject: "up-123", Audience: jwt.Audience{testClientID, "someone-else"},
+			Issuer: f.srv.URL, Subject: "up-123", Audience: jwt.Audience{testClientID},
 			Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute)), IssuedAt: jwt.NewNumericDate(now.Add(-time.Minute)),
 			Nonce: "n-0123456789", Email: "alice@partner.example",
 		}
@@ -202,6 +203,9 @@ func TestVerifyIDToken_Checks(t *testing.T) {
 		{"expired within the skew", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Expiry = jwt.NewNumericDate(now.Add(-30 * time.Second)) })), "", ""},
 		{"iat ahead within the skew", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.IssuedAt = jwt.NewNumericDate(now.Add(30 * time.Second)) })), "", ""},
 		{"azp is our client", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Azp = testClientID })), "", ""},
+		{"two audiences, azp is our client", sign(t, k1, jose.RS256, with(func(c *testClaims) {
+			c.Audience, c.Azp = jwt.Audience{testClientID, "someone-else"}, testClientID
+		})), "", ""},
 		{"iat at the max age, within the skew", sign(t, k1, jose.RS256, with(func(c *testClaims) {
 			c.IssuedAt = jwt.NewNumericDate(now.Add(-DefaultIDTokenMaxAge - DefaultLeeway + time.Second))
 		})), "", ""},
@@ -216,6 +220,11 @@ func TestVerifyIDToken_Checks(t *testing.T) {
 		{"wrong issuer", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Issuer = "https://evil.example" })), "", ReasonIssuer},
 		{"wrong audience", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Audience = jwt.Audience{"another-client"} })), "", ReasonAudience},
 		{"azp of another client", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Azp = "someone-else" })), "", ReasonAuthorized},
+		// OIDC Core §3.1.3.7 step 4: several audiences need an azp.
+		{"two audiences without azp", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Audience = jwt.Audience{testClientID, "someone-else"} })), "", ReasonAuthorized},
+		{"two audiences, azp of the other", sign(t, k1, jose.RS256, with(func(c *testClaims) {
+			c.Audience, c.Azp = jwt.Audience{testClientID, "someone-else"}, "someone-else"
+		})), "", ReasonAuthorized},
 		{"no sub", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Subject = "" })), "", ReasonSubject},
 		{"no exp", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.Expiry = nil })), "", ReasonMissingTime},
 		{"no iat", sign(t, k1, jose.RS256, with(func(c *testClaims) { c.IssuedAt = nil })), "", ReasonMissingTime},
