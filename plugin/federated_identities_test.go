@@ -116,9 +116,9 @@ func TestFederatedIdentities_PutWithIDTokenFromARealUpstream(t *testing.T) {
 		client := f.Down.NewClient(t, false, federatedScopes...)
 		weak := f.Down.NewClient(t, false, "user:federated-identity:read")
 		alice, bob := f.Down.NewUser(t), f.Down.NewUser(t)
-		aliceTok := f.Down.LoginWithPassword(t, client, alice).Token.AccessToken
-		bobTok := f.Down.LoginWithPassword(t, client, bob).Token.AccessToken
-		weakTok := f.Down.LoginWithPassword(t, weak, alice).Token.AccessToken
+		aliceTok := f.Down.LoginPastSecondFactor(t, client, alice).Token.AccessToken
+		bobTok := f.Down.LoginPastSecondFactor(t, client, bob).Token.AccessToken
+		weakTok := f.Down.LoginPastSecondFactor(t, weak, alice).Token.AccessToken
 		upAlice := f.Up.NewUser(t)
 		idToken := upstreamIDToken(t, f, upAlice)
 		// An ID token the upstream issued to another of its clients.
@@ -142,11 +142,12 @@ func TestFederatedIdentities_PutWithIDTokenFromARealUpstream(t *testing.T) {
 		if link["provider"] != "partner" || link["subject"] != upAlice.ID || link["email"] != upAlice.Email || link["id"] == "" {
 			t.Fatalf("link body %s", resp.Body)
 		}
-		if again := api.putLink(aliceTok, "partner", idToken); again.Status != 200 || again.json(t)["id"] != link["id"] {
+		// Each ID token links once: linking again takes a new one.
+		if again := api.putLink(aliceTok, "partner", upstreamIDToken(t, f, upAlice)); again.Status != 200 || again.json(t)["id"] != link["id"] {
 			t.Fatalf("linking again: %d %s", again.Status, again.Body)
 		}
 		// The upstream subject is alice's: bob cannot take it.
-		wantError(t, api.putLink(bobTok, "partner", idToken), 409, "identity-already-linked", "")
+		wantError(t, api.putLink(bobTok, "partner", upstreamIDToken(t, f, upAlice)), 409, "identity-already-linked", "")
 
 		list := api.do(http.MethodGet, "/federated-identities", aliceTok, "", "")
 		data, _ := list.json(t)["data"].([]any)
@@ -164,7 +165,7 @@ func TestFederatedIdentities_PutWithIDTokenFromARealUpstream(t *testing.T) {
 		wantError(t, api.do(http.MethodDelete, "/federated-identities/nobody", aliceTok, "", ""), 404, "not-found", "")
 
 		// Once unlinked, the subject is free for bob.
-		if resp := api.putLink(bobTok, "partner", idToken); resp.Status != 200 {
+		if resp := api.putLink(bobTok, "partner", upstreamIDToken(t, f, upAlice)); resp.Status != 200 {
 			t.Fatalf("bob after alice unlinked: %d %s", resp.Status, resp.Body)
 		}
 
@@ -185,12 +186,13 @@ func TestFederatedIdentities_PutWithIDTokenFromARealUpstream(t *testing.T) {
 // any other failed check, however far ahead its exp; one just within links.
 func TestFederatedIdentities_PutWithAnIDTokenOlderThanTheMaxAgeIs422(t *testing.T) {
 	forEachDialect(t, func(t *testing.T, dialect string) {
-		f := plugintest.StartFederation(t, dialect, "partner", false, nil)
+		// The logins stay recent enough to link while the clock moves.
+		f := plugintest.StartFederation(t, dialect, "partner", false, func(c *plugin.Config) { c.LinkedIdentity.ReauthMaxAge = time.Hour })
 		api := newAPIClient(t, f.Down)
 		client := f.Down.NewClient(t, false, federatedScopes...)
 		alice, bob := f.Down.NewUser(t), f.Down.NewUser(t)
-		aliceTok := f.Down.LoginWithPassword(t, client, alice).Token.AccessToken
-		bobTok := f.Down.LoginWithPassword(t, client, bob).Token.AccessToken
+		aliceTok := f.Down.LoginPastSecondFactor(t, client, alice).Token.AccessToken
+		bobTok := f.Down.LoginPastSecondFactor(t, client, bob).Token.AccessToken
 		// Both issued now by the upstream (whose clock stands still), valid
 		// for its id_token_lifespan of an hour.
 		withinTok, tooOldTok := upstreamIDToken(t, f, f.Up.NewUser(t)), upstreamIDToken(t, f, f.Up.NewUser(t))
@@ -222,7 +224,7 @@ func TestFederatedIdentities_RequiredPolicyBeforeAndAfterLinking(t *testing.T) {
 	api := newAPIClient(t, f.Down)
 	client := f.Down.NewLoginUI(t, append(allUserScopes, federatedScopes...)...)
 	alice := f.Down.NewUser(t)
-	tok := f.Down.LoginWithPassword(t, client, alice).Token.AccessToken
+	tok := f.Down.LoginPastSecondFactor(t, client, alice).Token.AccessToken
 
 	before := api.putSession(tok, uuid.NewString(), alice.ID, false)
 	wantBody := `{"errors":[{"id":"` + before.Header.Get("X-Request-Id") + `","status":"401","code":"missing-linked-identity",` +
@@ -270,7 +272,7 @@ func TestFederatedIdentities_UpstreamDownIs503AndNothingElseBreaks(t *testing.T)
 	// A well-formed token: the keys are needed to check it.
 	seg := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 	idToken := seg(`{"alg":"RS256","kid":"k1"}`) + "." + seg(`{"sub":"s"}`) + "." + seg("signature")
-	resp := api.putLink(tok, "down", idToken)
+	resp := api.putLink(srv.LoginPastSecondFactor(t, client, alice).Token.AccessToken, "down", idToken)
 	wantError(t, resp, 503, "unavailable", "")
 	if resp.Header.Get("Retry-After") == "" {
 		t.Fatal("503 without Retry-After")
@@ -781,4 +783,75 @@ func TestAdminAPI_PartnerProvisioning(t *testing.T) {
 	if byPartner != 2 {
 		t.Fatalf("%d partner audit events, want link and unlink: %+v", byPartner, events)
 	}
+}
+
+// Linking through the API needs what the browser's link page needs: a login
+// that passed the second factor (aal2) no older than
+// linked_identity.reauth_max_age; otherwise 401 with an RFC 9470 step-up
+// challenge, and the ID token is not spent. Each upstream ID token links
+// once: presented again, by anyone, it is refused like any failed check.
+func TestFederatedIdentities_PutNeedsARecentSecondFactorAndEachIDTokenOnce(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		f := plugintest.StartFederation(t, dialect, "partner", false, nil)
+		api := newAPIClient(t, f.Down)
+		client := f.Down.NewClient(t, false, federatedScopes...)
+		alice, bob, upAlice := f.Down.NewUser(t), f.Down.NewUser(t), f.Up.NewUser(t)
+		ctx := context.Background()
+		noLink := func(when string) {
+			t.Helper()
+			if lis, err := f.Down.Store.ListLinkedIdentities(ctx, alice.ID); err != nil || len(lis) != 0 {
+				t.Fatalf("%s: alice's links %+v %v", when, lis, err)
+			}
+		}
+		wantStepUp := func(when string, resp apiResponse) {
+			t.Helper()
+			wantError(t, resp, 401, "unauthorized", "")
+			if ch := resp.Header.Get("WWW-Authenticate"); !strings.Contains(ch, `error="insufficient_user_authentication"`) ||
+				!strings.Contains(ch, `acr_values="aal2"`) || !strings.Contains(ch, "max_age=300") {
+				t.Fatalf("%s: WWW-Authenticate %q", when, ch)
+			}
+			noLink(when)
+		}
+		idToken := upstreamIDToken(t, f, upAlice)
+
+		// The password alone (aal1).
+		wantStepUp("aal1", api.putLink(f.Down.LoginWithPassword(t, client, alice).Token.AccessToken, "partner", idToken))
+		// Past the second factor, but longer ago than reauth_max_age (5m).
+		// (The login is moved back, not the clock: fosite's authorize checks
+		// auth_time against the real time.)
+		stale := f.Down.LoginPastSecondFactor(t, client, alice)
+		ls, err := f.Down.Store.GetLoginSession(ctx, stale.SID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.AuthTime = ls.AuthTime.Add(-f.Down.Plugin.Provider.Config().LinkedIdentity.ReauthMaxAge - time.Second)
+		if err := f.Down.Store.UpdateLoginSession(ctx, ls); err != nil {
+			t.Fatal(err)
+		}
+		wantStepUp("aal2 too long ago", api.putLink(stale.Token.AccessToken, "partner", idToken))
+
+		// A recent aal2 login links, with the token the refusals left unspent.
+		aliceTok := f.Down.LoginPastSecondFactor(t, client, alice).Token.AccessToken
+		if resp := api.putLink(aliceTok, "partner", idToken); resp.Status != 200 {
+			t.Fatalf("recent aal2 login: %d %s", resp.Status, resp.Body)
+		}
+		// The same token again: refused for alice, and for bob once she unlinked.
+		wantError(t, api.putLink(aliceTok, "partner", idToken), 422, "validation-failed", "/idToken")
+		if del := api.do(http.MethodDelete, "/federated-identities/partner", aliceTok, "", ""); del.Status != 204 {
+			t.Fatalf("unlink: %d %s", del.Status, del.Body)
+		}
+		bobTok := f.Down.LoginPastSecondFactor(t, client, bob).Token.AccessToken
+		wantError(t, api.putLink(bobTok, "partner", idToken), 422, "validation-failed", "/idToken")
+		if lis, err := f.Down.Store.ListLinkedIdentities(ctx, bob.ID); err != nil || len(lis) != 0 {
+			t.Fatalf("bob linked a replayed token: %+v %v", lis, err)
+		}
+		replayed := "identity.link_refused:" + string(upstream.ReasonReplayed)
+		if got := auditTypes(t, f.Down.Store, bob.ID); !slices.Contains(got, replayed) {
+			t.Errorf("bob's audit trail %v lacks %s", got, replayed)
+		}
+		// A new token of the same upstream account links for bob.
+		if resp := api.putLink(bobTok, "partner", upstreamIDToken(t, f, upAlice)); resp.Status != 200 {
+			t.Fatalf("a fresh ID token: %d %s", resp.Status, resp.Body)
+		}
+	})
 }

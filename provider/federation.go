@@ -95,7 +95,7 @@ func (p *Provider) LinkWithIDToken(ctx context.Context, lr LinkRequest, rawIDTok
 	if err != nil {
 		return nil, err
 	}
-	claims, err := up.VerifyIDToken(ctx, rawIDToken, nonce)
+	claims, err := p.verifyIDTokenOnce(ctx, up, rawIDToken, nonce)
 	if err != nil {
 		var te *upstream.TokenError
 		if errors.As(err, &te) {
@@ -195,7 +195,7 @@ func (p *Provider) FederatedLogin(ctx context.Context, upstreamName, rawIDToken,
 		}
 		_ = p.Audit(ctx, AuditEvent{Type: AuditFederatedLoginRefused, IP: ip, Detail: d})
 	}
-	claims, err := up.VerifyIDToken(ctx, rawIDToken, nonce)
+	claims, err := p.verifyIDTokenOnce(ctx, up, rawIDToken, nonce)
 	if err != nil {
 		var te *upstream.TokenError
 		if errors.As(err, &te) {
@@ -220,6 +220,34 @@ func (p *Provider) FederatedLogin(ctx context.Context, upstreamName, rawIDToken,
 		return nil, err
 	}
 	return u, nil
+}
+
+// verifyIDTokenOnce is up.VerifyIDToken, then the token is accepted once:
+// it is recorded, in the database every instance shares, until VerifyIDToken
+// would refuse it anyway (upstream.Provider.AcceptedUntil), and a second
+// presentation is refused with upstream.ReasonReplayed. A token is known by
+// its issuer and jti (RFC 7519 §4.1.7: a jti is unique per issuer), or by a
+// hash of the whole token when it has no jti. It shares the replay table
+// of client assertion JTIs, as ConsumeUpstreamState does, under its own
+// prefix; the purge deletes what expired.
+func (p *Provider) verifyIDTokenOnce(ctx context.Context, up *upstream.Provider, raw, nonce string) (*upstream.Claims, error) {
+	claims, err := up.VerifyIDToken(ctx, raw, nonce)
+	if err != nil {
+		return nil, err
+	}
+	id := "raw\x00" + raw
+	if claims.JTI != "" {
+		id = "jti\x00" + claims.Issuer + "\x00" + claims.JTI
+	}
+	sum := sha256.Sum256([]byte(up.Name() + "\x00" + id))
+	err = p.store.SetClientAssertionJWT(ctx, "upstream-id-token:"+hex.EncodeToString(sum[:]), up.AcceptedUntil(claims))
+	if errors.Is(err, fosite.ErrJTIKnown) {
+		return nil, up.Refuse(upstream.ReasonReplayed, fmt.Errorf("sub %q, jti %q: accepted before", claims.Subject, claims.JTI))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return claims, nil
 }
 
 // ConsumeUpstreamState marks a browser flow's state as used until expiresAt,

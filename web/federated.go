@@ -2,6 +2,8 @@ package web
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/mail"
 	"time"
@@ -62,13 +64,24 @@ type setFederatedIdentityBody struct {
 }
 
 // setFederatedIdentity is PUT {prefix}/federated-identities/{identityProvider}:
-// the steps are the upstream (404), the body (422 on /idToken), the ID
-// token's checks (422 on /idToken, whatever failed; 503 when the upstream's
-// keys cannot be fetched), then the link (409 when the subject is another
-// user's).
+// the steps are the upstream (404), the token's login session, which must
+// have passed the second factor within linked_identity.reauth_max_age as the
+// browser's link page requires (401 with an RFC 9470 step-up challenge), the
+// body (422 on /idToken), the ID token's checks, each token accepted once
+// (422 on /idToken, whatever failed; 503 when the upstream's keys cannot be
+// fetched), then the link (409 when the subject is another user's).
 func (s *Server) setFederatedIdentity(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
 	name := mux.Vars(r)["identityProvider"]
 	if _, err := s.p.Upstream(name); err != nil {
+		return err
+	}
+	if err := s.p.LinkSessionReadyByID(r.Context(), c.principal.SessionID, c.user.ID); err != nil {
+		if errors.Is(err, provider.ErrReauthRequired) {
+			// RFC 9470 §3: the login the token stands for is not enough.
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_user_authentication", `+
+				`error_description="A recent login past the second factor is required", acr_values="%s", max_age=%d`,
+				provider.ACRSecondFactor, int64(s.p.Config().LinkedIdentity.ReauthMaxAge/time.Second)))
+		}
 		return err
 	}
 	var body setFederatedIdentityBody

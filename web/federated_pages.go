@@ -197,8 +197,10 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 		here += "?" + url.Values{"return_to": {returnTo}}.Encode()
 	}
 	// Linking changes how the account can be reached: it needs a recent
-	// login, not merely a live session.
-	if ls == nil || s.p.Now().Sub(ls.AuthTime) > s.p.Config().LinkedIdentity.ReauthMaxAge {
+	// login, not merely a live session, and one past the second factor
+	// (provider.LinkSessionReady, the rule the API's PUT applies too).
+	ready := s.p.LinkSessionReady(ls)
+	if errors.Is(ready, provider.ErrLinkLoginTooOld) {
 		if s.mount.embedded {
 			s.errorPage(w, r, http.StatusUnauthorized, "To link your "+up.Name()+" account, please sign in again, then start linking again.",
 				errors.New("federated link: no login session, or its login is older than linked_identity.reauth_max_age"))
@@ -207,10 +209,9 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 		http.Redirect(w, r, "/login?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
 		return nil, nil, false
 	}
-	// And a fully authenticated one (aal2): a partner relying on the link
-	// trusts it as much as the account, so a password alone, without the
-	// emailed code, must not be enough to tie an upstream account to it.
-	if !ls.PassedLoginOTP {
+	// A password alone, without the emailed code, must not be enough to tie
+	// an upstream account to it.
+	if errors.Is(ready, provider.ErrLinkNeedsSecondFactor) {
 		if err := s.SendToOTP(w, r, ls, user, "", here); err != nil {
 			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		}

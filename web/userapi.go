@@ -128,6 +128,9 @@ func (s *Server) apiError(err error) error {
 		return jsonapi.Unauthorized("The access token is inactive, expired, revoked or not an access token.")
 	case errors.Is(err, provider.ErrSessionNotFound):
 		return jsonapi.NotFound("The session does not exist.")
+	case errors.Is(err, provider.ErrReauthRequired):
+		return &jsonapi.Error{Status: http.StatusUnauthorized, Code: jsonapi.CodeUnauthorized, Cause: err,
+			Detail: "Linking needs a login that passed the second factor within linked_identity.reauth_max_age; sign in again."}
 	case errors.Is(err, provider.ErrNotLoginUI):
 		return &jsonapi.Error{Status: http.StatusForbidden, Code: jsonapi.CodeInsufficientScope, Cause: err,
 			Detail: "Only a client registered as a login UI (permission login-ui) may pass the second factor."}

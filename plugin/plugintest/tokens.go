@@ -112,6 +112,18 @@ func (s *Server) LoginWithPassword(t *testing.T, c *Client, u *User) *Login {
 	return &Login{Browser: b, Token: tok, SID: IDTokenClaim(t, tok, "sid"), User: u}
 }
 
+// LoginPastSecondFactor is LoginWithPassword, then the login session passes
+// the second factor as a right code passes it (amr gains otp): the tokens
+// stand for a login at aal2 from now.
+func (s *Server) LoginPastSecondFactor(t *testing.T, c *Client, u *User) *Login {
+	t.Helper()
+	l := s.LoginWithPassword(t, c, u)
+	if err := s.Store.PassLoginSession(context.Background(), l.SID, u.ID, provider.AMROTP); err != nil {
+		t.Fatalf("pass the second factor: %v", err)
+	}
+	return l
+}
+
 // IDTokenClaim reads a claim of the token's ID token without verifying it
 // (tests that need verification use go-oidc).
 func IDTokenClaim(t *testing.T, tok *oauth2.Token, claim string) string {

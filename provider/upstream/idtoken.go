@@ -78,6 +78,18 @@ type Claims struct {
 	Expiry   time.Time
 }
 
+// AcceptedUntil is when VerifyIDToken stops accepting a token with these
+// claims: its exp or its iat plus the IDTokenMaxAge, whichever comes first,
+// plus the clock skew. A record of the token kept until then is enough to
+// refuse its replay.
+func (p *Provider) AcceptedUntil(c *Claims) time.Time {
+	until := c.Expiry
+	if byAge := c.IssuedAt.Add(p.opts.IDTokenMaxAge); byAge.Before(until) {
+		until = byAge
+	}
+	return until.Add(p.opts.Leeway)
+}
+
 // Refuse is the *TokenError of a token that passed VerifyIDToken but is
 // refused for reason all the same (ReasonReplayed).
 func (p *Provider) Refuse(reason Reason, err error) error {

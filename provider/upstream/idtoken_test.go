@@ -447,3 +447,32 @@ func TestAllowedAlgorithms_NeverNoneNorHMAC(t *testing.T) {
 		}
 	}
 }
+
+// A replay record must outlive the token's acceptance: AcceptedUntil is the
+// earlier of exp and iat plus the max age, plus the skew, and a token is
+// refused just after it (so nothing needs remembering longer).
+func TestAcceptedUntil_IsWhenVerifyIDTokenStopsAccepting(t *testing.T) {
+	k1 := rsaKey(t, "k1")
+	f := newFakeUpstream(t, k1)
+	clock := &testClock{now: time.Unix(1_800_000_000, 0)}
+	p := newTestProvider(t, f, clock)
+	iat := clock.Now()
+	for _, exp := range []time.Time{iat.Add(time.Hour), iat.Add(3 * time.Minute)} {
+		raw := sign(t, k1, jose.RS256, testClaims{Issuer: f.srv.URL, Subject: "up-123", Audience: jwt.Audience{testClientID},
+			Expiry: jwt.NewNumericDate(exp), IssuedAt: jwt.NewNumericDate(iat), JTI: "j-1"})
+		claims, err := p.VerifyIDToken(context.Background(), raw, "")
+		if err != nil || claims.JTI != "j-1" {
+			t.Fatalf("verify: %+v %v", claims, err)
+		}
+		until := p.AcceptedUntil(claims)
+		want := min(exp.Unix(), iat.Add(DefaultIDTokenMaxAge).Unix()) + int64(DefaultLeeway/time.Second)
+		if until.Unix() != want {
+			t.Fatalf("exp %s: AcceptedUntil %s, want %s", exp, until, time.Unix(want, 0))
+		}
+		clock.now = until.Add(time.Second)
+		if _, err := p.VerifyIDToken(context.Background(), raw, ""); !errors.Is(err, ErrInvalidIDToken) {
+			t.Fatalf("exp %s: accepted after AcceptedUntil: %v", exp, err)
+		}
+		clock.now = iat
+	}
+}
