@@ -35,7 +35,9 @@
 //     held: a code is emailed through the Mailer and the browser goes to
 //     the OTP page under the plugin's prefix, which sends it back to the
 //     same authorize URL once the code is right. A login UI may pass the
-//     same session through the user API instead.
+//     same session through the user API instead: only the host clients
+//     Options.LoginUIClient names may (any other gets 403 on PUT /sessions
+//     passedLoginOTP:true, and no code in the response).
 //  3. The session passed, the host issues the code with the session's
 //     claims (ClaimsFrom, or SessionClaims(ctx, sid)): Claims.Apply puts
 //     sid, auth_time, acr (aal2) and amr (["pwd","otp"], RFC 8176) into its
@@ -62,8 +64,9 @@
 // The OTP page only returns to local paths: its own and the host's authorize
 // endpoint (Options.AuthorizePaths, default /oauth2/auth).
 //
-// The browser's link page needs a login no older than
-// linked_identity.reauth_max_age that has passed the second factor,
+// The browser's link page, and the user API's PUT federated-identities, need
+// a login no older than linked_identity.reauth_max_age that has passed the
+// second factor,
 // whatever Options.SecondFactorRequired says: a partner trusts a linked
 // identity as much as the account. A login that has not passed gets a code
 // and goes through the OTP page, which returns it to the link page; one

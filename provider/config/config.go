@@ -123,7 +123,8 @@ type Mail struct {
 type LinkedIdentity struct {
 	Required  bool     `koanf:"required"`
 	Providers []string `koanf:"providers"`
-	// ReauthMaxAge bounds how old a login may be to start a browser link.
+	// ReauthMaxAge bounds how old a login (past the second factor) may be
+	// to link an identity, in the browser or through the API.
 	ReauthMaxAge time.Duration `koanf:"reauth_max_age"`
 	// IDTokenMaxAge bounds how old an upstream ID token may be (its iat,
 	// beyond the clock skew) to link or sign in, however far ahead its exp.
