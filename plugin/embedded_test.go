@@ -519,3 +519,30 @@ func TestEmbedded_LinkAnUpstreamIdentityInTheBrowser(t *testing.T) {
 		}
 	})
 }
+
+// Embedded, the host names its login UI (Options.LoginUIClient); a host
+// client it does not name gets no code in the response and may not pass the
+// second factor, even with user:sessions:update.
+func TestEmbedded_OnlyTheHostsLoginUIPassesTheSecondFactor(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		hp := &plugintest.HostPlugin{Prefix: "/mfa", Store: plugintest.NewStore(t, dialect),
+			Options: func(o *plugin.Options) { o.LoginUIClient = nil }} // no host client is a login UI
+		h := plugintest.StartHost(t, hp)
+		u := h.NewUser(t)
+		ui := h.ClientConf(hp, plugintest.HostLoginUI, "openid", "user:sessions:update")
+		verifier := oauth2.GenerateVerifier()
+		uiTok := h.Exchange(t, ui, h.HostLogin(t, plugintest.NewBrowser(t), hp, ui, u, verifier), verifier)
+		sid := plugintest.IDTokenClaim(t, uiTok, "sid")
+		status, body := hostAPI(t, h, hp, http.MethodPut, "/sessions/"+sid, uiTok.AccessToken, map[string]any{"userId": u.ID, "passedLoginOTP": false})
+		if status != http.StatusOK || body["otp"] != nil || body["expiresAt"] == nil {
+			t.Fatalf("PUT false: %d %v, want 200 with expiresAt only", status, body)
+		}
+		status, body = hostAPI(t, h, hp, http.MethodPut, "/sessions/"+sid, uiTok.AccessToken, map[string]any{"userId": u.ID, "passedLoginOTP": true})
+		if errs, _ := body["errors"].([]any); status != http.StatusForbidden || len(errs) != 1 || errs[0].(map[string]any)["code"] != "insufficient-scope" {
+			t.Fatalf("PUT true: %d %v, want 403 insufficient-scope", status, body)
+		}
+		if claims, err := hp.Plugin.SessionClaims(context.Background(), sid); err != nil || claims.SecondFactor {
+			t.Fatalf("session after the refused pass: %+v %v", claims, err)
+		}
+	})
+}
