@@ -3,11 +3,13 @@ package provider
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
 
 	"github.com/otpstep/otpstep/storage"
 )
@@ -102,3 +104,86 @@ func mayIntrospect(caller fosite.Client, ar fosite.Requester) bool {
 	}
 	return ar.GetGrantedAudience().Has(caller.GetID())
 }
+
+// WithLoginClaims returns the introspection answer with the token's login
+// claims added to the response: RFC 9470 §6.2 lets a resource server learn
+// from introspection how and when the user authenticated, as the ID token
+// tells the client, so the response of an active access token carries
+//
+//	acr        the level the login session had reached when the token was issued
+//	auth_time  when the user logged in (seconds since the epoch)
+//	amr        the methods used (RFC 8176)
+//
+// taken from the ID token claims fosite stored with the token's session.
+// Other answers (inactive tokens, refresh tokens, client-credentials tokens,
+// which have no login) are returned unchanged.
+func WithLoginClaims(ir fosite.IntrospectionResponder) fosite.IntrospectionResponder {
+	if ir == nil || !ir.IsActive() || ir.GetTokenUse() != fosite.AccessToken || ir.GetAccessRequester() == nil {
+		return ir
+	}
+	ar := ir.GetAccessRequester()
+	claims := LoginClaims(ar.GetSession())
+	if len(claims) == 0 {
+		return ir
+	}
+	return loginClaimsIntrospection{IntrospectionResponder: ir, ar: loginClaimsRequester{AccessRequester: ar, session: loginClaimsSession{Session: ar.GetSession(), extra: claims}}}
+}
+
+// LoginClaims are acr, auth_time and amr of a token's session, each only when
+// the session holds it (a client-credentials session holds none).
+func LoginClaims(s fosite.Session) map[string]any {
+	os, ok := s.(openid.Session)
+	if !ok || os == nil {
+		return nil
+	}
+	c := os.IDTokenClaims()
+	if c == nil {
+		return nil
+	}
+	out := map[string]any{}
+	if c.AuthenticationContextClassReference != "" {
+		out["acr"] = c.AuthenticationContextClassReference
+	}
+	if !c.AuthTime.IsZero() {
+		out["auth_time"] = c.AuthTime.Unix()
+	}
+	if len(c.AuthenticationMethodsReferences) > 0 {
+		out["amr"] = c.AuthenticationMethodsReferences
+	}
+	return out
+}
+
+// The three wrappers below only change what fosite's
+// WriteIntrospectionResponse reads: it copies a session's GetExtraClaims
+// into the response (all but the RFC 7662 members it sets itself).
+
+type loginClaimsIntrospection struct {
+	fosite.IntrospectionResponder
+	ar fosite.AccessRequester
+}
+
+func (i loginClaimsIntrospection) GetAccessRequester() fosite.AccessRequester { return i.ar }
+
+type loginClaimsRequester struct {
+	fosite.AccessRequester
+	session fosite.Session
+}
+
+func (r loginClaimsRequester) GetSession() fosite.Session { return r.session }
+
+type loginClaimsSession struct {
+	fosite.Session
+	extra map[string]any
+}
+
+// GetExtraClaims implements fosite.ExtraClaimsSession.
+func (s loginClaimsSession) GetExtraClaims() map[string]any {
+	out := map[string]any{}
+	if e, ok := s.Session.(fosite.ExtraClaimsSession); ok {
+		maps.Copy(out, e.GetExtraClaims())
+	}
+	maps.Copy(out, s.extra)
+	return out
+}
+
+var _ fosite.ExtraClaimsSession = loginClaimsSession{}

@@ -213,7 +213,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		s.p.OAuth2.WriteAccessError(ctx, w, nil, err)
 		return
 	}
-	s.p.OAuth2.WriteIntrospectionResponse(ctx, w, ir)
+	// RFC 9470 §6.2: an active access token's answer names its login's
+	// acr, auth_time and amr.
+	s.p.OAuth2.WriteIntrospectionResponse(ctx, w, provider.WithLoginClaims(ir))
 }
 
 // revoke is /oauth2/revoke (RFC 7009).
