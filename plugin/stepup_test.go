@@ -3,6 +3,8 @@ package plugin_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -209,4 +211,19 @@ func toStrings(v any) []string {
 func writeJSONForTest(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// RFC 6749 §3.3: CreateClient refuses a scope value outside 1*NQCHAR for
+// every caller, not only the CLI.
+func TestCreateClient_RefusesScopesOutsideNQCHAR(t *testing.T) {
+	srv := plugintest.Start(t, "sqlite", nil)
+	for _, sc := range []string{"openid email", "", `a"b`, `a\b`, "café", "tab\there"} {
+		_, _, err := srv.Plugin.Provider.CreateClient(context.Background(), provider.NewClient{GrantTypes: []string{"client_credentials"}, Scopes: []string{"openid", sc}})
+		if !errors.Is(err, provider.ErrInvalidInput) || !strings.Contains(err.Error(), fmt.Sprintf("scope %q", sc)) {
+			t.Errorf("scope %q: err = %v", sc, err)
+		}
+	}
+	if _, _, err := srv.Plugin.Provider.CreateClient(context.Background(), provider.NewClient{GrantTypes: []string{"client_credentials"}, Scopes: []string{"openid", "pay:write", "a!#[]~"}}); err != nil {
+		t.Fatalf("NQCHAR scopes refused: %v", err)
+	}
 }

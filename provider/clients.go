@@ -83,6 +83,11 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 	if len(nc.Scopes) == 0 {
 		nc.Scopes = []string{"openid", "offline_access", "email", "profile"}
 	}
+	for _, sc := range nc.Scopes {
+		if err := CheckScopeToken(sc); err != nil {
+			return nil, "", bad("scope %q: %v", sc, err)
+		}
+	}
 	c := &storage.Client{
 		ID:                  nc.ID,
 		Name:                nc.Name,
@@ -144,6 +149,28 @@ func (p *Provider) Client(ctx context.Context, id string) (*storage.Client, erro
 
 // checkRedirectURI follows RFC 6749 §3.1.2: absolute, no fragment; https, or
 // http only on a loopback host (RFC 8252 §7.3).
+// CheckScopeToken checks one scope value: RFC 6749 §3.3, scope-token =
+// 1*NQCHAR, NQCHAR = %x21 / %x23-5B / %x5D-7E (no space, '"' or '\'). A
+// value with a space would be split into two scopes by every request.
+func CheckScopeToken(s string) error {
+	if s == "" {
+		return fmt.Errorf("a scope may not be empty")
+	}
+	for _, r := range s {
+		if r == ' ' {
+			return fmt.Errorf("a scope may not contain a space (RFC 6749 §3.3)")
+		}
+		if r < 0x21 || r > 0x7e || r == '"' || r == '\\' {
+			return fmt.Errorf("%q is not an RFC 6749 §3.3 NQCHAR (printable ASCII but space, '\"' and '\\')", r)
+		}
+	}
+	return nil
+}
+
+// CheckRedirectURI checks a redirect URI as CreateClient does: absolute,
+// no fragment, https or http on a loopback host.
+func CheckRedirectURI(raw string) error { return checkRedirectURI(raw) }
+
 func checkRedirectURI(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +181,45 @@ func TestCLI_ClientPermissions(t *testing.T) {
 	}
 	if _, err := c.run("clients", "create", "--id", "spa", "--public", "--redirect-uri", "https://spa.example/cb", "--introspect-any"); err == nil || !strings.Contains(err.Error(), "introspect") {
 		t.Fatalf("public client with --introspect-any: %v", err)
+	}
+}
+
+// RFC 6749 §3.3: a scope token is 1*NQCHAR (no space, '"' or '\'), so
+// `--scope "openid email"` is refused naming the flag and the list forms,
+// and so is a redirect URI that is not absolute; nothing is stored.
+func TestCLI_ClientsCreateRefusesScopesOutsideNQCHARAndRelativeRedirects(t *testing.T) {
+	c := newCLI(t)
+	for _, tc := range []struct {
+		args []string
+		want []string // each in the error
+	}{
+		{[]string{"--scope", "openid email"}, []string{`--scope "openid email"`, "space", "--scope openid,email"}},
+		{[]string{"--scope", `a\b`}, []string{`--scope "a\\b"`, "NQCHAR"}},
+		{[]string{"--scope", "café"}, []string{`--scope "café"`, "NQCHAR"}},
+		{[]string{"--scope", "openid,,email"}, []string{`--scope ""`}},
+		{[]string{"--redirect-uri", "/callback"}, []string{`--redirect-uri "/callback"`, "absolute"}},
+		{[]string{"--redirect-uri", "rp.example/cb"}, []string{`--redirect-uri "rp.example/cb"`, "absolute"}},
+	} {
+		args := append([]string{"clients", "create", "--id", "c-" + uuid.NewString()[:8]}, tc.args...)
+		if !slices.Contains(tc.args, "--redirect-uri") {
+			args = append(args, "--redirect-uri", "https://rp.example/cb")
+		}
+		_, err := c.run(args...)
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: err = %v, want it to contain %q", tc.args, err, w)
+			}
+		}
+	}
+	var clients []map[string]any
+	c.mustJSON(&clients, "clients", "list")
+	if len(clients) != 0 {
+		t.Fatalf("refused clients were stored: %v", clients)
+	}
+	// The list forms store one scope each.
+	var client map[string]any
+	c.mustJSON(&client, "clients", "create", "--id", "ok", "--redirect-uri", "https://rp.example/cb", "--scope", "openid,email", "--scope", "pay:write")
+	if got := fmt.Sprint(client["scopes"]); got != "[openid email pay:write]" {
+		t.Fatalf("scopes = %s", got)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,6 +91,23 @@ func (a *app) clientsCommand() *cobra.Command {
 	create := &cobra.Command{
 		Use: "create", Short: "Register a client; prints it as JSON, with a generated secret shown this once", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Each --scope and --redirect-uri value is one item (the list
+			// forms are repeating the flag or commas), checked before
+			// anything opens, naming the flag.
+			for _, sc := range nc.Scopes {
+				if err := provider.CheckScopeToken(sc); err != nil {
+					hint := ""
+					if strings.Contains(sc, " ") {
+						hint = "; repeat --scope or separate scopes with commas: --scope openid,email"
+					}
+					return fmt.Errorf("--scope %q: %v%s", sc, err, hint)
+				}
+			}
+			for _, ru := range nc.RedirectURIs {
+				if err := provider.CheckRedirectURI(ru); err != nil {
+					return fmt.Errorf("--redirect-uri %q: %v", ru, err)
+				}
+			}
 			p, _, err := a.openPlugin(cmd.Context())
 			if err != nil {
 				return err
@@ -109,9 +127,9 @@ func (a *app) clientsCommand() *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&nc.ID, "id", "", "client id (generated when empty)")
 	f.StringVar(&nc.Name, "name", "", "display name shown on the consent page")
-	f.StringSliceVar(&nc.RedirectURIs, "redirect-uri", nil, "allowed redirect URI (repeat or comma-separate)")
+	f.StringSliceVar(&nc.RedirectURIs, "redirect-uri", nil, "allowed redirect URI, absolute (repeat or comma-separate)")
 	f.StringSliceVar(&nc.GrantTypes, "grant-type", nil, "authorization_code, refresh_token, client_credentials (default authorization_code,refresh_token)")
-	f.StringSliceVar(&nc.Scopes, "scope", nil, "allowed scopes (default openid,offline_access,email,profile)")
+	f.StringSliceVar(&nc.Scopes, "scope", nil, "allowed scope, one RFC 6749 token without spaces (repeat or comma-separate; default openid,offline_access,email,profile)")
 	f.StringSliceVar(&nc.Audience, "audience", nil, "allowed audiences")
 	f.BoolVar(&nc.Public, "public", false, "public client: no secret, PKCE required")
 	f.BoolVar(&nc.SkipConsent, "skip-consent", false, "do not ask the user for consent (first-party clients)")
