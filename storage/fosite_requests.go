@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
 )
 
 // fosite keeps one "request" per token: the authorize or token request the
@@ -18,6 +20,7 @@ import (
 type requestTable struct {
 	name      string           // for error messages
 	expiresOf fosite.TokenType // the session expiry copied into expires_at
+	bySession bool             // has session_id, the login session the row was issued under
 	insert    string
 	get       string // the row and its client (joined)
 	getRow    string // the row and its client_id
@@ -35,15 +38,20 @@ type requestTables struct {
 const requestColumns = `signature, request_id, requested_at, client_id, scopes, granted_scopes,
 	requested_audience, granted_audience, form, session, subject, active, expires_at`
 
-func newRequestTable(table, name string, expiresOf fosite.TokenType, extraColumn string) requestTable {
+func newRequestTable(table, name string, expiresOf fosite.TokenType, bySession bool, extraColumn string) requestTable {
 	cols, vals := requestColumns, `$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13`
+	if bySession {
+		cols += ", session_id"
+		vals += ", $14"
+	}
 	if extraColumn != "" {
 		cols += ", " + extraColumn
-		vals += ", $14"
+		vals += fmt.Sprintf(", $%d", strings.Count(vals, "$")+1)
 	}
 	return requestTable{
 		name:      name,
 		expiresOf: expiresOf,
+		bySession: bySession,
 		insert:    `INSERT INTO ` + table + ` (` + cols + `) VALUES (` + vals + `)`,
 		// One indexed query: the request row and its client.
 		get: `SELECT t.request_id, t.requested_at, t.scopes, t.granted_scopes, t.requested_audience,
@@ -65,11 +73,11 @@ func newRequestTable(table, name string, expiresOf fosite.TokenType, extraColumn
 
 func newRequestTables() requestTables {
 	return requestTables{
-		codes:   newRequestTable("oauth2_authorization_codes", "authorization code", fosite.AuthorizeCode, ""),
-		access:  newRequestTable("oauth2_access_tokens", "access token", fosite.AccessToken, ""),
-		refresh: newRequestTable("oauth2_refresh_tokens", "refresh token", fosite.RefreshToken, "access_token_signature"),
-		pkce:    newRequestTable("oauth2_pkce", "PKCE request", fosite.AuthorizeCode, ""),
-		oidc:    newRequestTable("oauth2_oidc_sessions", "OpenID Connect session", fosite.AuthorizeCode, ""),
+		codes:   newRequestTable("oauth2_authorization_codes", "authorization code", fosite.AuthorizeCode, true, ""),
+		access:  newRequestTable("oauth2_access_tokens", "access token", fosite.AccessToken, true, ""),
+		refresh: newRequestTable("oauth2_refresh_tokens", "refresh token", fosite.RefreshToken, true, "access_token_signature"),
+		pkce:    newRequestTable("oauth2_pkce", "PKCE request", fosite.AuthorizeCode, false, ""),
+		oidc:    newRequestTable("oauth2_oidc_sessions", "OpenID Connect session", fosite.AuthorizeCode, false, ""),
 	}
 }
 
@@ -99,6 +107,9 @@ func (s *Store) createRequest(ctx context.Context, t *requestTable, key string, 
 		encodeList(r.GetRequestedScopes()), encodeList(r.GetGrantedScopes()),
 		encodeList(r.GetRequestedAudience()), encodeList(r.GetGrantedAudience()),
 		r.GetRequestForm().Encode(), string(sessionJSON), subject, true, expiresAt}
+	if t.bySession {
+		args = append(args, loginSessionID(session))
+	}
 	for _, e := range extra {
 		args = append(args, e)
 	}
@@ -106,6 +117,23 @@ func (s *Store) createRequest(ctx context.Context, t *requestTable, key string, 
 		return fmt.Errorf("storage: create %s: %w", t.name, err)
 	}
 	return nil
+}
+
+// loginSessionID is the sid a token's session names ("" for none): a
+// provider.SessionIDCarrier's, else the ID token claim "sid" of an openid.Session.
+func loginSessionID(session fosite.Session) string {
+	switch s := session.(type) {
+	case nil:
+		return ""
+	case interface{ SessionID() string }:
+		return s.SessionID()
+	case openid.Session:
+		if c := s.IDTokenClaims(); c != nil {
+			sid, _ := c.Extra["sid"].(string)
+			return sid
+		}
+	}
+	return ""
 }
 
 // getRequest loads the request stored under key. The stored session is

@@ -48,7 +48,13 @@ func (s *Store) GetAuthorizeCodeSession(ctx context.Context, signature string, s
 // conditional UPDATE, so of two concurrent redemptions exactly one succeeds;
 // the other gets fosite.ErrInvalidatedAuthorizeCode (ErrNotFound for an
 // unknown code).
+//
+// First it checks the grant (grantCheck): the code of an ended login session
+// or a disabled user → ErrGrantEnded, nothing changed.
 func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	if err := s.grantCheck(ctx, "oauth2_authorization_codes", signature); err != nil {
+		return err
+	}
 	n, err := s.exec(ctx, `UPDATE oauth2_authorization_codes SET active = FALSE WHERE signature = $1 AND active`, signature)
 	if err != nil {
 		return fmt.Errorf("storage: invalidate authorization code: %w", err)
@@ -115,9 +121,14 @@ func (s *Store) DeleteRefreshTokenSession(ctx context.Context, signature string)
 // be atomic: the deactivation is one conditional UPDATE, so of two concurrent
 // refreshes with the same token exactly one rotates; the other gets
 // fosite.ErrInactiveToken (ErrNotFound for an unknown token). Both steps run
-// in one transaction (the caller's, when ctx carries one).
+// in one transaction (the caller's, when ctx carries one), after the grant
+// check (grantCheck): the refresh token of an ended login session or a
+// disabled user → ErrGrantEnded, nothing changed.
 func (s *Store) RotateRefreshToken(ctx context.Context, requestID, signature string) error {
 	return s.InTx(ctx, func(ctx context.Context) error {
+		if err := s.grantCheck(ctx, "oauth2_refresh_tokens", signature); err != nil {
+			return err
+		}
 		n, err := s.exec(ctx, `UPDATE oauth2_refresh_tokens SET active = FALSE
 			WHERE signature = $1 AND request_id = $2 AND active`, signature, requestID)
 		if err != nil {

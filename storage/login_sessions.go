@@ -8,10 +8,15 @@ import (
 	"github.com/google/uuid"
 )
 
-// A login session past its ExpiresAt no longer exists for Get and Update; its
-// row lingers until PurgeExpired (or DeleteLoginSession), and its ID stays taken.
+// A login session past its ExpiresAt, or ended (EndLoginSession), no longer
+// exists for Get, Update and Pass; its row lingers until PurgeExpired (or
+// DeleteLoginSession), and its ID stays taken.
 
-const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expires_at, created_at, updated_at`
+const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expires_at, created_at, updated_at, browser_key_hash`
+
+// liveLoginSession is the condition of a session that neither expired ($2 is
+// now) nor ended.
+const liveLoginSession = `expires_at > $2 AND ended_at IS NULL`
 
 // CreateLoginSession stores a new login session. An empty ID is filled with a
 // random UUID; CreatedAt and UpdatedAt are set from the clock. A session with
@@ -40,23 +45,27 @@ func (s *Store) createLoginSessionStmt(ls *LoginSession) stmt {
 	now := s.nowUTC()
 	ls.CreatedAt, ls.UpdatedAt = now, now
 	ls.AuthTime, ls.ExpiresAt = normTime(ls.AuthTime), normTime(ls.ExpiresAt)
+	keyHash := ls.BrowserKeyHash
+	if keyHash == nil {
+		keyHash = []byte{}
+	}
 	return stmt{`INSERT INTO login_sessions (` + loginSessionColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`,
 		[]any{ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
-			s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now)}}
+			s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now), keyHash}}
 }
 
-// GetLoginSession returns the login session with this ID; a missing or expired
-// one → ErrNotFound.
+// GetLoginSession returns the login session with this ID; a missing, expired
+// or ended one → ErrNotFound.
 func (s *Store) GetLoginSession(ctx context.Context, id string) (*LoginSession, error) {
 	var (
 		ls  LoginSession
 		amr string
 	)
 	err := s.queryRow(ctx, `SELECT `+loginSessionColumns+` FROM login_sessions
-		WHERE id = $1 AND expires_at > $2`, id, s.timeArg(s.now())).
+		WHERE id = $1 AND `+liveLoginSession, id, s.timeArg(s.now())).
 		Scan(&ls.ID, &ls.UserID, &ls.PassedLoginOTP, &amr, timeCol{&ls.AuthTime},
-			timeCol{&ls.ExpiresAt}, timeCol{&ls.CreatedAt}, timeCol{&ls.UpdatedAt})
+			timeCol{&ls.ExpiresAt}, timeCol{&ls.CreatedAt}, timeCol{&ls.UpdatedAt}, &ls.BrowserKeyHash)
 	if err != nil {
 		return nil, scanErr(err, "login session")
 	}
@@ -66,18 +75,21 @@ func (s *Store) GetLoginSession(ctx context.Context, id string) (*LoginSession, 
 	if len(ls.AMR) == 0 {
 		ls.AMR = nil
 	}
+	if len(ls.BrowserKeyHash) == 0 {
+		ls.BrowserKeyHash = nil
+	}
 	return &ls, nil
 }
 
 // UpdateLoginSession overwrites a live session's UserID, PassedLoginOTP, AMR,
-// AuthTime and ExpiresAt and bumps UpdatedAt, in one atomic statement. A
-// missing or expired session → ErrNotFound.
+// AuthTime and ExpiresAt and bumps UpdatedAt, in one atomic statement (its
+// BrowserKeyHash stays). A missing, expired or ended session → ErrNotFound.
 func (s *Store) UpdateLoginSession(ctx context.Context, ls *LoginSession) error {
 	now := s.nowUTC()
 	ls.AuthTime, ls.ExpiresAt = normTime(ls.AuthTime), normTime(ls.ExpiresAt)
 	n, err := s.exec(ctx, `UPDATE login_sessions SET user_id = $2, passed_login_otp = $3, amr = $4,
 		auth_time = $5, expires_at = $6, updated_at = $7
-		WHERE id = $1 AND expires_at > $7`,
+		WHERE id = $1 AND expires_at > $7 AND ended_at IS NULL`,
 		ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
 		s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now))
 	if err != nil {
@@ -103,10 +115,25 @@ func (s *Store) DeleteLoginSession(ctx context.Context, id string) error {
 	return nil
 }
 
+// SetLoginSessionBrowserKey replaces the hash of the key that the browser's
+// session cookie carries for the live session id. A missing, expired or ended
+// session → ErrNotFound.
+func (s *Store) SetLoginSessionBrowserKey(ctx context.Context, id string, keyHash []byte) error {
+	n, err := s.exec(ctx, `UPDATE login_sessions SET browser_key_hash = $3, updated_at = $2
+		WHERE id = $1 AND `+liveLoginSession, id, s.timeArg(s.nowUTC()), keyHash)
+	if err != nil {
+		return fmt.Errorf("storage: set login session browser key: %w", err)
+	}
+	if n == 0 {
+		return notFound("login session")
+	}
+	return nil
+}
+
 // PassLoginSession marks the live login session id of userID as having passed
 // the second factor: passed_login_otp becomes true, amr gains method (an RFC
 // 8176 value, e.g. "otp") unless it has it already, and updated_at is bumped.
-// A missing or expired session, or one of another user → ErrNotFound.
+// A missing, expired or ended session, or one of another user → ErrNotFound.
 //
 // It MUST be atomic: one conditional UPDATE computes the new amr from the
 // row's current one, so a concurrent update of the session is never lost in a
@@ -125,7 +152,7 @@ func (s *Store) PassLoginSession(ctx context.Context, id, userID, method string)
 			WHEN amr = '[]' THEN $5
 			ELSE substr(amr, 1, length(amr) - 1) || $6
 		END
-		WHERE id = $1 AND user_id = $2 AND expires_at > $3`,
+		WHERE id = $1 AND user_id = $2 AND expires_at > $3 AND ended_at IS NULL`,
 		id, userID, now, `%,`+quoted+`,%`, `[`+quoted+`]`, `,`+quoted+`]`)
 	if err != nil {
 		return fmt.Errorf("storage: pass login session: %w", err)

@@ -39,6 +39,13 @@ type LoginSession struct {
 	ExpiresAt      time.Time
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+	// BrowserKeyHash is the SHA-256 of the key the browser's session cookie
+	// carries beside the ID (empty: no browser holds the session).
+	BrowserKeyHash []byte
+	// BrowserKey is that key in clear, set only on a session the provider
+	// has just issued a key for, to put in the cookie; storage never reads
+	// or writes it.
+	BrowserKey string
 }
 
 // Client is an OAuth2 client. It implements fosite.Client and
