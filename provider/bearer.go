@@ -59,7 +59,9 @@ func BearerToken(r *http.Request) string {
 // AuthenticateBearer checks an access token by in-process introspection:
 // otpstep's own fosite, or the embedding host's (Options.Host). Refresh
 // tokens are refused: fosite's IntrospectToken falls back to them, so the
-// token use must be fosite.AccessToken.
+// token use must be fosite.AccessToken. otpstep's own tokens of an ended
+// login session are revoked when it ends; a host's token names an ended
+// session → ErrTokenInactive.
 func (p *Provider) AuthenticateBearer(ctx context.Context, token string) (*Principal, error) {
 	if token == "" {
 		return nil, ErrNoBearer
@@ -81,6 +83,17 @@ func (p *Provider) AuthenticateBearer(ctx context.Context, token string) (*Princ
 		SessionID: p.bearer.sessionID(ar.GetSession()),
 		Scopes:    ar.GetGrantedScopes(),
 		LoginUI:   p.bearer.loginUI(ar.GetClient()),
+	}
+	if p.bearer.host && pr.SessionID != "" {
+		// A host's token outlives the end of its login session in the
+		// host's storage; here it ends with it.
+		ended, err := p.store.LoginSessionEnded(ctx, pr.SessionID)
+		if err != nil {
+			return nil, fmt.Errorf("introspection: %w", err)
+		}
+		if ended {
+			return nil, fmt.Errorf("%w: login session %s ended", ErrTokenInactive, pr.SessionID)
+		}
 	}
 	if su.Read && su.User != nil && su.User.ID == pr.Subject {
 		pr.User = su.User

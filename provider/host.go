@@ -49,13 +49,16 @@ type bearerCheck struct {
 	newSession   func() fosite.Session
 	sessionID    func(fosite.Session) string
 	loginUI      func(fosite.Client) bool
+	// host: the tokens are the host's, in its storage, which ending a login
+	// session does not revoke; their sid is checked on every use instead.
+	host bool
 }
 
 func newBearerCheck(own fosite.OAuth2Provider, host *Host) bearerCheck {
 	if host == nil {
 		return bearerCheck{introspector: own, newSession: func() fosite.Session { return EmptySession() }, sessionID: SessionID, loginUI: IsLoginUI}
 	}
-	b := bearerCheck{introspector: host.OAuth2, newSession: host.NewSession, sessionID: host.SessionID, loginUI: host.LoginUI}
+	b := bearerCheck{introspector: host.OAuth2, newSession: host.NewSession, sessionID: host.SessionID, loginUI: host.LoginUI, host: true}
 	if b.newSession == nil {
 		b.newSession = func() fosite.Session { return EmptySession() }
 	}

@@ -13,8 +13,9 @@ import (
 // ("login" is the challenge of session sessionID, "account" the user's),
 // each kind once however often it is named.
 // It answers nil when a challenge matched and was consumed by this call,
-// ErrOTPMismatch, or *TooManyAttemptsError. A matched login challenge passes
-// the session's second factor.
+// ErrOTPMismatch, ErrSessionNotFound (a login code matched but its session
+// expired or ended meanwhile), or *TooManyAttemptsError. A matched login
+// challenge passes the session's second factor.
 //
 // Everything a verification writes is one transaction: the failure counter,
 // the attempt, the consumption, the session and the audit events. A refused
@@ -51,6 +52,35 @@ func distinctKinds(kinds []string) []string {
 		}
 	}
 	return out
+}
+
+// PassLoginOTPInBrowser is VerifyOTP of a login code typed into the OTP page
+// of the browser holding session sessionID. On a match, the same transaction
+// replaces the session's browser key, which it returns in ls.BrowserKey for
+// the new cookie: the step up to aal2 happens under a new cookie value, and a
+// copy of the old one opens nothing.
+func (p *Provider) PassLoginOTPInBrowser(ctx context.Context, user *storage.User, ls *storage.LoginSession, code string) error {
+	var fresh storage.LoginSession
+	if err := p.issueBrowserKey(&fresh); err != nil {
+		return err
+	}
+	var outcome error
+	err := p.store.InTx(ctx, func(ctx context.Context) error {
+		_, out, err := p.verifyOTPInTx(ctx, []string{OTPKindLogin}, user, ls.ID, code)
+		if err != nil || out != nil {
+			outcome = out
+			return err
+		}
+		return p.store.SetLoginSessionBrowserKey(ctx, ls.ID, fresh.BrowserKeyHash)
+	})
+	if err != nil {
+		return err
+	}
+	if outcome != nil {
+		return outcome
+	}
+	ls.BrowserKey, ls.BrowserKeyHash = fresh.BrowserKey, fresh.BrowserKeyHash
+	return nil
 }
 
 // verifyOTPInTx is VerifyOTP inside its transaction. It returns the matched
@@ -132,7 +162,15 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 				// The consumed challenge was its scope's only live one (the
 				// partial unique index), so no login challenge of the
 				// session is left to burn.
-				if err := p.store.PassLoginSession(ctx, sessionID, user.ID, AMROTP); err != nil {
+				err := p.store.PassLoginSession(ctx, sessionID, user.ID, AMROTP)
+				if errors.Is(err, storage.ErrNotFound) {
+					// The session expired or ended after its code was sent:
+					// the code is spent, the session stays gone (404, not a
+					// store error that would roll the try back every time).
+					p.log.InfoContext(ctx, "otp matched for a login session that is gone", "challenge_id", ch.ID, "user_id", user.ID)
+					return "", ErrSessionNotFound, nil
+				}
+				if err != nil {
 					return "", nil, err
 				}
 			}

@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,7 +31,8 @@ const (
 // never existed.
 var ErrLoginSessionGone = errors.New("login session gone")
 
-// StartLoginSession creates the login session (the sid) after a first factor.
+// StartLoginSession creates the login session (the sid) after a first factor,
+// with a fresh browser key for its cookie (ls.BrowserKey).
 func (p *Provider) StartLoginSession(ctx context.Context, userID string, amr ...string) (*storage.LoginSession, error) {
 	now := p.clock().UTC()
 	ls := &storage.LoginSession{
@@ -37,6 +40,9 @@ func (p *Provider) StartLoginSession(ctx context.Context, userID string, amr ...
 		AMR:       amr,
 		AuthTime:  now,
 		ExpiresAt: now.Add(p.cfg.Login.SessionLifespan),
+	}
+	if err := p.issueBrowserKey(ls); err != nil {
+		return nil, err
 	}
 	if err := p.store.CreateLoginSession(ctx, ls); err != nil {
 		return nil, err
@@ -72,13 +78,49 @@ func (p *Provider) LoginSession(ctx context.Context, sid string) (*storage.Login
 	return ls, u, nil
 }
 
-// EndLoginSession logs a session out.
+// EndLoginSession logs a session out for good, in one transaction: the sid
+// can never be used again (not by its cookie, nor PUT /sessions, nor a
+// verification), and every code and token issued under it is revoked
+// (storage.EndLoginSession). An unknown or already ended sid is not an error.
 func (p *Provider) EndLoginSession(ctx context.Context, sid string) error {
-	err := p.store.DeleteLoginSession(ctx, sid)
+	err := p.store.EndLoginSession(ctx, sid)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
 	return err
+}
+
+// browserKeyBytes is the size of the key a session cookie carries.
+const browserKeyBytes = 32
+
+// issueBrowserKey makes a new cookie key for ls: ls.BrowserKey in clear (for
+// the cookie), ls.BrowserKeyHash to store.
+func (p *Provider) issueBrowserKey(ls *storage.LoginSession) error {
+	key, err := randomToken(p.random, browserKeyBytes)
+	if err != nil {
+		return fmt.Errorf("browser key: %w", err)
+	}
+	ls.BrowserKey, ls.BrowserKeyHash = key, browserKeyHash(key)
+	return nil
+}
+
+func browserKeyHash(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:]
+}
+
+// BrowserLoginSession is LoginSession for a browser whose session cookie
+// carries sid and key: the key must be the session's current one, so a copy
+// of the cookie from before a step up (a new key) opens nothing.
+func (p *Provider) BrowserLoginSession(ctx context.Context, sid, key string) (*storage.LoginSession, *storage.User, error) {
+	ls, u, err := p.LoginSession(ctx, sid)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ls.BrowserKeyHash) == 0 || subtle.ConstantTimeCompare(ls.BrowserKeyHash, browserKeyHash(key)) != 1 {
+		return nil, nil, fmt.Errorf("%w: the cookie's key is not the session's", ErrLoginSessionGone)
+	}
+	return ls, u, nil
 }
 
 // ACR is the assurance level a login session has reached.

@@ -181,3 +181,16 @@ func (p *Provider) giveBackLoginFailure(ctx context.Context, key string, reserve
 	defer cancel()
 	return p.store.ReleaseRateCounter(ctx, key, reserved.ResetAt)
 }
+
+// DisableUser disables a user at once, everywhere: in one transaction the
+// user is marked disabled, every login session of the user ends and every
+// code and token issued to the user is revoked (storage.DisableUser), with a
+// user.disabled audit event. A missing user → storage.ErrNotFound.
+func (p *Provider) DisableUser(ctx context.Context, userID string) error {
+	return p.store.InTx(ctx, func(ctx context.Context) error {
+		if err := p.store.DisableUser(ctx, userID); err != nil {
+			return err
+		}
+		return p.writeAudit(ctx, &AuditEvent{Type: "user.disabled", UserID: userID})
+	})
+}

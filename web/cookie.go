@@ -1,19 +1,27 @@
 package web
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
 )
 
-// The login session cookie carries only the sid, authenticated and encrypted
-// with keys derived from secrets.system.
+// The login session cookie carries the sid and the session's browser key
+// ("sid.key"), authenticated and encrypted with keys derived from
+// secrets.system. The key changes at each step up (password, then the OTP
+// page), so a copy of an older cookie opens nothing.
 
+// setSessionCookie binds the browser to ls under its new key ls.BrowserKey.
 func (s *Server) setSessionCookie(w http.ResponseWriter, ls *storage.LoginSession) error {
+	if ls.BrowserKey == "" {
+		return errors.New("web: session cookie: the login session has no new browser key")
+	}
 	name := s.p.Config().Login.CookieName
-	v, err := s.cookies.Encode(name, ls.ID)
+	v, err := s.cookies.Encode(name, ls.ID+"."+ls.BrowserKey)
 	if err != nil {
 		return err
 	}
@@ -49,9 +57,13 @@ func (s *Server) currentSession(r *http.Request) (*storage.LoginSession, *storag
 	if err != nil {
 		return nil, nil, provider.ErrLoginSessionGone
 	}
-	var sid string
-	if err := s.cookies.Decode(name, c.Value, &sid); err != nil {
+	var value string
+	if err := s.cookies.Decode(name, c.Value, &value); err != nil {
 		return nil, nil, provider.ErrLoginSessionGone
 	}
-	return s.p.LoginSession(r.Context(), sid)
+	sid, key, ok := strings.Cut(value, ".")
+	if !ok {
+		return nil, nil, provider.ErrLoginSessionGone
+	}
+	return s.p.BrowserLoginSession(r.Context(), sid, key)
 }

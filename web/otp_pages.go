@@ -119,10 +119,27 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	_, err := s.p.VerifyOTP(r.Context(), []string{provider.OTPKindLogin}, user, ls.ID, r.PostForm.Get("otp"))
+	// The step up comes with a new cookie value (a copy of the old one
+	// opens nothing), unless the host keeps the sid (its cookie is its own).
+	var err error
+	if s.opts.SessionFromRequest == nil {
+		err = s.p.PassLoginOTPInBrowser(r.Context(), user, ls, r.PostForm.Get("otp"))
+	} else {
+		_, err = s.p.VerifyOTP(r.Context(), []string{provider.OTPKindLogin}, user, ls.ID, r.PostForm.Get("otp"))
+	}
 	var tooMany *provider.TooManyAttemptsError
 	switch {
 	case err == nil:
+		if ls.BrowserKey != "" {
+			if err := s.setSessionCookie(w, ls); err != nil {
+				s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+				return
+			}
+		}
+	case errors.Is(err, provider.ErrSessionNotFound):
+		// The session ended or expired meanwhile: back to the login.
+		s.otpPageSession(w, r, returnTo)
+		return
 	case errors.Is(err, provider.ErrOTPMismatch):
 		page.Error = "That code is not right or has expired. Check the latest email, or send a new code."
 		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login_otp", page, page.ReturnTo)

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +13,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/openid"
 
 	"github.com/otpstep/otpstep/storage"
 )
@@ -221,5 +225,45 @@ func TestCLI_ClientsCreateRefusesScopesOutsideNQCHARAndRelativeRedirects(t *test
 	c.mustJSON(&client, "clients", "create", "--id", "ok", "--redirect-uri", "https://rp.example/cb", "--scope", "openid,email", "--scope", "pay:write")
 	if got := fmt.Sprint(client["scopes"]); got != "[openid email pay:write]" {
 		t.Fatalf("scopes = %s", got)
+	}
+}
+
+// users disable ends the user's sessions and revokes the user's tokens in
+// the database, not only the flag (before: the session and the token lived on).
+func TestCLI_UsersDisableEndsSessionsAndRevokesTokens(t *testing.T) {
+	c := newCLI(t)
+	var user map[string]any
+	c.mustJSON(&user, "users", "create", "--email", "dis@example.com", "--password", "long enough pw")
+	id, _ := user["id"].(string)
+	ctx := t.Context()
+	s, err := storage.Open(ctx, c.env["OTPSTEP_DATABASE_DSN"], storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Now()
+	ls := &storage.LoginSession{UserID: id, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(time.Hour)}
+	client := &storage.Client{ID: "rp", RedirectURIs: []string{"https://rp.example/cb"}, GrantTypes: []string{"authorization_code"},
+		ResponseTypes: []string{"code"}, Scopes: []string{"openid"}, TokenEndpointAuthMethod: "client_secret_basic", SecretHash: "sha256$00"}
+	session := openid.NewDefaultSession()
+	session.Subject, session.Claims.Subject, session.Claims.Extra = id, id, map[string]any{"sid": ""}
+	for _, err := range []error{s.CreateLoginSession(ctx, ls), s.CreateClient(ctx, client)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	session.Claims.Extra["sid"] = ls.ID
+	req := &fosite.Request{ID: uuid.NewString(), RequestedAt: now, Client: client, Session: session, Form: url.Values{}}
+	if err := s.CreateAccessTokenSession(ctx, "at-1", req); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.run("users", "disable", id); err != nil || !strings.Contains(out, "disabled") {
+		t.Fatalf("disable: %q %v", out, err)
+	}
+	if _, err := s.GetLoginSession(ctx, ls.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the session after disable: %v", err)
+	}
+	if _, err := s.GetAccessTokenSession(ctx, "at-1", openid.NewDefaultSession()); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the token after disable: %v", err)
 	}
 }

@@ -231,14 +231,14 @@ func (a *app) usersCommand() *cobra.Command {
 		},
 	}
 	disable := &cobra.Command{
-		Use: "disable USER_ID", Short: "Disable a user: no new logins, live sessions stop", Args: cobra.ExactArgs(1),
+		Use: "disable USER_ID", Short: "Disable a user: no new logins; every login session ends and every token of the user is revoked at once", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, _, err := a.openPlugin(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer p.Close()
-			if err := p.Store().SetUserDisabled(cmd.Context(), args[0], true); errors.Is(err, storage.ErrNotFound) {
+			if err := p.Provider.DisableUser(cmd.Context(), args[0]); errors.Is(err, storage.ErrNotFound) {
 				return fmt.Errorf("no user %q", args[0])
 			} else if err != nil {
 				return err
