@@ -127,7 +127,8 @@ func (s *Server) LoginSessionOf(r *http.Request) (*storage.LoginSession, *storag
 // SetLoginCookie binds the browser to a login session: otpstep's session
 // cookie (HttpOnly, SameSite=Lax, path /, authenticated and encrypted), so
 // that RequireSecondFactor on the host's authorize endpoint and the OTP
-// pages under the host's prefix both find it.
+// pages under the host's prefix both find it. ls must carry a browser key
+// just issued (ls.BrowserKey, as Provider.StartLoginSession returns it).
 func (s *Server) SetLoginCookie(w http.ResponseWriter, ls *storage.LoginSession) error {
 	return s.setSessionCookie(w, ls)
 }
