@@ -3,6 +3,8 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/google/uuid"
@@ -150,6 +152,73 @@ func endsTests() []conformanceTest {
 			require.NoError(t, s.InTx(ctx, func(ctx context.Context) error {
 				return errors.Join(s.InvalidateAuthorizeCodeSession(ctx, gLive.code), s.RotateRefreshToken(ctx, gLive.req.ID, gLive.refresh))
 			}))
+		}},
+		{"TestEnds_RefreshesRacingAnEndLeaveNothingActive", func(t *testing.T, s *storage.Store, clk *clock) {
+			// Refresh chains of one session run while it ends, as fosite
+			// runs a refresh: rotate, then the new pair, in one
+			// transaction. Whatever the interleaving, once the end has
+			// committed no token of the session is left active.
+			ctx := t.Context()
+			client := newTestClient(t, s, "rp-"+uuid.NewString())
+			ls := newTestLoginSession(t, s, clk)
+			const chains, maxRefreshes = 4, 300
+			var (
+				mu     sync.Mutex
+				issued []grantSet
+				wg     sync.WaitGroup
+				warm   sync.WaitGroup // each chain has refreshed a few times
+				start  = make(chan struct{})
+			)
+			warm.Add(chains)
+			for c := range chains {
+				g := newGrantSet(t, s, clk, client, ls)
+				issued = append(issued, g)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					warmed := false
+					defer func() {
+						if !warmed {
+							warm.Done()
+						}
+					}()
+					<-start
+					for i := 0; i < maxRefreshes; i++ {
+						next := grantSet{access: fmt.Sprintf("at-%d-%d-%s", c, i, uuid.NewString()), refresh: fmt.Sprintf("rt-%d-%d-%s", c, i, uuid.NewString()), req: g.req}
+						err := s.InTx(ctx, func(ctx context.Context) error {
+							if err := s.RotateRefreshToken(ctx, g.req.ID, g.refresh); err != nil {
+								return err
+							}
+							if err := s.CreateAccessTokenSession(ctx, next.access, g.req); err != nil {
+								return err
+							}
+							return s.CreateRefreshTokenSession(ctx, next.refresh, next.access, g.req)
+						})
+						if err != nil {
+							return // refused: the end came first, or a busy database
+						}
+						mu.Lock()
+						issued = append(issued, next)
+						mu.Unlock()
+						g.access, g.refresh = next.access, next.refresh
+						if i == 2 {
+							warmed = true
+							warm.Done()
+						}
+					}
+				}()
+			}
+			close(start)
+			warm.Wait()
+			require.NoError(t, s.EndLoginSession(ctx, ls.ID))
+			wg.Wait()
+			for _, g := range issued {
+				_, err := s.GetAccessTokenSession(ctx, g.access, newEmptySession())
+				requireNotFound(t, err)
+				_, err = s.GetRefreshTokenSession(ctx, g.refresh, newEmptySession())
+				require.ErrorIs(t, err, fosite.ErrInactiveToken, "refresh token %s", g.refresh)
+			}
+			t.Logf("%d refreshes in all", len(issued)-chains)
 		}},
 	}
 }
