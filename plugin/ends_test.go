@@ -113,7 +113,7 @@ func newEndsFixture(t *testing.T, dialect string) *endsFixture {
 	t.Helper()
 	srv, other := startTwo(t, dialect, nil)
 	f := &endsFixture{srv: srv, other: other, api: newAPIClient(t, srv),
-		loginUI: srv.NewClient(t, false, allUserScopes...), rp: srv.NewClient(t, true)}
+		loginUI: srv.NewLoginUI(t, allUserScopes...), rp: srv.NewClient(t, true)}
 	alice := srv.NewUser(t)
 	f.login = srv.LoginWithPassword(t, f.loginUI, alice)
 	if r := f.api.putSession(f.login.Token.AccessToken, f.login.SID, alice.ID, true); r.Status != http.StatusNoContent {
@@ -183,7 +183,7 @@ func TestVerifyOTP_SessionGoneIs404(t *testing.T) {
 			c.OAuth2.AccessTokenLifespan = 3 * time.Hour
 		})
 		api := newAPIClient(t, srv)
-		loginUI := srv.NewClient(t, false, allUserScopes...)
+		loginUI := srv.NewLoginUI(t, allUserScopes...)
 		login := srv.LoginWithPassword(t, loginUI, srv.NewUser(t))
 		srv.Clock.Advance(58 * time.Minute)
 		r := api.putSession(login.Token.AccessToken, login.SID, login.User.ID, false)
