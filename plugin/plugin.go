@@ -205,7 +205,8 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	sopts := storage.Options{Clock: opts.Clock, Logger: opts.Logger, MaxOpenConns: opts.Config.Database.MaxOpenConns}
+	sopts := storage.Options{Clock: opts.Clock, Logger: opts.Logger, MaxOpenConns: opts.Config.Database.MaxOpenConns,
+		QueryTimeout: opts.Config.Database.QueryTimeout}
 	var (
 		store *storage.Store
 		own   bool
@@ -213,8 +214,9 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	)
 	switch {
 	case opts.Store != nil:
-		// One clock for the provider and the storage it reads expiry from.
-		store = opts.Store.WithClock(opts.Clock)
+		// One clock for the provider and the storage it reads expiry from,
+		// and database.query_timeout for every statement.
+		store = opts.Store.WithClock(opts.Clock).WithQueryTimeout(opts.Config.Database.QueryTimeout)
 	case opts.DB != nil:
 		if store, err = storage.OpenGorm(ctx, opts.DB, sopts); err != nil {
 			return nil, fmt.Errorf("plugin: Options.DB: %w", err)

@@ -69,6 +69,12 @@ func (p *Provider) AuthenticateBearer(ctx context.Context, token string) (*Princ
 	var su storage.SubjectUser
 	use, ar, err := p.bearer.introspector.IntrospectToken(storage.WithSubjectUser(ctx, &su), token, fosite.AccessToken, p.bearer.newSession())
 	if err != nil {
+		// fosite may keep only the message of a storage error: the
+		// request's note (storage.WithUnavailableNote) tells an outage from
+		// an inactive token.
+		if storage.IsUnavailable(ctx, err) && !errors.Is(err, storage.ErrUnavailable) {
+			return nil, fmt.Errorf("introspection: %w: %w", storage.ErrUnavailable, err)
+		}
 		if errors.Is(err, fosite.ErrServerError) || errors.Is(err, storage.ErrUnavailable) {
 			return nil, fmt.Errorf("introspection: %w", err)
 		}

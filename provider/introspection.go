@@ -77,7 +77,7 @@ func (p *Provider) Introspect(ctx context.Context, r *http.Request) (fosite.Intr
 	scopes := fosite.RemoveEmpty(strings.Split(r.PostForm.Get("scope"), " "))
 	use, ar, err := p.OAuth2.IntrospectToken(ctx, token, fosite.TokenUse(r.PostForm.Get("token_type_hint")), EmptySession(), scopes...)
 	if err != nil {
-		if errors.Is(err, fosite.ErrServerError) || errors.Is(err, storage.ErrUnavailable) {
+		if errors.Is(err, fosite.ErrServerError) || storage.IsUnavailable(ctx, err) {
 			return inactive, err
 		}
 		return inactive, nil

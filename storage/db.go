@@ -26,13 +26,15 @@ func (s *Store) conn(ctx context.Context) gorm.ConnPool {
 
 // exec runs a statement and returns the number of rows it affected.
 func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := s.conn(ctx).ExecContext(ctx, query, args...)
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	res, err := s.conn(ctx).ExecContext(bctx, query, args...)
 	if err != nil {
-		return 0, classify(err)
+		return 0, classify(s.note(ctx, bctx, err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, classify(err)
+		return 0, classify(s.note(ctx, bctx, err))
 	}
 	return n, nil
 }
@@ -44,19 +46,28 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, err
 // statement cannot be prepared (the connection is gone, the pool closed),
 // gorm's prepared-statement pool returns an empty *sql.Row, whose Scan panics.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *row {
-	rows, err := s.conn(ctx).QueryContext(ctx, query, args...)
-	return &row{rows: rows, err: err}
+	bctx, cancel := s.bound(ctx)
+	rows, err := s.conn(ctx).QueryContext(bctx, query, args...)
+	return &row{rows: rows, err: err, s: s, ctx: ctx, bounded: bctx, cancel: cancel}
 }
 
-// row is a *sql.Row that keeps the query's error.
+// row is a *sql.Row that keeps the query's error and its bound.
 type row struct {
-	rows *sql.Rows
-	err  error
+	rows         *sql.Rows
+	s            *Store
+	err          error
+	ctx, bounded context.Context
+	cancel       context.CancelFunc
 }
 
 // Scan copies the first row's columns into dest, as (*sql.Row).Scan does: no
 // row → sql.ErrNoRows; further rows are discarded.
 func (r *row) Scan(dest ...any) error {
+	defer r.cancel()
+	return r.s.note(r.ctx, r.bounded, r.scan(dest...))
+}
+
+func (r *row) scan(dest ...any) error {
 	if r.err != nil {
 		return r.err
 	}
@@ -73,13 +84,15 @@ func (r *row) Scan(dest ...any) error {
 	return r.rows.Close()
 }
 
-// query runs a query returning rows.
-func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	rows, err := s.conn(ctx).QueryContext(ctx, query, args...)
+// query runs a query returning rows; Close them to release the statement's bound.
+func (s *Store) query(ctx context.Context, query string, args ...any) (*boundRows, error) {
+	bctx, cancel := s.bound(ctx)
+	rows, err := s.conn(ctx).QueryContext(bctx, query, args...)
 	if err != nil {
-		return nil, classify(err)
+		cancel()
+		return nil, classify(s.note(ctx, bctx, err))
 	}
-	return rows, nil
+	return &boundRows{Rows: rows, s: s, ctx: ctx, bounded: bctx, cancel: cancel}, nil
 }
 
 // sqliteTimeLayout is how SQLite stores timestamps: UTC, fixed width, so that

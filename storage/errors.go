@@ -35,7 +35,8 @@ func notFound(what string) error { return &notFoundError{what: what} }
 //   - unique / primary key violation            → ErrAlreadyExists
 //   - foreign key violation (missing parent)    → ErrNotFound and fosite.ErrNotFound
 //   - PostgreSQL 40001 serialization failure,
-//     40P01 deadlock, SQLite BUSY/LOCKED         → fosite.ErrSerializationFailure
+//     40P01 deadlock, SQLite BUSY_SNAPSHOT and
+//     LOCKED                                     → fosite.ErrSerializationFailure
 //   - the database cannot be reached or used at
 //     all (see unavailable)                      → ErrUnavailable
 //
@@ -70,7 +71,7 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
 		case code == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 			return fmt.Errorf("%w: %w", &notFoundError{what: "referenced row"}, err)
-		case code&0xff == sqlite3.SQLITE_BUSY, code&0xff == sqlite3.SQLITE_LOCKED:
+		case code == sqlite3.SQLITE_BUSY_SNAPSHOT, code&0xff == sqlite3.SQLITE_LOCKED:
 			return fmt.Errorf("%w: %w", fosite.ErrSerializationFailure, err)
 		}
 	}
@@ -82,11 +83,18 @@ func classify(err error) error {
 // (refused, reset, broken pipe, EOF), a PostgreSQL connection attempt failed
 // (its database dropped, the server starting or shutting down, a connect
 // timeout), PostgreSQL ended the session (SQLSTATE class 08, 57P01-57P03,
-// 3D000, 53300), the pool is closed, or SQLite cannot open or read its file.
-// A context cancelled by the caller is not unavailability.
+// 3D000, 53100 disk full, 53300), the pool is closed, a deadline passed (a pool acquire or a
+// statement past Options.QueryTimeout, a connect past its timeout), or
+// SQLite cannot open, read or write its file (CANTOPEN, IOERR, NOTADB, FULL:
+// the disk is full) or still finds its write lock held once the busy timeout
+// is over (BUSY; BUSY_SNAPSHOT is a conflict, see classify). A context
+// cancelled by the caller is not unavailability.
 func unavailable(err error) bool {
 	if errors.Is(err, context.Canceled) {
 		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
 	}
 	var connectErr *pgconn.ConnectError
 	if errors.As(err, &connectErr) {
@@ -100,6 +108,7 @@ func unavailable(err error) bool {
 			pgErr.Code == "57P02", // crash_shutdown
 			pgErr.Code == "57P03", // cannot_connect_now
 			pgErr.Code == "3D000", // invalid_catalog_name: the database does not exist
+			pgErr.Code == "53100", // disk_full
 			pgErr.Code == "53300": // too_many_connections
 			return true
 		}
@@ -107,8 +116,11 @@ func unavailable(err error) bool {
 	}
 	var liteErr *gosqlite.Error
 	if errors.As(err, &liteErr) {
+		if liteErr.Code() == sqlite3.SQLITE_BUSY_SNAPSHOT {
+			return false
+		}
 		switch liteErr.Code() & 0xff {
-		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_NOTADB:
+		case sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY:
 			return true
 		}
 		return false

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -25,7 +27,9 @@ const (
 )
 
 // sqliteBusyTimeout is how long a SQLite connection waits for the write lock
-// before it gives up with SQLITE_BUSY (reported as fosite.ErrSerializationFailure).
+// before it gives up with SQLITE_BUSY (reported as ErrUnavailable), when
+// Options.QueryTimeout is 0 or longer; otherwise the query timeout is the
+// busy timeout, so a statement waiting for the lock ends within its bound.
 const sqliteBusyTimeout = 10 * time.Second
 
 // Options tune Open. The zero value is usable.
@@ -40,6 +44,12 @@ type Options struct {
 	// On PostgreSQL, Open adds a pool of half as many connections (at least
 	// 2) for the hot reads (see Open), so the server may see 1.5 × MaxOpenConns.
 	MaxOpenConns int
+	// QueryTimeout bounds each statement outside a transaction and each
+	// transaction from BEGIN to its end, pool acquire included; past it the
+	// statement fails with ErrUnavailable (a transaction rolls back). On
+	// PostgreSQL it is also the connect timeout of both pools; on SQLite it
+	// caps the busy timeout. 0 means no bound (and a 10 s busy timeout).
+	QueryTimeout time.Duration
 }
 
 // Store is otpstep's persistence: a connection pool to PostgreSQL or SQLite.
@@ -56,6 +66,10 @@ type Store struct {
 	// purgeBatch is PurgeExpired's batch size; 0 is defaultPurgeBatch
 	// (tests set a small one).
 	purgeBatch int
+	// queryTimeout bounds statements and transactions (Options.QueryTimeout).
+	queryTimeout time.Duration
+	// outage is shared by the Stores derived from this one (see Ready).
+	outage *outageMark
 
 	// reads is a native pgx pool beside gorm's (PostgreSQL from Open only)
 	// for the hot read-only queries outside a transaction; see readRow.
@@ -77,7 +91,7 @@ type Store struct {
 //     (pure Go) with WAL, foreign keys, a 10 s busy timeout and BEGIN IMMEDIATE
 //     transactions, so concurrent writers queue instead of deadlocking.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	s := &Store{now: opts.Clock, log: opts.Logger}
+	s := &Store{now: opts.Clock, log: opts.Logger, queryTimeout: opts.QueryTimeout, outage: &outageMark{}}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -93,7 +107,14 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		s.dialect = DialectPostgres
-		dialector = postgres.New(postgres.Config{DSN: dsn})
+		connCfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("storage: open %s: %w", s.dialect, err)
+		}
+		if opts.QueryTimeout > 0 {
+			connCfg.ConnectTimeout = opts.QueryTimeout
+		}
+		dialector = postgres.New(postgres.Config{Conn: stdlib.OpenDB(*connCfg)})
 		if maxConns <= 0 {
 			maxConns = max(10, 4*runtime.GOMAXPROCS(0))
 		}
@@ -104,7 +125,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		}
 		s.dialect = DialectSQLite
 		inMemory = path == ":memory:"
-		dialector = sqlite.Open(sqliteDSN(path))
+		dialector = sqlite.Open(sqliteDSN(path, opts.QueryTimeout))
 		switch {
 		case inMemory:
 			maxConns = 1
@@ -139,7 +160,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.dialect == DialectPostgres {
-		if s.reads, err = openReadPool(dsn, readPoolSize(maxConns)); err != nil {
+		if s.reads, err = openReadPool(dsn, readPoolSize(maxConns), opts.QueryTimeout); err != nil {
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("storage: open %s: %w", s.dialect, err)
 		}
@@ -170,13 +191,17 @@ func sqlitePath(dsn string) (string, error) {
 
 // sqliteDSN adds the connection settings otpstep relies on to a SQLite path.
 // Parameters already present in the path's query are kept.
-func sqliteDSN(path string) string {
+func sqliteDSN(path string, queryTimeout time.Duration) string {
 	base, query, _ := strings.Cut(path, "?")
 	q, err := url.ParseQuery(query)
 	if err != nil {
 		q = url.Values{}
 	}
-	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", sqliteBusyTimeout.Milliseconds()))
+	busy := sqliteBusyTimeout
+	if queryTimeout > 0 && queryTimeout < busy {
+		busy = queryTimeout
+	}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
 	q.Add("_pragma", "foreign_keys(1)")
 	if base != ":memory:" {
 		q.Add("_pragma", "journal_mode(WAL)")
@@ -209,8 +234,10 @@ func (s *Store) Dialect() string { return s.dialect }
 // Ping checks that the database answers. When it cannot be reached (or the
 // Store is closed) the error matches ErrUnavailable.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.sqlDB.PingContext(ctx); err != nil {
-		return fmt.Errorf("storage: ping %s: %w", s.dialect, classify(err))
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	if err := s.sqlDB.PingContext(bctx); err != nil {
+		return fmt.Errorf("storage: ping %s: %w", s.dialect, classify(s.note(ctx, bctx, err)))
 	}
 	return nil
 }

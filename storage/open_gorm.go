@@ -22,14 +22,16 @@ import (
 // it pings the database (an unreachable one → ErrUnavailable).
 //
 // The pool stays the caller's: do not Close a Store from OpenGorm unless the
-// caller means to close db's pool too. opts.MaxOpenConns is ignored, and no
+// caller means to close db's pool too. opts.QueryTimeout bounds statements
+// and transactions as for Open, but the pool's connect timeout and SQLite's
+// busy timeout stay as the caller set them. opts.MaxOpenConns is ignored, and no
 // second pool is opened for hot reads (as Open does on PostgreSQL): every
 // statement goes through db.
 func OpenGorm(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("storage: open gorm: nil *gorm.DB")
 	}
-	s := &Store{now: opts.Clock, log: opts.Logger}
+	s := &Store{now: opts.Clock, log: opts.Logger, queryTimeout: opts.QueryTimeout, outage: &outageMark{}}
 	if s.now == nil {
 		s.now = time.Now
 	}

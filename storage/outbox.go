@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -140,13 +139,15 @@ func (s *Store) claimOutboxSQL() string {
 // planner sees the heap's current size and reads the available_at index
 // instead. It stays on the main pool: on the hot paths' native pool the
 // dispatcher queued behind request traffic and fell 2 s behind.
-func (s *Store) claimRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (s *Store) claimRows(ctx context.Context, query string, args ...any) (*boundRows, error) {
 	if s.dialect == DialectPostgres && s.txFrom(ctx) == nil {
-		rows, err := s.sqlDB.QueryContext(ctx, query, append([]any{pgx.QueryExecModeExec}, args...)...)
+		bctx, cancel := s.bound(ctx)
+		rows, err := s.sqlDB.QueryContext(bctx, query, append([]any{pgx.QueryExecModeExec}, args...)...)
 		if err != nil {
-			return nil, classify(err)
+			cancel()
+			return nil, classify(s.note(ctx, bctx, err))
 		}
-		return rows, nil
+		return &boundRows{Rows: rows, s: s, ctx: ctx, bounded: bctx, cancel: cancel}, nil
 	}
 	return s.query(ctx, query, args...)
 }

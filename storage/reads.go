@@ -81,10 +81,13 @@ func readPoolSize(maxConns int) int { return max(2, (maxConns+1)/2) }
 
 // openReadPool opens (lazily: no connection until the first query) the pgx
 // pool for hot reads.
-func openReadPool(dsn string, size int) (*pgxpool.Pool, error) {
+func openReadPool(dsn string, size int, connectTimeout time.Duration) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
+	}
+	if connectTimeout > 0 {
+		cfg.ConnConfig.ConnectTimeout = connectTimeout
 	}
 	cfg.MaxConns = int32(size)
 	cfg.MinConns = 0
@@ -100,7 +103,8 @@ type scanner interface{ Scan(dest ...any) error }
 // queryRow. Errors surface from Scan, unclassified, as queryRow's.
 func (s *Store) readRow(ctx context.Context, query string, args ...any) scanner {
 	if s.reads != nil && s.txFrom(ctx) == nil {
-		return s.reads.QueryRow(ctx, query, args...)
+		bctx, cancel := s.bound(ctx)
+		return &boundScanner{row: s.reads.QueryRow(bctx, query, args...), s: s, ctx: ctx, bounded: bctx, cancel: cancel}
 	}
 	return s.queryRow(ctx, query, args...)
 }

@@ -102,9 +102,12 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 			return fmt.Errorf("storage: create session challenge: %w", err)
 		}
 	}
-	conn, err := s.reads.Acquire(ctx)
+	// The batch is one implicit transaction: one bound for all of it.
+	bctx, cancel := s.bound(ctx)
+	defer cancel()
+	conn, err := s.reads.Acquire(bctx)
 	if err != nil {
-		return fmt.Errorf("storage: create session challenge: %w", classify(err))
+		return fmt.Errorf("storage: create session challenge: %w", classify(s.note(ctx, bctx, err)))
 	}
 	defer conn.Release()
 	var batch pgx.Batch
@@ -118,9 +121,11 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 
 	// Each step reads one statement's result; the first failure names the
 	// error and br.Close drains the rest of the batch.
-	fail := func(err error) error { return fmt.Errorf("storage: create session challenge: %w", classify(err)) }
+	fail := func(err error) error {
+		return fmt.Errorf("storage: create session challenge: %w", classify(s.note(ctx, bctx, err)))
+	}
 	limited := false
-	br := conn.SendBatch(ctx, &batch)
+	br := conn.SendBatch(bctx, &batch)
 	err = func() error {
 		if _, err := br.Exec(); err != nil {
 			if errors.Is(classify(err), ErrAlreadyExists) {
@@ -161,7 +166,7 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 		err = fail(closeErr)
 	}
 	if limited {
-		counts, readErr := s.hitsWouldCount(ctx, conn, c.Hits)
+		counts, readErr := s.hitsWouldCount(bctx, conn, c.Hits)
 		if readErr != nil {
 			return errors.Join(err, fmt.Errorf("storage: create session challenge: read the refused counts: %w", readErr))
 		}

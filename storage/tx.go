@@ -22,6 +22,9 @@ type txState struct {
 	db        *gorm.DB
 	savepoint string
 	depth     int
+	// cancel releases the transaction's bound (Options.QueryTimeout): past
+	// it, database/sql rolls the transaction back.
+	cancel context.CancelFunc
 }
 
 func (s *Store) txFrom(ctx context.Context) *txState {
@@ -43,11 +46,13 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 		}
 		return context.WithValue(ctx, txKey{s.gdb}, sp), nil
 	}
-	tx := s.gdb.WithContext(ctx).Begin()
+	bctx, cancel := s.bound(ctx)
+	tx := s.gdb.WithContext(bctx).Begin()
 	if tx.Error != nil {
-		return ctx, fmt.Errorf("storage: begin transaction: %w", classify(tx.Error))
+		cancel()
+		return ctx, fmt.Errorf("storage: begin transaction: %w", classify(s.note(ctx, bctx, tx.Error)))
 	}
-	return context.WithValue(ctx, txKey{s.gdb}, &txState{db: tx}), nil
+	return context.WithValue(bctx, txKey{s.gdb}, &txState{db: tx, cancel: cancel}), nil
 }
 
 // Commit commits the transaction (or releases the savepoint) that ctx carries.
@@ -62,8 +67,9 @@ func (s *Store) Commit(ctx context.Context) error {
 		}
 		return nil
 	}
+	defer tx.cancel()
 	if err := committer(tx).Commit(); err != nil {
-		return fmt.Errorf("storage: commit: %w", classify(err))
+		return fmt.Errorf("storage: commit: %w", classify(s.note(ctx, ctx, err)))
 	}
 	return nil
 }
@@ -81,6 +87,7 @@ func (s *Store) Rollback(ctx context.Context) error {
 		}
 		return nil
 	}
+	defer tx.cancel()
 	if err := committer(tx).Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
 		return fmt.Errorf("storage: rollback: %w", err)
 	}

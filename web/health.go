@@ -14,11 +14,12 @@ func (s *Server) alive(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// ready answers 200 when the database is reachable, 503 otherwise.
+// ready answers 200 when the database is reachable and, after a failure,
+// takes writes again (storage.Store.Ready); 503 otherwise.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if err := s.p.Store().Ping(ctx); err != nil {
+	if err := s.p.Store().Ready(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready", "request_id", RequestIDFrom(ctx), "err", err)
 		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})

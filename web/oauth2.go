@@ -124,6 +124,17 @@ func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, ar fosi
 // fosite validated it, otherwise as a page (RFC 6749 §4.1.2.1: never redirect
 // to an unverified URI).
 func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	if s.storageUnavailable(r.Context(), r.URL.Path, err) {
+		// RFC 6749 §4.1.2.1 temporarily_unavailable: to a verified client's
+		// redirect URI, else the error page, 503.
+		setUnavailableRetryAfter(w)
+		if ar != nil && ar.GetRedirectURI() != nil && ar.GetClient() != nil {
+			s.p.OAuth2.WriteAuthorizeError(r.Context(), w, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
+			return
+		}
+		s.errorPage(w, r, http.StatusServiceUnavailable, unavailablePageMessage, err)
+		return
+	}
 	var rfc *fosite.RFC6749Error
 	if errors.As(err, &rfc) && rfc.CodeField >= 500 {
 		s.log.ErrorContext(r.Context(), "authorize failed", "request_id", RequestIDFrom(r.Context()), "err", rfc.WithExposeDebug(true).GetDescription())
@@ -173,6 +184,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	oauth2 := s.p.OAuth2
 	session := provider.EmptySession()
 	ar, err := oauth2.NewAccessRequest(ctx, r, session)
+	if s.oauth2Unavailable(w, r, err) {
+		return
+	}
 	if err != nil {
 		s.logOAuthError(r, "token request refused", err)
 		oauth2.WriteAccessError(ctx, w, ar, err)
@@ -190,6 +204,9 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp, err := oauth2.NewAccessResponse(ctx, ar)
+	if s.oauth2Unavailable(w, r, err) {
+		return
+	}
 	if err != nil {
 		s.logOAuthError(r, "token response failed", err)
 		oauth2.WriteAccessError(ctx, w, ar, err)
@@ -205,6 +222,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ir, err := s.p.Introspect(ctx, r)
+	// fosite answers a failed token read as inactive and keeps only the
+	// message of its cause: the request's note tells an outage apart.
+	if s.oauth2Unavailable(w, r, err) {
+		return
+	}
 	if err != nil {
 		s.logOAuthError(r, "introspection", err)
 		if errors.Is(err, fosite.ErrInvalidClient) && r.Header.Get("Authorization") != "" {
@@ -222,6 +244,9 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	err := s.p.OAuth2.NewRevocationRequest(ctx, r)
+	if s.oauth2Unavailable(w, r, err) {
+		return
+	}
 	if err != nil {
 		s.logOAuthError(r, "revocation", err)
 	}
@@ -236,6 +261,9 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
 	}
 	pr, err := s.p.AuthenticateBearer(ctx, provider.BearerToken(r))
+	if s.oauth2Unavailable(w, r, err) {
+		return
+	}
 	if err != nil {
 		if !errors.Is(err, provider.ErrNoBearer) && !errors.Is(err, provider.ErrTokenInactive) {
 			s.errs.Write(w, r, err)
@@ -250,6 +278,9 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	user, err := s.p.Store().GetUser(ctx, pr.Subject)
+	if s.oauth2Unavailable(w, r, err) {
+		return
+	}
 	if errors.Is(err, storage.ErrNotFound) {
 		unauthorized("The user no longer exists.")
 		return
@@ -274,7 +305,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	set, err := s.p.Keys.JWKS(r.Context())
 	if err != nil {
-		s.errs.Write(w, r, err)
+		s.errs.Write(w, r, s.apiError(r.Context(), err))
 		return
 	}
 	w.Header().Set("Cache-Control", "public, max-age=60")

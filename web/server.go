@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/storage"
 	"github.com/otpstep/otpstep/web/jsonapi"
 )
 
@@ -108,7 +109,7 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 // Mount registers every route on r: OAuth2 and OpenID Connect endpoints,
 // pages, health and metrics.
 func (s *Server) Mount(r *mux.Router) {
-	chain := []mux.MiddlewareFunc{RequestID, AccessLog(s.log)}
+	chain := []mux.MiddlewareFunc{RequestID, NoteStorageUnavailable, AccessLog(s.log)}
 	if s.opts.Registerer != nil {
 		chain = append(chain, Metrics(s.opts.Registerer))
 	}
@@ -180,8 +181,17 @@ func (s *Server) clientIP(r *http.Request) string {
 }
 
 // errorPage renders the generic error page; the cause is only logged.
+//
+// A cause that is (or a request whose storage work was) an unavailable
+// database makes it a 503 with Retry-After, whatever status the caller chose.
 func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, message string, cause error) {
 	rid := RequestIDFrom(r.Context())
+	if cause != nil && status != http.StatusServiceUnavailable && storage.IsUnavailable(r.Context(), cause) {
+		status, message = http.StatusServiceUnavailable, unavailablePageMessage
+	}
+	if status == http.StatusServiceUnavailable {
+		setUnavailableRetryAfter(w)
+	}
 	if cause != nil {
 		level := slog.LevelWarn
 		if status >= 500 {

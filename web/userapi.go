@@ -74,7 +74,7 @@ func (s *Server) userAPIWith(scope string, linkPolicy bool, h apiHandler) http.H
 			err = h(w, r, c)
 		}
 		if err != nil {
-			s.errs.Write(w, r, s.apiError(err))
+			s.errs.Write(w, r, s.apiError(r.Context(), err))
 		}
 	})
 }
@@ -116,10 +116,14 @@ func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope str
 }
 
 // apiError maps domain errors to JSON:API errors: the one place that does.
-func (s *Server) apiError(err error) error {
+// An unavailable database (in err, or noted in ctx by the request's storage
+// work) comes first: whatever else the error says is no verdict then.
+func (s *Server) apiError(ctx context.Context, err error) error {
 	var je *jsonapi.Error
 	var tooMany *provider.TooManyAttemptsError
 	switch {
+	case storage.IsUnavailable(ctx, err):
+		return jsonapi.Unavailable(unavailableRetryAfter, err)
 	case errors.As(err, &je):
 		return je
 	case errors.Is(err, provider.ErrNoBearer):
@@ -142,8 +146,8 @@ func (s *Server) apiError(err error) error {
 		e := jsonapi.TooManyRequests(tooMany.RetryAfter)
 		e.Cause = err
 		return e
-	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, upstream.ErrUnavailable):
-		return jsonapi.Unavailable(5*time.Second, err)
+	case errors.Is(err, upstream.ErrUnavailable):
+		return jsonapi.Unavailable(unavailableRetryAfter, err)
 	case errors.Is(err, provider.ErrUnknownUpstream):
 		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
 			Detail: "The identity provider is not configured.", Cause: err}

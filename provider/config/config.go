@@ -47,6 +47,10 @@ type Database struct {
 	// AuditRetention, when not 0, has the purge delete audit events older
 	// than this; 0 keeps them all.
 	AuditRetention time.Duration `koanf:"audit_retention"`
+	// QueryTimeout bounds each statement outside a transaction and each
+	// transaction (and the PostgreSQL connect); past it the request answers
+	// 503 with Retry-After.
+	QueryTimeout time.Duration `koanf:"query_timeout"`
 }
 
 // Secrets are the keys everything else is derived from.
@@ -155,6 +159,7 @@ func Default() Config {
 			MigrateOnStart: true,
 			MaxOpenConns:   0,
 			PurgeInterval:  10 * time.Minute,
+			QueryTimeout:   5 * time.Second,
 		},
 		OAuth2: OAuth2{
 			AccessTokenLifespan:   time.Hour,

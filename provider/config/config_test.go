@@ -159,6 +159,9 @@ func TestValidate(t *testing.T) {
 		{"database.purge_interval", false, func(c *config.Config) { c.Database.PurgeInterval = time.Millisecond }},
 		{"database.purge_interval", false, func(c *config.Config) { c.Database.PurgeInterval = -time.Minute }},
 		{"database.purge_interval", false, func(c *config.Config) { c.Database.PurgeInterval = 25 * time.Hour }},
+		{"database.query_timeout", false, func(c *config.Config) { c.Database.QueryTimeout = 0 }},
+		{"database.query_timeout", false, func(c *config.Config) { c.Database.QueryTimeout = 50 * time.Millisecond }},
+		{"database.query_timeout", false, func(c *config.Config) { c.Database.QueryTimeout = 61 * time.Second }},
 		{"database.audit_retention", false, func(c *config.Config) { c.Database.AuditRetention = time.Hour }},
 		{"database.audit_retention", false, func(c *config.Config) { c.Database.AuditRetention = -24 * time.Hour }},
 	}

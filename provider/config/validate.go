@@ -51,6 +51,9 @@ func (c *Config) Validate(dev bool) error {
 	if c.Database.PurgeInterval != 0 && (c.Database.PurgeInterval < time.Second || c.Database.PurgeInterval > 24*time.Hour) {
 		return bad("database.purge_interval", "%s is not 0 (off) or between 1s and 24h", c.Database.PurgeInterval)
 	}
+	if c.Database.QueryTimeout < 100*time.Millisecond || c.Database.QueryTimeout > time.Minute {
+		return bad("database.query_timeout", "%s is not between 100ms and 60s", c.Database.QueryTimeout)
+	}
 	if c.Database.AuditRetention != 0 && c.Database.AuditRetention < 24*time.Hour {
 		return bad("database.audit_retention", "%s is not 0 (keep every event) or at least 24h", c.Database.AuditRetention)
 	}
