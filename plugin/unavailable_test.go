@@ -2,11 +2,15 @@ package plugin_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"html"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -306,5 +310,125 @@ func settledGoroutines(limit int, d time.Duration) int {
 			return n
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// mountTmpfs mounts a tmpfs of size on a fresh directory for the test, or
+// skips when that is not possible (not root, no mount permission).
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("full-disk test: needs root to mount a small tmpfs")
+	}
+	dir := filepath.Join(t.TempDir(), "fs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("full-disk test: mount -t tmpfs failed: %v %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// fillDisk writes path until the filesystem refuses another byte.
+func fillDisk(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			break
+		}
+	}
+	for { // the last bytes of a partly written chunk
+		if _, err := f.Write(chunk[:512]); err != nil {
+			break
+		}
+	}
+}
+
+// SQLite on a full disk: what needs a write answers 503 with Retry-After
+// and readiness fails, reads still answer truthfully; once space is back
+// everything works without a restart, and nothing committed is lost.
+func TestUnavailable_SQLiteDiskFullIs503ThenRecovers(t *testing.T) {
+	dir := mountTmpfs(t, "4m")
+	dbPath := filepath.Join(dir, "otpstep.db")
+	ctx := context.Background()
+	store, err := storage.Open(ctx, "sqlite://"+dbPath, storage.Options{QueryTimeout: outageQueryTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	if err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv := plugintest.StartOn(t, store, outageConfig)
+	f := newOutageFixture(t, srv)
+	var kept []string // users committed before the disk filled
+	for range 20 {
+		kept = append(kept, srv.NewUser(t).ID)
+	}
+
+	// Empty the WAL, so that the next write must grow a file.
+	side, err := sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := side.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		t.Fatal(err)
+	}
+	_ = side.Close()
+	filler := filepath.Join(dir, "filler")
+	fillDisk(t, filler)
+
+	byName := map[string]outageEndpoint{}
+	for _, e := range outageEndpoints {
+		byName[e.name] = e
+	}
+	for _, name := range []string{"login page POST", "token refresh", "user API", "readiness"} {
+		a := byName[name].send(t, f)
+		if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") == "" {
+			t.Errorf("disk full: %s: got %d (Retry-After %q) %s", name, a.status, a.header.Get("Retry-After"), a.body)
+		}
+		if name == "token refresh" && !strings.Contains(a.body, "temporarily_unavailable") {
+			t.Errorf("disk full: token refresh body %s", a.body)
+		}
+	}
+	// A read is still the truth: the token is active.
+	if a := byName["introspection"].send(t, f); !byName["introspection"].ok(a) {
+		t.Errorf("disk full: introspection got %d %s", a.status, a.body)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	// No restart: the same server and pool serve again; the refresh token
+	// whose rotation failed still works (the transaction rolled back).
+	f.checkRecovered(t)
+	for _, id := range kept {
+		if _, err := srv.Store.GetUser(ctx, id); err != nil {
+			t.Errorf("user %s committed before the disk filled: %v", id, err)
+		}
+	}
+	var integrity string
+	if err := srv.Store.Ready(ctx); err != nil {
+		t.Errorf("ready after recovery: %v", err)
+	}
+	side, err = sql.Open("sqlite", dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer side.Close()
+	if err := side.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&integrity); err != nil || integrity != "ok" {
+		t.Errorf("integrity_check = %q, %v", integrity, err)
 	}
 }

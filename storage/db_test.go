@@ -84,6 +84,8 @@ func TestClassify_ConnectionFailuresAreUnavailable(t *testing.T) {
 		"admin shutdown": &pgconn.PgError{Code: "57P01"},
 		"no database":    &pgconn.PgError{Code: "3D000"},
 		"class 08":       &pgconn.PgError{Code: "08006"},
+		"disk full":      &pgconn.PgError{Code: "53100"},
+		"deadline":       fmt.Errorf("acquire: %w", context.DeadlineExceeded),
 	} {
 		got := classify(fmt.Errorf("query: %w", err))
 		assert.ErrorIs(t, got, ErrUnavailable, name)
