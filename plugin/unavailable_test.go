@@ -164,7 +164,9 @@ var outageEndpoints = []outageEndpoint{
 func (f *outageFixture) checkUnavailable(t *testing.T) {
 	t.Helper()
 	for _, e := range outageEndpoints {
+		start := time.Now()
 		a := e.send(t, f)
+		t.Logf("%s: %d in %s", e.name, a.status, time.Since(start).Round(time.Millisecond))
 		if a.header.Get("Retry-After") == "" || a.status != http.StatusServiceUnavailable && e.kind != "authorize" {
 			t.Errorf("%s: got %d (Retry-After %q) %s", e.name, a.status, a.header.Get("Retry-After"), a.body)
 			continue

@@ -109,8 +109,14 @@ func (s *Store) Ready(ctx context.Context) error {
 
 // bound gives one statement (or one transaction, from BEGIN to its end) the
 // store's query timeout. Inside a transaction the transaction's bound holds
-// and ctx is returned as it is.
+// and ctx is returned as it is. Once ctx's note says the database was
+// unavailable, the request's answer is a 503 whatever comes next, so further
+// statements fail at once instead of each waiting out its own timeout
+// (fosite, for one, reads a refresh token after a failed access-token read).
 func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if n, ok := ctx.Value(unavailableNoteKey{}).(*unavailableNote); ok && n.noted.Load() {
+		return context.WithDeadline(ctx, time.Time{})
+	}
 	if s.queryTimeout <= 0 || s.txFrom(ctx) != nil {
 		return ctx, func() {}
 	}
