@@ -124,11 +124,12 @@ func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, ar fosi
 // fosite validated it, otherwise as a page (RFC 6749 §4.1.2.1: never redirect
 // to an unverified URI).
 func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
-	if s.storageUnavailable(r.Context(), r.URL.Path, err) {
+	if storage.IsUnavailable(r.Context(), err) {
 		// RFC 6749 §4.1.2.1 temporarily_unavailable: to a verified client's
-		// redirect URI, else the error page, 503.
-		setUnavailableRetryAfter(w)
+		// redirect URI, else the error page, 503 (errorPage logs it).
 		if ar != nil && ar.GetRedirectURI() != nil && ar.GetClient() != nil {
+			s.storageUnavailable(r.Context(), r.URL.Path, err)
+			setUnavailableRetryAfter(w)
 			s.p.OAuth2.WriteAuthorizeError(r.Context(), w, ar, fosite.ErrTemporarilyUnavailable.WithWrap(err))
 			return
 		}
