@@ -153,6 +153,11 @@ var outageEndpoints = []outageEndpoint{
 		req.Header.Set("Content-Type", "application/json")
 		return f.do(t, req)
 	}, func(a outageAnswer) bool { return a.status == 200 }},
+	{"jwks", "api", func(t *testing.T, f *outageFixture) outageAnswer {
+		// The key set is read from storage on every request.
+		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/.well-known/jwks.json", nil)
+		return f.do(t, req)
+	}, func(a outageAnswer) bool { return a.status == 200 && strings.Contains(a.body, `"kid"`) }},
 	{"readiness", "health", func(t *testing.T, f *outageFixture) outageAnswer {
 		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/health/ready", nil)
 		return f.do(t, req)
