@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"html"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -14,10 +16,12 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/gorilla/mux"
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
@@ -437,5 +441,72 @@ func TestUnavailable_SQLiteDiskFullIs503ThenRecovers(t *testing.T) {
 	defer side.Close()
 	if err := side.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&integrity); err != nil || integrity != "ok" {
 		t.Errorf("integrity_check = %q, %v", integrity, err)
+	}
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// An unavailable database is logged at ERROR with the request id the
+// client was given, on the OAuth2 endpoints as on the others.
+func TestUnavailable_LoggedAtErrorWithRequestID(t *testing.T) {
+	var logs syncBuffer
+	cfg := plugin.DefaultConfig()
+	cfg.Secrets.System = strings.Repeat("test-secret-", 4)
+	cfg.Database.MigrateOnStart = false
+	cfg.Database.PurgeInterval = 0
+	cfg.Mail.Driver = "log"
+	store := plugintest.NewStore(t, "sqlite")
+	p, err := plugin.New(context.Background(), plugin.Options{Config: cfg, Dev: true, Store: store,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Close() }()
+	r := mux.NewRouter()
+	p.Mount(r)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	if err := store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/oauth2/introspect", "/oauth2/token"} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader("token=x&grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("some-client", "some-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		rid := resp.Header.Get("X-Request-Id")
+		if resp.StatusCode != http.StatusServiceUnavailable || rid == "" {
+			t.Fatalf("%s: %d, request id %q", path, resp.StatusCode, rid)
+		}
+		found := false
+		for _, line := range strings.Split(logs.String(), "\n") {
+			if strings.Contains(line, "level=ERROR") && strings.Contains(line, "request_id="+rid) &&
+				strings.Contains(line, "database unavailable") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no ERROR line with request_id=%s in:\n%s", path, rid, logs.String())
+		}
 	}
 }
