@@ -189,7 +189,7 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, m
 	if cause != nil && status != http.StatusServiceUnavailable && storage.IsUnavailable(r.Context(), cause) {
 		status, message = http.StatusServiceUnavailable, unavailablePageMessage
 	}
-	if status == http.StatusServiceUnavailable {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		setUnavailableRetryAfter(w)
 	}
 	if cause != nil {
