@@ -87,7 +87,8 @@ func classify(err error) error {
 // statement past Options.QueryTimeout, a connect past its timeout), or
 // SQLite cannot open, read or write its file (CANTOPEN, IOERR, NOTADB, FULL:
 // the disk is full) or still finds its write lock held once the busy timeout
-// is over (BUSY; BUSY_SNAPSHOT is a conflict, see classify). A context
+// is over (BUSY; BUSY_SNAPSHOT is a conflict, see classify). A statement
+// on a connection pgx already closed ("conn closed") is one too. A context
 // cancelled by the caller is not unavailability.
 func unavailable(err error) bool {
 	if errors.Is(err, context.Canceled) {
@@ -131,6 +132,7 @@ func unavailable(err error) bool {
 		errors.Is(err, driver.ErrBadConn),
 		errors.Is(err, sql.ErrConnDone),
 		errors.Is(err, puddle.ErrClosedPool), // the pgx read pool is closed
+		errors.Is(err, pgconn.ErrConnClosed), // a statement on a connection pgx closed after a failure
 		errors.Is(err, io.EOF),
 		errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, net.ErrClosed),

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +15,6 @@ import (
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -91,7 +91,7 @@ type Store struct {
 //     (pure Go) with WAL, foreign keys, a 10 s busy timeout and BEGIN IMMEDIATE
 //     transactions, so concurrent writers queue instead of deadlocking.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	s := &Store{now: opts.Clock, log: opts.Logger, queryTimeout: opts.QueryTimeout, outage: &outageMark{}}
+	s := &Store{now: opts.Clock, log: opts.Logger, queryTimeout: opts.QueryTimeout, outage: newOutageMark()}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -114,7 +114,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		if opts.QueryTimeout > 0 {
 			connCfg.ConnectTimeout = opts.QueryTimeout
 		}
-		dialector = postgres.New(postgres.Config{Conn: stdlib.OpenDB(*connCfg)})
+		dialector = postgres.New(postgres.Config{Conn: sql.OpenDB(newDeadConnConnector(*connCfg, s.outage))})
 		if maxConns <= 0 {
 			maxConns = max(10, 4*runtime.GOMAXPROCS(0))
 		}
@@ -160,7 +160,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	if s.dialect == DialectPostgres {
-		if s.reads, err = openReadPool(dsn, readPoolSize(maxConns), opts.QueryTimeout); err != nil {
+		if s.reads, err = openReadPool(dsn, readPoolSize(maxConns), opts.QueryTimeout, s.outage); err != nil {
 			_ = sqlDB.Close()
 			return nil, fmt.Errorf("storage: open %s: %w", s.dialect, err)
 		}
@@ -236,7 +236,17 @@ func (s *Store) Dialect() string { return s.dialect }
 func (s *Store) Ping(ctx context.Context) error {
 	bctx, cancel := s.bound(ctx)
 	defer cancel()
-	if err := s.sqlDB.PingContext(bctx); err != nil {
+	// database/sql retries getting a connection, not the ping: a dead pooled
+	// connection fails it with driver.ErrBadConn, and is closed. A ping
+	// changes nothing, so it runs again, once per pooled connection at most.
+	err := s.sqlDB.PingContext(bctx)
+	for range s.sqlDB.Stats().MaxOpenConnections {
+		if !errors.Is(err, driver.ErrBadConn) || bctx.Err() != nil {
+			break
+		}
+		err = s.sqlDB.PingContext(bctx)
+	}
+	if err != nil {
 		return fmt.Errorf("storage: ping %s: %w", s.dialect, classify(s.note(ctx, bctx, err)))
 	}
 	return nil

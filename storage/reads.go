@@ -81,7 +81,7 @@ func readPoolSize(maxConns int) int { return max(2, (maxConns+1)/2) }
 
 // openReadPool opens (lazily: no connection until the first query) the pgx
 // pool for hot reads.
-func openReadPool(dsn string, size int, connectTimeout time.Duration) (*pgxpool.Pool, error) {
+func openReadPool(dsn string, size int, connectTimeout time.Duration, outage *outageMark) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, err
@@ -92,6 +92,7 @@ func openReadPool(dsn string, size int, connectTimeout time.Duration) (*pgxpool.
 	cfg.MaxConns = int32(size)
 	cfg.MinConns = 0
 	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool { return outage.shouldPing(p.IdleDuration) }
 	return pgxpool.NewWithConfig(context.Background(), cfg)
 }
 
@@ -100,13 +101,36 @@ type scanner interface{ Scan(dest ...any) error }
 
 // readRow runs a read-only query expected to return at most one row: on the
 // pgx read pool when there is one and ctx carries no transaction, else as
-// queryRow. Errors surface from Scan, unclassified, as queryRow's.
+// queryRow. Errors surface from Scan, unclassified, as queryRow's. On the
+// pgx pool, a query whose connection was lost (a dead pooled connection, see
+// dead_conns.go) runs again on another connection: it only reads.
 func (s *Store) readRow(ctx context.Context, query string, args ...any) scanner {
 	if s.reads != nil && s.txFrom(ctx) == nil {
-		bctx, cancel := s.bound(ctx)
-		return &boundScanner{row: s.reads.QueryRow(bctx, query, args...), s: s, ctx: ctx, bounded: bctx, cancel: cancel}
+		return &poolRow{s: s, ctx: ctx, query: query, args: args}
 	}
 	return s.queryRow(ctx, query, args...)
+}
+
+// poolRow is a one-row read on the pgx read pool, run by Scan under the
+// statement's bound.
+type poolRow struct {
+	s     *Store
+	ctx   context.Context
+	query string
+	args  []any
+}
+
+func (r *poolRow) Scan(dest ...any) error {
+	bctx, cancel := r.s.bound(r.ctx)
+	defer cancel()
+	var err error
+	for range r.s.retryTries() {
+		err = r.s.reads.QueryRow(bctx, r.query, r.args...).Scan(dest...)
+		if err == nil || !retryable(bctx, err) && (bctx.Err() != nil || !connLost(err)) { // a read changes nothing
+			break
+		}
+	}
+	return r.s.note(r.ctx, bctx, err)
 }
 
 // loadClient is the client of a token row, from the ClientLoader. A client

@@ -105,18 +105,34 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 	// The batch is one implicit transaction: one bound for all of it.
 	bctx, cancel := s.bound(ctx)
 	defer cancel()
+	// A batch whose first statement failed before anything reached the
+	// server (a dead pooled connection, see dead_conns.go) runs again on
+	// another connection; nothing of it ran.
+	for try := 1; ; try++ {
+		retry, err := s.sendSessionChallenge(ctx, bctx, c, refused, []stmt{session, hits, challenge, mail, audit}, try < s.retryTries())
+		if !retry {
+			return err
+		}
+	}
+}
+
+// sendSessionChallenge is one try of createSessionChallengePipelined: the
+// batch of stmts (session, hits, challenge, mail, then the events' when
+// its SQL is not empty) on a connection of the native pool. When mayRetry
+// and the batch failed before it reached the server, it reports retry,
+// with nothing noted.
+func (s *Store) sendSessionChallenge(ctx, bctx context.Context, c *NewSessionChallenge, refused func([]RateCount) error,
+	stmts []stmt, mayRetry bool) (retry bool, err error) {
 	conn, err := s.reads.Acquire(bctx)
 	if err != nil {
-		return fmt.Errorf("storage: create session challenge: %w", classify(s.note(ctx, bctx, err)))
+		return false, fmt.Errorf("storage: create session challenge: %w", classify(s.note(ctx, bctx, err)))
 	}
 	defer conn.Release()
 	var batch pgx.Batch
-	batch.Queue(session.sql, session.args...)
-	batch.Queue(hits.sql, hits.args...)
-	batch.Queue(challenge.sql, challenge.args...)
-	batch.Queue(mail.sql, mail.args...)
-	if audit.sql != "" {
-		batch.Queue(audit.sql, audit.args...)
+	for _, st := range stmts {
+		if st.sql != "" {
+			batch.Queue(st.sql, st.args...)
+		}
 	}
 
 	// Each step reads one statement's result; the first failure names the
@@ -130,6 +146,10 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 		if _, err := br.Exec(); err != nil {
 			if errors.Is(classify(err), ErrAlreadyExists) {
 				return sessionTaken(c)
+			}
+			if mayRetry && retryable(bctx, err) {
+				retry = true
+				return err
 			}
 			return fail(err)
 		}
@@ -150,11 +170,7 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 			}
 			return fail(err)
 		}
-		rest := 1 // the mail, and the events if any
-		if audit.sql != "" {
-			rest++
-		}
-		for range rest {
+		for range batch.Len() - 3 { // the mail, and the events if any
 			if _, err := br.Exec(); err != nil {
 				return fail(err)
 			}
@@ -165,14 +181,17 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 	if closeErr := br.Close(); err == nil && closeErr != nil {
 		err = fail(closeErr)
 	}
+	if retry {
+		return true, err
+	}
 	if limited {
 		counts, readErr := s.hitsWouldCount(bctx, conn, c.Hits)
 		if readErr != nil {
-			return errors.Join(err, fmt.Errorf("storage: create session challenge: read the refused counts: %w", readErr))
+			return false, errors.Join(err, fmt.Errorf("storage: create session challenge: read the refused counts: %w", readErr))
 		}
-		return refusal(refused, counts)
+		return false, refusal(refused, counts)
 	}
-	return err
+	return false, err
 }
 
 func sessionTaken(c *NewSessionChallenge) error {

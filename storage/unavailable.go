@@ -67,14 +67,25 @@ func (s *Store) note(ctx, bounded context.Context, err error) error {
 		}
 		if s.outage != nil {
 			s.outage.marked.Store(true)
+			s.outage.seen()
 		}
 	}
 	return err
 }
 
 // outageMark remembers that a statement found the database unavailable,
-// until Ready's write probe succeeds. Stores derived from one Open share it.
-type outageMark struct{ marked atomic.Bool }
+// until Ready's write probe succeeds, and when it last did (see
+// shouldPing). Stores derived from one Open share it.
+type outageMark struct {
+	marked atomic.Bool
+	// base is when the mark was made (with its monotonic reading); last is
+	// when, after base, a statement last found the database unavailable
+	// (0: never).
+	base time.Time
+	last atomic.Int64
+}
+
+func newOutageMark() *outageMark { return &outageMark{base: time.Now()} }
 
 // readyProbeKey is the rate counter Ready's write probe writes: expired at
 // once, so no limit ever counts it and the purge deletes it.
@@ -156,18 +167,4 @@ func (r *boundRows) Close() error {
 	err := r.Rows.Close()
 	r.cancel()
 	return err
-}
-
-// boundScanner is a one-row read (a pgx.Row) that releases its bound once
-// scanned.
-type boundScanner struct {
-	row          scanner
-	s            *Store
-	ctx, bounded context.Context
-	cancel       context.CancelFunc
-}
-
-func (r *boundScanner) Scan(dest ...any) error {
-	defer r.cancel()
-	return r.s.note(r.ctx, r.bounded, r.row.Scan(dest...))
 }
