@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
+	"golang.org/x/oauth2"
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
@@ -46,6 +47,21 @@ type outageFixture struct {
 	browser http.CookieJar // the login session's cookies
 	http    *http.Client
 	spec    *openapitest.Validator
+	// login is the logged-in browser; code and verifier an unused
+	// authorization code of its login session and its PKCE verifier.
+	login          *plugintest.Browser
+	code, verifier string
+}
+
+// newCode sets f.code to a new authorization code of the login session.
+func (f *outageFixture) newCode(t *testing.T) {
+	t.Helper()
+	f.verifier = oauth2.GenerateVerifier()
+	page := f.login.Follow(f.client.Conf.AuthCodeURL(plugintest.RandomString(12), oauth2.S256ChallengeOption(f.verifier),
+		oauth2.SetAuthURLParam("nonce", plugintest.RandomString(12))), plugintest.RedirectURI)
+	if f.code = page.URL.Query().Get("code"); f.code == "" {
+		t.Fatalf("no code: %s", page)
+	}
 }
 
 func newOutageFixture(t *testing.T, srv *plugintest.Server) *outageFixture {
@@ -55,12 +71,14 @@ func newOutageFixture(t *testing.T, srv *plugintest.Server) *outageFixture {
 	login := srv.LoginWithPassword(t, c, u)
 	tok := login.Token
 	jar, _ := cookiejar.New(nil)
-	return &outageFixture{srv: srv, client: c, user: u, access: tok.AccessToken, refresh: tok.RefreshToken, browser: login.Browser.Client.Jar,
+	f := &outageFixture{srv: srv, client: c, user: u, access: tok.AccessToken, refresh: tok.RefreshToken, browser: login.Browser.Client.Jar, login: login.Browser,
 		spec: openapitest.LoadPrefix(t, srv.Plugin.Provider.Config().API.Prefix),
 		// A stalled database must not hang a request: every request of
 		// these tests returns within the query timeout plus this margin.
 		http: &http.Client{Jar: jar, Timeout: outageQueryTimeout + 5*time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	f.newCode(t)
+	return f
 }
 
 // outageAnswer is one endpoint's response.
@@ -107,6 +125,16 @@ var outageEndpoints = []outageEndpoint{
 			_ = json.Unmarshal([]byte(a.body), &body)
 			f.access, _ = body["access_token"].(string)
 			f.refresh, _ = body["refresh_token"].(string)
+		}
+		return a
+	}, func(a outageAnswer) bool { return a.status == 200 }},
+	{"token authorization_code", "oauth2", func(t *testing.T, f *outageFixture) outageAnswer {
+		// The code exchange checks the grant (the user's row, the login
+		// session) in its transaction; a failed exchange consumed nothing.
+		a := f.form(t, "/oauth2/token", url.Values{"grant_type": {"authorization_code"}, "code": {f.code},
+			"redirect_uri": {plugintest.RedirectURI}, "code_verifier": {f.verifier}}, true)
+		if a.status == 200 {
+			f.newCode(t)
 		}
 		return a
 	}, func(a outageAnswer) bool { return a.status == 200 }},
