@@ -29,6 +29,10 @@ type Config = config.Config
 // DefaultConfig returns every option at its default.
 func DefaultConfig() Config { return config.Default() }
 
+// DevDefaultConfig returns the defaults `otpstep serve --dev` starts from:
+// DefaultConfig without server.shutdown_grace.
+func DevDefaultConfig() Config { return config.DevDefault() }
+
 // Mailer delivers the OTP emails. otpstep's SMTP mailer (mail.NewSMTP) and
 // development log mailer (mail.NewLog) are two implementations; a host may
 // route mail through its own delivery service instead (see mail.Permanent
@@ -366,4 +370,10 @@ const MinSecretLength = config.MinSecretLength
 // `otpstep serve` does; unknown keys are errors naming the key.
 func LoadConfig(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	return config.Load(path, lookupEnv)
+}
+
+// LoadConfigOnto is LoadConfig starting from defaults (DefaultConfig or
+// DevDefaultConfig) for the keys the file and environment leave unset.
+func LoadConfigOnto(defaults Config, path string, lookupEnv func(string) (string, bool)) (Config, error) {
+	return config.LoadOnto(defaults, path, lookupEnv)
 }

@@ -43,10 +43,15 @@ func newRootCommand(out, errOut io.Writer, lookupEnv func(string) (string, bool)
 	return root
 }
 
-// loadConfig reads the file and environment; with --dev it fills
-// secrets.system from a generated file kept beside the working directory.
+// loadConfig reads the file and environment; with --dev it starts from the
+// development defaults and fills secrets.system from a generated file kept
+// beside the working directory.
 func (a *app) loadConfig() (plugin.Config, error) {
-	cfg, err := plugin.LoadConfig(a.configPath, a.lookupEnv)
+	defaults := plugin.DefaultConfig()
+	if a.dev {
+		defaults = plugin.DevDefaultConfig()
+	}
+	cfg, err := plugin.LoadConfigOnto(defaults, a.configPath, a.lookupEnv)
 	if err != nil {
 		return cfg, err
 	}

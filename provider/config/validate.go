@@ -12,6 +12,10 @@ import (
 // MinSecretLength is the shortest secrets.system accepted.
 const MinSecretLength = 32
 
+// MaxShutdownGrace bounds server.shutdown_grace: longer only delays a
+// restart, no load balancer needs minutes to notice.
+const MaxShutdownGrace = 5 * time.Minute
+
 // KeyError is a validation failure of one key.
 type KeyError struct {
 	Key    string
@@ -38,6 +42,9 @@ func (c *Config) Validate(dev bool) error {
 	}
 	if u.Scheme == "http" && !dev && !isLoopback(u.Hostname()) {
 		return bad("server.public_url", "plain http is only allowed for loopback hosts or with --dev")
+	}
+	if c.Server.ShutdownGrace < 0 || c.Server.ShutdownGrace > MaxShutdownGrace {
+		return bad("server.shutdown_grace", "%s is not between 0 and %s", c.Server.ShutdownGrace, MaxShutdownGrace)
 	}
 	if c.Server.ShutdownTimeout <= 0 {
 		return bad("server.shutdown_timeout", "must be positive")
