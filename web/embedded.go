@@ -69,7 +69,7 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	s.pages.SetStaticPrefix(s.mount.base + "/static/")
 	sub.PathPrefix("/static/").Handler(http.StripPrefix(s.mount.base+"/static/", s.pages.StaticHandler()))
 
-	chain := []mux.MiddlewareFunc{RequestID, AccessLog(s.log)}
+	chain := []mux.MiddlewareFunc{RequestID, s.inflight.Middleware, AccessLog(s.log)}
 	if s.opts.Registerer != nil {
 		chain = append(chain, Metrics(s.opts.Registerer))
 	}

@@ -14,8 +14,14 @@ func (s *Server) alive(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// ready answers 200 when the database is reachable, 503 otherwise.
+// ready answers 200 when the database is reachable, 503 otherwise, and
+// 503 from the start of a shutdown (InFlight.Drain) on.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if s.inflight.Draining() {
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.p.Store().Ping(ctx); err != nil {

@@ -60,6 +60,8 @@ type Server struct {
 	// flows seals the state of browser flows through an upstream provider
 	// (federated_pages.go).
 	flows *provider.Sealer
+	// inflight tracks the requests being served and the drain (inflight.go).
+	inflight *InFlight
 }
 
 // New builds the handlers over a provider.
@@ -92,7 +94,7 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
 	sc := securecookie.New(hashKey, blockKey)
 	sc.MaxAge(int(cfg.Login.SessionLifespan.Seconds()))
-	return &Server{
+	srv := &Server{
 		p:       p,
 		log:     opts.Logger,
 		pages:   pages,
@@ -102,13 +104,19 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 		secure:  secure,
 		opts:    opts,
 		flows:   flows,
-	}, nil
+	}
+	srv.inflight = NewInFlight(nil)
+	return srv, nil
 }
+
+// InFlight is the registry of the requests being served, through which a
+// shutdown drains the server (see InFlight).
+func (s *Server) InFlight() *InFlight { return s.inflight }
 
 // Mount registers every route on r: OAuth2 and OpenID Connect endpoints,
 // pages, health and metrics.
 func (s *Server) Mount(r *mux.Router) {
-	chain := []mux.MiddlewareFunc{RequestID, AccessLog(s.log)}
+	chain := []mux.MiddlewareFunc{RequestID, s.inflight.Middleware, AccessLog(s.log)}
 	if s.opts.Registerer != nil {
 		chain = append(chain, Metrics(s.opts.Registerer))
 	}
