@@ -79,7 +79,9 @@
 // set; Migrate runs them on demand. No goroutine starts before Start, which
 // runs, until Close, the outbox dispatcher that delivers mail and the purge
 // of expired rows every database.purge_interval; codes issued before Start
-// wait in the outbox.
+// wait in the outbox. Shutdown takes the HTTP server and that work down in
+// order (grace, drain, a last pass over the outbox), as otpstep serve does
+// on SIGTERM.
 //
 // The package keeps no state of its own: two plugins in one process, on two
 // databases and two prefixes, do not see each other's users, sessions or

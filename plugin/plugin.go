@@ -133,6 +133,8 @@ type Plugin struct {
 	mu      sync.Mutex
 	stop    context.CancelFunc
 	stopped chan struct{}
+	// shutDown: Shutdown has stopped the background work for good.
+	shutDown bool
 }
 
 // OptionError is a problem with one field of Options; Config problems are
@@ -308,6 +310,9 @@ func (p *Plugin) Start(ctx context.Context) error {
 	defer p.mu.Unlock()
 	if p.stop != nil {
 		return errors.New("plugin: already started")
+	}
+	if p.shutDown {
+		return errors.New("plugin: shut down")
 	}
 	if err := pendingMigrations(ctx, p.store); err != nil {
 		return err

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -35,7 +38,9 @@ func (a *app) serveCommand() *cobra.Command {
 				return err
 			}
 			defer p.Close()
-			if err := p.Start(ctx); err != nil {
+			// The background work outlives the signal: Shutdown stops it
+			// after the drain, so mail of the last requests still goes out.
+			if err := p.Start(context.WithoutCancel(ctx)); err != nil {
 				return err
 			}
 			if a.dev {
@@ -65,10 +70,10 @@ func (a *app) serveCommand() *cobra.Command {
 				return err
 			case <-ctx.Done():
 			}
-			log.Info("shutting down")
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			// A second signal ends the grace at once.
+			again, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := p.Shutdown(again, srv); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil
