@@ -14,9 +14,10 @@ func (s *Server) alive(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// ready answers 200 when the database is reachable, 503 otherwise, and
-// 503 from the start of a shutdown (InFlight.Drain) on.
+// ready answers 200 when the database is reachable, 503 otherwise.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	// From the start of a shutdown (InFlight.Drain) on: 503, whatever the
+	// database says, so a load balancer stops sending before the drain.
 	if s.inflight.Draining() {
 		w.Header().Set("Retry-After", "5")
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
