@@ -16,7 +16,8 @@ import (
 //     plugin's routes says Connection: close, while requests are still
 //     served as usual, for server.shutdown_grace, so a load balancer stops
 //     sending and clients open their next connection elsewhere. ctx ending
-//     cuts the grace short (otpstep serve: a second signal).
+//     cuts the grace short (otpstep serve: a second signal), so pass one
+//     that is still live, not the context the first signal ended.
 //  2. Drain: srv.Shutdown closes the listener and waits for the requests in
 //     flight, within server.shutdown_timeout. Requests still running then
 //     are cut off (srv.Close) and logged, their count and the method and
