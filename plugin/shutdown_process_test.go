@@ -390,7 +390,7 @@ func TestShutdown_ProcessSendsMailOfARequestFinishedDuringTheDrain(t *testing.T)
 	// The in-process instance only sets up the user and the login; it is
 	// closed before the request, so its outbox cannot take the mail.
 	setup := plugintest.StartOn(t, store, func(c *plugin.Config) { c.OTP.ReturnInResponse = true })
-	client := setup.NewClient(t, false, allUserScopes...)
+	client := setup.NewLoginUI(t, allUserScopes...)
 	alice := setup.NewUser(t)
 	login := setup.LoginWithPassword(t, client, alice)
 	setup.HTTP.Close()

@@ -122,7 +122,7 @@ func TestShutdown_LastOutboxPassSendsQueuedMail(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			smtpSrv := mailtest.StartServer(t)
 			srv := startForShutdown(t, dialect, smtpSrv, 0)
-			client := srv.NewClient(t, false, allUserScopes...)
+			client := srv.NewLoginUI(t, allUserScopes...)
 			alice := srv.NewUser(t)
 			login := srv.LoginWithPassword(t, client, alice)
 			r := newAPIClient(t, srv).putSession(login.Token.AccessToken, login.SID, alice.ID, false)
