@@ -194,7 +194,15 @@ func (opts *Options) validate() error {
 			cfg.Mail.OutboxLease = def.OutboxLease
 		}
 	}
-	return cfg.Validate(opts.Dev)
+	if opts.OAuth2 == nil {
+		return cfg.Validate(opts.Dev)
+	}
+	// Embedded, the OTP pages' and the link callback's URLs are the host's:
+	// standalone otpstep's default address would be silently wrong.
+	if cfg.Server.PublicURL == config.Default().Server.PublicURL {
+		return &config.KeyError{Key: "server.public_url", Reason: fmt.Sprintf("must be set to the host's public URL in embedded mode (%q is standalone otpstep's default)", cfg.Server.PublicURL)}
+	}
+	return cfg.ValidateNaming(opts.Dev, "Options.Dev")
 }
 
 // New validates the options, opens storage (running migrations when
@@ -285,7 +293,8 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 // PathPrefix subrouter); otpstep's middleware
 // applies to those routes only. Standalone: every route otpstep serves
 // (OAuth2 and OpenID Connect endpoints, login pages, health, metrics) at r's
-// root, with otpstep's middleware on r. Call it once.
+// root, with otpstep's middleware on r. Call it once; Handler serves the
+// same routes to a host on another router.
 func (p *Plugin) Mount(r *mux.Router) {
 	if p.embedded {
 		p.web.MountSecondFactor(r)
