@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -231,4 +232,31 @@ func TestNew_EmbeddedNeedsPublicURLAndNamesOptionsDev(t *testing.T) {
 		t.Fatalf("with the host's URL: %v", err)
 	}
 	_ = p.Close()
+}
+
+// Handler keeps Mount's answers to unclean paths (its router skips mux's
+// cleaning): served by a host that hands it every path under the prefix
+// as written, otpstep answers them with its headers.
+func TestCleanedPaths_Handler(t *testing.T) {
+	host := compose.ComposeAllEnabled(&fosite.Config{GlobalSecret: []byte(strings.Repeat("k", 32))}, fositestorage.NewMemoryStore(), nil)
+	cfg := plugin.DefaultConfig()
+	cfg.Server.PublicURL = "https://host.example.com"
+	cfg.Secrets.System = strings.Repeat("s", 32)
+	p, err := plugin.New(context.Background(), plugin.Options{Config: cfg, Store: plugintest.NewStore(t, "sqlite"), OAuth2: host, Mailer: plugintest.NewMailbox()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	srv := httptest.NewServer(p.Handler("/mfa"))
+	t.Cleanup(srv.Close)
+	for _, path := range []string{"/mfa//user/2024-3/sessions/" + uuid.NewString(), "/mfa/user/2024-3/./nope"} {
+		r := sendUnclean(t, http.MethodPut, srv.URL, path)
+		requireJSONAPI404(t, path, r)
+		requireOTPStepHeaders(t, path, r)
+	}
+	r := sendUnclean(t, http.MethodGet, srv.URL, "/mfa/login/./otp")
+	if r.status != http.StatusMovedPermanently || r.header.Get("Location") != "/mfa/login/otp" {
+		t.Fatalf("/mfa/login/./otp: %d Location %q", r.status, r.header.Get("Location"))
+	}
+	requireOTPStepHeaders(t, "/mfa/login/./otp", r)
 }
