@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gorm.io/gorm"
 
 	"github.com/otpstep/otpstep/provider"
@@ -111,6 +113,13 @@ type Options struct {
 	// serves /metrics in standalone mode only.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// TracerProvider records spans (OpenTelemetry): one per HTTP request
+	// to otpstep's routes (honouring an incoming W3C traceparent), per
+	// storage transaction and statement of a traced request, per SMTP send
+	// (in the trace of the request that queued the mail) and per upstream
+	// request. nil records none. TracerProviderFromEnv builds one from the
+	// OTEL_* variables; Shutdown flushes it, the caller shuts it down.
+	TracerProvider trace.TracerProvider
 }
 
 // Plugin is one otpstep instance. It keeps no package-level state: several
@@ -123,6 +132,8 @@ type Plugin struct {
 	ownStore bool
 	web      *web.Server
 	log      *slog.Logger
+	// tracerProvider is Options.TracerProvider (nil: none), flushed by Shutdown.
+	tracerProvider trace.TracerProvider
 
 	embedded bool
 	oauth2   fosite.OAuth2Provider // the host's, or the provider's own
@@ -216,10 +227,18 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if _, off := opts.TracerProvider.(noop.TracerProvider); off {
+		// Records nothing: spare the requests the middleware.
+		opts.TracerProvider = nil
+	}
+	if opts.TracerProvider != nil {
+		opts.Logger = slog.New(LogHandlerWithTrace(opts.Logger.Handler()))
+	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	sopts := storage.Options{Clock: opts.Clock, Logger: opts.Logger, MaxOpenConns: opts.Config.Database.MaxOpenConns}
+	sopts := storage.Options{Clock: opts.Clock, Logger: opts.Logger, MaxOpenConns: opts.Config.Database.MaxOpenConns,
+		TracerProvider: opts.TracerProvider}
 	var (
 		store *storage.Store
 		own   bool
@@ -229,6 +248,9 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	case opts.Store != nil:
 		// One clock for the provider and the storage it reads expiry from.
 		store = opts.Store.WithClock(opts.Clock)
+		if opts.TracerProvider != nil {
+			store = store.WithTracerProvider(opts.TracerProvider)
+		}
 	case opts.DB != nil:
 		if store, err = storage.OpenGorm(ctx, opts.DB, sopts); err != nil {
 			return nil, fmt.Errorf("plugin: Options.DB: %w", err)
@@ -250,7 +272,8 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 			return fail(fmt.Errorf("migrate: %w", err))
 		}
 	}
-	popts := provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer, Registerer: opts.Registerer}
+	popts := provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer, Registerer: opts.Registerer,
+		TracerProvider: opts.TracerProvider}
 	if opts.OAuth2 != nil {
 		popts.Host = &provider.Host{OAuth2: opts.OAuth2, NewSession: opts.TokenSession, SessionID: opts.SessionIDFromToken, LoginUI: opts.LoginUIClient}
 	}
@@ -263,7 +286,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 		}
 		return fail(err)
 	}
-	wopts := web.Options{Logger: opts.Logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer}
+	wopts := web.Options{Logger: opts.Logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer, TracerProvider: opts.TracerProvider}
 	if opts.OAuth2 != nil {
 		wopts.SessionFromRequest = opts.SessionFromRequest
 		wopts.ReturnPaths = opts.AuthorizePaths
@@ -276,7 +299,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	if err != nil {
 		return fail(err)
 	}
-	pl := &Plugin{Provider: p, store: store, ownStore: own, web: w, log: opts.Logger,
+	pl := &Plugin{Provider: p, store: store, ownStore: own, web: w, log: opts.Logger, tracerProvider: opts.TracerProvider,
 		embedded: opts.OAuth2 != nil, oauth2: opts.OAuth2, required: opts.SecondFactorRequired,
 		hostKeepsSID: opts.SessionFromRequest != nil}
 	if pl.oauth2 == nil {

@@ -26,6 +26,8 @@ import (
 //  3. Mail: the outbox dispatcher stops claiming, then one last pass sends
 //     what is due within what is left of server.shutdown_timeout. What it
 //     cannot send stays queued for another instance or the next start.
+//  4. Traces: Options.TracerProvider, when it can (an SDK provider),
+//     exports the spans it still buffers, within the same budget.
 //
 // It returns srv.Shutdown's error other than its timeout (a listener that
 // failed to close). Start refuses afterwards; Close still closes the
@@ -49,6 +51,13 @@ func (p *Plugin) Shutdown(ctx context.Context, srv *http.Server) error {
 	// One budget for the drain and the outbox's last pass.
 	budget, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// Last, within what is left of the budget: the spans of the drained
+	// requests and of the last pass's sends.
+	defer func() {
+		if err := p.flushTracing(budget); err != nil {
+			p.log.Warn("shutting down: flushing the trace spans failed", slog.Any("error", err))
+		}
+	}()
 	p.log.Info("shutting down: draining", slog.Int("in_flight", len(inflight.Requests())), slog.Duration("budget", cfg.ShutdownTimeout))
 	var serveErr error
 	switch err := srv.Shutdown(budget); {

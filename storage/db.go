@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 )
 
@@ -25,12 +26,14 @@ func (s *Store) conn(ctx context.Context) gorm.ConnPool {
 }
 
 // exec runs a statement and returns the number of rows it affected.
-func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
+func (s *Store) exec(ctx context.Context, query string, args ...any) (n int64, err error) {
+	ctx, span := s.startStmtSpan(ctx, query)
+	defer func() { endSpan(span, err) }()
 	res, err := s.conn(ctx).ExecContext(ctx, query, args...)
 	if err != nil {
 		return 0, classify(err)
 	}
-	n, err := res.RowsAffected()
+	n, err = res.RowsAffected()
 	if err != nil {
 		return 0, classify(err)
 	}
@@ -44,19 +47,28 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, err
 // statement cannot be prepared (the connection is gone, the pool closed),
 // gorm's prepared-statement pool returns an empty *sql.Row, whose Scan panics.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *row {
+	ctx, span := s.startStmtSpan(ctx, query)
 	rows, err := s.conn(ctx).QueryContext(ctx, query, args...)
-	return &row{rows: rows, err: err}
+	return &row{rows: rows, err: err, span: span}
 }
 
-// row is a *sql.Row that keeps the query's error.
+// row is a *sql.Row that keeps the query's error, and the query's span
+// (nil: none), ended by Scan.
 type row struct {
 	rows *sql.Rows
 	err  error
+	span trace.Span
 }
 
 // Scan copies the first row's columns into dest, as (*sql.Row).Scan does: no
 // row → sql.ErrNoRows; further rows are discarded.
 func (r *row) Scan(dest ...any) error {
+	err := r.scan(dest...)
+	endScanSpan(r.span, err)
+	return err
+}
+
+func (r *row) scan(dest ...any) error {
 	if r.err != nil {
 		return r.err
 	}
@@ -75,7 +87,9 @@ func (r *row) Scan(dest ...any) error {
 
 // query runs a query returning rows.
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx, span := s.startStmtSpan(ctx, query)
 	rows, err := s.conn(ctx).QueryContext(ctx, query, args...)
+	endSpan(span, err) // the rows stream after: the span covers the round trip
 	if err != nil {
 		return nil, classify(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -40,6 +41,9 @@ type Options struct {
 	// On PostgreSQL, Open adds a pool of half as many connections (at least
 	// 2) for the hot reads (see Open), so the server may see 1.5 × MaxOpenConns.
 	MaxOpenConns int
+	// TracerProvider records a span per transaction and statement of a
+	// traced request (see WithTracerProvider); nil records none.
+	TracerProvider trace.TracerProvider
 }
 
 // Store is otpstep's persistence: a connection pool to PostgreSQL or SQLite.
@@ -63,6 +67,8 @@ type Store struct {
 	// clients, when set, supplies the client of token reads outside a
 	// transaction; see WithClientLoader.
 	clients ClientLoader
+	// tracer starts the storage spans (trace.go).
+	tracer trace.Tracer
 }
 
 // Open connects to the database named by dsn and returns a Store. It does not
@@ -77,7 +83,7 @@ type Store struct {
 //     (pure Go) with WAL, foreign keys, a 10 s busy timeout and BEGIN IMMEDIATE
 //     transactions, so concurrent writers queue instead of deadlocking.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	s := &Store{now: opts.Clock, log: opts.Logger}
+	s := &Store{now: opts.Clock, log: opts.Logger, tracer: newTracer(opts.TracerProvider)}
 	if s.now == nil {
 		s.now = time.Now
 	}

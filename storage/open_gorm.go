@@ -29,7 +29,7 @@ func OpenGorm(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("storage: open gorm: nil *gorm.DB")
 	}
-	s := &Store{now: opts.Clock, log: opts.Logger}
+	s := &Store{now: opts.Clock, log: opts.Logger, tracer: newTracer(opts.TracerProvider)}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -100,7 +100,11 @@ type scanner interface{ Scan(dest ...any) error }
 // queryRow. Errors surface from Scan, unclassified, as queryRow's.
 func (s *Store) readRow(ctx context.Context, query string, args ...any) scanner {
 	if s.reads != nil && s.txFrom(ctx) == nil {
-		return s.reads.QueryRow(ctx, query, args...)
+		ctx, span := s.startStmtSpan(ctx, query)
+		if span == nil {
+			return s.reads.QueryRow(ctx, query, args...)
+		}
+		return spanScanner{scanner: s.reads.QueryRow(ctx, query, args...), span: span}
 	}
 	return s.queryRow(ctx, query, args...)
 }

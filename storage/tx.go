@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	fositestorage "github.com/ory/fosite/storage"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 )
 
@@ -22,6 +24,9 @@ type txState struct {
 	db        *gorm.DB
 	savepoint string
 	depth     int
+	// span is the transaction's (nil: not traced), ended by Commit or
+	// Rollback; savepoints have none of their own.
+	span trace.Span
 }
 
 func (s *Store) txFrom(ctx context.Context) *txState {
@@ -43,11 +48,14 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 		}
 		return context.WithValue(ctx, txKey{s.gdb}, sp), nil
 	}
-	tx := s.gdb.WithContext(ctx).Begin()
+	spanCtx, span := s.startSpan(ctx, "db transaction")
+	tx := s.gdb.WithContext(spanCtx).Begin()
 	if tx.Error != nil {
-		return ctx, fmt.Errorf("storage: begin transaction: %w", classify(tx.Error))
+		err := fmt.Errorf("storage: begin transaction: %w", classify(tx.Error))
+		endSpan(span, err)
+		return ctx, err
 	}
-	return context.WithValue(ctx, txKey{s.gdb}, &txState{db: tx}), nil
+	return context.WithValue(spanCtx, txKey{s.gdb}, &txState{db: tx, span: span}), nil
 }
 
 // Commit commits the transaction (or releases the savepoint) that ctx carries.
@@ -63,8 +71,11 @@ func (s *Store) Commit(ctx context.Context) error {
 		return nil
 	}
 	if err := committer(tx).Commit(); err != nil {
-		return fmt.Errorf("storage: commit: %w", classify(err))
+		err = fmt.Errorf("storage: commit: %w", classify(err))
+		endSpan(tx.span, err)
+		return err
 	}
+	endSpan(tx.span, nil)
 	return nil
 }
 
@@ -81,7 +92,12 @@ func (s *Store) Rollback(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := committer(tx).Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+	err := committer(tx).Rollback()
+	if tx.span != nil && !errors.Is(err, sql.ErrTxDone) { // not yet ended by a Commit
+		tx.span.SetAttributes(attribute.Bool("db.rolled_back", true))
+		endSpan(tx.span, err)
+	}
+	if err != nil && !errors.Is(err, sql.ErrTxDone) {
 		return fmt.Errorf("storage: rollback: %w", err)
 	}
 	return nil

@@ -78,6 +78,7 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	// form-action to those redirects, so the OTP page admits that origin
 	// (renderLeadingTo, through Options.AuthorizeRequests).
 	chain = append(chain, Recover(s.log, s.errs, s.mount.base+s.p.Config().API.Prefix), SecurityHeaders(s.secure))
+	chain = s.traced(chain)
 	sub.Use(chain...)
 }
 

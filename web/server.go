@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/web/jsonapi"
@@ -38,6 +39,9 @@ type Options struct {
 	// page's form-action can admit the redirect URI it validates. Nil: the
 	// provider's own fosite.
 	AuthorizeRequests AuthorizeRequestParser
+	// TracerProvider, when set, gives every request a server span (Tracing);
+	// nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // AuthorizeRequestParser parses an authorize request (RFC 6749 §4.1.1),
@@ -123,6 +127,7 @@ func (s *Server) Mount(r *mux.Router) {
 	// form-action 'self'; a page whose form leads on to another origin adds
 	// it for its own response (renderLeadingTo, allowRedirectOf).
 	chain = append(chain, s.recoverer(), SecurityHeaders(s.secure))
+	chain = s.traced(chain)
 	r.Use(chain...)
 	// mux skips middleware for unmatched routes; give them the same chain.
 	wrap := func(h http.Handler) http.Handler {

@@ -91,10 +91,12 @@ func (a *app) logger(cfg plugin.Config) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(a.errOut, opts)
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(a.errOut, opts))
+		h = slog.NewJSONHandler(a.errOut, opts)
 	}
-	return slog.New(slog.NewTextHandler(a.errOut, opts))
+	// trace_id and span_id on the lines of a traced request.
+	return slog.New(plugin.LogHandlerWithTrace(h))
 }
 
 // openPlugin builds an instance for a management command.

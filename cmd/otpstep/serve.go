@@ -33,7 +33,20 @@ func (a *app) serveCommand() *cobra.Command {
 			log := a.logger(cfg)
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: a.dev, Logger: log, Registerer: reg, Gatherer: reg})
+			// Tracing is off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.
+			tp, err := plugin.TracerProviderFromEnv(ctx, a.lookupEnv)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				// After Shutdown's flush: whatever the last lines added.
+				flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := plugin.ShutdownTracerProvider(flush, tp); err != nil {
+					log.Warn("tracing: exporting the last spans failed", "error", err)
+				}
+			}()
+			p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: a.dev, Logger: log, Registerer: reg, Gatherer: reg, TracerProvider: tp})
 			if err != nil {
 				return err
 			}
