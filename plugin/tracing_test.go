@@ -1,14 +1,19 @@
 package plugin_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -286,4 +291,87 @@ func descendsFrom(s tracetest.SpanStub, ancestor trace.SpanID, spans map[trace.S
 		s = next
 	}
 	return false
+}
+
+// `otpstep serve` itself: with OTEL_EXPORTER_OTLP_ENDPOINT it exports the
+// spans of a request to the collector by the time it exits after SIGTERM,
+// although the batch processor was told to wait 10 minutes (Shutdown's
+// flush, then the provider's shutdown), and the request's access line names
+// its trace; without the variable it exports nothing and its lines name no
+// trace.
+func TestTracing_ServeProcessExportsOnlyWithTheEndpointAndFlushesOnShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs otpstep serve through SIGTERM")
+	}
+	traceID, err := hex.DecodeString(callerTraceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu      sync.Mutex
+		exports [][]byte
+	)
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/traces" {
+			mu.Lock()
+			exports = append(exports, body)
+			mu.Unlock()
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(collector.Close)
+	smtpSrv := mailtest.StartServer(t)
+
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want bool
+	}{
+		{"off", nil, false},
+		{"on", []string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + collector.URL, "OTEL_BSP_SCHEDULE_DELAY=600000"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			exports = nil
+			mu.Unlock()
+			dsn := "sqlite://" + filepath.Join(t.TempDir(), "tracing.db")
+			env := append([]string{"OTPSTEP_LOG_LEVEL=info", "OTPSTEP_SERVER_SHUTDOWN_GRACE=0s"}, tc.env...)
+			proc := startServe(t, dsn, smtpSrv.URL(), env...)
+			req, err := http.NewRequest(http.MethodGet, proc.url+"/.well-known/openid-configuration", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("traceparent", callerTraceparent)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			proc.signal(syscall.SIGTERM)
+			if code := proc.wait(30 * time.Second); code != 0 {
+				t.Fatalf("exit code %d:\n%s", code, proc.logs)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			exported := false
+			for _, b := range exports {
+				exported = exported || bytes.Contains(b, traceID)
+			}
+			if exported != tc.want || (!tc.want && len(exports) > 0) {
+				t.Errorf("%d exports, the request's trace among them: %v; want %v", len(exports), exported, tc.want)
+			}
+			var access string
+			for _, l := range strings.Split(proc.logs.String(), "\n") {
+				if strings.Contains(l, "http request") && strings.Contains(l, "openid-configuration") {
+					access = l
+				}
+			}
+			if named := strings.Contains(access, "trace_id="+callerTraceID); named != tc.want {
+				t.Errorf("access line %q names the trace: %v, want %v", access, named, tc.want)
+			}
+		})
+	}
 }
