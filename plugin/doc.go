@@ -15,7 +15,8 @@
 // PACE-compatible user API (PUT /sessions/{sessionId}, VerifyOTP, …), and
 // linking upstream identities (config upstreams) through the user API and
 // the browser's /federated-identities/{identityProvider}/link page, all of
-// which Mount puts under whatever prefix the host's router has. Signing in
+// which Handler(prefix) serves under the host's prefix (any router, e.g.
+// net/http's ServeMux) and Mount registers on a gorilla/mux subrouter. Signing in
 // with an upstream, the partner admin API and otpstep's own login stay
 // standalone-only: the first factor is the host's. otpstep composes no
 // fosite and creates no signing keys then; its tables (users it is told
@@ -28,9 +29,14 @@
 //  1. The host's login handler checks the password and calls BeginLogin with
 //     the user's id and email. The plugin records the user, starts a login
 //     session (its sid; acr aal1, amr ["pwd"]) and binds the browser to it
-//     with its own session cookie (login.cookie_name, path /).
-//  2. The host's authorize endpoint is wrapped in RequireSecondFactor (or
-//     calls CheckAuthorize after its own NewAuthorizeRequest). While the
+//     with its own session cookie (login.cookie_name, path /). The host then
+//     redirects the browser back to the authorize request
+//     (ResumeAuthorizeURI); BeginLogin writes only the cookie.
+//  2. The host's authorize endpoint is wrapped in RequireSecondFactor, which
+//     parses the authorize request once and hands it on
+//     (AuthorizeRequestFrom; a second NewAuthorizeRequest would fail for a
+//     pushed request, PAR, whose request_uri fosite consumed), or calls
+//     CheckAuthorize after its own NewAuthorizeRequest. While the
 //     session has not passed the second factor, the authorize request is
 //     held: a code is emailed through the Mailer and the browser goes to
 //     the OTP page under the plugin's prefix, which sends it back to the
@@ -40,9 +46,10 @@
 //     passedLoginOTP:true, and no code in the response).
 //  3. The session passed, the host issues the code with the session's
 //     claims (ClaimsFrom, or SessionClaims(ctx, sid)): Claims.Apply puts
-//     sid, auth_time, acr (aal2) and amr (["pwd","otp"], RFC 8176) into its
+//     the subject (the session's and the ID token's), sid, auth_time, acr
+//     (aal2) and amr (["pwd","otp"], RFC 8176) into its
 //     openid.DefaultSession, so ID tokens carry them and access tokens carry
-//     the sid the user API needs.
+//     the subject and sid the user API needs.
 //
 // # Decisions an embedder should know
 //
@@ -58,8 +65,24 @@
 // interface{ SessionID() string } instead, or the host sets
 // Options.SessionIDFromToken (and Options.TokenSession for its session type).
 //
-// User ids are the host's. The user API's PUT /sessions takes uuids for the
-// user and the session, so use uuid user ids if login UIs drive it.
+// User ids are the host's, and must be uuids: the user API's PUT /sessions
+// takes uuids for the user and the session, so BeginLogin and SyncUser
+// refuse anything else (ErrInvalidUserID).
+//
+// Embedded, server.public_url is required (the host's URL; otpstep's
+// standalone default is refused), and the dev relaxations are Options.Dev.
+//
+// The login UI's own client must be exempted by Options.SecondFactorRequired:
+// it passes the second factor through the user API with the token its
+// authorize request gets. Only the authorize endpoint RequireSecondFactor
+// wraps is held: grants the plugin does not see (the password grant
+// compose.ComposeAllEnabled enables, client credentials) issue tokens with
+// no second factor, so compose only the factories the host serves.
+//
+// The user API answers 401 "The access token has no subject." for a token
+// whose session has a sid and an empty subject (Claims.Apply sets it), and
+// 401 "The access token's user is unknown or disabled." for a subject
+// otpstep was not told about (BeginLogin, SyncUser) or a disabled user.
 //
 // The OTP page only returns to local paths: its own and the host's authorize
 // endpoint (Options.AuthorizePaths, default /oauth2/auth).
@@ -79,7 +102,9 @@
 // set; Migrate runs them on demand. No goroutine starts before Start, which
 // runs, until Close, the outbox dispatcher that delivers mail and the purge
 // of expired rows every database.purge_interval; codes issued before Start
-// wait in the outbox.
+// wait in the outbox. Shutdown takes the HTTP server and that work down in
+// order (grace, drain, a last pass over the outbox), as otpstep serve does
+// on SIGTERM.
 //
 // The package keeps no state of its own: two plugins in one process, on two
 // databases and two prefixes, do not see each other's users, sessions or

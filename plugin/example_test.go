@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/storage"
@@ -59,11 +58,14 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	r := mux.NewRouter()
-	p.Mount(r.PathPrefix("/mfa").Subrouter()) // the user API and the OTP pages under /mfa
-	r.Handle("/oauth2/auth", p.RequireSecondFactor(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The host's authorize handler: p.ClaimsFrom(r.Context()) holds the
-		// session's sid, acr and amr once the second factor passed.
+	r := http.NewServeMux()              // or gorilla/mux: p.Mount(r.PathPrefix("/mfa").Subrouter())
+	r.Handle("/mfa/", p.Handler("/mfa")) // the user API and the OTP pages under /mfa
+	r.Handle("GET /oauth2/auth", p.RequireSecondFactor(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The host's authorize handler answers p.AuthorizeRequestFrom(r.Context());
+		// p.ClaimsFrom(r.Context()) holds the session's sid, acr and amr
+		// once the second factor passed (false: send the browser to the
+		// login, which calls BeginLogin and redirects back to
+		// plugin.ResumeAuthorizeURI).
 	})))
 	if err := p.Start(ctx); err != nil { // delivers the mail from now on
 		log.Fatal(err)

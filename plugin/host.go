@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ory/fosite"
-	"github.com/ory/fosite/token/jwt"
+	"github.com/ory/fosite/handler/openid"
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
@@ -28,11 +30,16 @@ var (
 	// ErrUserDisabled means the user was disabled in otpstep
 	// (otpstep users disable ID); BeginLogin refuses it.
 	ErrUserDisabled = errors.New("plugin: user disabled")
+	// ErrInvalidUserID means User.ID is not a uuid; BeginLogin and SyncUser
+	// refuse it, since the user API takes uuid user ids (PUT /sessions'
+	// userId) and would refuse the session's user later.
+	ErrInvalidUserID = errors.New("plugin: User.ID is not a uuid")
 )
 
-// User is a user the host authenticated: its own id (kept as otpstep's user
-// id; use uuids, as the user API's PUT /sessions takes a uuid userId) and
-// the address the codes are emailed to.
+// User is a user the host authenticated: its own id, a uuid in its
+// canonical 36-character form (kept as otpstep's user id; the user API's
+// PUT /sessions takes a uuid userId, so anything else is refused with
+// ErrInvalidUserID) and the address the codes are emailed to.
 type User struct {
 	ID    string
 	Email string
@@ -52,17 +59,26 @@ type Claims struct {
 	SecondFactor bool
 }
 
-// Apply writes the claims into ID token claims (and so into an
-// openid.DefaultSession the host issues tokens with): sid in Extra (where
-// the user API finds it in access tokens by default), auth_time, acr, amr.
-func (c *Claims) Apply(to *jwt.IDTokenClaims) {
-	if to.Extra == nil {
-		to.Extra = map[string]interface{}{}
+// Apply writes the claims into the session the host issues tokens with
+// (an *openid.DefaultSession, or a type of the host's implementing
+// openid.Session): the session's own subject (fosite.Session.GetSubject,
+// which introspection, and so the user API, reads; set through
+// interface{ SetSubject(string) }, as openid.DefaultSession has it), and
+// its ID token claims' sub, sid in Extra (where the user API finds it in
+// access tokens by default), auth_time, acr and amr.
+func (c *Claims) Apply(to openid.Session) {
+	if s, ok := to.(interface{ SetSubject(string) }); ok {
+		s.SetSubject(c.Subject)
 	}
-	to.Extra["sid"] = c.SessionID
-	to.AuthTime = c.AuthTime
-	to.AuthenticationContextClassReference = c.ACR
-	to.AuthenticationMethodsReferences = slices.Clone(c.AMR)
+	idt := to.IDTokenClaims()
+	if idt.Extra == nil {
+		idt.Extra = map[string]interface{}{}
+	}
+	idt.Subject = c.Subject
+	idt.Extra["sid"] = c.SessionID
+	idt.AuthTime = c.AuthTime
+	idt.AuthenticationContextClassReference = c.ACR
+	idt.AuthenticationMethodsReferences = slices.Clone(c.AMR)
 }
 
 func claimsOf(ls *storage.LoginSession) *Claims {
@@ -86,8 +102,8 @@ func (p *Plugin) SyncUser(ctx context.Context, u User) error {
 }
 
 func (p *Plugin) syncUser(ctx context.Context, u User) (*storage.User, error) {
-	if u.ID == "" {
-		return nil, errors.New("plugin: User.ID is empty")
+	if _, err := uuid.Parse(u.ID); err != nil || len(u.ID) != 36 {
+		return nil, fmt.Errorf("%w: %q (the user API's PUT /sessions takes uuid userIds)", ErrInvalidUserID, u.ID)
 	}
 	if !strings.Contains(u.Email, "@") {
 		return nil, fmt.Errorf("plugin: User.Email %q is not an email address", u.Email)
@@ -168,50 +184,76 @@ func (p *Plugin) SessionClaims(ctx context.Context, sid string) (*Claims, error)
 	return claimsOf(ls), nil
 }
 
-// claimsKey keys the claims RequireSecondFactor puts in a request's
-// context; it carries the plugin, so two plugins never read each other's.
-type claimsKey struct{ p *Plugin }
+// authorizeKey keys what RequireSecondFactor puts in a request's context;
+// it carries the plugin, so two plugins never read each other's.
+type authorizeKey struct{ p *Plugin }
+
+// held is what RequireSecondFactor hands to the host's handler: the
+// authorize request it parsed, and the login session's claims when there
+// is one that may be answered now.
+type held struct {
+	ar     fosite.AuthorizeRequester
+	claims *Claims
+}
 
 // ClaimsFrom returns the claims RequireSecondFactor put in the request
 // context: the browser's login session, which has passed the second factor
 // when the request needs it. false: no login session (log the user in).
 func (p *Plugin) ClaimsFrom(ctx context.Context) (*Claims, bool) {
-	c, ok := ctx.Value(claimsKey{p}).(*Claims)
-	return c, ok
+	h, ok := ctx.Value(authorizeKey{p}).(*held)
+	if !ok || h.claims == nil {
+		return nil, false
+	}
+	return h.claims, true
+}
+
+// AuthorizeRequestFrom returns the authorize request RequireSecondFactor
+// parsed with the host's fosite. The host's handler answers with it and
+// does not call NewAuthorizeRequest again: fosite consumes a pushed
+// request's request_uri (PAR, RFC 9126) when it parses it, so a second
+// parse fails with invalid_request_uri. false: next was not called by
+// RequireSecondFactor.
+func (p *Plugin) AuthorizeRequestFrom(ctx context.Context) (fosite.AuthorizeRequester, bool) {
+	h, ok := ctx.Value(authorizeKey{p}).(*held)
+	if !ok {
+		return nil, false
+	}
+	return h.ar, true
 }
 
 // RequireSecondFactor wraps the host's authorize endpoint (a path in
-// Options.AuthorizePaths). It parses the authorize request with the host's
-// fosite and holds it until the browser's login session has passed the
-// second factor:
+// Options.AuthorizePaths). It parses the authorize request once with the
+// host's fosite, hands it to next (AuthorizeRequestFrom) and holds it until
+// the browser's login session has passed the second factor:
 //
 //   - no login session: next runs without claims (ClaimsFrom is false), and
-//     the host sends the browser to its login, which calls BeginLogin and
-//     comes back here;
+//     the host sends the browser to its login, which calls BeginLogin,
+//     redirects back to ResumeAuthorizeURI and so comes back here;
 //   - a session that has not passed and a request that needs it
 //     (Options.SecondFactorRequired, or acr_values=aal2): the code is
 //     emailed and the browser goes to the OTP page, which sends it back to
-//     this very request once the code is accepted; with prompt=none the
-//     host's fosite answers login_required instead;
+//     this request (ResumeAuthorizeURI) once the code is accepted; with
+//     prompt=none the host's fosite answers login_required instead;
 //   - otherwise next runs with the session's claims in the context
 //     (ClaimsFrom), to issue the code with.
 //
-// A request fosite refuses is passed to next untouched, to answer as the host
-// does.
+// A request fosite refuses is answered with the host's fosite
+// (WriteAuthorizeError) and next does not run: a pushed request cannot be
+// parsed twice.
 func (p *Plugin) RequireSecondFactor(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		ar, err := p.oauth2.NewAuthorizeRequest(ctx, r)
 		if err != nil {
-			next.ServeHTTP(w, r)
+			p.oauth2.WriteAuthorizeError(ctx, w, ar, err)
 			return
 		}
 		claims, err := p.CheckAuthorize(w, r, ar)
 		switch {
 		case err == nil:
-			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, claimsKey{p}, claims)))
+			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, authorizeKey{p}, &held{ar: ar, claims: claims})))
 		case errors.Is(err, ErrNoLogin):
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, authorizeKey{p}, &held{ar: ar})))
 		case errors.Is(err, ErrSecondFactorPending):
 		default:
 			var rfc *fosite.RFC6749Error
@@ -222,6 +264,33 @@ func (p *Plugin) RequireSecondFactor(next http.Handler) http.Handler {
 			p.oauth2.WriteAuthorizeError(ctx, w, ar, err)
 		}
 	})
+}
+
+// ResumeAuthorizeURI is the local URI that sends the browser back to the
+// authorize request ar that fosite parsed from r: where the host's login
+// (after BeginLogin) and the OTP page redirect to. A GET request comes back
+// as it came; a POSTed one, or a pushed one (PAR, RFC 9126, whose
+// request_uri fosite consumed when it parsed it), with the parameters fosite
+// parsed in the query, without the request_uri and any client
+// authentication. So a host enforcing PAR (fosite's
+// IsPushedAuthorizeEnforced) cannot resume a request its login or the OTP
+// page interrupted.
+func ResumeAuthorizeURI(r *http.Request, ar fosite.AuthorizeRequester) string {
+	if r.Method == http.MethodGet && !r.URL.Query().Has("request_uri") {
+		return r.URL.RequestURI()
+	}
+	form := url.Values{}
+	for k, v := range ar.GetRequestForm() {
+		switch k {
+		// The client authentication of RFC 6749 §2.3.1 and RFC 7523 §2.2 a
+		// pushed request's form holds (the client authenticated at the PAR
+		// endpoint) never goes into a browser's URL.
+		case "request_uri", "client_secret", "client_assertion", "client_assertion_type":
+		default:
+			form[k] = slices.Clone(v)
+		}
+	}
+	return r.URL.EscapedPath() + "?" + form.Encode()
 }
 
 // CheckAuthorize is RequireSecondFactor for a host that parses the
@@ -253,10 +322,7 @@ func (p *Plugin) CheckAuthorize(w http.ResponseWriter, r *http.Request, ar fosit
 	}
 	// fosite keeps nothing between redirects: the OTP page sends the browser
 	// back to the same request, re-parsed then.
-	returnTo := r.URL.RequestURI()
-	if r.Method != http.MethodGet {
-		returnTo = r.URL.EscapedPath() + "?" + ar.GetRequestForm().Encode()
-	}
+	returnTo := ResumeAuthorizeURI(r, ar)
 	clientID := ""
 	if c := ar.GetClient(); c != nil {
 		clientID = c.GetID()

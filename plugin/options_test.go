@@ -23,6 +23,7 @@ func TestNew_ValidationNamesTheField(t *testing.T) {
 		cfg := plugin.DefaultConfig()
 		cfg.Secrets.System = strings.Repeat("s", 32)
 		cfg.Database.DSN = "sqlite://" + filepath.Join(t.TempDir(), "x.db")
+		cfg.Server.PublicURL = "https://host.example.com"
 		return plugin.Options{Config: cfg, OAuth2: host, Mailer: plugintest.NewMailbox()}
 	}
 	for _, tc := range []struct {
@@ -100,6 +101,7 @@ func TestNewAndStart_NameTheMigrationsAnUnmigratedDatabaseLacks(t *testing.T) {
 		cfg := plugin.DefaultConfig()
 		cfg.Secrets.System = strings.Repeat("s", 32)
 		cfg.Database.DSN = "sqlite://" + filepath.Join(t.TempDir(), "x.db")
+		cfg.Server.PublicURL = "https://host.example.com"
 		cfg.Database.MigrateOnStart = false
 		return cfg
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"gorm.io/gorm"
 
 	"github.com/otpstep/otpstep/provider"
@@ -28,6 +30,10 @@ type Config = config.Config
 
 // DefaultConfig returns every option at its default.
 func DefaultConfig() Config { return config.Default() }
+
+// DevDefaultConfig returns the defaults `otpstep serve --dev` starts from:
+// DefaultConfig without server.shutdown_grace.
+func DevDefaultConfig() Config { return config.DevDefault() }
 
 // Mailer delivers the OTP emails. otpstep's SMTP mailer (mail.NewSMTP) and
 // development log mailer (mail.NewLog) are two implementations; a host may
@@ -107,6 +113,13 @@ type Options struct {
 	// serves /metrics in standalone mode only.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
+	// TracerProvider records spans (OpenTelemetry): one per HTTP request
+	// to otpstep's routes (honouring an incoming W3C traceparent), per
+	// storage transaction and statement of a traced request, per SMTP send
+	// (in the trace of the request that queued the mail) and per upstream
+	// request. nil records none. TracerProviderFromEnv builds one from the
+	// OTEL_* variables; Shutdown flushes it, the caller shuts it down.
+	TracerProvider trace.TracerProvider
 }
 
 // Plugin is one otpstep instance. It keeps no package-level state: several
@@ -119,6 +132,8 @@ type Plugin struct {
 	ownStore bool
 	web      *web.Server
 	log      *slog.Logger
+	// tracerProvider is Options.TracerProvider (nil: none), flushed by Shutdown.
+	tracerProvider trace.TracerProvider
 
 	embedded bool
 	oauth2   fosite.OAuth2Provider // the host's, or the provider's own
@@ -129,6 +144,8 @@ type Plugin struct {
 	mu      sync.Mutex
 	stop    context.CancelFunc
 	stopped chan struct{}
+	// shutDown: Shutdown has stopped the background work for good.
+	shutDown bool
 }
 
 // OptionError is a problem with one field of Options; Config problems are
@@ -188,7 +205,15 @@ func (opts *Options) validate() error {
 			cfg.Mail.OutboxLease = def.OutboxLease
 		}
 	}
-	return cfg.Validate(opts.Dev)
+	if opts.OAuth2 == nil {
+		return cfg.Validate(opts.Dev)
+	}
+	// Embedded, the OTP pages' and the link callback's URLs are the host's:
+	// standalone otpstep's default address would be silently wrong.
+	if cfg.Server.PublicURL == config.Default().Server.PublicURL {
+		return &config.KeyError{Key: "server.public_url", Reason: fmt.Sprintf("must be set to the host's public URL in embedded mode (%q is standalone otpstep's default)", cfg.Server.PublicURL)}
+	}
+	return cfg.ValidateNaming(opts.Dev, "Options.Dev")
 }
 
 // New validates the options, opens storage (running migrations when
@@ -202,11 +227,18 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if _, off := opts.TracerProvider.(noop.TracerProvider); off {
+		// Records nothing: spare the requests the middleware.
+		opts.TracerProvider = nil
+	}
+	if opts.TracerProvider != nil {
+		opts.Logger = slog.New(LogHandlerWithTrace(opts.Logger.Handler()))
+	}
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
 	sopts := storage.Options{Clock: opts.Clock, Logger: opts.Logger, MaxOpenConns: opts.Config.Database.MaxOpenConns,
-		QueryTimeout: opts.Config.Database.QueryTimeout}
+		QueryTimeout: opts.Config.Database.QueryTimeout, TracerProvider: opts.TracerProvider}
 	var (
 		store *storage.Store
 		own   bool
@@ -217,6 +249,9 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 		// One clock for the provider and the storage it reads expiry from,
 		// and database.query_timeout for every statement.
 		store = opts.Store.WithClock(opts.Clock).WithQueryTimeout(opts.Config.Database.QueryTimeout)
+		if opts.TracerProvider != nil {
+			store = store.WithTracerProvider(opts.TracerProvider)
+		}
 	case opts.DB != nil:
 		if store, err = storage.OpenGorm(ctx, opts.DB, sopts); err != nil {
 			return nil, fmt.Errorf("plugin: Options.DB: %w", err)
@@ -238,7 +273,8 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 			return fail(fmt.Errorf("migrate: %w", err))
 		}
 	}
-	popts := provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer, Registerer: opts.Registerer}
+	popts := provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer, Registerer: opts.Registerer,
+		TracerProvider: opts.TracerProvider}
 	if opts.OAuth2 != nil {
 		popts.Host = &provider.Host{OAuth2: opts.OAuth2, NewSession: opts.TokenSession, SessionID: opts.SessionIDFromToken, LoginUI: opts.LoginUIClient}
 	}
@@ -251,7 +287,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 		}
 		return fail(err)
 	}
-	wopts := web.Options{Logger: opts.Logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer}
+	wopts := web.Options{Logger: opts.Logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer, TracerProvider: opts.TracerProvider}
 	if opts.OAuth2 != nil {
 		wopts.SessionFromRequest = opts.SessionFromRequest
 		wopts.ReturnPaths = opts.AuthorizePaths
@@ -264,7 +300,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	if err != nil {
 		return fail(err)
 	}
-	pl := &Plugin{Provider: p, store: store, ownStore: own, web: w, log: opts.Logger,
+	pl := &Plugin{Provider: p, store: store, ownStore: own, web: w, log: opts.Logger, tracerProvider: opts.TracerProvider,
 		embedded: opts.OAuth2 != nil, oauth2: opts.OAuth2, required: opts.SecondFactorRequired,
 		hostKeepsSID: opts.SessionFromRequest != nil}
 	if pl.oauth2 == nil {
@@ -281,7 +317,8 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 // PathPrefix subrouter); otpstep's middleware
 // applies to those routes only. Standalone: every route otpstep serves
 // (OAuth2 and OpenID Connect endpoints, login pages, health, metrics) at r's
-// root, with otpstep's middleware on r. Call it once.
+// root, with otpstep's middleware on r. Call it once; Handler serves the
+// same routes to a host on another router.
 func (p *Plugin) Mount(r *mux.Router) {
 	if p.embedded {
 		p.web.MountSecondFactor(r)
@@ -306,6 +343,9 @@ func (p *Plugin) Start(ctx context.Context) error {
 	defer p.mu.Unlock()
 	if p.stop != nil {
 		return errors.New("plugin: already started")
+	}
+	if p.shutDown {
+		return errors.New("plugin: shut down")
 	}
 	if err := pendingMigrations(ctx, p.store); err != nil {
 		return err
@@ -368,4 +408,10 @@ const MinSecretLength = config.MinSecretLength
 // `otpstep serve` does; unknown keys are errors naming the key.
 func LoadConfig(path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	return config.Load(path, lookupEnv)
+}
+
+// LoadConfigOnto is LoadConfig starting from defaults (DefaultConfig or
+// DevDefaultConfig) for the keys the file and environment leave unset.
+func LoadConfigOnto(defaults Config, path string, lookupEnv func(string) (string, bool)) (Config, error) {
+	return config.LoadOnto(defaults, path, lookupEnv)
 }

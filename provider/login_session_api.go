@@ -38,7 +38,7 @@ func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed 
 			UserID: req.User.ID, SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP})
 		return nil, err
 	}
-	o, err := p.newOTP(req)
+	o, err := p.newOTP(ctx, req)
 	if err != nil {
 		return nil, err
 	}

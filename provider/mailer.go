@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/otpstep/otpstep/provider/config"
 	"github.com/otpstep/otpstep/provider/mail"
 	"github.com/otpstep/otpstep/provider/outbox"
@@ -14,13 +16,13 @@ import (
 )
 
 // newMailer builds the mailer mail.driver names.
-func newMailer(cfg config.Mail, logger *slog.Logger) (mail.Mailer, error) {
+func newMailer(cfg config.Mail, logger *slog.Logger, tp trace.TracerProvider) (mail.Mailer, error) {
 	switch cfg.Driver {
 	case "log":
 		return mail.NewLog(logger), nil
 	case "smtp":
 		m, err := mail.NewSMTP(mail.SMTPConfig{URL: cfg.SMTPURL, TLS: cfg.TLS, From: cfg.From, Timeout: 30 * time.Second,
-			MaxConnections: cfg.SMTPMaxConnections})
+			MaxConnections: cfg.SMTPMaxConnections, TracerProvider: tp})
 		if err != nil {
 			return nil, fmt.Errorf("mail.smtp_url: %w", err)
 		}

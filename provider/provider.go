@@ -13,6 +13,7 @@ import (
 	"github.com/alexedwards/argon2id"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otpstep/otpstep/provider/config"
 	"github.com/otpstep/otpstep/provider/mail"
@@ -41,6 +42,9 @@ type Options struct {
 	// Registerer receives the provider's metrics (the outbox's); nil keeps
 	// none.
 	Registerer prometheus.Registerer
+	// TracerProvider records the spans of SMTP sends and upstream requests
+	// (storage records its own, storage.Options); nil records none.
+	TracerProvider trace.TracerProvider
 }
 
 // Provider is otpstep's authorization server: fosite composed over storage,
@@ -116,7 +120,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 	}
 	mailer := opts.Mailer
 	if mailer == nil {
-		if mailer, err = newMailer(cfg.Mail, opts.Logger); err != nil {
+		if mailer, err = newMailer(cfg.Mail, opts.Logger, opts.TracerProvider); err != nil {
 			return nil, err
 		}
 	}
@@ -152,7 +156,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		// Nothing is fetched here: an unreachable upstream must not stop
 		// the start.
 		upstreams: upstream.NewRegistry(cfg.Upstreams, upstream.Options{
-			HTTPClient: opts.HTTPClient, Clock: opts.Clock, Logger: opts.Logger,
+			HTTPClient: opts.HTTPClient, TracerProvider: opts.TracerProvider, Clock: opts.Clock, Logger: opts.Logger,
 			IDTokenMaxAge: cfg.LinkedIdentity.IDTokenMaxAge,
 		}),
 	}, nil

@@ -60,7 +60,7 @@ var ErrNotLoginUI = errors.New("the client is not a login UI")
 // same session (login) or user (account) is burned: one live challenge per
 // scope.
 func (p *Provider) IssueOTP(ctx context.Context, req OTPRequest) (*IssuedOTP, error) {
-	o, err := p.newOTP(req)
+	o, err := p.newOTP(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +95,8 @@ func (o *pendingOTP) scope() string {
 
 // newOTP draws a code and renders and seals its mail: all of issuing that
 // needs no database, done before the transaction so it holds no lock meanwhile.
-func (p *Provider) newOTP(req OTPRequest) (*pendingOTP, error) {
+// The mail carries ctx's trace context, so its send joins the request's trace.
+func (p *Provider) newOTP(ctx context.Context, req OTPRequest) (*pendingOTP, error) {
 	if req.Kind == OTPKindAccount {
 		req.SessionID = ""
 	}
@@ -125,7 +126,8 @@ func (p *Provider) newOTP(req OTPRequest) (*pendingOTP, error) {
 		return nil, fmt.Errorf("otp mail template: %w", err)
 	}
 	msg := &storage.OutboxMessage{ID: uuid.NewString(), AvailableAt: now, CreatedAt: now}
-	msg.Sealed, err = outbox.SealPayload(p.mailSealer, msg.ID, outbox.Payload{To: req.User.Email, Subject: subject, Text: text, HTML: html})
+	msg.Sealed, err = outbox.SealPayload(p.mailSealer, msg.ID, outbox.Payload{To: req.User.Email, Subject: subject, Text: text, HTML: html,
+		Traceparent: outbox.Traceparent(ctx)})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 )
 
@@ -25,14 +26,16 @@ func (s *Store) conn(ctx context.Context) gorm.ConnPool {
 }
 
 // exec runs a statement and returns the number of rows it affected.
-func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, error) {
+func (s *Store) exec(ctx context.Context, query string, args ...any) (n int64, err error) {
+	ctx, span := s.startStmtSpan(ctx, query)
+	defer func() { endSpan(span, err) }()
 	bctx, cancel := s.bound(ctx)
 	defer cancel()
 	res, err := s.conn(ctx).ExecContext(bctx, query, args...)
 	if err != nil {
 		return 0, classify(s.note(ctx, bctx, err))
 	}
-	n, err := res.RowsAffected()
+	n, err = res.RowsAffected()
 	if err != nil {
 		return 0, classify(s.note(ctx, bctx, err))
 	}
@@ -46,25 +49,30 @@ func (s *Store) exec(ctx context.Context, query string, args ...any) (int64, err
 // statement cannot be prepared (the connection is gone, the pool closed),
 // gorm's prepared-statement pool returns an empty *sql.Row, whose Scan panics.
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *row {
+	ctx, span := s.startStmtSpan(ctx, query)
 	bctx, cancel := s.bound(ctx)
 	rows, err := s.conn(ctx).QueryContext(bctx, query, args...)
-	return &row{rows: rows, err: err, s: s, ctx: ctx, bounded: bctx, cancel: cancel}
+	return &row{rows: rows, err: err, s: s, ctx: ctx, bounded: bctx, cancel: cancel, span: span}
 }
 
-// row is a *sql.Row that keeps the query's error and its bound.
+// row is a *sql.Row that keeps the query's error, its bound, and the
+// query's span (nil: none), ended by Scan.
 type row struct {
 	rows         *sql.Rows
 	s            *Store
 	err          error
 	ctx, bounded context.Context
 	cancel       context.CancelFunc
+	span         trace.Span
 }
 
 // Scan copies the first row's columns into dest, as (*sql.Row).Scan does: no
 // row → sql.ErrNoRows; further rows are discarded.
 func (r *row) Scan(dest ...any) error {
 	defer r.cancel()
-	return r.s.note(r.ctx, r.bounded, r.scan(dest...))
+	err := r.s.note(r.ctx, r.bounded, r.scan(dest...))
+	endScanSpan(r.span, err)
+	return err
 }
 
 func (r *row) scan(dest ...any) error {
@@ -84,14 +92,19 @@ func (r *row) scan(dest ...any) error {
 	return r.rows.Close()
 }
 
-// query runs a query returning rows; Close them to release the statement's bound.
+// query runs a query returning rows; Close them to release the statement's
+// bound. Its span covers the round trip, not the rows streamed after.
 func (s *Store) query(ctx context.Context, query string, args ...any) (*boundRows, error) {
+	ctx, span := s.startStmtSpan(ctx, query)
 	bctx, cancel := s.bound(ctx)
 	rows, err := s.conn(ctx).QueryContext(bctx, query, args...)
 	if err != nil {
 		cancel()
-		return nil, classify(s.note(ctx, bctx, err))
+		err = classify(s.note(ctx, bctx, err))
+		endSpan(span, err)
+		return nil, err
 	}
+	endSpan(span, nil)
 	return &boundRows{Rows: rows, s: s, ctx: ctx, bounded: bctx, cancel: cancel}, nil
 }
 

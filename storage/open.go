@@ -15,6 +15,7 @@ import (
 	"github.com/glebarez/sqlite"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -50,6 +51,9 @@ type Options struct {
 	// PostgreSQL it is also the connect timeout of both pools; on SQLite it
 	// caps the busy timeout. 0 means no bound (and a 10 s busy timeout).
 	QueryTimeout time.Duration
+	// TracerProvider records a span per transaction and statement of a
+	// traced request (see WithTracerProvider); nil records none.
+	TracerProvider trace.TracerProvider
 }
 
 // Store is otpstep's persistence: a connection pool to PostgreSQL or SQLite.
@@ -77,6 +81,8 @@ type Store struct {
 	// clients, when set, supplies the client of token reads outside a
 	// transaction; see WithClientLoader.
 	clients ClientLoader
+	// tracer starts the storage spans (trace.go).
+	tracer trace.Tracer
 }
 
 // Open connects to the database named by dsn and returns a Store. It does not
@@ -91,7 +97,8 @@ type Store struct {
 //     (pure Go) with WAL, foreign keys, a 10 s busy timeout and BEGIN IMMEDIATE
 //     transactions, so concurrent writers queue instead of deadlocking.
 func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
-	s := &Store{now: opts.Clock, log: opts.Logger, queryTimeout: opts.QueryTimeout, outage: newOutageMark()}
+	s := &Store{now: opts.Clock, log: opts.Logger, tracer: newTracer(opts.TracerProvider),
+		queryTimeout: opts.QueryTimeout, outage: newOutageMark()}
 	if s.now == nil {
 		s.now = time.Now
 	}

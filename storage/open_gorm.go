@@ -31,7 +31,8 @@ func OpenGorm(ctx context.Context, db *gorm.DB, opts Options) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("storage: open gorm: nil *gorm.DB")
 	}
-	s := &Store{now: opts.Clock, log: opts.Logger, queryTimeout: opts.QueryTimeout, outage: &outageMark{}}
+	s := &Store{now: opts.Clock, log: opts.Logger, tracer: newTracer(opts.TracerProvider),
+		queryTimeout: opts.QueryTimeout, outage: &outageMark{}}
 	if s.now == nil {
 		s.now = time.Now
 	}

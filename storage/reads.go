@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ory/fosite"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The hot paths skip what they can when no transaction is in ctx. The
@@ -106,7 +107,8 @@ type scanner interface{ Scan(dest ...any) error }
 // dead_conns.go) runs again on another connection: it only reads.
 func (s *Store) readRow(ctx context.Context, query string, args ...any) scanner {
 	if s.reads != nil && s.txFrom(ctx) == nil {
-		return &poolRow{s: s, ctx: ctx, query: query, args: args}
+		ctx, span := s.startStmtSpan(ctx, query)
+		return &poolRow{s: s, ctx: ctx, query: query, args: args, span: span}
 	}
 	return s.queryRow(ctx, query, args...)
 }
@@ -118,6 +120,7 @@ type poolRow struct {
 	ctx   context.Context
 	query string
 	args  []any
+	span  trace.Span // nil: none; ended by Scan
 }
 
 func (r *poolRow) Scan(dest ...any) error {
@@ -130,7 +133,9 @@ func (r *poolRow) Scan(dest ...any) error {
 			break
 		}
 	}
-	return r.s.note(r.ctx, bctx, err)
+	err = r.s.note(r.ctx, bctx, err)
+	endScanSpan(r.span, err)
+	return err
 }
 
 // loadClient is the client of a token row, from the ClientLoader. A client

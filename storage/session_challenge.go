@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/ory/fosite"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // NewSessionChallenge is what PUT /sessions/{id} stores for a login session
@@ -92,12 +93,14 @@ func refusal(refused func([]RateCount) error, counts []RateCount) error {
 // pgx's simple-protocol mode is one multi-statement query, which PostgreSQL
 // also runs as one implicit transaction. TestSessionChallenge_* in storagetest
 // hold it to all-or-nothing.
-func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessionChallenge, refused func([]RateCount) error) error {
+func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessionChallenge, refused func([]RateCount) error) (err error) {
+	// One span for the batch: it is one round trip and one transaction.
+	ctx, span := s.startSpan(ctx, "db batch", attribute.String("db.operation.name", "BATCH"))
+	defer func() { endSpan(span, err) }()
 	session, hits := s.createLoginSessionStmt(c.Session), s.hitRateCountersStmt(c.Hits, true)
 	challenge, mail := s.insertOTPChallengeStmt(c.Challenge), s.enqueueOutboxStmt(c.Mail)
 	var audit stmt
 	if len(c.Events) > 0 {
-		var err error
 		if audit, err = s.addAuditEventsStmt(c.Events); err != nil {
 			return fmt.Errorf("storage: create session challenge: %w", err)
 		}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 
 	fositestorage "github.com/ory/fosite/storage"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"gorm.io/gorm"
 )
 
@@ -25,6 +27,9 @@ type txState struct {
 	// cancel releases the transaction's bound (Options.QueryTimeout): past
 	// it, database/sql rolls the transaction back.
 	cancel context.CancelFunc
+	// span is the transaction's (nil: not traced), ended by Commit or
+	// Rollback; savepoints have none of their own.
+	span trace.Span
 }
 
 func (s *Store) txFrom(ctx context.Context) *txState {
@@ -46,13 +51,16 @@ func (s *Store) BeginTX(ctx context.Context) (context.Context, error) {
 		}
 		return context.WithValue(ctx, txKey{s.gdb}, sp), nil
 	}
-	bctx, cancel := s.bound(ctx)
+	spanCtx, span := s.startSpan(ctx, "db transaction")
+	bctx, cancel := s.bound(spanCtx)
 	tx := s.gdb.WithContext(bctx).Begin()
 	if tx.Error != nil {
 		cancel()
-		return ctx, fmt.Errorf("storage: begin transaction: %w", classify(s.note(ctx, bctx, tx.Error)))
+		err := fmt.Errorf("storage: begin transaction: %w", classify(s.note(ctx, bctx, tx.Error)))
+		endSpan(span, err)
+		return ctx, err
 	}
-	return context.WithValue(bctx, txKey{s.gdb}, &txState{db: tx, cancel: cancel}), nil
+	return context.WithValue(bctx, txKey{s.gdb}, &txState{db: tx, cancel: cancel, span: span}), nil
 }
 
 // Commit commits the transaction (or releases the savepoint) that ctx carries.
@@ -69,8 +77,11 @@ func (s *Store) Commit(ctx context.Context) error {
 	}
 	defer tx.cancel()
 	if err := committer(tx).Commit(); err != nil {
-		return fmt.Errorf("storage: commit: %w", classify(s.note(ctx, ctx, err)))
+		err = fmt.Errorf("storage: commit: %w", classify(s.note(ctx, ctx, err)))
+		endSpan(tx.span, err)
+		return err
 	}
+	endSpan(tx.span, nil)
 	return nil
 }
 
@@ -88,7 +99,12 @@ func (s *Store) Rollback(ctx context.Context) error {
 		return nil
 	}
 	defer tx.cancel()
-	if err := committer(tx).Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+	err := committer(tx).Rollback()
+	if tx.span != nil && !errors.Is(err, sql.ErrTxDone) { // not yet ended by a Commit
+		tx.span.SetAttributes(attribute.Bool("db.rolled_back", true))
+		endSpan(tx.span, err)
+	}
+	if err != nil && !errors.Is(err, sql.ErrTxDone) {
 		return fmt.Errorf("storage: rollback: %w", err)
 	}
 	return nil

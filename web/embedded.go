@@ -69,7 +69,7 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	s.pages.SetStaticPrefix(s.mount.base + "/static/")
 	sub.PathPrefix("/static/").Handler(http.StripPrefix(s.mount.base+"/static/", s.pages.StaticHandler()))
 
-	chain := []mux.MiddlewareFunc{RequestID, NoteStorageUnavailable, AccessLog(s.log)}
+	chain := []mux.MiddlewareFunc{RequestID, s.inflight.Middleware, NoteStorageUnavailable, AccessLog(s.log)}
 	if s.opts.Registerer != nil {
 		chain = append(chain, Metrics(s.opts.Registerer))
 	}
@@ -78,6 +78,7 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	// form-action to those redirects, so the OTP page admits that origin
 	// (renderLeadingTo, through Options.AuthorizeRequests).
 	chain = append(chain, Recover(s.log, s.errs, s.mount.base+s.p.Config().API.Prefix), SecurityHeaders(s.secure))
+	chain = s.traced(chain)
 	sub.Use(chain...)
 }
 

@@ -17,6 +17,13 @@ func (s *Server) alive(w http.ResponseWriter, r *http.Request) {
 // ready answers 200 when the database is reachable and, after a failure,
 // takes writes again (storage.Store.Ready); 503 otherwise.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	// From the start of a shutdown (InFlight.Drain) on: 503, whatever the
+	// database says, so a load balancer stops sending before the drain.
+	if s.inflight.Draining() {
+		w.Header().Set("Retry-After", "5")
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.p.Store().Ready(ctx); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/securecookie"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
@@ -39,6 +40,9 @@ type Options struct {
 	// page's form-action can admit the redirect URI it validates. Nil: the
 	// provider's own fosite.
 	AuthorizeRequests AuthorizeRequestParser
+	// TracerProvider, when set, gives every request a server span (Tracing);
+	// nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // AuthorizeRequestParser parses an authorize request (RFC 6749 §4.1.1),
@@ -61,6 +65,8 @@ type Server struct {
 	// flows seals the state of browser flows through an upstream provider
 	// (federated_pages.go).
 	flows *provider.Sealer
+	// inflight tracks the requests being served and the drain (inflight.go).
+	inflight *InFlight
 }
 
 // New builds the handlers over a provider.
@@ -93,7 +99,7 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
 	sc := securecookie.New(hashKey, blockKey)
 	sc.MaxAge(int(cfg.Login.SessionLifespan.Seconds()))
-	return &Server{
+	srv := &Server{
 		p:       p,
 		log:     opts.Logger,
 		pages:   pages,
@@ -103,19 +109,26 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 		secure:  secure,
 		opts:    opts,
 		flows:   flows,
-	}, nil
+	}
+	srv.inflight = NewInFlight(nil)
+	return srv, nil
 }
+
+// InFlight is the registry of the requests being served, through which a
+// shutdown drains the server (see InFlight).
+func (s *Server) InFlight() *InFlight { return s.inflight }
 
 // Mount registers every route on r: OAuth2 and OpenID Connect endpoints,
 // pages, health and metrics.
 func (s *Server) Mount(r *mux.Router) {
-	chain := []mux.MiddlewareFunc{RequestID, NoteStorageUnavailable, AccessLog(s.log)}
+	chain := []mux.MiddlewareFunc{RequestID, s.inflight.Middleware, NoteStorageUnavailable, AccessLog(s.log)}
 	if s.opts.Registerer != nil {
 		chain = append(chain, Metrics(s.opts.Registerer))
 	}
 	// form-action 'self'; a page whose form leads on to another origin adds
 	// it for its own response (renderLeadingTo, allowRedirectOf).
 	chain = append(chain, s.recoverer(), SecurityHeaders(s.secure))
+	chain = s.traced(chain)
 	r.Use(chain...)
 	// mux skips middleware for unmatched routes; give them the same chain.
 	wrap := func(h http.Handler) http.Handler {

@@ -92,6 +92,12 @@ func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope str
 	if !pr.Scopes.Has(scope) {
 		return nil, jsonapi.InsufficientScope(scope)
 	}
+	// A token with a sid but no subject: the host issued it with a session
+	// whose subject is empty (plugin.Claims.Apply sets it), which is not
+	// the same as a subject otpstep does not know.
+	if pr.Subject == "" {
+		return nil, jsonapi.Unauthorized("The access token has no subject.")
+	}
 	user, err := pr.User, error(nil) // read with the token, when it could be
 	if user == nil {
 		user, err = s.p.Store().GetUser(ctx, pr.Subject)

@@ -43,10 +43,15 @@ func newRootCommand(out, errOut io.Writer, lookupEnv func(string) (string, bool)
 	return root
 }
 
-// loadConfig reads the file and environment; with --dev it fills
-// secrets.system from a generated file kept beside the working directory.
+// loadConfig reads the file and environment; with --dev it starts from the
+// development defaults and fills secrets.system from a generated file kept
+// beside the working directory.
 func (a *app) loadConfig() (plugin.Config, error) {
-	cfg, err := plugin.LoadConfig(a.configPath, a.lookupEnv)
+	defaults := plugin.DefaultConfig()
+	if a.dev {
+		defaults = plugin.DevDefaultConfig()
+	}
+	cfg, err := plugin.LoadConfigOnto(defaults, a.configPath, a.lookupEnv)
 	if err != nil {
 		return cfg, err
 	}
@@ -86,10 +91,12 @@ func (a *app) logger(cfg plugin.Config) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.Log.Level))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(a.errOut, opts)
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(a.errOut, opts))
+		h = slog.NewJSONHandler(a.errOut, opts)
 	}
-	return slog.New(slog.NewTextHandler(a.errOut, opts))
+	// trace_id and span_id on the lines of a traced request.
+	return slog.New(plugin.LogHandlerWithTrace(h))
 }
 
 // openPlugin builds an instance for a management command.

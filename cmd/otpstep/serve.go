@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -30,12 +33,27 @@ func (a *app) serveCommand() *cobra.Command {
 			log := a.logger(cfg)
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-			p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: a.dev, Logger: log, Registerer: reg, Gatherer: reg})
+			// Tracing is off unless OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set.
+			tp, err := plugin.TracerProviderFromEnv(ctx, a.lookupEnv)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				// After Shutdown's flush: whatever the last lines added.
+				flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := plugin.ShutdownTracerProvider(flush, tp); err != nil {
+					log.Warn("tracing: exporting the last spans failed", "error", err)
+				}
+			}()
+			p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: a.dev, Logger: log, Registerer: reg, Gatherer: reg, TracerProvider: tp})
 			if err != nil {
 				return err
 			}
 			defer p.Close()
-			if err := p.Start(ctx); err != nil {
+			// The background work outlives the signal: Shutdown stops it
+			// after the drain, so mail of the last requests still goes out.
+			if err := p.Start(context.WithoutCancel(ctx)); err != nil {
 				return err
 			}
 			if a.dev {
@@ -65,10 +83,10 @@ func (a *app) serveCommand() *cobra.Command {
 				return err
 			case <-ctx.Done():
 			}
-			log.Info("shutting down")
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.Server.ShutdownTimeout)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			// A second signal ends the grace at once.
+			again, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if err := p.Shutdown(again, srv); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil

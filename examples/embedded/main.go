@@ -25,7 +25,6 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
-	"github.com/gorilla/mux"
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/openid"
@@ -176,17 +175,16 @@ func NewHost(ctx context.Context, hc HostConfig) (*Host, error) {
 		return nil, err
 	}
 
-	// SkipClean: otpstep answers unclean paths under MFAPrefix itself, with
-	// its headers (a JSON:API 404 under the user API), where mux's cleaning
-	// would answer a bare 301.
-	r := mux.NewRouter().SkipClean(true)
-	h.Plugin.Mount(r.PathPrefix(MFAPrefix).Subrouter())
-	r.Handle("/oauth2/auth", h.Plugin.RequireSecondFactor(http.HandlerFunc(h.authorize))).Methods(http.MethodGet)
-	r.HandleFunc("/oauth2/token", h.token).Methods(http.MethodPost)
-	r.HandleFunc("/login", h.loginForm).Methods(http.MethodGet)
-	r.HandleFunc("/login", h.login).Methods(http.MethodPost)
-	r.HandleFunc("/logout", h.logout).Methods(http.MethodPost)
-	r.HandleFunc("/callback", h.callback).Methods(http.MethodGet)
+	// net/http's ServeMux: the plugin's routes are one handler under
+	// MFAPrefix (a gorilla/mux host may Mount on a subrouter instead).
+	r := http.NewServeMux()
+	r.Handle(MFAPrefix+"/", h.Plugin.Handler(MFAPrefix))
+	r.Handle("GET /oauth2/auth", h.Plugin.RequireSecondFactor(http.HandlerFunc(h.authorize)))
+	r.HandleFunc("POST /oauth2/token", h.token)
+	r.HandleFunc("GET /login", h.loginForm)
+	r.HandleFunc("POST /login", h.login)
+	r.HandleFunc("POST /logout", h.logout)
+	r.HandleFunc("GET /callback", h.callback)
 	h.Handler = r
 	return h, nil
 }
@@ -201,37 +199,30 @@ func (h *Host) Close() error {
 }
 
 // authorize is the host's authorize endpoint, behind RequireSecondFactor:
-// it runs once the login session may be answered, with its claims.
+// it answers the request RequireSecondFactor parsed (parsing it again
+// would fail for a pushed request, whose request_uri fosite consumed).
 func (h *Host) authorize(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	ar, err := h.OAuth2.NewAuthorizeRequest(ctx, r)
-	if err != nil {
-		h.OAuth2.WriteAuthorizeError(ctx, w, ar, err)
-		return
-	}
+	ar, _ := h.Plugin.AuthorizeRequestFrom(ctx)
 	claims, ok := h.Plugin.ClaimsFrom(ctx)
-	if !ok { // not logged in
+	if !ok { // not logged in: the login redirects back after BeginLogin
 		if ar.GetRequestForm().Get("prompt") == "none" {
 			h.OAuth2.WriteAuthorizeError(ctx, w, ar, fosite.ErrLoginRequired)
 			return
 		}
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {r.URL.RequestURI()}}.Encode(), http.StatusSeeOther)
+		http.Redirect(w, r, "/login?"+url.Values{"return_to": {plugin.ResumeAuthorizeURI(r, ar)}}.Encode(), http.StatusSeeOther)
 		return
 	}
 	for _, scope := range ar.GetRequestedScopes() {
 		ar.GrantScope(scope)
 	}
 	session := &openid.DefaultSession{
-		Subject: claims.Subject,
-		Claims: &jwt.IDTokenClaims{
-			Issuer:      h.issuer,
-			Subject:     claims.Subject,
-			RequestedAt: time.Now().UTC(),
-		},
+		Claims:  &jwt.IDTokenClaims{Issuer: h.issuer, RequestedAt: time.Now().UTC()},
 		Headers: &jwt.Headers{},
 	}
-	// sid, auth_time, acr and amr from otpstep's login session.
-	claims.Apply(session.Claims)
+	// The subject (the session's and the ID token's), sid, auth_time, acr
+	// and amr from otpstep's login session.
+	claims.Apply(session)
 	resp, err := h.OAuth2.NewAuthorizeResponse(ctx, ar, session)
 	if err != nil {
 		h.OAuth2.WriteAuthorizeError(ctx, w, ar, err)

@@ -72,7 +72,7 @@ func introspectionEndpoint(ctx context.Context, client *http.Client, issuer stri
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:9000", "address to listen on")
-	issuer := flag.String("issuer", "http://127.0.0.1:8080", "otpstep's issuer (server.public_url)")
+	issuer := flag.String("issuer", "http://127.0.0.1:4444", "otpstep's issuer (server.public_url)")
 	clientID := flag.String("client-id", "", "the resource server's client id at otpstep (the secret is read from RESOURCE_CLIENT_SECRET)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -20,7 +20,7 @@ func TestAPI_BalanceTakesAal1AndPaymentsAskForAal2(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			srv := plugintest.Start(t, dialect, nil)
 			ctx := context.Background()
-			rs, secret, err := srv.Plugin.Provider.CreateClient(ctx, provider.NewClient{GrantTypes: []string{"client_credentials"}})
+			rs, secret, err := srv.Plugin.Provider.CreateClient(ctx, provider.NewClient{GrantTypes: []string{"client_credentials"}, IntrospectAny: true})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"html/template"
 	"net/http"
@@ -58,6 +59,9 @@ type HostPlugin struct {
 	NoStart bool
 	// Options adjusts the plugin's options before New.
 	Options func(*plugin.Options)
+	// AdjustSession changes the session the host issues tokens with, after
+	// Claims.Apply.
+	AdjustSession func(*openid.DefaultSession)
 
 	Plugin *plugin.Plugin
 	Mail   *Mailbox
@@ -71,24 +75,46 @@ type HostUser struct {
 }
 
 // Host is a minimal third-party fosite server embedding plugins, as a team
-// would write it: its own compose.Compose over fosite's MemoryStore, its own
-// users and login form, the plugins mounted under their prefixes and
-// guarding its authorize endpoints.
+// would write it: its own compose.Compose over fosite's MemoryStore (with
+// pushed authorization requests at /oauth2/par), its own users and login
+// form, the plugins mounted under their prefixes and guarding its authorize
+// endpoints.
 type Host struct {
-	URL     string
-	OAuth2  fosite.OAuth2Provider
+	URL    string
+	OAuth2 fosite.OAuth2Provider
+	// Router is the host's gorilla/mux router (StartHost); nil on a
+	// ServeMux host (StartServeMuxHost).
 	Router  *mux.Router
 	Plugins []*HostPlugin
 	Users   map[string]HostUser // by email
 }
 
-// StartHost starts a host on loopback with the given plugins.
+// StartHost starts a host on loopback with the given plugins, routing with
+// gorilla/mux (the plugins Mount on its subrouters).
 func StartHost(t *testing.T, plugins ...*HostPlugin) *Host {
 	t.Helper()
+	return startHost(t, false, plugins)
+}
+
+// StartServeMuxHost starts a host on loopback with the given plugins,
+// routing with net/http's ServeMux (the plugins serve through Handler).
+func StartServeMuxHost(t *testing.T, plugins ...*HostPlugin) *Host {
+	t.Helper()
+	return startHost(t, true, plugins)
+}
+
+func startHost(t *testing.T, serveMux bool, plugins []*HostPlugin) *Host {
+	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
-	// SkipClean: otpstep answers unclean paths under its prefix itself (see
-	// web.Server.MountSecondFactor); mux's cleaning would answer a bare 301.
-	h := &Host{URL: "http://" + srv.Listener.Addr().String(), Router: mux.NewRouter().SkipClean(true), Users: map[string]HostUser{}, Plugins: plugins}
+	h := &Host{URL: "http://" + srv.Listener.Addr().String(), Users: map[string]HostUser{}, Plugins: plugins}
+	var sm *http.ServeMux
+	if serveMux {
+		sm = http.NewServeMux()
+	} else {
+		// SkipClean: otpstep answers unclean paths under its prefix itself (see
+		// web.Server.MountSecondFactor); mux's cleaning would answer a bare 301.
+		h.Router = mux.NewRouter().SkipClean(true)
+	}
 
 	store := fositestorage.NewMemoryStore()
 	secret, err := bcrypt.GenerateFromPassword([]byte(HostClientSecret), bcrypt.MinCost)
@@ -120,6 +146,7 @@ func StartHost(t *testing.T, plugins ...*HostPlugin) *Host {
 	},
 		compose.OAuth2AuthorizeExplicitFactory, compose.OAuth2PKCEFactory, compose.OAuth2RefreshTokenGrantFactory,
 		compose.OpenIDConnectExplicitFactory, compose.OAuth2TokenIntrospectionFactory,
+		compose.PushedAuthorizeHandlerFactory,
 	)
 
 	for i, hp := range plugins {
@@ -156,26 +183,42 @@ func StartHost(t *testing.T, plugins ...*HostPlugin) *Host {
 		}
 		hp.Plugin = p
 		t.Cleanup(func() { _ = p.Close() })
-		sub := h.Router
-		if hp.Prefix != "" {
-			sub = h.Router.PathPrefix(hp.Prefix).Subrouter()
+		if serveMux {
+			sm.Handle(hp.Prefix+"/", p.Handler(hp.Prefix))
+			sm.Handle("GET "+hp.AuthorizePath, h.authorizeHandler(hp))
+			sm.HandleFunc("GET "+hp.LoginPath, h.loginForm)
+			sm.HandleFunc("POST "+hp.LoginPath, h.login(hp))
+		} else {
+			sub := h.Router
+			if hp.Prefix != "" {
+				sub = h.Router.PathPrefix(hp.Prefix).Subrouter()
+			}
+			p.Mount(sub)
+			h.Router.Handle(hp.AuthorizePath, h.authorizeHandler(hp)).Methods(http.MethodGet)
+			h.Router.HandleFunc(hp.LoginPath, h.loginForm).Methods(http.MethodGet)
+			h.Router.HandleFunc(hp.LoginPath, h.login(hp)).Methods(http.MethodPost)
 		}
-		p.Mount(sub)
-		h.Router.Handle(hp.AuthorizePath, h.authorizeHandler(hp)).Methods(http.MethodGet)
-		h.Router.HandleFunc(hp.LoginPath, h.loginForm).Methods(http.MethodGet)
-		h.Router.HandleFunc(hp.LoginPath, h.login(hp)).Methods(http.MethodPost)
 		if !hp.NoStart {
 			if err := p.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	h.Router.HandleFunc("/oauth2/token", h.token).Methods(http.MethodPost)
-	h.Router.HandleFunc("/host/ping", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("pong")) })
-	h.Router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		http.Error(w, "host: no such page", http.StatusNotFound)
-	})
-	srv.Config.Handler = h.Router
+	ping := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("pong")) }
+	if serveMux {
+		sm.HandleFunc("POST /oauth2/token", h.token)
+		sm.HandleFunc("POST /oauth2/par", h.par)
+		sm.HandleFunc("/host/ping", ping)
+		srv.Config.Handler = sm
+	} else {
+		h.Router.HandleFunc("/oauth2/token", h.token).Methods(http.MethodPost)
+		h.Router.HandleFunc("/oauth2/par", h.par).Methods(http.MethodPost)
+		h.Router.HandleFunc("/host/ping", ping)
+		h.Router.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "host: no such page", http.StatusNotFound)
+		})
+		srv.Config.Handler = h.Router
+	}
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return h
@@ -211,7 +254,7 @@ func (h *Host) authorizeHandler(hp *HostPlugin) http.Handler {
 			var rfc *fosite.RFC6749Error
 			switch {
 			case err == nil:
-				h.issue(w, r, ar, claims)
+				h.issue(w, r, hp, ar, claims)
 			case errors.Is(err, plugin.ErrNoLogin):
 				h.toLogin(w, r, hp, ar)
 			case errors.Is(err, plugin.ErrSecondFactorPending):
@@ -224,9 +267,11 @@ func (h *Host) authorizeHandler(hp *HostPlugin) http.Handler {
 	}
 	return hp.Plugin.RequireSecondFactor(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		ar, err := h.OAuth2.NewAuthorizeRequest(ctx, r)
-		if err != nil {
-			h.OAuth2.WriteAuthorizeError(ctx, w, ar, err)
+		// Parsed once, by RequireSecondFactor: a pushed request's
+		// request_uri is consumed by then.
+		ar, ok := hp.Plugin.AuthorizeRequestFrom(ctx)
+		if !ok {
+			http.Error(w, "host: not behind RequireSecondFactor", http.StatusInternalServerError)
 			return
 		}
 		claims, ok := hp.Plugin.ClaimsFrom(ctx)
@@ -234,7 +279,7 @@ func (h *Host) authorizeHandler(hp *HostPlugin) http.Handler {
 			h.toLogin(w, r, hp, ar)
 			return
 		}
-		h.issue(w, r, ar, claims)
+		h.issue(w, r, hp, ar, claims)
 	}))
 }
 
@@ -243,21 +288,24 @@ func (h *Host) toLogin(w http.ResponseWriter, r *http.Request, hp *HostPlugin, a
 		h.OAuth2.WriteAuthorizeError(r.Context(), w, ar, fosite.ErrLoginRequired)
 		return
 	}
-	http.Redirect(w, r, hp.LoginPath+"?"+url.Values{"return_to": {r.URL.RequestURI()}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, hp.LoginPath+"?"+url.Values{"return_to": {plugin.ResumeAuthorizeURI(r, ar)}}.Encode(), http.StatusSeeOther)
 }
 
 // issue answers the authorize request with the login session's claims.
-func (h *Host) issue(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, claims *plugin.Claims) {
+func (h *Host) issue(w http.ResponseWriter, r *http.Request, hp *HostPlugin, ar fosite.AuthorizeRequester, claims *plugin.Claims) {
 	ctx := r.Context()
 	for _, s := range ar.GetRequestedScopes() {
 		ar.GrantScope(s)
 	}
+	// The subject comes from Claims.Apply (the session's and the ID token's).
 	session := &openid.DefaultSession{
-		Subject: claims.Subject,
-		Claims:  &jwt.IDTokenClaims{Issuer: h.URL, Subject: claims.Subject, RequestedAt: time.Now().UTC()},
+		Claims:  &jwt.IDTokenClaims{Issuer: h.URL, RequestedAt: time.Now().UTC()},
 		Headers: &jwt.Headers{},
 	}
-	claims.Apply(session.Claims)
+	claims.Apply(session)
+	if hp.AdjustSession != nil {
+		hp.AdjustSession(session)
+	}
 	resp, err := h.OAuth2.NewAuthorizeResponse(ctx, ar, session)
 	if err != nil {
 		h.OAuth2.WriteAuthorizeError(ctx, w, ar, err)
@@ -279,6 +327,52 @@ func (h *Host) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.OAuth2.WriteAccessResponse(ctx, w, ar, resp)
+}
+
+// par is the host's pushed authorization request endpoint (RFC 9126).
+func (h *Host) par(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := h.OAuth2.NewPushedAuthorizeRequest(ctx, r)
+	if err != nil {
+		h.OAuth2.WritePushedAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	resp, err := h.OAuth2.NewPushedAuthorizeResponse(ctx, ar, &openid.DefaultSession{})
+	if err != nil {
+		h.OAuth2.WritePushedAuthorizeError(ctx, w, ar, err)
+		return
+	}
+	h.OAuth2.WritePushedAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// PushAuthorize pushes a code flow's authorize request for conf to the
+// host's PAR endpoint (authenticating with the client secret) and returns
+// the authorize URL that names it by its request_uri.
+func (h *Host) PushAuthorize(t *testing.T, hp *HostPlugin, conf oauth2.Config, verifier string, extra ...oauth2.AuthCodeOption) string {
+	t.Helper()
+	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", RandomString(12))}, extra...)
+	full, err := url.Parse(conf.AuthCodeURL(RandomString(12), opts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, h.URL+"/oauth2/par", strings.NewReader(full.RawQuery))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(conf.ClientID), url.QueryEscape(conf.ClientSecret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		RequestURI string `json:"request_uri"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusCreated || body.RequestURI == "" {
+		t.Fatalf("PAR: %d %+v %v", resp.StatusCode, body, err)
+	}
+	return h.URL + hp.AuthorizePath + "?" + url.Values{"client_id": {conf.ClientID}, "request_uri": {body.RequestURI}}.Encode()
 }
 
 var hostLoginPage = template.Must(template.New("login").Parse(`<!DOCTYPE html><title>host login</title>

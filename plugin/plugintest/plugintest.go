@@ -77,6 +77,13 @@ func Start(t *testing.T, dialect string, mutate func(*plugin.Config)) *Server {
 // StartOn runs a server on an existing store.
 func StartOn(t *testing.T, store *storage.Store, mutate func(*plugin.Config)) *Server {
 	t.Helper()
+	return StartOnWith(t, store, mutate, nil)
+}
+
+// StartOnWith is StartOn with options: withOptions may change the
+// plugin.Options (a Logger, a TracerProvider) before the plugin is built.
+func StartOnWith(t *testing.T, store *storage.Store, mutate func(*plugin.Config), withOptions func(*plugin.Options)) *Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +106,11 @@ func StartOn(t *testing.T, store *storage.Store, mutate func(*plugin.Config)) *S
 	if os.Getenv("OTPSTEP_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	p, err := plugin.New(context.Background(), plugin.Options{Config: cfg, Dev: true, Store: store, Logger: logger, Clock: clock.Now})
+	opts := plugin.Options{Config: cfg, Dev: true, Store: store, Logger: logger, Clock: clock.Now}
+	if withOptions != nil {
+		withOptions(&opts)
+	}
+	p, err := plugin.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,12 @@ type Server struct {
 	Listen          string        `koanf:"listen"`
 	PublicURL       string        `koanf:"public_url"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// ShutdownGrace is how long, on SIGTERM, readiness answers 503 while
+	// requests are still served (each answer saying Connection: close), so
+	// a load balancer stops sending before the listener closes. Then
+	// ShutdownTimeout is the budget: in-flight requests drain within it,
+	// and the outbox's last pass uses what is left.
+	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
 	// TrustForwardedFor makes X-Forwarded-For's first address the client IP
 	// (for per-IP limits); only set it behind a proxy that overwrites it.
 	TrustForwardedFor bool `koanf:"trust_forwarded_for"`
@@ -146,12 +152,22 @@ type Upstream struct {
 	AllowLogin   bool     `koanf:"allow_login"`
 }
 
+// DevDefault is Default as `otpstep serve --dev` starts from: no
+// shutdown grace (nothing in front of a development server waits for its
+// readiness). A key set in the file or environment still wins.
+func DevDefault() Config {
+	c := Default()
+	c.Server.ShutdownGrace = 0
+	return c
+}
+
 // Default returns the configuration used where a key is not set.
 func Default() Config {
 	return Config{
 		Server: Server{
 			Listen:          "127.0.0.1:4444",
 			PublicURL:       "http://127.0.0.1:4444",
+			ShutdownGrace:   5 * time.Second,
 			ShutdownTimeout: 10 * time.Second,
 		},
 		Database: Database{

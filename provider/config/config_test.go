@@ -164,6 +164,8 @@ func TestValidate(t *testing.T) {
 		{"database.query_timeout", false, func(c *config.Config) { c.Database.QueryTimeout = 61 * time.Second }},
 		{"database.audit_retention", false, func(c *config.Config) { c.Database.AuditRetention = time.Hour }},
 		{"database.audit_retention", false, func(c *config.Config) { c.Database.AuditRetention = -24 * time.Hour }},
+		{"server.shutdown_grace", false, func(c *config.Config) { c.Server.ShutdownGrace = -time.Second }},
+		{"server.shutdown_grace", false, func(c *config.Config) { c.Server.ShutdownGrace = config.MaxShutdownGrace + time.Second }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.key, func(t *testing.T) {
@@ -187,5 +189,34 @@ func TestValidate(t *testing.T) {
 	dev := config.Default()
 	if err := dev.Validate(true); err != nil {
 		t.Fatalf("--dev defaults refused: %v", err)
+	}
+	noGrace := valid()
+	noGrace.Server.ShutdownGrace = 0
+	if err := noGrace.Validate(false); err != nil {
+		t.Fatalf("server.shutdown_grace 0 refused: %v", err)
+	}
+}
+
+// --dev starts from no shutdown grace; a value set in the file or the
+// environment still wins over it.
+func TestLoadOnto_DevDefaultsGiveWayToWhatIsSet(t *testing.T) {
+	if got := config.Default().Server.ShutdownGrace; got != 5*time.Second {
+		t.Fatalf("default server.shutdown_grace %s, want 5s", got)
+	}
+	cfg, err := config.LoadOnto(config.DevDefault(), "", noEnv)
+	if err != nil || cfg.Server.ShutdownGrace != 0 {
+		t.Fatalf("dev default server.shutdown_grace %s (%v), want 0", cfg.Server.ShutdownGrace, err)
+	}
+	cfg, err = config.LoadOnto(config.DevDefault(), "", envOf(map[string]string{"OTPSTEP_SERVER_SHUTDOWN_GRACE": "2s"}))
+	if err != nil || cfg.Server.ShutdownGrace != 2*time.Second {
+		t.Fatalf("OTPSTEP_SERVER_SHUTDOWN_GRACE=2s over the dev default gave %s (%v)", cfg.Server.ShutdownGrace, err)
+	}
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("server:\n  shutdown_grace: 1s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = config.LoadOnto(config.DevDefault(), p, noEnv)
+	if err != nil || cfg.Server.ShutdownGrace != time.Second {
+		t.Fatalf("shutdown_grace: 1s in the file over the dev default gave %s (%v)", cfg.Server.ShutdownGrace, err)
 	}
 }

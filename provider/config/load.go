@@ -21,10 +21,17 @@ const EnvPrefix = "OTPSTEP_"
 // then the environment through lookupEnv (os.LookupEnv when nil), and
 // validates the result. Unknown keys in the file are an error naming the key.
 func Load(path string, lookupEnv func(string) (string, bool)) (Config, error) {
+	return LoadOnto(Default(), path, lookupEnv)
+}
+
+// LoadOnto is Load starting from defaults instead of Default() (for
+// example DevDefault()): what the file and environment leave unset keeps
+// its value in defaults.
+func LoadOnto(defaults Config, path string, lookupEnv func(string) (string, bool)) (Config, error) {
 	if lookupEnv == nil {
 		lookupEnv = os.LookupEnv
 	}
-	cfg := Default()
+	cfg := defaults
 	k := koanf.New(".")
 	if path != "" {
 		if _, err := os.Stat(path); err != nil {

@@ -12,6 +12,10 @@ import (
 // MinSecretLength is the shortest secrets.system accepted.
 const MinSecretLength = 32
 
+// MaxShutdownGrace bounds server.shutdown_grace: longer only delays a
+// restart, no load balancer needs minutes to notice.
+const MaxShutdownGrace = 5 * time.Minute
+
 // KeyError is a validation failure of one key.
 type KeyError struct {
 	Key    string
@@ -25,7 +29,12 @@ func (e *KeyError) Error() string {
 // Validate checks every key and returns the first problem as a *KeyError
 // naming the key. dev relaxes only what --dev documents: secrets.system may be
 // empty (the caller then generates one).
-func (c *Config) Validate(dev bool) error {
+func (c *Config) Validate(dev bool) error { return c.ValidateNaming(dev, "--dev") }
+
+// ValidateNaming is Validate for a caller whose switch for dev is not
+// otpstep serve's --dev flag: errors name devSwitch (an embedding host's
+// "Options.Dev").
+func (c *Config) ValidateNaming(dev bool, devSwitch string) error {
 	bad := func(key, format string, a ...any) error {
 		return &KeyError{Key: key, Reason: fmt.Sprintf(format, a...)}
 	}
@@ -37,7 +46,10 @@ func (c *Config) Validate(dev bool) error {
 		return bad("server.public_url", "%q is not an absolute http(s) URL without query", c.Server.PublicURL)
 	}
 	if u.Scheme == "http" && !dev && !isLoopback(u.Hostname()) {
-		return bad("server.public_url", "plain http is only allowed for loopback hosts or with --dev")
+		return bad("server.public_url", "plain http is only allowed for loopback hosts or with %s", devSwitch)
+	}
+	if c.Server.ShutdownGrace < 0 || c.Server.ShutdownGrace > MaxShutdownGrace {
+		return bad("server.shutdown_grace", "%s is not between 0 and %s", c.Server.ShutdownGrace, MaxShutdownGrace)
 	}
 	if c.Server.ShutdownTimeout <= 0 {
 		return bad("server.shutdown_timeout", "must be positive")
@@ -133,7 +145,7 @@ func (c *Config) Validate(dev bool) error {
 	switch c.Mail.Driver {
 	case "log":
 		if !dev {
-			return bad("mail.driver", "log writes one-time codes to the server log; it is only allowed with --dev (use smtp)")
+			return bad("mail.driver", "log writes one-time codes to the server log; it is only allowed with %s (use smtp)", devSwitch)
 		}
 	case "smtp":
 		mu, err := url.Parse(c.Mail.SMTPURL)

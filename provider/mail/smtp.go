@@ -15,6 +15,10 @@ import (
 
 	gomail "github.com/wneessen/go-mail"
 	gosmtp "github.com/wneessen/go-mail/smtp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // TLS modes of SMTPConfig.TLS.
@@ -70,6 +74,9 @@ type SMTPConfig struct {
 	// (mail.smtp_max_connections; DefaultSMTPMaxConnections when 0). Each
 	// carries one message at a time; Send waits for a free one.
 	MaxConnections int
+	// TracerProvider records a span per Send, a child of the span in Send's
+	// context (nil: none).
+	TracerProvider trace.TracerProvider
 }
 
 // SMTP is the production Mailer, through github.com/wneessen/go-mail. It
@@ -90,6 +97,7 @@ type SMTP struct {
 	timeout   time.Duration
 	tlsConfig *tls.Config
 	clock     func() time.Time
+	tracer    trace.Tracer
 
 	client *gomail.Client    // configured once; each connection is its own *gosmtp.Client
 	slots  chan struct{}     // one per connection open or being opened
@@ -117,6 +125,11 @@ func NewSMTP(cfg SMTPConfig) (*SMTP, error) {
 		return nil, fmt.Errorf("mail: smtp url scheme %q is not smtp or smtps", u.Scheme)
 	}
 	s := &SMTP{host: u.Hostname(), timeout: cfg.Timeout, clock: cfg.Clock}
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = noop.NewTracerProvider()
+	}
+	s.tracer = tp.Tracer("github.com/otpstep/otpstep/provider/mail")
 	if s.host == "" {
 		return nil, errors.New("mail: smtp url has no host")
 	}
@@ -223,7 +236,17 @@ func isLoopback(host string) bool {
 // line was sent and before the server's reply came. Send reports that as a
 // temporary failure and the message is sent again later — if the server had
 // in fact accepted it, twice.
-func (s *SMTP) Send(ctx context.Context, m Message) error {
+func (s *SMTP) Send(ctx context.Context, m Message) (err error) {
+	ctx, span := s.tracer.Start(ctx, "smtp send", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("server.address", s.host), attribute.Int("server.port", s.port)))
+	defer func() {
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+			span.SetAttributes(attribute.Bool("smtp.permanent_failure", IsPermanent(err)))
+		}
+		span.End()
+	}()
 	msg, err := s.build(m)
 	if err != nil {
 		return Permanent(err)

@@ -496,6 +496,9 @@ func (d *Dispatcher) settle(ctx context.Context, out *outcomes, row Row) (sent b
 		d.drop(ctx, out, row, "payload cannot be opened", err)
 		return false
 	}
+	// The send and its log lines belong to the trace of the request that
+	// queued the mail.
+	ctx = TraceContext(ctx, p.Traceparent)
 	sendErr := d.mailer.Send(ctx, p.Message())
 	switch {
 	case sendErr == nil:

@@ -15,6 +15,10 @@ type Payload struct {
 	Subject string `json:"subject"`
 	Text    string `json:"text,omitempty"`
 	HTML    string `json:"html,omitempty"`
+	// Traceparent is the W3C trace context (https://www.w3.org/TR/trace-context/)
+	// of the request that queued the mail, "" when it was not traced: the
+	// dispatcher sends the mail as part of that trace (see TraceContext).
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // Message converts p for a mail.Mailer.
@@ -74,14 +78,23 @@ func OpenPayload(o Opener, id string, sealed []byte) (Payload, error) {
 // CPU under PUT /sessions load went to json.Unmarshal).
 const payloadV1 = 1
 
+// payloadV2 is payloadV1 with a fifth field, Traceparent; a payload without
+// one is written as payloadV1.
+const payloadV2 = 2
+
 func encodePayload(p Payload) []byte {
-	fields := [...]string{p.To, p.Subject, p.Text, p.HTML}
+	version := byte(payloadV1)
+	fields := []string{p.To, p.Subject, p.Text, p.HTML}
+	if p.Traceparent != "" {
+		version = payloadV2
+		fields = append(fields, p.Traceparent)
+	}
 	n := 1
 	for _, f := range fields {
 		n += binary.MaxVarintLen64 + len(f)
 	}
 	b := make([]byte, 1, n)
-	b[0] = payloadV1
+	b[0] = version
 	for _, f := range fields {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
@@ -92,11 +105,15 @@ func encodePayload(p Payload) []byte {
 // decodePayload reverses encodePayload; ok is false unless b is exactly one
 // encoding.
 func decodePayload(b []byte) (p Payload, ok bool) {
-	if len(b) == 0 || b[0] != payloadV1 {
+	if len(b) == 0 || (b[0] != payloadV1 && b[0] != payloadV2) {
 		return Payload{}, false
 	}
+	fields := []*string{&p.To, &p.Subject, &p.Text, &p.HTML}
+	if b[0] == payloadV2 {
+		fields = append(fields, &p.Traceparent)
+	}
 	b = b[1:]
-	for _, f := range [...]*string{&p.To, &p.Subject, &p.Text, &p.HTML} {
+	for _, f := range fields {
 		n, size := binary.Uvarint(b)
 		if size <= 0 || n > uint64(len(b)-size) {
 			return Payload{}, false

@@ -67,3 +67,26 @@ func BenchmarkPayload(b *testing.B) {
 		}
 	})
 }
+
+// A queued mail keeps the trace context of the request that queued it; one
+// without keeps the v1 encoding, byte for byte.
+func TestEncodePayload_CarriesTheTraceparent(t *testing.T) {
+	p := Payload{To: "a@example.test", Subject: "s", Text: "t", HTML: "<p>h</p>",
+		Traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	b := encodePayload(p)
+	if b[0] != payloadV2 {
+		t.Fatalf("version %d, want %d", b[0], payloadV2)
+	}
+	if got, ok := decodePayload(b); !ok || got != p {
+		t.Fatalf("decodePayload(encodePayload(p)) = %+v, %v", got, ok)
+	}
+	for i := range b {
+		if _, ok := decodePayload(b[:i]); ok {
+			t.Errorf("a prefix of %d bytes decoded", i)
+		}
+	}
+	p.Traceparent = ""
+	if b := encodePayload(p); b[0] != payloadV1 {
+		t.Errorf("without a traceparent: version %d, want %d", b[0], payloadV1)
+	}
+}

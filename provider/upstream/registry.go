@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otpstep/otpstep/provider/config"
 )
@@ -67,6 +70,10 @@ type Options struct {
 	// HTTPClient fetches discovery and JWKS and redeems codes; nil is a
 	// client with a 10s timeout.
 	HTTPClient *http.Client
+	// TracerProvider, when set, records a client span per upstream request
+	// (discovery, JWKS, code redemption) and sends the trace context along
+	// (traceparent); nil records none.
+	TracerProvider trace.TracerProvider
 	// Clock tells the time for token checks and caches; nil is time.Now.
 	Clock func() time.Time
 	// Logger receives one line per refused token, naming the reason.
@@ -87,6 +94,13 @@ type Options struct {
 func (o Options) withDefaults() Options {
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: defaultHTTPTimeout}
+	}
+	if o.TracerProvider != nil {
+		// A copy: the caller's client stays as it was.
+		c := *o.HTTPClient
+		c.Transport = otelhttp.NewTransport(c.Transport, otelhttp.WithTracerProvider(o.TracerProvider),
+			otelhttp.WithPropagators(propagation.TraceContext{}))
+		o.HTTPClient = &c
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now
