@@ -267,3 +267,40 @@ func TestCLI_UsersDisableEndsSessionsAndRevokesTokens(t *testing.T) {
 		t.Fatalf("the token after disable: %v", err)
 	}
 }
+
+// Each management command validates only the keys it uses: migrate, purge
+// and audit the database; clients, users, keys and identities also the
+// secret; serve everything. No mail settings (and a bogus mail driver) stop
+// none of them but serve, which names the key.
+func TestCLI_ManagementCommandsValidateOnlyWhatTheyUse(t *testing.T) {
+	c := newCLI(t)
+	delete(c.env, "OTPSTEP_MAIL_SMTP_URL")
+	delete(c.env, "OTPSTEP_MAIL_TLS")
+	c.env["OTPSTEP_MAIL_DRIVER"] = "bogus"
+	c.env["OTPSTEP_SERVER_LISTEN"] = "no-port"
+	for _, args := range [][]string{
+		{"migrate", "up"}, {"migrate", "status"}, {"purge"}, {"audit", "list"},
+		{"users", "create", "--email", "ann@example.com", "--password", "long enough pw"}, {"users", "list"},
+		{"clients", "list"}, {"keys", "rotate"}, {"keys", "list"},
+	} {
+		if _, err := c.run(args...); err != nil {
+			t.Errorf("%v with a bogus mail driver and listen address: %v", args, err)
+		}
+	}
+	_, err := c.run("serve")
+	if err == nil || !strings.Contains(err.Error(), "mail.driver") || !strings.Contains(err.Error(), "server.listen") {
+		t.Fatalf("serve: %v, want mail.driver and server.listen named", err)
+	}
+	// What a command uses is still validated.
+	delete(c.env, "OTPSTEP_SECRETS_SYSTEM")
+	if _, err := c.run("migrate", "status"); err != nil {
+		t.Errorf("migrate status without a secret: %v", err)
+	}
+	if _, err := c.run("users", "list"); err == nil || !strings.Contains(err.Error(), "secrets.system") {
+		t.Errorf("users list without a secret: %v, want secrets.system", err)
+	}
+	c.env["OTPSTEP_DATABASE_DSN"] = ""
+	if _, err := c.run("migrate", "up"); err == nil || !strings.Contains(err.Error(), "database.dsn") {
+		t.Errorf("migrate up without a DSN: %v, want database.dsn", err)
+	}
+}

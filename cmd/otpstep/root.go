@@ -43,10 +43,11 @@ func newRootCommand(out, errOut io.Writer, lookupEnv func(string) (string, bool)
 	return root
 }
 
-// loadConfig reads the file and environment; with --dev it starts from the
-// development defaults and fills secrets.system from a generated file kept
-// beside the working directory.
-func (a *app) loadConfig() (plugin.Config, error) {
+// loadConfig reads the file and environment and validates the keys of
+// scope (what the command uses); with --dev it starts from the development
+// defaults and fills secrets.system from a generated file kept beside the
+// working directory.
+func (a *app) loadConfig(scope plugin.Scope) (plugin.Config, error) {
 	defaults := plugin.DefaultConfig()
 	if a.dev {
 		defaults = plugin.DevDefaultConfig()
@@ -62,7 +63,7 @@ func (a *app) loadConfig() (plugin.Config, error) {
 		}
 		cfg.Secrets.System = secret
 	}
-	if err := cfg.Validate(a.dev); err != nil {
+	if err := cfg.ValidateScope(a.dev, "--dev", scope); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
@@ -99,13 +100,14 @@ func (a *app) logger(cfg plugin.Config) *slog.Logger {
 	return slog.New(plugin.LogHandlerWithTrace(h))
 }
 
-// openPlugin builds an instance for a management command.
+// openPlugin builds an instance for a management command: it validates
+// ScopeManage only and sends no mail.
 func (a *app) openPlugin(ctx context.Context) (*plugin.Plugin, plugin.Config, error) {
-	cfg, err := a.loadConfig()
+	cfg, err := a.loadConfig(plugin.ScopeManage)
 	if err != nil {
 		return nil, cfg, err
 	}
-	p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: a.dev, Logger: a.logger(cfg)})
+	p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: a.dev, Scope: plugin.ScopeManage, Logger: a.logger(cfg)})
 	return p, cfg, err
 }
 

@@ -26,7 +26,7 @@ func (a *app) serveCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cfg, err := a.loadConfig()
+			cfg, err := a.loadConfig(plugin.ScopeServe)
 			if err != nil {
 				return err
 			}
