@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,11 @@ func (a *app) loadConfig(scope plugin.Scope) (plugin.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
+	// --dev: a listen address changed without a public URL is where the
+	// server is reached; the default public URL would name the wrong port.
+	if a.dev && cfg.Server.Listen != defaults.Server.Listen && cfg.Server.PublicURL == defaults.Server.PublicURL {
+		cfg.Server.PublicURL = devPublicURL(cfg.Server.Listen)
+	}
 	if a.dev && cfg.Secrets.System == "" {
 		secret, err := devSecret(".otpstep-dev-secret")
 		if err != nil {
@@ -67,6 +73,24 @@ func (a *app) loadConfig(scope plugin.Scope) (plugin.Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// devPublicURL is http://host:port of a listen address; a wildcard host
+// (0.0.0.0 or empty: 127.0.0.1, :: : localhost) is reached on loopback. A
+// listen address that is not host:port is returned as it is, for
+// validation to name server.listen.
+func devPublicURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func devSecret(path string) (string, error) {
