@@ -196,7 +196,7 @@ func limitHits(limits []sendLimit) []storage.RateHit {
 func (o *pendingOTP) sendLimitError(limits []sendLimit, counts []storage.RateCount) error {
 	for i, l := range limits {
 		if counts[i].Count > l.hit.Max {
-			return &TooManyAttemptsError{Limit: l.configKey, RetryAfter: counts[i].ResetAt.Sub(o.now)}
+			return &TooManyAttemptsError{Limit: l.configKey, RetryAfter: counts[i].ResetAt.Sub(o.now), UserID: o.req.User.ID}
 		}
 	}
 	return nil

@@ -103,7 +103,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 				return "", nil, err
 			}
 		}
-		return "", &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now)}, nil
+		return "", &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now), UserID: user.ID}, nil
 	}
 	normalized, wellFormed := normalizeOTP(code)
 	tried, exhausted := false, false
@@ -198,7 +198,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 		if retry < time.Second {
 			retry = time.Second
 		}
-		return "", &TooManyAttemptsError{Limit: "otp.max_attempts", RetryAfter: retry}, nil
+		return "", &TooManyAttemptsError{Limit: "otp.max_attempts", RetryAfter: retry, UserID: user.ID}, nil
 	}
 	events = append(events, &AuditEvent{Type: "otp.verify_failed", UserID: user.ID, SessionID: sessionID,
 		Detail: map[string]any{"kinds": kinds}})

@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/otpstep/otpstep/provider"
@@ -30,13 +31,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var tooMany *provider.TooManyAttemptsError
 	switch {
 	case errors.As(err, &tooMany):
-		s.log.WarnContext(ctx, "login limited", "request_id", RequestIDFrom(ctx), "limit", tooMany.Limit, "ip", s.clientIP(r))
+		s.logLimited(r, tooMany)
 		setRetryAfter(w, tooMany)
 		page.Error = "Too many failed attempts. Please wait a few minutes and try again."
 		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login", page, returnTo)
 		return
 	case errors.Is(err, provider.ErrInvalidCredentials):
-		s.log.InfoContext(ctx, "login failed", "request_id", RequestIDFrom(ctx), "reason", err.Error(), "ip", s.clientIP(r))
+		s.log.InfoContext(ctx, "login failed", "request_id", RequestIDFrom(ctx), loginFailureAttr(err), "ip", s.clientIP(r))
 		_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.failed", IP: s.clientIP(r), Detail: map[string]any{"email": email}})
 		page.Error = genericLoginError
 		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login", page, returnTo)
@@ -82,4 +83,22 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.clearSessionCookie(w)
 	s.pages.Render(w, r, http.StatusOK, "logged_out", nil)
+}
+
+// logLimited is the one line of every 429: the limit key, whom it counted
+// (user id or IP) and when to come back (TooManyAttemptsError.LogValue).
+func (s *Server) logLimited(r *http.Request, e *provider.TooManyAttemptsError) {
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "rate limited", slog.String("request_id", RequestIDFrom(r.Context())),
+		slog.Int("status", http.StatusTooManyRequests), slog.String("path", r.URL.Path), slog.Any("", e))
+}
+
+// loginFailureAttr is why a first factor failed and, when the account
+// exists, whose: the reason and user_id of a *provider.CredentialsError
+// (inlined), never the email or the password.
+func loginFailureAttr(err error) slog.Attr {
+	var ce *provider.CredentialsError
+	if errors.As(err, &ce) {
+		return slog.Any("", ce)
+	}
+	return slog.String("reason", err.Error())
 }

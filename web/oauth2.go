@@ -3,6 +3,8 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -124,10 +126,9 @@ func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, ar fosi
 // fosite validated it, otherwise as a page (RFC 6749 §4.1.2.1: never redirect
 // to an unverified URI).
 func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester, err error) {
+	s.logOAuthError(r, "authorize request refused", err)
 	var rfc *fosite.RFC6749Error
-	if errors.As(err, &rfc) && rfc.CodeField >= 500 {
-		s.log.ErrorContext(r.Context(), "authorize failed", "request_id", RequestIDFrom(r.Context()), "err", rfc.WithExposeDebug(true).GetDescription())
-	}
+	errors.As(err, &rfc)
 	if ar != nil && ar.GetRedirectURI() != nil && ar.GetClient() != nil {
 		s.p.OAuth2.WriteAuthorizeError(r.Context(), w, ar, err)
 		return
@@ -136,7 +137,7 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 	if rfc != nil && rfc.ErrorField != "" {
 		msg = "The sign-in request is not valid: " + rfc.ErrorField + "."
 	}
-	s.errorPage(w, r, http.StatusBadRequest, msg, err)
+	s.errorPage(w, r, http.StatusBadRequest, msg, nil) // logged above
 }
 
 // consent is the consent form's POST: the user's answer plus the original
@@ -281,21 +282,39 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, set)
 }
 
+// logOAuthError logs a fosite error as one line. A 4xx is the client's
+// mistake: info level with fosite's error, description, hint and debug
+// text, never a stack (the wrapped ory/x error would print one). A 5xx is
+// otpstep's: error level with its cause and the stack, once.
 func (s *Server) logOAuthError(r *http.Request, msg string, err error) {
+	level, attrs := oauthErrorAttrs(err)
+	attrs = append([]slog.Attr{slog.String("request_id", RequestIDFrom(r.Context()))}, attrs...)
+	s.log.LogAttrs(r.Context(), level, msg, attrs...)
+}
+
+func oauthErrorAttrs(err error) (slog.Level, []slog.Attr) {
 	var rfc *fosite.RFC6749Error
-	level := "debug"
-	if errors.As(err, &rfc) && rfc.CodeField >= 500 {
-		level = "error"
+	if !errors.As(err, &rfc) {
+		rfc = fosite.ErrServerError.WithWrap(err)
 	}
-	attrs := []any{"request_id", RequestIDFrom(r.Context()), "err", err}
-	if rfc != nil {
-		attrs = append(attrs, "error", rfc.ErrorField, "debug", rfc.DebugField)
+	status := rfc.CodeField
+	if status == 0 {
+		status = http.StatusInternalServerError
 	}
-	if level == "error" {
-		s.log.ErrorContext(r.Context(), msg, attrs...)
-	} else {
-		s.log.DebugContext(r.Context(), msg, attrs...)
+	attrs := []slog.Attr{slog.Int("status", status), slog.String("error", rfc.ErrorField), slog.String("description", rfc.DescriptionField)}
+	for _, a := range []slog.Attr{slog.String("hint", rfc.HintField), slog.String("debug", rfc.DebugField)} {
+		if a.Value.String() != "" {
+			attrs = append(attrs, a)
+		}
 	}
+	if status < 500 {
+		return slog.LevelInfo, attrs
+	}
+	cause := "<none>"
+	if c := errors.Unwrap(rfc); c != nil {
+		cause = c.Error()
+	}
+	return slog.LevelError, append(attrs, slog.String("cause", cause), slog.String("stack", fmt.Sprintf("%+v", err)))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -145,6 +145,7 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login_otp", page, page.ReturnTo)
 		return
 	case errors.As(err, &tooMany):
+		s.logLimited(r, tooMany)
 		setRetryAfter(w, tooMany)
 		page.Error = "Too many wrong codes. Send a new code, or wait a few minutes."
 		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)
@@ -174,6 +175,7 @@ func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
 		page.Message = "A new code is on its way to " + page.Destination + "."
 		s.renderLeadingTo(w, r, http.StatusOK, "login_otp", page, page.ReturnTo)
 	case errors.As(err, &tooMany):
+		s.logLimited(r, tooMany)
 		setRetryAfter(w, tooMany)
 		page.Error = "A new code was sent recently. Please wait a moment before asking again."
 		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)
