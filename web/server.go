@@ -152,6 +152,7 @@ func (s *Server) Mount(r *mux.Router) {
 	r.HandleFunc("/userinfo", s.userinfo).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc("/health/alive", s.alive).Methods(http.MethodGet)
 	r.HandleFunc("/health/ready", s.ready).Methods(http.MethodGet)
+	r.Handle("/openapi.yaml", OpenAPIHandler()).Methods(http.MethodGet, http.MethodHead)
 	if s.opts.Gatherer != nil {
 		r.Handle("/metrics", metricsHandler(s.opts.Gatherer)).Methods(http.MethodGet)
 	}
@@ -217,7 +218,7 @@ func safeReturnTo(raw string) (string, bool) {
 		return "", false
 	}
 	for _, prefix := range []string{"/oauth2/auth", "/login/otp", "/federated-identities/"} {
-		if u.Path == prefix || strings.HasPrefix(u.Path, prefix+"?") || strings.HasPrefix(u.Path, prefix) && strings.HasSuffix(prefix, "/") {
+		if u.Path == prefix || strings.HasPrefix(u.Path, prefix) && strings.HasSuffix(prefix, "/") {
 			return u.String(), true
 		}
 	}
