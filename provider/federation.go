@@ -48,6 +48,7 @@ const (
 	LinkByAPI     = "api"     // the user's own access token, with an upstream ID token
 	LinkByBrowser = "browser" // the browser flow through the upstream
 	LinkByPartner = "partner" // a partner's client-credentials token
+	LinkByCLI     = "cli"     // an operator, with otpstep identities link|unlink
 )
 
 // LinkRequest is one attempt to link or unlink, with who asked for it.
@@ -56,7 +57,7 @@ type LinkRequest struct {
 	Upstream string
 	Subject  string
 	Email    string // informational, from the upstream
-	By       string // LinkByAPI, LinkByBrowser or LinkByPartner
+	By       string // LinkByAPI, LinkByBrowser, LinkByPartner or LinkByCLI
 	// ClientID, SessionID and IP are recorded in the audit trail.
 	ClientID  string
 	SessionID string
