@@ -144,7 +144,7 @@ func (p *Plugin) BeginLogin(ctx context.Context, w http.ResponseWriter, r *http.
 	if err != nil {
 		return "", err
 	}
-	_ = p.Provider.Audit(ctx, provider.AuditEvent{Type: "login.passed", UserID: user.ID, SessionID: ls.ID, Detail: map[string]any{"by": "host", "amr": amr}})
+	_ = p.Provider.Audit(ctx, provider.AuditEvent{Type: provider.AuditLoginPassed, UserID: user.ID, SessionID: ls.ID, Detail: map[string]any{"by": "host", "amr": amr}})
 	if w != nil && p.embeddedCookie() {
 		if err := p.web.SetLoginCookie(w, ls); err != nil {
 			return "", err
@@ -160,7 +160,7 @@ func (p *Plugin) EndLogin(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if err := p.Provider.EndLoginSession(ctx, ls.ID); err != nil {
 			return err
 		}
-		_ = p.Provider.Audit(ctx, provider.AuditEvent{Type: "session.ended", UserID: ls.UserID, SessionID: ls.ID, Detail: map[string]any{"by": "host"}})
+		_ = p.Provider.Audit(ctx, provider.AuditEvent{Type: provider.AuditSessionEnded, UserID: ls.UserID, SessionID: ls.ID, Detail: map[string]any{"by": "host"}})
 	}
 	if w != nil && p.embeddedCookie() {
 		p.web.ClearLoginCookie(w)

@@ -35,14 +35,6 @@ var (
 	ErrUpstreamStateUsed = errors.New("upstream flow state already used")
 )
 
-// Audit event types of linked identities.
-const (
-	AuditIdentityLinked        = "identity.linked"
-	AuditIdentityUnlinked      = "identity.unlinked"
-	AuditIdentityLinkRefused   = "identity.link_refused"
-	AuditFederatedLoginRefused = "login.federated_refused"
-)
-
 // Who made a link, as the audit trail records it.
 const (
 	LinkByAPI     = "api"     // the user's own access token, with an upstream ID token

@@ -204,7 +204,7 @@ func (o *pendingOTP) sendLimitError(limits []sendLimit, counts []storage.RateCou
 
 // issuedEvent is the otp.issued audit event of o.
 func (o *pendingOTP) issuedEvent() *AuditEvent {
-	return &AuditEvent{At: o.now, Type: "otp.issued", UserID: o.req.User.ID, ClientID: o.req.ClientID,
+	return &AuditEvent{At: o.now, Type: AuditOTPIssued, UserID: o.req.User.ID, ClientID: o.req.ClientID,
 		SessionID: o.req.SessionID, IP: o.req.IP,
 		Detail: map[string]any{"kind": o.req.Kind, "challenge_id": o.ch.ID, "in_response": o.req.InResponse}}
 }

@@ -233,6 +233,6 @@ func (p *Provider) DisableUser(ctx context.Context, userID string) error {
 		if err := p.store.DisableUser(ctx, userID); err != nil {
 			return err
 		}
-		return p.writeAudit(ctx, &AuditEvent{Type: "user.disabled", UserID: userID})
+		return p.writeAudit(ctx, &AuditEvent{Type: AuditUserDisabled, UserID: userID})
 	})
 }

@@ -392,7 +392,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		return
 	}
-	_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.passed", UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r),
+	_ = s.p.Audit(ctx, provider.AuditEvent{Type: provider.AuditLoginPassed, UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r),
 		Detail: map[string]any{"method": provider.AMRFederated, "provider": up.Name()}})
 	if err := s.setSessionCookie(w, ls); err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)

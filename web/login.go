@@ -38,7 +38,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	case errors.Is(err, provider.ErrInvalidCredentials):
 		s.log.InfoContext(ctx, "login failed", "request_id", RequestIDFrom(ctx), loginFailureAttr(err), "ip", s.clientIP(r))
-		_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.failed", IP: s.clientIP(r), Detail: map[string]any{"email": email}})
+		_ = s.p.Audit(ctx, provider.AuditEvent{Type: provider.AuditLoginFailed, IP: s.clientIP(r), Detail: map[string]any{"email": email}})
 		page.Error = genericLoginError
 		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login", page, returnTo)
 		return
@@ -55,7 +55,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		return
 	}
-	_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.passed", UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r)})
+	_ = s.p.Audit(ctx, provider.AuditEvent{Type: provider.AuditLoginPassed, UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r)})
 	if err := s.setSessionCookie(w, ls); err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		return
@@ -79,7 +79,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 			return
 		}
-		_ = s.p.Audit(r.Context(), provider.AuditEvent{Type: "session.ended", UserID: ls.UserID, SessionID: ls.ID, IP: s.clientIP(r)})
+		_ = s.p.Audit(r.Context(), provider.AuditEvent{Type: provider.AuditSessionEnded, UserID: ls.UserID, SessionID: ls.ID, IP: s.clientIP(r)})
 	}
 	s.clearSessionCookie(w)
 	s.pages.Render(w, r, http.StatusOK, "logged_out", nil)

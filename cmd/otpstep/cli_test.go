@@ -190,8 +190,8 @@ func TestCLI_PurgeDeletesWhatExpired(t *testing.T) {
 		s.CreateLoginSession(ctx, &storage.LoginSession{ID: uuid.NewString(), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(-time.Minute)}),
 		s.CreateLoginSession(ctx, &storage.LoginSession{ID: uuid.NewString(), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(time.Hour)}),
 		s.AddAuditEvents(ctx,
-			&storage.AuditEvent{At: now.Add(-49 * time.Hour), Type: "session.created", UserID: u.ID},
-			&storage.AuditEvent{At: now, Type: "session.created", UserID: u.ID}),
+			&storage.AuditEvent{At: now.Add(-49 * time.Hour), Type: provider.AuditSessionCreated, UserID: u.ID},
+			&storage.AuditEvent{At: now, Type: provider.AuditSessionCreated, UserID: u.ID}),
 		s.Close(),
 	} {
 		if err != nil {
