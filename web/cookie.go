@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
@@ -30,7 +29,7 @@ func (s *Server) setSessionCookie(w http.ResponseWriter, ls *storage.LoginSessio
 		Value:    v,
 		Path:     "/",
 		Expires:  ls.ExpiresAt,
-		MaxAge:   int(time.Until(ls.ExpiresAt).Seconds()),
+		MaxAge:   int(ls.ExpiresAt.Sub(s.p.Now()).Seconds()),
 		HttpOnly: true,
 		Secure:   s.secure,
 		SameSite: http.SameSiteLaxMode,
