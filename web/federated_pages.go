@@ -411,7 +411,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 func (s *Server) upstreamErrorPage(w http.ResponseWriter, r *http.Request, name string, err error) {
 	switch {
 	case errors.Is(err, upstream.ErrUnavailable):
-		w.Header().Set("Retry-After", "5")
+		setUnavailableRetryAfter(w)
 		s.errorPage(w, r, http.StatusServiceUnavailable, name+" cannot be reached right now. Please try again in a moment.", err)
 	case errors.Is(err, upstream.ErrInvalidIDToken), errors.Is(err, upstream.ErrCodeRejected):
 		s.errorPage(w, r, http.StatusBadRequest, "The answer from "+name+" could not be verified. Please try again.", err)

@@ -19,7 +19,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	// From the start of a shutdown (InFlight.Drain) on: 503, whatever the
 	// database says, so a load balancer stops sending before the drain.
 	if s.inflight.Draining() {
-		w.Header().Set("Retry-After", "5")
+		setUnavailableRetryAfter(w)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}
@@ -27,7 +27,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.p.Store().Ping(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready", "request_id", RequestIDFrom(ctx), "err", err)
-		w.Header().Set("Retry-After", "5")
+		setUnavailableRetryAfter(w)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}
