@@ -428,13 +428,13 @@ func (s *Server) setFlowCookie(w http.ResponseWriter, f upstreamFlow) error {
 	if err != nil {
 		return err
 	}
-	sealed, err := s.flows.Seal(plain, flowAD(f.Upstream))
+	sealed, err := sealCookie(s.flows, plain, flowAD(f.Upstream))
 	if err != nil {
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     s.flowCookieName(),
-		Value:    base64.RawURLEncoding.EncodeToString(sealed),
+		Value:    sealed,
 		Path:     s.flowCookiePath(f.Upstream),
 		MaxAge:   int(upstreamFlowLifetime.Seconds()),
 		HttpOnly: true,
@@ -455,11 +455,7 @@ func (s *Server) takeFlowCookie(w http.ResponseWriter, r *http.Request, name str
 	if err != nil {
 		return nil, errors.New("upstream callback: no flow cookie")
 	}
-	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil {
-		return nil, fmt.Errorf("upstream callback: flow cookie: %w", err)
-	}
-	plain, err := s.flows.Open(sealed, flowAD(name))
+	plain, err := openCookie(s.flows, c.Value, flowAD(name))
 	if err != nil {
 		return nil, fmt.Errorf("upstream callback: flow cookie: %w", err)
 	}

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
-	"github.com/gorilla/securecookie"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -57,7 +56,7 @@ type Server struct {
 	log     *slog.Logger
 	pages   *Pages
 	errs    jsonapi.Writer
-	cookies *securecookie.SecureCookie
+	cookies *provider.Sealer
 	csrf    func(http.Handler) http.Handler
 	secure  bool
 	opts    Options
@@ -75,11 +74,7 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 	}
 	cfg := p.Config()
 	secret := []byte(cfg.Secrets.System)
-	hashKey, err := provider.DeriveKey(secret, "cookie-hash", 32)
-	if err != nil {
-		return nil, err
-	}
-	blockKey, err := provider.DeriveKey(secret, "cookie-block", 32)
+	sessionCookies, err := provider.NewSealer(secret, "session-cookie")
 	if err != nil {
 		return nil, err
 	}
@@ -96,14 +91,12 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 		return nil, err
 	}
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
-	sc := securecookie.New(hashKey, blockKey)
-	sc.MaxAge(int(cfg.Login.SessionLifespan.Seconds()))
 	srv := &Server{
 		p:       p,
 		log:     opts.Logger,
 		pages:   pages,
 		errs:    jsonapi.Writer{Logger: opts.Logger},
-		cookies: sc,
+		cookies: sessionCookies,
 		csrf:    NewCSRF(csrfKey, secure, cfg.Login.CookieName+"_csrf", CSRFWithPages(pages)),
 		secure:  secure,
 		opts:    opts,
