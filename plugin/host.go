@@ -135,20 +135,9 @@ func (p *Plugin) BeginLogin(ctx context.Context, w http.ResponseWriter, r *http.
 	if len(amr) == 0 {
 		amr = []string{provider.AMRPassword}
 	}
-	if r != nil {
-		if old, _, err := p.web.LoginSessionOf(r); err == nil {
-			_ = p.Provider.EndLoginSession(ctx, old.ID)
-		}
-	}
-	ls, err := p.Provider.StartLoginSession(ctx, user.ID, amr...)
+	ls, err := p.web.BeginLogin(ctx, w, r, user.ID, "", map[string]any{"by": "host", "amr": amr}, amr...)
 	if err != nil {
 		return "", err
-	}
-	_ = p.Provider.Audit(ctx, provider.AuditEvent{Type: provider.AuditLoginPassed, UserID: user.ID, SessionID: ls.ID, Detail: map[string]any{"by": "host", "amr": amr}})
-	if w != nil && p.embeddedCookie() {
-		if err := p.web.SetLoginCookie(w, ls); err != nil {
-			return "", err
-		}
 	}
 	return ls.ID, nil
 }

@@ -125,14 +125,5 @@ func (s *Server) LoginSessionOf(r *http.Request) (*storage.LoginSession, *storag
 	return s.currentSession(r)
 }
 
-// SetLoginCookie binds the browser to a login session: otpstep's session
-// cookie (HttpOnly, SameSite=Lax, path /, authenticated and encrypted), so
-// that RequireSecondFactor on the host's authorize endpoint and the OTP
-// pages under the host's prefix both find it. ls must carry a browser key
-// just issued (ls.BrowserKey, as Provider.StartLoginSession returns it).
-func (s *Server) SetLoginCookie(w http.ResponseWriter, ls *storage.LoginSession) error {
-	return s.setSessionCookie(w, ls)
-}
-
 // ClearLoginCookie removes otpstep's session cookie.
 func (s *Server) ClearLoginCookie(w http.ResponseWriter) { s.clearSessionCookie(w) }

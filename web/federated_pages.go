@@ -383,18 +383,8 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 		s.upstreamErrorPage(w, r, up.Name(), err)
 		return
 	}
-	// A fresh sid at every login (no session fixation); the old one ends.
-	if old, _, err := s.currentSession(r); err == nil {
-		_ = s.p.EndLoginSession(ctx, old.ID)
-	}
-	ls, err := s.p.StartLoginSession(ctx, user.ID, provider.AMRFederated)
-	if err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
-		return
-	}
-	_ = s.p.Audit(ctx, provider.AuditEvent{Type: provider.AuditLoginPassed, UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r),
-		Detail: map[string]any{"method": provider.AMRFederated, "provider": up.Name()}})
-	if err := s.setSessionCookie(w, ls); err != nil {
+	detail := map[string]any{"method": provider.AMRFederated, "provider": up.Name()}
+	if _, err := s.BeginLogin(ctx, w, r, user.ID, s.clientIP(r), detail, provider.AMRFederated); err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		return
 	}

@@ -46,17 +46,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		return
 	}
-	// A fresh sid at every login (no session fixation); the old one ends.
-	if old, _, err := s.currentSession(r); err == nil {
-		_ = s.p.EndLoginSession(ctx, old.ID)
-	}
-	ls, err := s.p.StartLoginSession(ctx, user.ID, provider.AMRPassword)
-	if err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
-		return
-	}
-	_ = s.p.Audit(ctx, provider.AuditEvent{Type: provider.AuditLoginPassed, UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r)})
-	if err := s.setSessionCookie(w, ls); err != nil {
+	if _, err := s.BeginLogin(ctx, w, r, user.ID, s.clientIP(r), nil, provider.AMRPassword); err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		return
 	}
