@@ -37,8 +37,10 @@ func TestSealCookie_OpensOnlyUnchangedUnderItsOwnName(t *testing.T) {
 	for name, open := range map[string]func() ([]byte, error){
 		"another name":    func() ([]byte, error) { return openCookie(sessions, v, sessionCookieAD("other")) },
 		"another purpose": func() ([]byte, error) { return openCookie(flows, v, sessionCookieAD("otpstep_session")) },
-		"a changed byte":  func() ([]byte, error) { return openCookie(sessions, string(flipped), sessionCookieAD("otpstep_session")) },
-		"not base64":      func() ([]byte, error) { return openCookie(sessions, "!"+v, sessionCookieAD("otpstep_session")) },
+		"a changed byte": func() ([]byte, error) {
+			return openCookie(sessions, string(flipped), sessionCookieAD("otpstep_session"))
+		},
+		"not base64": func() ([]byte, error) { return openCookie(sessions, "!"+v, sessionCookieAD("otpstep_session")) },
 	} {
 		if got, err := open(); !errors.Is(err, provider.ErrSealedDataInvalid) || got != nil {
 			t.Errorf("%s: open = %q, %v; want ErrSealedDataInvalid", name, got, err)
