@@ -309,7 +309,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 		wopts.ReturnPaths = opts.AuthorizePaths
 		wopts.AuthorizeRequests = opts.OAuth2
 		if wopts.ReturnPaths == nil {
-			wopts.ReturnPaths = []string{"/oauth2/auth"}
+			wopts.ReturnPaths = []string{web.PathAuthorize}
 		}
 	}
 	w, err := web.New(p, wopts)

@@ -82,16 +82,16 @@ type FederatedNotLinkedPage struct {
 // pages router: linking, and signing in with an upstream.
 func (s *Server) mountFederatedPages(pages *mux.Router) {
 	s.mountFederatedLinkPages(pages)
-	pages.HandleFunc("/federated-identities/{identityProvider}/login", s.federatedLoginStart).Methods(http.MethodGet)
+	pages.HandleFunc(PathFederatedIdentities+"{identityProvider}/login", s.federatedLoginStart).Methods(http.MethodGet)
 }
 
 // mountFederatedLinkPages registers linking in the browser on the
 // (CSRF-protected) pages router: the confirmation page, its Link button,
 // and the callback the upstream sends the browser back to.
 func (s *Server) mountFederatedLinkPages(pages *mux.Router) {
-	pages.HandleFunc("/federated-identities/{identityProvider}/link", s.federatedLinkConfirm).Methods(http.MethodGet)
-	pages.HandleFunc("/federated-identities/{identityProvider}/link", s.federatedLinkStart).Methods(http.MethodPost)
-	pages.HandleFunc("/federated-identities/{identityProvider}/callback", s.federatedCallback).Methods(http.MethodGet)
+	pages.HandleFunc(PathFederatedIdentities+"{identityProvider}/link", s.federatedLinkConfirm).Methods(http.MethodGet)
+	pages.HandleFunc(PathFederatedIdentities+"{identityProvider}/link", s.federatedLinkStart).Methods(http.MethodPost)
+	pages.HandleFunc(PathFederatedIdentities+"{identityProvider}/callback", s.federatedCallback).Methods(http.MethodGet)
 }
 
 // partnerLinks are the login page's "Sign in with …" buttons: every upstream
@@ -102,7 +102,7 @@ func (s *Server) partnerLinks(returnTo string) []PartnerLink {
 		if !up.AllowLogin() {
 			continue
 		}
-		u := "/federated-identities/" + url.PathEscape(up.Name()) + "/login"
+		u := s.federatedPath(up.Name(), "login")
 		if returnTo != "" {
 			u += "?" + url.Values{"return_to": {returnTo}}.Encode()
 		}
@@ -114,7 +114,7 @@ func (s *Server) partnerLinks(returnTo string) []PartnerLink {
 // federatedPath is the path of a federated browser route of upstream name
 // ("link", "callback"), under the mount prefix when embedded.
 func (s *Server) federatedPath(name, route string) string {
-	return s.mount.base + "/federated-identities/" + url.PathEscape(name) + "/" + route
+	return s.mount.base + PathFederatedIdentities + url.PathEscape(name) + "/" + route
 }
 
 func (s *Server) callbackURL(name string) string {
@@ -124,7 +124,7 @@ func (s *Server) callbackURL(name string) string {
 func (s *Server) flowCookieName() string { return s.p.Config().Login.CookieName + "_upstream" }
 
 func (s *Server) flowCookiePath(name string) string {
-	return s.mount.base + "/federated-identities/" + name + "/"
+	return s.mount.base + PathFederatedIdentities + name + "/"
 }
 
 // federatedLinkConfirm is GET /federated-identities/{identityProvider}/link:
@@ -206,7 +206,7 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 				errors.New("federated link: no login session, or its login is older than linked_identity.reauth_max_age"))
 			return nil, nil, false
 		}
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
+		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
 		return nil, nil, false
 	}
 	// A password alone, without the emailed code, must not be enough to tie
@@ -373,7 +373,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 	case err == nil:
 	case errors.Is(err, provider.ErrIdentityNotLinked):
 		s.log.InfoContext(ctx, "federated sign-in refused", "request_id", RequestIDFrom(ctx), "upstream", up.Name(), "err", err)
-		loginURL := "/login"
+		loginURL := PathLogin
 		if f.ReturnTo != "" {
 			loginURL += "?" + url.Values{"return_to": {f.ReturnTo}}.Encode()
 		}

@@ -118,8 +118,8 @@ func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, ar fosi
 			q.Set("prompt", strings.Join(kept, " "))
 		}
 	}
-	returnTo := "/oauth2/auth?" + q.Encode()
-	http.Redirect(w, r, "/login?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+	returnTo := PathAuthorize + "?" + q.Encode()
+	http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
 }
 
 // authorizeError answers an authorize error: to the client's redirect URI when
@@ -150,7 +150,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	query := r.PostForm.Get("authorize_query")
 	replay := r.Clone(r.Context())
 	replay.Method = http.MethodGet
-	replay.URL.Path = "/oauth2/auth"
+	replay.URL.Path = PathAuthorize
 	replay.URL.RawQuery = query
 	replay.Body = http.NoBody
 	replay.ContentLength = 0
