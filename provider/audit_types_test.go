@@ -57,4 +57,3 @@ func typeName(e ast.Expr) string {
 	}
 	return ""
 }
-
