@@ -306,7 +306,7 @@ func (p *Plugin) CheckAuthorize(w http.ResponseWriter, r *http.Request, ar fosit
 		return claimsOf(ls), nil
 	}
 	// OIDC Core §3.1.2.1: with prompt=none the server must not show a page.
-	if slices.Contains(strings.Fields(ar.GetRequestForm().Get("prompt")), "none") {
+	if provider.ParseAuthorizeParams(ar.GetRequestForm()).Prompt("none") {
 		return nil, fosite.ErrLoginRequired.WithHint("The login needs its second factor.")
 	}
 	// fosite keeps nothing between redirects: the OTP page sends the browser
@@ -325,7 +325,7 @@ func (p *Plugin) CheckAuthorize(w http.ResponseWriter, r *http.Request, ar fosit
 // needsSecondFactor is Options.SecondFactorRequired (default: always), and
 // always for acr_values=aal2.
 func (p *Plugin) needsSecondFactor(ar fosite.AuthorizeRequester) bool {
-	if slices.Contains(strings.Fields(ar.GetRequestForm().Get("acr_values")), provider.ACRSecondFactor) {
+	if provider.ParseAuthorizeParams(ar.GetRequestForm()).AsksSecondFactor() {
 		return true
 	}
 	return p.required == nil || p.required(ar)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -217,7 +215,7 @@ func (p *Provider) NeedsSecondFactor(client *storage.Client, ar interface{ GetRe
 	if client.RequireSecondFactor {
 		return true
 	}
-	return slices.Contains(strings.Fields(ar.GetRequestForm().Get("acr_values")), ACRSecondFactor)
+	return ParseAuthorizeParams(ar.GetRequestForm()).AsksSecondFactor()
 }
 
 // EnsureLoginOTP issues a login OTP for req's session unless a live,

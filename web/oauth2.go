@@ -38,13 +38,13 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		s.authorizeError(w, r, ar, err)
 		return
 	}
-	prompts := fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("prompt"), " "))
+	params := provider.ParseAuthorizeParams(ar.GetRequestForm())
 	ls, user, err := s.currentSession(r)
 	if err != nil && !errors.Is(err, provider.ErrLoginSessionGone) {
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}
-	needLogin := ls == nil || slices.Contains(prompts, "login")
+	needLogin := ls == nil || params.Prompt("login")
 	if ls != nil {
 		// OIDC Core §3.1.2.1 max_age: an older authentication must be redone.
 		if maxAge, err := strconv.ParseInt(ar.GetRequestForm().Get("max_age"), 10, 64); err == nil && maxAge >= 0 &&
@@ -53,7 +53,7 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		}
 	}
 	if needLogin {
-		if slices.Contains(prompts, "none") {
+		if params.Prompt("none") {
 			s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not logged in."))
 			return
 		}
@@ -66,7 +66,7 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		return
 	}
 	if s.p.NeedsSecondFactor(client, ar) && !ls.PassedLoginOTP {
-		if slices.Contains(prompts, "none") {
+		if params.Prompt("none") {
 			s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The login needs its second factor."))
 			return
 		}
@@ -74,7 +74,7 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		return
 	}
 	if !client.SkipConsent && !consented {
-		if slices.Contains(prompts, "none") {
+		if params.Prompt("none") {
 			s.authorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The client needs the user's consent."))
 			return
 		}
@@ -110,8 +110,8 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 // the one about to happen.
 func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester) {
 	q := r.URL.Query()
-	if p := q.Get("prompt"); p != "" {
-		kept := slices.DeleteFunc(strings.Fields(p), func(v string) bool { return v == "login" })
+	if q.Get("prompt") != "" {
+		kept := slices.DeleteFunc(provider.ParseAuthorizeParams(q).Prompts, func(v string) bool { return v == "login" })
 		if len(kept) == 0 {
 			q.Del("prompt")
 		} else {
