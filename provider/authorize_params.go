@@ -27,4 +27,6 @@ func (a AuthorizeParams) Prompt(v string) bool { return slices.Contains(a.Prompt
 
 // AsksSecondFactor reports whether the request asks for acr_values=aal2
 // (fosite does not enforce acr_values; otpstep does).
-func (a AuthorizeParams) AsksSecondFactor() bool { return slices.Contains(a.ACRValues, ACRSecondFactor) }
+func (a AuthorizeParams) AsksSecondFactor() bool {
+	return slices.Contains(a.ACRValues, ACRSecondFactor)
+}
