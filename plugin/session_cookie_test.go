@@ -15,7 +15,11 @@ import (
 // injected clock, so on a clock two hours ahead a session of one hour got a
 // cookie of three. It is the session's lifespan.
 func TestSessionCookie_MaxAgeFollowsTheInjectedClock(t *testing.T) {
-	srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) { c.Login.SessionLifespan = time.Hour })
+	forEachDialect(t, func(t *testing.T, dialect string) { testSessionCookieMaxAge(t, dialect) })
+}
+
+func testSessionCookieMaxAge(t *testing.T, dialect string) {
+	srv := plugintest.Start(t, dialect, func(c *plugin.Config) { c.Login.SessionLifespan = time.Hour })
 	srv.Clock.Advance(2 * time.Hour)
 	alice := srv.NewUser(t)
 	b := plugintest.NewBrowser(t)
