@@ -7,6 +7,7 @@ import (
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
+	"github.com/otpstep/otpstep/provider"
 )
 
 func TestCreateOTPAndSendmail(t *testing.T) {
@@ -70,11 +71,11 @@ func TestAudit_SecondFactorEvents(t *testing.T) {
 	got := map[string]int{}
 	for _, e := range events {
 		got[e.Type]++
-		if e.Type == "otp.issued" && (e.ClientID == "" || e.Detail["in_response"] != true) {
+		if e.Type == provider.AuditOTPIssued && (e.ClientID == "" || e.Detail["in_response"] != true) {
 			t.Fatalf("otp.issued without client or in_response: %+v", e)
 		}
 	}
-	for _, want := range []string{"login.passed", "otp.issued", "otp.verify_failed", "otp.challenge_burned", "otp.verify_passed", "session.passed_via_put"} {
+	for _, want := range []string{provider.AuditLoginPassed, provider.AuditOTPIssued, provider.AuditOTPVerifyFailed, provider.AuditOTPChallengeBurned, provider.AuditOTPVerifyPassed, provider.AuditSessionPassedViaPUT} {
 		if got[want] == 0 {
 			t.Errorf("no %s event (got %v)", want, got)
 		}
@@ -102,7 +103,7 @@ func TestAudit_LockoutAndSessionCreated(t *testing.T) {
 	for _, e := range events {
 		got[e.Type] = true
 	}
-	if !got["session.created"] || !got["user.locked_out"] {
+	if !got[provider.AuditSessionCreated] || !got[provider.AuditUserLockedOut] {
 		t.Fatalf("events %v", got)
 	}
 }

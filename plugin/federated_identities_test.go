@@ -170,12 +170,12 @@ func TestFederatedIdentities_PutWithIDTokenFromARealUpstream(t *testing.T) {
 		}
 
 		got := auditTypes(t, f.Down.Store, alice.ID)
-		for _, want := range []string{"identity.linked", "identity.unlinked", "identity.link_refused:wrong-audience", "identity.link_refused:malformed"} {
+		for _, want := range []string{provider.AuditIdentityLinked, provider.AuditIdentityUnlinked, provider.AuditIdentityLinkRefused + ":wrong-audience", provider.AuditIdentityLinkRefused + ":malformed"} {
 			if !slices.Contains(got, want) {
 				t.Errorf("alice's audit trail %v lacks %s", got, want)
 			}
 		}
-		if got := auditTypes(t, f.Down.Store, bob.ID); !slices.Contains(got, "identity.link_refused:linked-to-another-user") || !slices.Contains(got, "identity.linked") {
+		if got := auditTypes(t, f.Down.Store, bob.ID); !slices.Contains(got, provider.AuditIdentityLinkRefused+":linked-to-another-user") || !slices.Contains(got, provider.AuditIdentityLinked) {
 			t.Errorf("bob's audit trail %v", got)
 		}
 	})

@@ -135,20 +135,9 @@ func (p *Plugin) BeginLogin(ctx context.Context, w http.ResponseWriter, r *http.
 	if len(amr) == 0 {
 		amr = []string{provider.AMRPassword}
 	}
-	if r != nil {
-		if old, _, err := p.web.LoginSessionOf(r); err == nil {
-			_ = p.Provider.EndLoginSession(ctx, old.ID)
-		}
-	}
-	ls, err := p.Provider.StartLoginSession(ctx, user.ID, amr...)
+	ls, err := p.web.BeginLogin(ctx, w, r, user.ID, "", map[string]any{"by": "host", "amr": amr}, amr...)
 	if err != nil {
 		return "", err
-	}
-	_ = p.Provider.Audit(ctx, provider.AuditEvent{Type: "login.passed", UserID: user.ID, SessionID: ls.ID, Detail: map[string]any{"by": "host", "amr": amr}})
-	if w != nil && p.embeddedCookie() {
-		if err := p.web.SetLoginCookie(w, ls); err != nil {
-			return "", err
-		}
 	}
 	return ls.ID, nil
 }
@@ -160,7 +149,7 @@ func (p *Plugin) EndLogin(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if err := p.Provider.EndLoginSession(ctx, ls.ID); err != nil {
 			return err
 		}
-		_ = p.Provider.Audit(ctx, provider.AuditEvent{Type: "session.ended", UserID: ls.UserID, SessionID: ls.ID, Detail: map[string]any{"by": "host"}})
+		_ = p.Provider.Audit(ctx, provider.AuditEvent{Type: provider.AuditSessionEnded, UserID: ls.UserID, SessionID: ls.ID, Detail: map[string]any{"by": "host"}})
 	}
 	if w != nil && p.embeddedCookie() {
 		p.web.ClearLoginCookie(w)
@@ -317,7 +306,7 @@ func (p *Plugin) CheckAuthorize(w http.ResponseWriter, r *http.Request, ar fosit
 		return claimsOf(ls), nil
 	}
 	// OIDC Core §3.1.2.1: with prompt=none the server must not show a page.
-	if slices.Contains(strings.Fields(ar.GetRequestForm().Get("prompt")), "none") {
+	if provider.ParseAuthorizeParams(ar.GetRequestForm()).Prompt("none") {
 		return nil, fosite.ErrLoginRequired.WithHint("The login needs its second factor.")
 	}
 	// fosite keeps nothing between redirects: the OTP page sends the browser
@@ -336,7 +325,7 @@ func (p *Plugin) CheckAuthorize(w http.ResponseWriter, r *http.Request, ar fosit
 // needsSecondFactor is Options.SecondFactorRequired (default: always), and
 // always for acr_values=aal2.
 func (p *Plugin) needsSecondFactor(ar fosite.AuthorizeRequester) bool {
-	if slices.Contains(strings.Fields(ar.GetRequestForm().Get("acr_values")), provider.ACRSecondFactor) {
+	if provider.ParseAuthorizeParams(ar.GetRequestForm()).AsksSecondFactor() {
 		return true
 	}
 	return p.required == nil || p.required(ar)

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/otpstep/otpstep/plugin/plugintest"
+	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -49,7 +50,7 @@ func TestUpdateSession_OnlyALoginUIPassesTheSecondFactor(t *testing.T) {
 			t.Fatalf("PUT false by a client that is not a login UI: %d %s, want 200 with expiresAt only", first.Status, first.Body)
 		}
 		_, last := auditEvents(t, srv, alice.ID)
-		if e := last["otp.issued"]; e.Detail["in_response"] != false || e.ClientID != plain.ID {
+		if e := last[provider.AuditOTPIssued]; e.Detail["in_response"] != false || e.ClientID != plain.ID {
 			t.Fatalf("otp.issued of a code kept out of the response: %+v", e)
 		}
 		for range 2 { // refused each time, not only the first
@@ -64,10 +65,10 @@ func TestUpdateSession_OnlyALoginUIPassesTheSecondFactor(t *testing.T) {
 			t.Fatalf("session after the refused PUT true: %+v %v", ls, err)
 		}
 		count, last := auditEvents(t, srv, alice.ID)
-		if count["session.passed_via_put"] != 0 || count["session.pass_refused"] != 2 {
+		if count[provider.AuditSessionPassedViaPUT] != 0 || count[provider.AuditSessionPassRefused] != 2 {
 			t.Fatalf("audit events: %v", count)
 		}
-		if e := last["session.pass_refused"]; e.ClientID != plain.ID || e.IP == "" || e.SessionID != login.SID {
+		if e := last[provider.AuditSessionPassRefused]; e.ClientID != plain.ID || e.IP == "" || e.SessionID != login.SID {
 			t.Fatalf("session.pass_refused: %+v", e)
 		}
 
@@ -85,7 +86,7 @@ func TestUpdateSession_OnlyALoginUIPassesTheSecondFactor(t *testing.T) {
 			t.Fatalf("session after the login UI's PUT true: %+v %v", ls, err)
 		}
 		_, last = auditEvents(t, srv, alice.ID)
-		if e := last["session.passed_via_put"]; e.ClientID != ui.ID || e.IP == "" || e.SessionID != sid {
+		if e := last[provider.AuditSessionPassedViaPUT]; e.ClientID != ui.ID || e.IP == "" || e.SessionID != sid {
 			t.Fatalf("session.passed_via_put: %+v", e)
 		}
 	})

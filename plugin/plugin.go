@@ -56,6 +56,11 @@ type Options struct {
 	Config Config
 	// Dev relaxes validation as `otpstep serve --dev` documents.
 	Dev bool
+	// Scope is the part of Config New validates; the zero value,
+	// ScopeServe, is all of it. An instance for a management command
+	// (ScopeManage) sends no mail: without a Mailer it gets one that keeps
+	// every message queued for a server, and the built-in templates.
+	Scope Scope
 
 	// DB is the host's database handle: otpstep's tables live beside the
 	// host's (Migrate creates them). It must be PostgreSQL (gorm.io/driver/postgres)
@@ -206,14 +211,22 @@ func (opts *Options) validate() error {
 		}
 	}
 	if opts.OAuth2 == nil {
-		return cfg.Validate(opts.Dev)
+		return cfg.ValidateScope(opts.Dev, "--dev", opts.Scope)
 	}
 	// Embedded, the OTP pages' and the link callback's URLs are the host's:
 	// standalone otpstep's default address would be silently wrong.
 	if cfg.Server.PublicURL == config.Default().Server.PublicURL {
 		return &config.KeyError{Key: "server.public_url", Reason: fmt.Sprintf("must be set to the host's public URL in embedded mode (%q is standalone otpstep's default)", cfg.Server.PublicURL)}
 	}
-	return cfg.ValidateNaming(opts.Dev, "Options.Dev")
+	return cfg.ValidateScope(opts.Dev, "Options.Dev", opts.Scope)
+}
+
+// queueOnly is the Mailer of an instance whose scope leaves mail out: it
+// never runs the outbox, and should anything try, the mail stays queued.
+type queueOnly struct{}
+
+func (queueOnly) Send(context.Context, mail.Message) error {
+	return errors.New("plugin: this instance sends no mail (its scope leaves mail.* unvalidated)")
 }
 
 // New validates the options, opens storage (running migrations when
@@ -273,12 +286,16 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 			return fail(fmt.Errorf("migrate: %w", err))
 		}
 	}
+	pcfg := opts.Config
+	if !opts.Scope.Covers("mail") && opts.Mailer == nil {
+		opts.Mailer, pcfg.Mail.TemplatesDir = queueOnly{}, ""
+	}
 	popts := provider.Options{Clock: opts.Clock, Random: opts.Random, Logger: opts.Logger, Mailer: opts.Mailer, Registerer: opts.Registerer,
 		TracerProvider: opts.TracerProvider}
 	if opts.OAuth2 != nil {
 		popts.Host = &provider.Host{OAuth2: opts.OAuth2, NewSession: opts.TokenSession, SessionID: opts.SessionIDFromToken, LoginUI: opts.LoginUIClient}
 	}
-	p, err := provider.New(ctx, opts.Config, store, popts)
+	p, err := provider.New(ctx, pcfg, store, popts)
 	if err != nil {
 		// Most likely an unmigrated database (the signing keys' table is
 		// missing): say so rather than only which table.
@@ -293,7 +310,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 		wopts.ReturnPaths = opts.AuthorizePaths
 		wopts.AuthorizeRequests = opts.OAuth2
 		if wopts.ReturnPaths == nil {
-			wopts.ReturnPaths = []string{"/oauth2/auth"}
+			wopts.ReturnPaths = []string{web.PathAuthorize}
 		}
 	}
 	w, err := web.New(p, wopts)
@@ -402,6 +419,16 @@ func (p *Plugin) Close() error {
 
 // MinSecretLength is the shortest secrets.system accepted.
 const MinSecretLength = config.MinSecretLength
+
+// Scope is the part of the configuration a command uses (config.Scope).
+type Scope = config.Scope
+
+// The scopes of otpstep's commands (see config.Scope).
+const (
+	ScopeServe    = config.ScopeServe
+	ScopeDatabase = config.ScopeDatabase
+	ScopeManage   = config.ScopeManage
+)
 
 // LoadConfig reads the defaults, then a YAML file (path "" reads none), then
 // the OTPSTEP_* environment through lookupEnv (nil: os.LookupEnv), as

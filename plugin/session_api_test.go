@@ -14,6 +14,7 @@ import (
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
+	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
 	"github.com/otpstep/otpstep/web/openapitest"
 )
@@ -271,12 +272,12 @@ func TestUpdateSession_MaxSendsPerHour(t *testing.T) {
 		count := map[string]int{}
 		for _, e := range events {
 			count[e.Type]++
-			if e.Type == "otp.issued" && (e.SessionID == "" || e.ClientID != client.ID || e.IP == "" ||
+			if e.Type == provider.AuditOTPIssued && (e.SessionID == "" || e.ClientID != client.ID || e.IP == "" ||
 				e.Detail["in_response"] != true || e.Detail["kind"] != "login" || e.Detail["challenge_id"] == nil) {
 				t.Fatalf("otp.issued: %+v", e)
 			}
 		}
-		if count["session.created"] != 2 || count["otp.issued"] != 2 {
+		if count[provider.AuditSessionCreated] != 2 || count[provider.AuditOTPIssued] != 2 {
 			t.Fatalf("audit events: %v", count)
 		}
 	})

@@ -35,19 +35,12 @@ var (
 	ErrUpstreamStateUsed = errors.New("upstream flow state already used")
 )
 
-// Audit event types of linked identities.
-const (
-	AuditIdentityLinked        = "identity.linked"
-	AuditIdentityUnlinked      = "identity.unlinked"
-	AuditIdentityLinkRefused   = "identity.link_refused"
-	AuditFederatedLoginRefused = "login.federated_refused"
-)
-
 // Who made a link, as the audit trail records it.
 const (
 	LinkByAPI     = "api"     // the user's own access token, with an upstream ID token
 	LinkByBrowser = "browser" // the browser flow through the upstream
 	LinkByPartner = "partner" // a partner's client-credentials token
+	LinkByCLI     = "cli"     // an operator, with otpstep identities link|unlink
 )
 
 // LinkRequest is one attempt to link or unlink, with who asked for it.
@@ -56,7 +49,7 @@ type LinkRequest struct {
 	Upstream string
 	Subject  string
 	Email    string // informational, from the upstream
-	By       string // LinkByAPI, LinkByBrowser or LinkByPartner
+	By       string // LinkByAPI, LinkByBrowser, LinkByPartner or LinkByCLI
 	// ClientID, SessionID and IP are recorded in the audit trail.
 	ClientID  string
 	SessionID string

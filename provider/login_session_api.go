@@ -30,11 +30,11 @@ func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed 
 	req.Kind = OTPKindLogin
 	if passed {
 		if !req.LoginUI {
-			_ = p.Audit(ctx, AuditEvent{Type: "session.pass_refused", UserID: req.User.ID, SessionID: req.SessionID,
+			_ = p.Audit(ctx, AuditEvent{Type: AuditSessionPassRefused, UserID: req.User.ID, SessionID: req.SessionID,
 				ClientID: req.ClientID, IP: req.IP, Detail: map[string]any{"reason": "not-login-ui"}})
 			return nil, ErrNotLoginUI
 		}
-		err := p.passSecondFactor(ctx, req.SessionID, req.User.ID, &AuditEvent{Type: "session.passed_via_put",
+		err := p.passSecondFactor(ctx, req.SessionID, req.User.ID, &AuditEvent{Type: AuditSessionPassedViaPUT,
 			UserID: req.User.ID, SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP})
 		return nil, err
 	}
@@ -44,7 +44,7 @@ func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed 
 	}
 	// Most calls create the session: one transaction stores it with its
 	// first challenge, mail and events, if the send limits allow.
-	created := &AuditEvent{At: o.now, Type: "session.created", UserID: req.User.ID,
+	created := &AuditEvent{At: o.now, Type: AuditSessionCreated, UserID: req.User.ID,
 		SessionID: req.SessionID, ClientID: req.ClientID, IP: req.IP}
 	limits := p.sendLimits(o)
 	err = p.store.CreateSessionChallenge(ctx, &storage.NewSessionChallenge{

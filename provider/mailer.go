@@ -35,39 +35,13 @@ func mailOTPData(code string, expiresAt time.Time, ttl time.Duration, kind, issu
 	return mail.OTPData{Code: code, ExpiresAt: expiresAt, TTLMinutes: int((ttl + time.Minute - 1) / time.Minute), Kind: kind, Issuer: issuer}
 }
 
-// outboxStore adapts storage to the dispatcher's Store.
-type outboxStore struct{ s *storage.Store }
-
-// The dispatcher settles a claimed batch with one statement when its store
-// can (outbox.BatchStore); this one must.
-var _ outbox.BatchStore = outboxStore{}
-
-func (o outboxStore) ClaimOutbox(ctx context.Context, limit int, lease time.Duration) ([]outbox.Row, error) {
-	return o.s.ClaimOutbox(ctx, limit, lease)
-}
-
-func (o outboxStore) DeleteOutboxMessage(ctx context.Context, id string) error {
-	return o.s.DeleteOutboxMessage(ctx, id)
-}
-
-func (o outboxStore) RescheduleOutboxMessage(ctx context.Context, id string, availableAt time.Time, lastError string) error {
-	return o.s.RescheduleOutboxMessage(ctx, id, availableAt, lastError)
-}
-
-func (o outboxStore) DeleteOutboxMessages(ctx context.Context, ids []string) (int, error) {
-	return o.s.DeleteOutboxMessages(ctx, ids)
-}
-
-func (o outboxStore) RescheduleOutboxMessages(ctx context.Context, ids []string, availableAt time.Time, lastError string) (int, error) {
-	return o.s.RescheduleOutboxMessages(ctx, ids, availableAt, lastError)
-}
-
-// The dispatcher extends the lease of the batches it works on.
-var _ outbox.LeaseStore = outboxStore{}
-
-func (o outboxStore) ExtendOutboxLease(ctx context.Context, ids []string, leasedUntil time.Time, lease time.Duration) ([]string, time.Time, error) {
-	return o.s.ExtendOutboxLease(ctx, ids, leasedUntil, lease)
-}
+// The dispatcher settles a claimed batch with one statement
+// (outbox.BatchStore) and extends the lease of the batches it works on
+// (outbox.LeaseStore): storage does both.
+var (
+	_ outbox.BatchStore = (*storage.Store)(nil)
+	_ outbox.LeaseStore = (*storage.Store)(nil)
+)
 
 // RunOutbox delivers queued mail until ctx ends, with mail.smtp_max_connections
 // senders. plugin.Start runs it.

@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 			return nil, err
 		}
 	}
-	dispatcher := outbox.NewDispatcher(outboxStore{store}, mailSealer, mailer, outbox.Options{
+	dispatcher := outbox.NewDispatcher(store, mailSealer, mailer, outbox.Options{
 		Clock: opts.Clock, Logger: opts.Logger, Registerer: opts.Registerer,
 		// A mail still queued when its code expires is dropped: it would
 		// only mislead (README, operations).

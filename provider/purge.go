@@ -5,6 +5,9 @@ import (
 	"encoding/binary"
 	"io"
 	"time"
+
+	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/storage"
 )
 
 // PurgeExpired deletes, once, what expired before now: tokens, authorization
@@ -14,13 +17,18 @@ import (
 // database.audit_retention when it is set. It returns how many rows went.
 // otpstep purge runs it; RunPurge runs it every database.purge_interval.
 func (p *Provider) PurgeExpired(ctx context.Context) (int64, error) {
-	now := p.clock()
-	n, err := p.store.PurgeExpired(ctx, now)
+	return PurgeStore(ctx, p.store, p.clock(), p.cfg.Database)
+}
+
+// PurgeStore is PurgeExpired on a store alone, with the database.* keys:
+// otpstep purge needs no provider (and so no secret or mail settings).
+func PurgeStore(ctx context.Context, store *storage.Store, now time.Time, db config.Database) (int64, error) {
+	n, err := store.PurgeExpired(ctx, now)
 	if err != nil {
 		return n, err
 	}
-	if keep := p.cfg.Database.AuditRetention; keep > 0 { // database.audit_retention
-		events, err := p.store.PurgeAuditEvents(ctx, now.Add(-keep))
+	if keep := db.AuditRetention; keep > 0 { // database.audit_retention
+		events, err := store.PurgeAuditEvents(ctx, now.Add(-keep))
 		return n + events, err
 	}
 	return n, nil

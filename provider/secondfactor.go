@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -196,7 +194,7 @@ func limitHits(limits []sendLimit) []storage.RateHit {
 func (o *pendingOTP) sendLimitError(limits []sendLimit, counts []storage.RateCount) error {
 	for i, l := range limits {
 		if counts[i].Count > l.hit.Max {
-			return &TooManyAttemptsError{Limit: l.configKey, RetryAfter: counts[i].ResetAt.Sub(o.now)}
+			return &TooManyAttemptsError{Limit: l.configKey, RetryAfter: counts[i].ResetAt.Sub(o.now), UserID: o.req.User.ID}
 		}
 	}
 	return nil
@@ -204,7 +202,7 @@ func (o *pendingOTP) sendLimitError(limits []sendLimit, counts []storage.RateCou
 
 // issuedEvent is the otp.issued audit event of o.
 func (o *pendingOTP) issuedEvent() *AuditEvent {
-	return &AuditEvent{At: o.now, Type: "otp.issued", UserID: o.req.User.ID, ClientID: o.req.ClientID,
+	return &AuditEvent{At: o.now, Type: AuditOTPIssued, UserID: o.req.User.ID, ClientID: o.req.ClientID,
 		SessionID: o.req.SessionID, IP: o.req.IP,
 		Detail: map[string]any{"kind": o.req.Kind, "challenge_id": o.ch.ID, "in_response": o.req.InResponse}}
 }
@@ -217,7 +215,7 @@ func (p *Provider) NeedsSecondFactor(client *storage.Client, ar interface{ GetRe
 	if client.RequireSecondFactor {
 		return true
 	}
-	return slices.Contains(strings.Fields(ar.GetRequestForm().Get("acr_values")), ACRSecondFactor)
+	return ParseAuthorizeParams(ar.GetRequestForm()).AsksSecondFactor()
 }
 
 // EnsureLoginOTP issues a login OTP for req's session unless a live,

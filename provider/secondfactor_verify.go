@@ -99,11 +99,11 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 	}
 	if n > p.cfg.OTP.MaxFailuresPerUser {
 		if n == p.cfg.OTP.MaxFailuresPerUser+1 {
-			if err := p.writeAudit(ctx, &AuditEvent{Type: "user.locked_out", UserID: user.ID, SessionID: sessionID}); err != nil {
+			if err := p.writeAudit(ctx, &AuditEvent{Type: AuditUserLockedOut, UserID: user.ID, SessionID: sessionID}); err != nil {
 				return "", nil, err
 			}
 		}
-		return "", &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now)}, nil
+		return "", &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now), UserID: user.ID}, nil
 	}
 	normalized, wellFormed := normalizeOTP(code)
 	tried, exhausted := false, false
@@ -174,7 +174,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 					return "", nil, err
 				}
 			}
-			err := p.writeAudit(ctx, &AuditEvent{Type: "otp.verify_passed", UserID: user.ID, SessionID: sessionID,
+			err := p.writeAudit(ctx, &AuditEvent{Type: AuditOTPVerifyPassed, UserID: user.ID, SessionID: sessionID,
 				ClientID: ch.ClientID, Detail: map[string]any{"kind": kind}})
 			if err != nil {
 				return "", nil, err
@@ -184,7 +184,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 		if attempts >= ch.MaxAttempts {
 			// Burned: no attempt is left, so every further try answers 429
 			// until a new challenge replaces this one.
-			events = append(events, &AuditEvent{Type: "otp.challenge_burned", UserID: user.ID, SessionID: sessionID,
+			events = append(events, &AuditEvent{Type: AuditOTPChallengeBurned, UserID: user.ID, SessionID: sessionID,
 				Detail: map[string]any{"kind": kind, "reason": "max_attempts"}})
 		}
 	}
@@ -198,9 +198,9 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 		if retry < time.Second {
 			retry = time.Second
 		}
-		return "", &TooManyAttemptsError{Limit: "otp.max_attempts", RetryAfter: retry}, nil
+		return "", &TooManyAttemptsError{Limit: "otp.max_attempts", RetryAfter: retry, UserID: user.ID}, nil
 	}
-	events = append(events, &AuditEvent{Type: "otp.verify_failed", UserID: user.ID, SessionID: sessionID,
+	events = append(events, &AuditEvent{Type: AuditOTPVerifyFailed, UserID: user.ID, SessionID: sessionID,
 		Detail: map[string]any{"kinds": kinds}})
 	if err := p.writeAudit(ctx, events...); err != nil {
 		return "", nil, err

@@ -138,7 +138,7 @@ func TestVerifyOTP_RightCodePassesTheSessionInItsTransaction(t *testing.T) {
 			if n := v.failures(t); n != 0 {
 				t.Errorf("failure counter %d after a right code, want 0", n)
 			}
-			if got := v.auditTypes(t); countOf(got, "otp.verify_passed") != 1 || countOf(got, "otp.verify_failed") != 0 {
+			if got := v.auditTypes(t); countOf(got, provider.AuditOTPVerifyPassed) != 1 || countOf(got, provider.AuditOTPVerifyFailed) != 0 {
 				t.Errorf("audit events %v", got)
 			}
 			if _, err := v.verify(t, v.code); !errors.Is(err, provider.ErrOTPMismatch) {
@@ -162,7 +162,7 @@ func TestVerifyOTP_WrongCodeIsCountedAndCommitted(t *testing.T) {
 			if n := v.failures(t); n != 1 {
 				t.Errorf("failure counter %d, want 1", n)
 			}
-			if got := v.auditTypes(t); countOf(got, "otp.verify_failed") != 1 {
+			if got := v.auditTypes(t); countOf(got, provider.AuditOTPVerifyFailed) != 1 {
 				t.Errorf("audit events %v", got)
 			}
 			ls, err := v.srv.Store.GetLoginSession(t.Context(), v.sid)
@@ -184,7 +184,7 @@ func TestVerifyOTP_LastAttemptBurnsThenTooManyUntilANewChallenge(t *testing.T) {
 				}
 			}
 			got := v.auditTypes(t)
-			if countOf(got, "otp.challenge_burned") != 1 || countOf(got, "otp.verify_failed") != maxAttempts {
+			if countOf(got, provider.AuditOTPChallengeBurned) != 1 || countOf(got, provider.AuditOTPVerifyFailed) != maxAttempts {
 				t.Errorf("audit events %v: want one otp.challenge_burned and %d otp.verify_failed", got, maxAttempts)
 			}
 			var tooMany *provider.TooManyAttemptsError
@@ -240,7 +240,7 @@ func TestVerifyOTP_FirstRefusalOfTheFailureLimitIsAuditedOnce(t *testing.T) {
 					t.Fatalf("refusal %d: %v", i+1, err)
 				}
 			}
-			if got := v.auditTypes(t); countOf(got, "user.locked_out") != 1 {
+			if got := v.auditTypes(t); countOf(got, provider.AuditUserLockedOut) != 1 {
 				t.Errorf("audit events %v: want one user.locked_out", got)
 			}
 			ch, err := v.srv.Store.LiveOTPChallenge(t.Context(), provider.OTPKindLogin, v.user.ID, v.sid)

@@ -158,16 +158,6 @@ func (p *Provider) NewSession(ls *storage.LoginSession, requestedAt time.Time) *
 	}
 }
 
-// NewClientSession is the fosite session for the client-credentials grant:
-// the subject is the client.
-func NewClientSession(clientID string) *openid.DefaultSession {
-	return &openid.DefaultSession{
-		Subject: clientID,
-		Claims:  &jwt.IDTokenClaims{Subject: clientID},
-		Headers: &jwt.Headers{},
-	}
-}
-
 // EmptySession is what fosite hydrates stored sessions into.
 func EmptySession() *openid.DefaultSession {
 	return &openid.DefaultSession{Claims: &jwt.IDTokenClaims{}, Headers: &jwt.Headers{}}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/mail"
 	"strings"
 	"time"
@@ -22,14 +23,49 @@ var (
 )
 
 // TooManyAttemptsError is a rate or attempt limit; RetryAfter says when to
-// come back.
+// come back. UserID or IP is whom the limit counted, for the log (the user
+// of an account limit only when the account exists).
 type TooManyAttemptsError struct {
 	Limit      string
 	RetryAfter time.Duration
+	UserID     string
+	IP         string
 }
 
 func (e *TooManyAttemptsError) Error() string {
 	return fmt.Sprintf("too many attempts (%s), retry after %s", e.Limit, e.RetryAfter)
+}
+
+// LogValue is the limit key, whom it counted and the retry delay.
+func (e *TooManyAttemptsError) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("limit", e.Limit)}
+	if e.UserID != "" {
+		attrs = append(attrs, slog.String("user_id", e.UserID))
+	}
+	if e.IP != "" {
+		attrs = append(attrs, slog.String("ip", e.IP))
+	}
+	return slog.GroupValue(append(attrs, slog.Duration("retry_after", e.RetryAfter))...)
+}
+
+// CredentialsError is a refused first factor: it is ErrInvalidCredentials
+// to every caller, and tells the log why and, when the account exists,
+// whose (never the email or the password).
+type CredentialsError struct {
+	Reason string // unknown email, wrong password, account disabled
+	UserID string
+}
+
+func (e *CredentialsError) Error() string { return ErrInvalidCredentials.Error() + ": " + e.Reason }
+
+func (e *CredentialsError) Unwrap() error { return ErrInvalidCredentials }
+
+// LogValue is the reason and the user id when there is one.
+func (e *CredentialsError) LogValue() slog.Value {
+	if e.UserID == "" {
+		return slog.GroupValue(slog.String("reason", e.Reason))
+	}
+	return slog.GroupValue(slog.String("reason", e.Reason), slog.String("user_id", e.UserID))
 }
 
 // MinPasswordLength follows NIST SP 800-63B §5.1.1.2 (at least 8).
@@ -115,7 +151,14 @@ func (p *Provider) Authenticate(ctx context.Context, email, password, ip string)
 	if !reserved {
 		for i, l := range limits {
 			if counts[i].Count > l.hit.Max {
-				return nil, &TooManyAttemptsError{Limit: l.name, RetryAfter: counts[i].ResetAt.Sub(p.clock())}
+				e := &TooManyAttemptsError{Limit: l.name, RetryAfter: counts[i].ResetAt.Sub(p.clock()), IP: ip}
+				if i == 0 { // the account's counter is keyed by the email: name the user, if any
+					e.IP = ""
+					if u, err := p.store.GetUserByEmail(ctx, email); err == nil {
+						e.UserID = u.ID
+					}
+				}
+				return nil, e
 			}
 		}
 		return nil, fmt.Errorf("provider: login failure reservation refused within its limits: %v", counts)
@@ -125,14 +168,13 @@ func (p *Provider) Authenticate(ctx context.Context, email, password, ip string)
 		return nil, errors.Join(err, p.giveBackLoginFailure(ctx, account.Key, counts[0]), p.giveBackLoginFailure(ctx, byIP.Key, counts[1]))
 	}
 	if u == nil || !ok || u.Disabled {
-		reason := "wrong password"
 		switch {
 		case u == nil:
-			reason = "unknown email"
+			return nil, &CredentialsError{Reason: "unknown email"}
 		case u.Disabled && ok:
-			reason = "account disabled"
+			return nil, &CredentialsError{Reason: "account disabled", UserID: u.ID}
 		}
-		return nil, fmt.Errorf("%w: %s", ErrInvalidCredentials, reason)
+		return nil, &CredentialsError{Reason: "wrong password", UserID: u.ID}
 	}
 	if err := p.store.ResetRateCounter(ctx, account.Key); err != nil {
 		return nil, err
@@ -191,6 +233,6 @@ func (p *Provider) DisableUser(ctx context.Context, userID string) error {
 		if err := p.store.DisableUser(ctx, userID); err != nil {
 			return err
 		}
-		return p.writeAudit(ctx, &AuditEvent{Type: "user.disabled", UserID: userID})
+		return p.writeAudit(ctx, &AuditEvent{Type: AuditUserDisabled, UserID: userID})
 	})
 }

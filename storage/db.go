@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -215,37 +214,18 @@ func decodeList(v string) ([]string, error) {
 	return list, nil
 }
 
-// decodePlainList is decodeList's fast path, on every token read: it parses
-// a compact array of strings without escapes, as encodeList writes them for
-// scopes, audiences and URIs, and reports false for anything else.
+// decodePlainList is decodeList's fast path, on every token read: the
+// session decoder's string-array reader (sessionDecoder.strings), so there is
+// one such parser. It takes a compact array of printable-ASCII strings
+// without escapes, as encodeList writes scopes, audiences and URIs, and
+// reports false for anything else, which json.Unmarshal then reads.
 func decodePlainList(v string) ([]string, bool) {
-	if len(v) < 2 || v[0] != '[' || v[len(v)-1] != ']' {
+	d := sessionDecoder{b: []byte(v)}
+	list, ok := d.strings()
+	if !ok || d.pos != len(d.b) || list == nil {
 		return nil, false
 	}
-	body := v[1 : len(v)-1]
-	list := make([]string, 0, strings.Count(body, ",")+1)
-	for {
-		if len(body) < 2 || body[0] != '"' {
-			return nil, false
-		}
-		end := strings.IndexByte(body[1:], '"') + 1
-		if end == 0 {
-			return nil, false
-		}
-		item := body[1:end]
-		if strings.IndexByte(item, '\\') >= 0 {
-			return nil, false
-		}
-		list = append(list, item)
-		body = body[end+1:]
-		if body == "" {
-			return list, true
-		}
-		if body[0] != ',' {
-			return nil, false
-		}
-		body = body[1:]
-	}
+	return list, true
 }
 
 // stmt is one SQL statement and its arguments, built once by a Store method

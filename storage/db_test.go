@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -40,6 +42,27 @@ func TestDecodeList_RoundTripsWhatEncodeListWrites(t *testing.T) {
 	assert.Equal(t, []string{"spaced", "json"}, got)
 	_, err = decodeList(`["unterminated`)
 	assert.Error(t, err)
+}
+
+// TestDecodeList_AgreesWithJSONUnmarshal: list columns had their own fast
+// parser beside the session decoder's, and it took a raw control character
+// inside a string, which JSON (and json.Unmarshal) refuses. The one parser
+// of both answers as json.Unmarshal does.
+func TestDecodeList_AgreesWithJSONUnmarshal(t *testing.T) {
+	for _, v := range []string{
+		`["a"]`, `["a","b"]`, "[\"tab\there\"]", "[\"new\nline\"]", `["\u00fc"]`, `["ü"]`,
+		`["a",]`, `[,"a"]`, `["a""b"]`, `["a"]x`, `null`, `["a",1]`, `[""]`,
+	} {
+		var want []string
+		wantErr := json.Unmarshal([]byte(v), &want)
+		if len(want) == 0 {
+			want = nil
+		}
+		got, err := decodeList(v)
+		if (err != nil) != (wantErr != nil) || err == nil && !slices.Equal(got, want) {
+			t.Errorf("decodeList(%q) = %q, %v; json.Unmarshal: %q, %v", v, got, err, want, wantErr)
+		}
+	}
 }
 
 func TestTimeColumns_SQLiteLayoutSortsAsTime(t *testing.T) {

@@ -13,47 +13,40 @@ import (
 )
 
 // Rate counters are fixed windows shared by every process on the database: a
-// key's window starts at its first hit and lasts window; the first hit after
-// it ends starts a new one.
+// key's window starts at its first hit and lasts the window that hit passed;
+// its end is stored with it (reset_at), and the first hit at or after that
+// end starts a new one. Every method judges a window by that stored end, so a
+// later call passing another window (a changed setting) changes only the
+// windows it starts.
 
 // HitRateCounter counts one hit on key and returns the count in the current
 // window (1 for the first hit) and when the window ends. It MUST be atomic
-// across processes: one INSERT … ON CONFLICT DO UPDATE … RETURNING statement,
-// which also restarts the window when it is older than window.
+// across processes: one INSERT … ON CONFLICT DO UPDATE … RETURNING statement
+// (HitRateCounters'), which also restarts the window when it is over.
 func (s *Store) HitRateCounter(ctx context.Context, key string, window time.Duration) (count int, resetAt time.Time, err error) {
-	now := s.nowUTC()
-	var start time.Time
-	err = s.queryRow(ctx, `INSERT INTO rate_counters ("key", window_start, reset_at, count)
-		VALUES ($1, $2, $3, 1)
-		ON CONFLICT ("key") DO UPDATE SET
-			count = CASE WHEN rate_counters.window_start <= $4 THEN 1 ELSE rate_counters.count + 1 END,
-			window_start = CASE WHEN rate_counters.window_start <= $4 THEN excluded.window_start ELSE rate_counters.window_start END,
-			reset_at = CASE WHEN rate_counters.window_start <= $4 THEN excluded.reset_at ELSE rate_counters.reset_at END
-		RETURNING count, window_start`,
-		key, s.timeArg(now), s.timeArg(now.Add(window)), s.timeArg(now.Add(-window))).
-		Scan(&count, timeCol{&start})
+	counts, err := s.HitRateCounters(ctx, RateHit{Key: key, Window: window})
 	if err != nil {
-		return 0, time.Time{}, fmt.Errorf("storage: hit rate counter: %w", classify(err))
+		return 0, time.Time{}, err
 	}
-	return count, start.Add(window), nil
+	return counts[0].Count, counts[0].ResetAt, nil
 }
 
 // PeekRateCounter is HitRateCounter without the hit: the count in the current
 // window and when it ends, or 0 and the zero time when key has no live window.
-func (s *Store) PeekRateCounter(ctx context.Context, key string, window time.Duration) (count int, resetAt time.Time, err error) {
-	var start time.Time
-	err = s.queryRow(ctx, `SELECT count, window_start FROM rate_counters WHERE "key" = $1`, key).
-		Scan(&count, timeCol{&start})
+// The window argument is unused: the window's stored end decides.
+func (s *Store) PeekRateCounter(ctx context.Context, key string, _ time.Duration) (count int, resetAt time.Time, err error) {
+	err = s.queryRow(ctx, `SELECT count, reset_at FROM rate_counters WHERE "key" = $1`, key).
+		Scan(&count, timeCol{&resetAt})
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, time.Time{}, nil
 	}
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("storage: peek rate counter: %w", classify(err))
 	}
-	if !start.After(s.nowUTC().Add(-window)) {
+	if !resetAt.After(s.nowUTC()) {
 		return 0, time.Time{}, nil
 	}
-	return count, start.Add(window), nil
+	return count, resetAt, nil
 }
 
 // ResetRateCounter forgets key's window (e.g. after a successful login).
@@ -64,6 +57,11 @@ func (s *Store) ResetRateCounter(ctx context.Context, key string) error {
 	}
 	return nil
 }
+
+// rateWindowOver is the one rule of every upsert of rate_counters for when
+// the stored window is over: its own end (reset_at) is not after now, the
+// window_start of the row the statement would insert.
+const rateWindowOver = `rate_counters.reset_at <= excluded.window_start`
 
 // RateHit is one key HitRateCounters counts, with its window and limit.
 type RateHit struct {
@@ -116,10 +114,9 @@ func (s *Store) hitRateCountersStmt(hits []RateHit, limited bool) stmt {
 		fmt.Fprintf(&q, "($%d, $%d, $%d, 1)", 3*i+1, 3*i+2, 3*i+3)
 		args = append(args, h.Key, s.timeArg(now), s.timeArg(now.Add(h.Window)))
 	}
-	// A window is over once its reset_at has passed: the row's own end, so
-	// each key keeps its own window in the one statement. A first hit (the
-	// INSERT) counts 1, which no Max refuses.
-	count := `CASE WHEN rate_counters.reset_at <= excluded.window_start THEN 1 ELSE rate_counters.count + 1 END`
+	// Each key keeps its own window in the one statement (rateWindowOver).
+	// A first hit (the INSERT) counts 1, which no Max refuses.
+	count := `CASE WHEN ` + rateWindowOver + ` THEN 1 ELSE rate_counters.count + 1 END`
 	if limited {
 		var max strings.Builder
 		max.WriteString(`CASE excluded."key"`)
@@ -134,8 +131,8 @@ func (s *Store) hitRateCountersStmt(hits []RateHit, limited bool) stmt {
 	}
 	q.WriteString(` ON CONFLICT ("key") DO UPDATE SET
 			count = ` + count + `,
-			window_start = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.window_start ELSE rate_counters.window_start END,
-			reset_at = CASE WHEN rate_counters.reset_at <= excluded.window_start THEN excluded.reset_at ELSE rate_counters.reset_at END
+			window_start = CASE WHEN ` + rateWindowOver + ` THEN excluded.window_start ELSE rate_counters.window_start END,
+			reset_at = CASE WHEN ` + rateWindowOver + ` THEN excluded.reset_at ELSE rate_counters.reset_at END
 		RETURNING "key", count, reset_at`)
 	return stmt{q.String(), args}
 }
@@ -241,22 +238,21 @@ func (s *Store) CheckRateCounter(ctx context.Context, key string, window time.Du
 	if limit <= 0 {
 		first = 1 // nothing is allowed: the request is the window's first refusal
 	}
-	var start time.Time
 	err = s.queryRow(ctx, `INSERT INTO rate_counters ("key", window_start, reset_at, count)
-		VALUES ($1, $2, $3, $5)
+		VALUES ($1, $2, $3, $4)
 		ON CONFLICT ("key") DO UPDATE SET
-			count = CASE WHEN rate_counters.window_start <= $4 THEN excluded.count
-				WHEN rate_counters.count >= $6 THEN rate_counters.count + 1
+			count = CASE WHEN `+rateWindowOver+` THEN excluded.count
+				WHEN rate_counters.count >= $5 THEN rate_counters.count + 1
 				ELSE rate_counters.count END,
-			window_start = CASE WHEN rate_counters.window_start <= $4 THEN excluded.window_start ELSE rate_counters.window_start END,
-			reset_at = CASE WHEN rate_counters.window_start <= $4 THEN excluded.reset_at ELSE rate_counters.reset_at END
-		RETURNING count, window_start`,
-		key, s.timeArg(now), s.timeArg(now.Add(window)), s.timeArg(now.Add(-window)), first, limit).
-		Scan(&count, timeCol{&start})
+			window_start = CASE WHEN `+rateWindowOver+` THEN excluded.window_start ELSE rate_counters.window_start END,
+			reset_at = CASE WHEN `+rateWindowOver+` THEN excluded.reset_at ELSE rate_counters.reset_at END
+		RETURNING count, reset_at`,
+		key, s.timeArg(now), s.timeArg(now.Add(window)), first, limit).
+		Scan(&count, timeCol{&resetAt})
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("storage: check rate counter: %w", classify(err))
 	}
-	return count, start.Add(window), nil
+	return count, resetAt, nil
 }
 
 // CountRateCounterHit counts one hit on key's current window, for a caller

@@ -65,9 +65,9 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	if err != nil || strings.ContainsAny(tpl, "{}") {
 		s.log.Error("web: otpstep must be mounted under a plain path prefix", "template", tpl, "err", err)
 	}
-	s.mount = mountInfo{embedded: true, base: strings.TrimSuffix(tpl, "/login/otp")}
-	s.pages.SetStaticPrefix(s.mount.base + "/static/")
-	sub.PathPrefix("/static/").Handler(http.StripPrefix(s.mount.base+"/static/", s.pages.StaticHandler()))
+	s.mount = mountInfo{embedded: true, base: strings.TrimSuffix(tpl, PathOTP)}
+	s.pages.SetStaticPrefix(s.mount.base + PathStatic)
+	sub.PathPrefix(PathStatic).Handler(http.StripPrefix(s.mount.base+PathStatic, s.pages.StaticHandler()))
 
 	chain := []mux.MiddlewareFunc{RequestID, s.inflight.Middleware, NoteStorageUnavailable, AccessLog(s.log)}
 	if s.opts.Registerer != nil {
@@ -101,7 +101,7 @@ func (s *Server) safeReturnTo(raw string) (string, bool) {
 	}
 	paths := s.opts.ReturnPaths
 	if s.mount.base != "" {
-		paths = append(paths[:len(paths):len(paths)], s.mount.base+"/login/otp")
+		paths = append(paths[:len(paths):len(paths)], s.mount.base+PathOTP)
 	}
 	for _, p := range paths {
 		if u.Path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(u.Path, p) {
@@ -109,7 +109,7 @@ func (s *Server) safeReturnTo(raw string) (string, bool) {
 		}
 	}
 	if s.mount.base != "" {
-		if rest, ok := strings.CutPrefix(u.Path, s.mount.base+"/federated-identities/"); ok {
+		if rest, ok := strings.CutPrefix(u.Path, s.mount.base+PathFederatedIdentities); ok {
 			if name, ok := strings.CutSuffix(rest, "/link"); ok && name != "" && !strings.Contains(name, "/") {
 				return u.String(), true
 			}
@@ -123,15 +123,6 @@ func (s *Server) safeReturnTo(raw string) (string, bool) {
 // provider.ErrLoginSessionGone.
 func (s *Server) LoginSessionOf(r *http.Request) (*storage.LoginSession, *storage.User, error) {
 	return s.currentSession(r)
-}
-
-// SetLoginCookie binds the browser to a login session: otpstep's session
-// cookie (HttpOnly, SameSite=Lax, path /, authenticated and encrypted), so
-// that RequireSecondFactor on the host's authorize endpoint and the OTP
-// pages under the host's prefix both find it. ls must carry a browser key
-// just issued (ls.BrowserKey, as Provider.StartLoginSession returns it).
-func (s *Server) SetLoginCookie(w http.ResponseWriter, ls *storage.LoginSession) error {
-	return s.setSessionCookie(w, ls)
 }
 
 // ClearLoginCookie removes otpstep's session cookie.

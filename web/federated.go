@@ -146,7 +146,7 @@ func (s *Server) adminAPI(scope string, h adminHandler) http.Handler {
 			err = h(w, r, pr)
 		}
 		if err != nil {
-			s.errs.Write(w, r, s.apiError(r.Context(), err))
+			s.writeAPIError(w, r, err)
 		}
 	})
 }

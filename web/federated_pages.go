@@ -82,16 +82,16 @@ type FederatedNotLinkedPage struct {
 // pages router: linking, and signing in with an upstream.
 func (s *Server) mountFederatedPages(pages *mux.Router) {
 	s.mountFederatedLinkPages(pages)
-	pages.HandleFunc("/federated-identities/{identityProvider}/login", s.federatedLoginStart).Methods(http.MethodGet)
+	pages.HandleFunc(PathFederatedIdentities+"{identityProvider}/login", s.federatedLoginStart).Methods(http.MethodGet)
 }
 
 // mountFederatedLinkPages registers linking in the browser on the
 // (CSRF-protected) pages router: the confirmation page, its Link button,
 // and the callback the upstream sends the browser back to.
 func (s *Server) mountFederatedLinkPages(pages *mux.Router) {
-	pages.HandleFunc("/federated-identities/{identityProvider}/link", s.federatedLinkConfirm).Methods(http.MethodGet)
-	pages.HandleFunc("/federated-identities/{identityProvider}/link", s.federatedLinkStart).Methods(http.MethodPost)
-	pages.HandleFunc("/federated-identities/{identityProvider}/callback", s.federatedCallback).Methods(http.MethodGet)
+	pages.HandleFunc(PathFederatedIdentities+"{identityProvider}/link", s.federatedLinkConfirm).Methods(http.MethodGet)
+	pages.HandleFunc(PathFederatedIdentities+"{identityProvider}/link", s.federatedLinkStart).Methods(http.MethodPost)
+	pages.HandleFunc(PathFederatedIdentities+"{identityProvider}/callback", s.federatedCallback).Methods(http.MethodGet)
 }
 
 // partnerLinks are the login page's "Sign in with …" buttons: every upstream
@@ -102,7 +102,7 @@ func (s *Server) partnerLinks(returnTo string) []PartnerLink {
 		if !up.AllowLogin() {
 			continue
 		}
-		u := "/federated-identities/" + url.PathEscape(up.Name()) + "/login"
+		u := s.federatedPath(up.Name(), "login")
 		if returnTo != "" {
 			u += "?" + url.Values{"return_to": {returnTo}}.Encode()
 		}
@@ -114,7 +114,7 @@ func (s *Server) partnerLinks(returnTo string) []PartnerLink {
 // federatedPath is the path of a federated browser route of upstream name
 // ("link", "callback"), under the mount prefix when embedded.
 func (s *Server) federatedPath(name, route string) string {
-	return s.mount.base + "/federated-identities/" + url.PathEscape(name) + "/" + route
+	return s.mount.base + PathFederatedIdentities + url.PathEscape(name) + "/" + route
 }
 
 func (s *Server) callbackURL(name string) string {
@@ -124,7 +124,7 @@ func (s *Server) callbackURL(name string) string {
 func (s *Server) flowCookieName() string { return s.p.Config().Login.CookieName + "_upstream" }
 
 func (s *Server) flowCookiePath(name string) string {
-	return s.mount.base + "/federated-identities/" + name + "/"
+	return s.mount.base + PathFederatedIdentities + name + "/"
 }
 
 // federatedLinkConfirm is GET /federated-identities/{identityProvider}/link:
@@ -206,7 +206,7 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 				errors.New("federated link: no login session, or its login is older than linked_identity.reauth_max_age"))
 			return nil, nil, false
 		}
-		http.Redirect(w, r, "/login?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
+		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
 		return nil, nil, false
 	}
 	// A password alone, without the emailed code, must not be enough to tie
@@ -373,7 +373,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 	case err == nil:
 	case errors.Is(err, provider.ErrIdentityNotLinked):
 		s.log.InfoContext(ctx, "federated sign-in refused", "request_id", RequestIDFrom(ctx), "upstream", up.Name(), "err", err)
-		loginURL := "/login"
+		loginURL := PathLogin
 		if f.ReturnTo != "" {
 			loginURL += "?" + url.Values{"return_to": {f.ReturnTo}}.Encode()
 		}
@@ -383,18 +383,8 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 		s.upstreamErrorPage(w, r, up.Name(), err)
 		return
 	}
-	// A fresh sid at every login (no session fixation); the old one ends.
-	if old, _, err := s.currentSession(r); err == nil {
-		_ = s.p.EndLoginSession(ctx, old.ID)
-	}
-	ls, err := s.p.StartLoginSession(ctx, user.ID, provider.AMRFederated)
-	if err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
-		return
-	}
-	_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.passed", UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r),
-		Detail: map[string]any{"method": provider.AMRFederated, "provider": up.Name()}})
-	if err := s.setSessionCookie(w, ls); err != nil {
+	detail := map[string]any{"method": provider.AMRFederated, "provider": up.Name()}
+	if _, err := s.BeginLogin(ctx, w, r, user.ID, s.clientIP(r), detail, provider.AMRFederated); err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		return
 	}
@@ -411,7 +401,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 func (s *Server) upstreamErrorPage(w http.ResponseWriter, r *http.Request, name string, err error) {
 	switch {
 	case errors.Is(err, upstream.ErrUnavailable):
-		w.Header().Set("Retry-After", "5")
+		setUnavailableRetryAfter(w)
 		s.errorPage(w, r, http.StatusServiceUnavailable, name+" cannot be reached right now. Please try again in a moment.", err)
 	case errors.Is(err, upstream.ErrInvalidIDToken), errors.Is(err, upstream.ErrCodeRejected):
 		s.errorPage(w, r, http.StatusBadRequest, "The answer from "+name+" could not be verified. Please try again.", err)
@@ -428,13 +418,13 @@ func (s *Server) setFlowCookie(w http.ResponseWriter, f upstreamFlow) error {
 	if err != nil {
 		return err
 	}
-	sealed, err := s.flows.Seal(plain, flowAD(f.Upstream))
+	sealed, err := sealCookie(s.flows, plain, flowAD(f.Upstream))
 	if err != nil {
 		return err
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name:     s.flowCookieName(),
-		Value:    base64.RawURLEncoding.EncodeToString(sealed),
+		Value:    sealed,
 		Path:     s.flowCookiePath(f.Upstream),
 		MaxAge:   int(upstreamFlowLifetime.Seconds()),
 		HttpOnly: true,
@@ -455,11 +445,7 @@ func (s *Server) takeFlowCookie(w http.ResponseWriter, r *http.Request, name str
 	if err != nil {
 		return nil, errors.New("upstream callback: no flow cookie")
 	}
-	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil {
-		return nil, fmt.Errorf("upstream callback: flow cookie: %w", err)
-	}
-	plain, err := s.flows.Open(sealed, flowAD(name))
+	plain, err := openCookie(s.flows, c.Value, flowAD(name))
 	if err != nil {
 		return nil, fmt.Errorf("upstream callback: flow cookie: %w", err)
 	}

@@ -20,7 +20,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	// From the start of a shutdown (InFlight.Drain) on: 503, whatever the
 	// database says, so a load balancer stops sending before the drain.
 	if s.inflight.Draining() {
-		w.Header().Set("Retry-After", "5")
+		setUnavailableRetryAfter(w)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}
@@ -28,7 +28,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.p.Store().Ready(ctx); err != nil {
 		s.log.WarnContext(ctx, "not ready", "request_id", RequestIDFrom(ctx), "err", err)
-		w.Header().Set("Retry-After", "5")
+		setUnavailableRetryAfter(w)
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}

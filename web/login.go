@@ -2,6 +2,7 @@ package web
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/otpstep/otpstep/provider"
@@ -30,14 +31,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	var tooMany *provider.TooManyAttemptsError
 	switch {
 	case errors.As(err, &tooMany):
-		s.log.WarnContext(ctx, "login limited", "request_id", RequestIDFrom(ctx), "limit", tooMany.Limit, "ip", s.clientIP(r))
+		s.logLimited(r, tooMany)
 		setRetryAfter(w, tooMany)
 		page.Error = "Too many failed attempts. Please wait a few minutes and try again."
 		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login", page, returnTo)
 		return
 	case errors.Is(err, provider.ErrInvalidCredentials):
-		s.log.InfoContext(ctx, "login failed", "request_id", RequestIDFrom(ctx), "reason", err.Error(), "ip", s.clientIP(r))
-		_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.failed", IP: s.clientIP(r), Detail: map[string]any{"email": email}})
+		s.log.InfoContext(ctx, "login failed", "request_id", RequestIDFrom(ctx), loginFailureAttr(err), "ip", s.clientIP(r))
+		_ = s.p.Audit(ctx, provider.AuditEvent{Type: provider.AuditLoginFailed, IP: s.clientIP(r), Detail: map[string]any{"email": email}})
 		page.Error = genericLoginError
 		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login", page, returnTo)
 		return
@@ -45,17 +46,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		return
 	}
-	// A fresh sid at every login (no session fixation); the old one ends.
-	if old, _, err := s.currentSession(r); err == nil {
-		_ = s.p.EndLoginSession(ctx, old.ID)
-	}
-	ls, err := s.p.StartLoginSession(ctx, user.ID, provider.AMRPassword)
-	if err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
-		return
-	}
-	_ = s.p.Audit(ctx, provider.AuditEvent{Type: "login.passed", UserID: user.ID, SessionID: ls.ID, IP: s.clientIP(r)})
-	if err := s.setSessionCookie(w, ls); err != nil {
+	if _, err := s.BeginLogin(ctx, w, r, user.ID, s.clientIP(r), nil, provider.AMRPassword); err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 		return
 	}
@@ -78,8 +69,26 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 			return
 		}
-		_ = s.p.Audit(r.Context(), provider.AuditEvent{Type: "session.ended", UserID: ls.UserID, SessionID: ls.ID, IP: s.clientIP(r)})
+		_ = s.p.Audit(r.Context(), provider.AuditEvent{Type: provider.AuditSessionEnded, UserID: ls.UserID, SessionID: ls.ID, IP: s.clientIP(r)})
 	}
 	s.clearSessionCookie(w)
 	s.pages.Render(w, r, http.StatusOK, "logged_out", nil)
+}
+
+// logLimited is the one line of every 429: the limit key, whom it counted
+// (user id or IP) and when to come back (TooManyAttemptsError.LogValue).
+func (s *Server) logLimited(r *http.Request, e *provider.TooManyAttemptsError) {
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "rate limited", slog.String("request_id", RequestIDFrom(r.Context())),
+		slog.Int("status", http.StatusTooManyRequests), slog.String("path", r.URL.Path), slog.Any("", e))
+}
+
+// loginFailureAttr is why a first factor failed and, when the account
+// exists, whose: the reason and user_id of a *provider.CredentialsError
+// (inlined), never the email or the password.
+func loginFailureAttr(err error) slog.Attr {
+	var ce *provider.CredentialsError
+	if errors.As(err, &ce) {
+		return slog.Any("", ce)
+	}
+	return slog.String("reason", err.Error())
 }

@@ -3,6 +3,8 @@ package web
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -36,13 +38,13 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		s.authorizeError(w, r, ar, err)
 		return
 	}
-	prompts := fosite.RemoveEmpty(strings.Split(ar.GetRequestForm().Get("prompt"), " "))
+	params := provider.ParseAuthorizeParams(ar.GetRequestForm())
 	ls, user, err := s.currentSession(r)
 	if err != nil && !errors.Is(err, provider.ErrLoginSessionGone) {
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}
-	needLogin := ls == nil || slices.Contains(prompts, "login")
+	needLogin := ls == nil || params.Prompt("login")
 	if ls != nil {
 		// OIDC Core §3.1.2.1 max_age: an older authentication must be redone.
 		if maxAge, err := strconv.ParseInt(ar.GetRequestForm().Get("max_age"), 10, 64); err == nil && maxAge >= 0 &&
@@ -51,7 +53,7 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		}
 	}
 	if needLogin {
-		if slices.Contains(prompts, "none") {
+		if params.Prompt("none") {
 			s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not logged in."))
 			return
 		}
@@ -64,7 +66,7 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		return
 	}
 	if s.p.NeedsSecondFactor(client, ar) && !ls.PassedLoginOTP {
-		if slices.Contains(prompts, "none") {
+		if params.Prompt("none") {
 			s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The login needs its second factor."))
 			return
 		}
@@ -72,7 +74,7 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		return
 	}
 	if !client.SkipConsent && !consented {
-		if slices.Contains(prompts, "none") {
+		if params.Prompt("none") {
 			s.authorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The client needs the user's consent."))
 			return
 		}
@@ -108,16 +110,16 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 // the one about to happen.
 func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester) {
 	q := r.URL.Query()
-	if p := q.Get("prompt"); p != "" {
-		kept := slices.DeleteFunc(strings.Fields(p), func(v string) bool { return v == "login" })
+	if q.Get("prompt") != "" {
+		kept := slices.DeleteFunc(provider.ParseAuthorizeParams(q).Prompts, func(v string) bool { return v == "login" })
 		if len(kept) == 0 {
 			q.Del("prompt")
 		} else {
 			q.Set("prompt", strings.Join(kept, " "))
 		}
 	}
-	returnTo := "/oauth2/auth?" + q.Encode()
-	http.Redirect(w, r, "/login?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+	returnTo := PathAuthorize + "?" + q.Encode()
+	http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
 }
 
 // authorizeError answers an authorize error: to the client's redirect URI when
@@ -136,10 +138,9 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 		s.errorPage(w, r, http.StatusServiceUnavailable, unavailablePageMessage, err)
 		return
 	}
+	s.logOAuthError(r, "authorize request refused", err)
 	var rfc *fosite.RFC6749Error
-	if errors.As(err, &rfc) && rfc.CodeField >= 500 {
-		s.log.ErrorContext(r.Context(), "authorize failed", "request_id", RequestIDFrom(r.Context()), "err", rfc.WithExposeDebug(true).GetDescription())
-	}
+	errors.As(err, &rfc)
 	if ar != nil && ar.GetRedirectURI() != nil && ar.GetClient() != nil {
 		s.p.OAuth2.WriteAuthorizeError(r.Context(), w, ar, err)
 		return
@@ -148,7 +149,7 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 	if rfc != nil && rfc.ErrorField != "" {
 		msg = "The sign-in request is not valid: " + rfc.ErrorField + "."
 	}
-	s.errorPage(w, r, http.StatusBadRequest, msg, err)
+	s.errorPage(w, r, http.StatusBadRequest, msg, nil) // logged above
 }
 
 // consent is the consent form's POST: the user's answer plus the original
@@ -161,7 +162,7 @@ func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	query := r.PostForm.Get("authorize_query")
 	replay := r.Clone(r.Context())
 	replay.Method = http.MethodGet
-	replay.URL.Path = "/oauth2/auth"
+	replay.URL.Path = PathAuthorize
 	replay.URL.RawQuery = query
 	replay.Body = http.NoBody
 	replay.ContentLength = 0
@@ -313,21 +314,39 @@ func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, set)
 }
 
+// logOAuthError logs a fosite error as one line. A 4xx is the client's
+// mistake: info level with fosite's error, description, hint and debug
+// text, never a stack (the wrapped ory/x error would print one). A 5xx is
+// otpstep's: error level with its cause and the stack, once.
 func (s *Server) logOAuthError(r *http.Request, msg string, err error) {
+	level, attrs := oauthErrorAttrs(err)
+	attrs = append([]slog.Attr{slog.String("request_id", RequestIDFrom(r.Context()))}, attrs...)
+	s.log.LogAttrs(r.Context(), level, msg, attrs...)
+}
+
+func oauthErrorAttrs(err error) (slog.Level, []slog.Attr) {
 	var rfc *fosite.RFC6749Error
-	level := "debug"
-	if errors.As(err, &rfc) && rfc.CodeField >= 500 {
-		level = "error"
+	if !errors.As(err, &rfc) {
+		rfc = fosite.ErrServerError.WithWrap(err)
 	}
-	attrs := []any{"request_id", RequestIDFrom(r.Context()), "err", err}
-	if rfc != nil {
-		attrs = append(attrs, "error", rfc.ErrorField, "debug", rfc.DebugField)
+	status := rfc.CodeField
+	if status == 0 {
+		status = http.StatusInternalServerError
 	}
-	if level == "error" {
-		s.log.ErrorContext(r.Context(), msg, attrs...)
-	} else {
-		s.log.DebugContext(r.Context(), msg, attrs...)
+	attrs := []slog.Attr{slog.Int("status", status), slog.String("error", rfc.ErrorField), slog.String("description", rfc.DescriptionField)}
+	for _, a := range []slog.Attr{slog.String("hint", rfc.HintField), slog.String("debug", rfc.DebugField)} {
+		if a.Value.String() != "" {
+			attrs = append(attrs, a)
+		}
 	}
+	if status < 500 {
+		return slog.LevelInfo, attrs
+	}
+	cause := "<none>"
+	if c := errors.Unwrap(rfc); c != nil {
+		cause = c.Error()
+	}
+	return slog.LevelError, append(attrs, slog.String("cause", cause), slog.String("stack", fmt.Sprintf("%+v", err)))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -18,16 +18,16 @@ import (
 // mountOTPPages registers the OTP pages on a CSRF-protected router and
 // returns the route of the page itself.
 func (s *Server) mountOTPPages(pages *mux.Router) *mux.Route {
-	page := pages.HandleFunc("/login/otp", s.otpForm).Methods(http.MethodGet)
-	pages.HandleFunc("/login/otp", s.otpSubmit).Methods(http.MethodPost)
-	pages.HandleFunc("/login/otp/resend", s.otpResend).Methods(http.MethodPost)
+	page := pages.HandleFunc(PathOTP, s.otpForm).Methods(http.MethodGet)
+	pages.HandleFunc(PathOTP, s.otpSubmit).Methods(http.MethodPost)
+	pages.HandleFunc(PathOTPResend, s.otpResend).Methods(http.MethodPost)
 	return page
 }
 
 // redirectToOTP makes sure a login OTP is on its way and sends the browser to
 // /login/otp, carrying the authorize query to come back to.
 func (s *Server) redirectToOTP(w http.ResponseWriter, r *http.Request, ls *storage.LoginSession, user *storage.User, clientID string) {
-	if err := s.SendToOTP(w, r, ls, user, clientID, "/oauth2/auth?"+r.URL.RawQuery); err != nil {
+	if err := s.SendToOTP(w, r, ls, user, clientID, PathAuthorize+"?"+r.URL.RawQuery); err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
 	}
 }
@@ -47,7 +47,7 @@ func (s *Server) SendToOTP(w http.ResponseWriter, r *http.Request, ls *storage.L
 	if err := s.p.EnsureLoginOTP(r.Context(), req); err != nil && !errors.As(err, &tooMany) {
 		return err
 	}
-	http.Redirect(w, r, s.mount.base+"/login/otp?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
+	http.Redirect(w, r, s.mount.base+PathOTP+"?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
 	return nil
 }
 
@@ -70,7 +70,7 @@ func (s *Server) otpPageSession(w http.ResponseWriter, r *http.Request, returnTo
 			http.Redirect(w, r, returnTo, http.StatusSeeOther)
 			return nil, nil, false
 		}
-		target := "/login"
+		target := PathLogin
 		if returnTo != "" {
 			target += "?" + url.Values{"return_to": {returnTo}}.Encode()
 		}
@@ -84,7 +84,7 @@ func (s *Server) otpPageSession(w http.ResponseWriter, r *http.Request, returnTo
 func (s *Server) otpPage(r *http.Request, user *storage.User, returnTo string) OTPPage {
 	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r)}
 	if s.mount.base != "" {
-		page.Action, page.ResendAction = s.mount.base+"/login/otp", s.mount.base+"/login/otp/resend"
+		page.Action, page.ResendAction = s.mount.base+PathOTP, s.mount.base+PathOTPResend
 	}
 	return page
 }
@@ -145,6 +145,7 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login_otp", page, page.ReturnTo)
 		return
 	case errors.As(err, &tooMany):
+		s.logLimited(r, tooMany)
 		setRetryAfter(w, tooMany)
 		page.Error = "Too many wrong codes. Send a new code, or wait a few minutes."
 		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)
@@ -174,6 +175,7 @@ func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
 		page.Message = "A new code is on its way to " + page.Destination + "."
 		s.renderLeadingTo(w, r, http.StatusOK, "login_otp", page, page.ReturnTo)
 	case errors.As(err, &tooMany):
+		s.logLimited(r, tooMany)
 		setRetryAfter(w, tooMany)
 		page.Error = "A new code was sent recently. Please wait a moment before asking again."
 		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)

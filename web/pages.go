@@ -145,7 +145,7 @@ func NewPages(logger *slog.Logger) (*Pages, error) {
 		return nil, fmt.Errorf("web: static files: %w", err)
 	}
 	p := &Pages{logger: logger, templates: make(map[string]*template.Template),
-		static: static, versions: versions, staticPrefix: "/static/"}
+		static: static, versions: versions, staticPrefix: PathStatic}
 	layout, err := template.New("layout.html").Funcs(template.FuncMap{
 		"static":           p.staticURL,
 		"scopeDescription": scopeDescription,

@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/gorilla/mux"
-	"github.com/gorilla/securecookie"
 	"github.com/ory/fosite"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -58,7 +57,7 @@ type Server struct {
 	log     *slog.Logger
 	pages   *Pages
 	errs    jsonapi.Writer
-	cookies *securecookie.SecureCookie
+	cookies *provider.Sealer
 	csrf    func(http.Handler) http.Handler
 	secure  bool
 	opts    Options
@@ -76,11 +75,7 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 	}
 	cfg := p.Config()
 	secret := []byte(cfg.Secrets.System)
-	hashKey, err := provider.DeriveKey(secret, "cookie-hash", 32)
-	if err != nil {
-		return nil, err
-	}
-	blockKey, err := provider.DeriveKey(secret, "cookie-block", 32)
+	sessionCookies, err := provider.NewSealer(secret, "session-cookie")
 	if err != nil {
 		return nil, err
 	}
@@ -97,14 +92,12 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 		return nil, err
 	}
 	secure := strings.HasPrefix(cfg.Server.PublicURL, "https://")
-	sc := securecookie.New(hashKey, blockKey)
-	sc.MaxAge(int(cfg.Login.SessionLifespan.Seconds()))
 	srv := &Server{
 		p:       p,
 		log:     opts.Logger,
 		pages:   pages,
 		errs:    jsonapi.Writer{Logger: opts.Logger},
-		cookies: sc,
+		cookies: sessionCookies,
 		csrf:    NewCSRF(csrfKey, secure, cfg.Login.CookieName+"_csrf", CSRFWithPages(pages)),
 		secure:  secure,
 		opts:    opts,
@@ -145,30 +138,31 @@ func (s *Server) Mount(r *mux.Router) {
 	r.MatcherFunc(uncleanPath).HandlerFunc(s.answerUncleanPath)
 	s.mountUserAPI(r)
 	s.mountAdminAPI(r)
-	r.HandleFunc("/.well-known/openid-configuration", s.discovery).Methods(http.MethodGet)
-	r.HandleFunc("/.well-known/jwks.json", s.jwks).Methods(http.MethodGet)
-	r.HandleFunc("/oauth2/token", s.token).Methods(http.MethodPost)
-	r.HandleFunc("/oauth2/introspect", s.introspect).Methods(http.MethodPost)
-	r.HandleFunc("/oauth2/revoke", s.revoke).Methods(http.MethodPost)
-	r.HandleFunc("/userinfo", s.userinfo).Methods(http.MethodGet, http.MethodPost)
-	r.HandleFunc("/health/alive", s.alive).Methods(http.MethodGet)
-	r.HandleFunc("/health/ready", s.ready).Methods(http.MethodGet)
+	r.HandleFunc(PathDiscovery, s.discovery).Methods(http.MethodGet)
+	r.HandleFunc(PathJWKS, s.jwks).Methods(http.MethodGet)
+	r.HandleFunc(PathToken, s.token).Methods(http.MethodPost)
+	r.HandleFunc(PathIntrospect, s.introspect).Methods(http.MethodPost)
+	r.HandleFunc(PathRevoke, s.revoke).Methods(http.MethodPost)
+	r.HandleFunc(PathUserinfo, s.userinfo).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc(PathAlive, s.alive).Methods(http.MethodGet)
+	r.HandleFunc(PathReady, s.ready).Methods(http.MethodGet)
+	r.Handle(PathOpenAPI, OpenAPIHandler()).Methods(http.MethodGet, http.MethodHead)
 	if s.opts.Gatherer != nil {
-		r.Handle("/metrics", metricsHandler(s.opts.Gatherer)).Methods(http.MethodGet)
+		r.Handle(PathMetrics, metricsHandler(s.opts.Gatherer)).Methods(http.MethodGet)
 	}
-	r.PathPrefix("/static/").Handler(http.StripPrefix("/static/", s.pages.StaticHandler()))
+	r.PathPrefix(PathStatic).Handler(http.StripPrefix(PathStatic, s.pages.StaticHandler()))
 
 	// Pages and the authorize endpoint carry CSRF-protected forms.
 	pages := r.NewRoute().Subrouter()
 	pages.Use(s.csrf)
-	pages.HandleFunc("/oauth2/auth", s.authorize).Methods(http.MethodGet)
-	pages.HandleFunc("/oauth2/consent", s.consent).Methods(http.MethodPost)
-	pages.HandleFunc("/login", s.loginForm).Methods(http.MethodGet)
-	pages.HandleFunc("/login", s.login).Methods(http.MethodPost)
+	pages.HandleFunc(PathAuthorize, s.authorize).Methods(http.MethodGet)
+	pages.HandleFunc(PathConsent, s.consent).Methods(http.MethodPost)
+	pages.HandleFunc(PathLogin, s.loginForm).Methods(http.MethodGet)
+	pages.HandleFunc(PathLogin, s.login).Methods(http.MethodPost)
 	s.mountOTPPages(pages)
-	pages.HandleFunc("/logout", s.logoutForm).Methods(http.MethodGet)
-	pages.HandleFunc("/logout", s.logout).Methods(http.MethodPost)
-	pages.HandleFunc("/oauth2/sessions/logout", s.logoutForm).Methods(http.MethodGet)
+	pages.HandleFunc(PathLogout, s.logoutForm).Methods(http.MethodGet)
+	pages.HandleFunc(PathLogout, s.logout).Methods(http.MethodPost)
+	pages.HandleFunc(PathEndSession, s.logoutForm).Methods(http.MethodGet)
 	s.mountFederatedPages(pages)
 }
 
@@ -226,8 +220,8 @@ func safeReturnTo(raw string) (string, bool) {
 		strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\r\n") {
 		return "", false
 	}
-	for _, prefix := range []string{"/oauth2/auth", "/login/otp", "/federated-identities/"} {
-		if u.Path == prefix || strings.HasPrefix(u.Path, prefix+"?") || strings.HasPrefix(u.Path, prefix) && strings.HasSuffix(prefix, "/") {
+	for _, prefix := range []string{PathAuthorize, PathOTP, PathFederatedIdentities} {
+		if u.Path == prefix || strings.HasPrefix(u.Path, prefix) && strings.HasSuffix(prefix, "/") {
 			return u.String(), true
 		}
 	}

@@ -74,7 +74,7 @@ func (s *Server) userAPIWith(scope string, linkPolicy bool, h apiHandler) http.H
 			err = h(w, r, c)
 		}
 		if err != nil {
-			s.errs.Write(w, r, s.apiError(r.Context(), err))
+			s.writeAPIError(w, r, err)
 		}
 	})
 }
@@ -119,6 +119,21 @@ func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope str
 		return nil, jsonapi.MissingLinkedIdentity()
 	}
 	return &apiCaller{principal: pr, user: user}, nil
+}
+
+// writeAPIError answers err as JSON:API (apiError) and logs what an
+// operator needs of a refusal that is not the client's mistake alone: every
+// 429 (the limit and whom it counted) and a failed re-authentication (the
+// user, never the email or password).
+func (s *Server) writeAPIError(w http.ResponseWriter, r *http.Request, err error) {
+	var tooMany *provider.TooManyAttemptsError
+	switch {
+	case errors.As(err, &tooMany):
+		s.logLimited(r, tooMany)
+	case errors.Is(err, provider.ErrInvalidCredentials):
+		s.log.InfoContext(r.Context(), "login failed", "request_id", RequestIDFrom(r.Context()), loginFailureAttr(err), "ip", s.clientIP(r))
+	}
+	s.errs.Write(w, r, s.apiError(r.Context(), err))
 }
 
 // apiError maps domain errors to JSON:API errors: the one place that does.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -16,12 +17,14 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
 
+	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
 )
 
 type cli struct {
-	t   *testing.T
-	env map[string]string
+	t    *testing.T
+	env  map[string]string
+	args []string // before every command's own
 }
 
 func newCLI(t *testing.T) *cli {
@@ -39,7 +42,7 @@ func (c *cli) run(args ...string) (string, error) {
 	c.t.Helper()
 	var out, errOut bytes.Buffer
 	cmd := newRootCommand(&out, &errOut, func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
-	cmd.SetArgs(args)
+	cmd.SetArgs(append(slices.Clone(c.args), args...))
 	err := cmd.ExecuteContext(c.t.Context())
 	return out.String(), err
 }
@@ -55,8 +58,21 @@ func (c *cli) mustJSON(v any, args ...string) {
 	}
 }
 
+// withUpstream writes a config file configuring the upstream "partner" and
+// passes it to every later run.
+func (c *cli) withUpstream() {
+	c.t.Helper()
+	path := filepath.Join(c.t.TempDir(), "otpstep.yaml")
+	const yaml = "upstreams:\n  - name: partner\n    issuer: https://id.partner.example\n    client_id: otpstep\n    client_secret: partner-secret\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	c.args = []string{"--config", path}
+}
+
 func TestCLI_UsersClientsIdentitiesAudit(t *testing.T) {
 	c := newCLI(t)
+	c.withUpstream()
 	var user map[string]any
 	c.mustJSON(&user, "users", "create", "--email", "Ann@Example.com", "--password", "long enough pw")
 	id, _ := user["id"].(string)
@@ -83,7 +99,10 @@ func TestCLI_UsersClientsIdentitiesAudit(t *testing.T) {
 	c.mustJSON(&link, "identities", "link", "--user", id, "--provider", "partner", "--subject", "p-1")
 	var links []map[string]any
 	c.mustJSON(&links, "identities", "list", "--user", id)
-	if len(links) != 1 || links[0]["Subject"] != "p-1" {
+	if link["user_id"] != id || link["provider"] != "partner" || link["subject"] != "p-1" || link["id"] == nil || link["created_at"] == nil {
+		t.Fatalf("link %v", link)
+	}
+	if len(links) != 1 || links[0]["subject"] != "p-1" || links[0]["id"] != link["id"] {
 		t.Fatalf("links %v", links)
 	}
 	if out, err := c.run("identities", "unlink", "--user", id, "--provider", "partner"); err != nil || !strings.Contains(out, "unlinked") {
@@ -91,11 +110,50 @@ func TestCLI_UsersClientsIdentitiesAudit(t *testing.T) {
 	}
 	var events []map[string]any
 	c.mustJSON(&events, "audit", "list", "--user", id)
-	if len(events) != 2 {
+	if len(events) != 2 || events[0]["Type"] != provider.AuditIdentityUnlinked || events[1]["Type"] != provider.AuditIdentityLinked {
 		t.Fatalf("audit events %v", events)
+	}
+	for _, ev := range events {
+		if d, _ := ev["Detail"].(map[string]any); d["by"] != provider.LinkByCLI || d["provider"] != "partner" {
+			t.Errorf("audit event %v: want by %q and provider partner", ev, provider.LinkByCLI)
+		}
 	}
 	if out, err := c.run("migrate", "status"); err != nil || !strings.Contains(out, "applied") {
 		t.Fatalf("migrate status: %q %v", out, err)
+	}
+}
+
+// TestCLI_IdentitiesCheckLikeTheAPI: identities link and unlink wrote the
+// link straight to the database, for an upstream no one configured and for a
+// disabled user. They go through provider.LinkIdentity/UnlinkIdentity, with
+// the checks of the API and browser links.
+func TestCLI_IdentitiesCheckLikeTheAPI(t *testing.T) {
+	c := newCLI(t)
+	c.withUpstream()
+	var user map[string]any
+	c.mustJSON(&user, "users", "create", "--email", "bob@example.com", "--password", "long enough pw")
+	id, _ := user["id"].(string)
+	for _, cmd := range [][]string{
+		{"identities", "link", "--user", id, "--provider", "nowhere", "--subject", "p-1"},
+		{"identities", "unlink", "--user", id, "--provider", "nowhere"},
+	} {
+		if _, err := c.run(cmd...); err == nil || !strings.Contains(err.Error(), `"nowhere"`) || !strings.Contains(err.Error(), "unknown upstream") {
+			t.Errorf("%v: %v, want an unknown upstream error naming it", cmd[1], err)
+		}
+	}
+	if _, err := c.run("identities", "link", "--user", uuid.NewString(), "--provider", "partner", "--subject", "p-1"); err == nil || !strings.Contains(err.Error(), "no user") {
+		t.Errorf("link of an unknown user: %v", err)
+	}
+	if _, err := c.run("users", "disable", id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.run("identities", "link", "--user", id, "--provider", "partner", "--subject", "p-1"); err == nil || !strings.Contains(err.Error(), "disabled") {
+		t.Errorf("link of a disabled user: %v", err)
+	}
+	var links []map[string]any
+	c.mustJSON(&links, "identities", "list", "--user", id)
+	if len(links) != 0 {
+		t.Errorf("links %v after refusals, want none", links)
 	}
 }
 
@@ -132,8 +190,8 @@ func TestCLI_PurgeDeletesWhatExpired(t *testing.T) {
 		s.CreateLoginSession(ctx, &storage.LoginSession{ID: uuid.NewString(), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(-time.Minute)}),
 		s.CreateLoginSession(ctx, &storage.LoginSession{ID: uuid.NewString(), UserID: u.ID, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(time.Hour)}),
 		s.AddAuditEvents(ctx,
-			&storage.AuditEvent{At: now.Add(-49 * time.Hour), Type: "session.created", UserID: u.ID},
-			&storage.AuditEvent{At: now, Type: "session.created", UserID: u.ID}),
+			&storage.AuditEvent{At: now.Add(-49 * time.Hour), Type: provider.AuditSessionCreated, UserID: u.ID},
+			&storage.AuditEvent{At: now, Type: provider.AuditSessionCreated, UserID: u.ID}),
 		s.Close(),
 	} {
 		if err != nil {
@@ -265,5 +323,42 @@ func TestCLI_UsersDisableEndsSessionsAndRevokesTokens(t *testing.T) {
 	}
 	if _, err := s.GetAccessTokenSession(ctx, "at-1", openid.NewDefaultSession()); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("the token after disable: %v", err)
+	}
+}
+
+// Each management command validates only the keys it uses: migrate, purge
+// and audit the database; clients, users, keys and identities also the
+// secret; serve everything. No mail settings (and a bogus mail driver) stop
+// none of them but serve, which names the key.
+func TestCLI_ManagementCommandsValidateOnlyWhatTheyUse(t *testing.T) {
+	c := newCLI(t)
+	delete(c.env, "OTPSTEP_MAIL_SMTP_URL")
+	delete(c.env, "OTPSTEP_MAIL_TLS")
+	c.env["OTPSTEP_MAIL_DRIVER"] = "bogus"
+	c.env["OTPSTEP_SERVER_LISTEN"] = "no-port"
+	for _, args := range [][]string{
+		{"migrate", "up"}, {"migrate", "status"}, {"purge"}, {"audit", "list"},
+		{"users", "create", "--email", "ann@example.com", "--password", "long enough pw"}, {"users", "list"},
+		{"clients", "list"}, {"keys", "rotate"}, {"keys", "list"},
+	} {
+		if _, err := c.run(args...); err != nil {
+			t.Errorf("%v with a bogus mail driver and listen address: %v", args, err)
+		}
+	}
+	_, err := c.run("serve")
+	if err == nil || !strings.Contains(err.Error(), "mail.driver") || !strings.Contains(err.Error(), "server.listen") {
+		t.Fatalf("serve: %v, want mail.driver and server.listen named", err)
+	}
+	// What a command uses is still validated.
+	delete(c.env, "OTPSTEP_SECRETS_SYSTEM")
+	if _, err := c.run("migrate", "status"); err != nil {
+		t.Errorf("migrate status without a secret: %v", err)
+	}
+	if _, err := c.run("users", "list"); err == nil || !strings.Contains(err.Error(), "secrets.system") {
+		t.Errorf("users list without a secret: %v, want secrets.system", err)
+	}
+	c.env["OTPSTEP_DATABASE_DSN"] = ""
+	if _, err := c.run("migrate", "up"); err == nil || !strings.Contains(err.Error(), "database.dsn") {
+		t.Errorf("migrate up without a DSN: %v, want database.dsn", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/otpstep/otpstep/plugin"
 )
 
 // --dev has no shutdown grace unless one is set; without --dev it is 5s.
@@ -28,7 +30,7 @@ func TestLoadConfig_DevHasNoShutdownGraceUnlessSet(t *testing.T) {
 				env[k] = v
 			}
 			a := &app{out: io.Discard, errOut: io.Discard, dev: tc.dev, lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
-			cfg, err := a.loadConfig()
+			cfg, err := a.loadConfig(plugin.ScopeServe)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,19 +3,52 @@ package main
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
 )
 
+// linkedIdentityJSON is a link as the CLI prints it, in snake_case like
+// clients list and users list.
+type linkedIdentityJSON struct {
+	ID        string    `json:"id"`
+	UserID    string    `json:"user_id"`
+	Provider  string    `json:"provider"`
+	Subject   string    `json:"subject"`
+	Email     string    `json:"email,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func toLinkedIdentityJSON(li *storage.LinkedIdentity) linkedIdentityJSON {
+	return linkedIdentityJSON{ID: li.ID, UserID: li.UserID, Provider: li.Provider, Subject: li.Subject, Email: li.Email, CreatedAt: li.CreatedAt.UTC()}
+}
+
+// linkError words provider.LinkIdentity's and UnlinkIdentity's refusals for
+// an operator.
+func linkError(err error, user, upstream string) error {
+	switch {
+	case errors.Is(err, provider.ErrUnknownUpstream):
+		return fmt.Errorf("unknown upstream %q: not in the configuration's upstreams", upstream)
+	case errors.Is(err, provider.ErrUserNotFound):
+		return fmt.Errorf("no user %q, or it is disabled", user)
+	case errors.Is(err, provider.ErrIdentityNotLinked):
+		return fmt.Errorf("user %q has no link at %q", user, upstream)
+	case errors.Is(err, provider.ErrIdentityAlreadyLinked):
+		return fmt.Errorf("that subject at %q is linked to another user", upstream)
+	}
+	return err
+}
+
 func (a *app) identitiesCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "identities", Short: "Linked identities (a user's account at a partner's identity provider)"}
-	var user, provider, subject, email string
+	var user, upstream, subject, email string
 	link := &cobra.Command{
 		Use: "link", Short: "Link --user to --subject at --provider; prints the link as JSON", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if user == "" || provider == "" || subject == "" {
+			if user == "" || upstream == "" || subject == "" {
 				return errors.New("--user, --provider and --subject are required")
 			}
 			p, _, err := a.openPlugin(cmd.Context())
@@ -23,23 +56,15 @@ func (a *app) identitiesCommand() *cobra.Command {
 				return err
 			}
 			defer p.Close()
-			if _, err := p.Store().GetUser(cmd.Context(), user); errors.Is(err, storage.ErrNotFound) {
-				return fmt.Errorf("no user %q", user)
-			} else if err != nil {
-				return err
+			li, err := p.Provider.LinkIdentity(cmd.Context(), provider.LinkRequest{UserID: user, Upstream: upstream, Subject: subject, Email: email, By: provider.LinkByCLI})
+			if err != nil {
+				return linkError(err, user, upstream)
 			}
-			li := &storage.LinkedIdentity{UserID: user, Provider: provider, Subject: subject, Email: email}
-			if err := p.Store().UpsertLinkedIdentity(cmd.Context(), li); errors.Is(err, storage.ErrAlreadyExists) {
-				return fmt.Errorf("subject %q at %q is linked to another user", subject, provider)
-			} else if err != nil {
-				return err
-			}
-			_ = p.Provider.Audit(cmd.Context(), storage.AuditEvent{Type: "identity.linked", UserID: user, Detail: map[string]any{"provider": provider, "subject": subject, "by": "cli"}})
-			return a.printJSON(li)
+			return a.printJSON(toLinkedIdentityJSON(li))
 		},
 	}
 	link.Flags().StringVar(&user, "user", "", "the user's id")
-	link.Flags().StringVar(&provider, "provider", "", "the identity provider's name")
+	link.Flags().StringVar(&upstream, "provider", "", "the identity provider's name")
 	link.Flags().StringVar(&subject, "subject", "", "the user's subject at the provider")
 	link.Flags().StringVar(&email, "email", "", "the email the provider knows (informational)")
 	list := &cobra.Command{
@@ -53,21 +78,22 @@ func (a *app) identitiesCommand() *cobra.Command {
 				return err
 			}
 			defer p.Close()
-			lis, err := p.Store().ListLinkedIdentities(cmd.Context(), user)
+			lis, err := p.Provider.LinkedIdentities(cmd.Context(), user)
 			if err != nil {
 				return err
 			}
-			if lis == nil {
-				lis = []storage.LinkedIdentity{}
+			out := make([]linkedIdentityJSON, 0, len(lis))
+			for i := range lis {
+				out = append(out, toLinkedIdentityJSON(&lis[i]))
 			}
-			return a.printJSON(lis)
+			return a.printJSON(out)
 		},
 	}
 	list.Flags().StringVar(&user, "user", "", "the user's id")
 	unlink := &cobra.Command{
 		Use: "unlink", Short: "Remove --user's link at --provider", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if user == "" || provider == "" {
+			if user == "" || upstream == "" {
 				return errors.New("--user and --provider are required")
 			}
 			p, _, err := a.openPlugin(cmd.Context())
@@ -75,18 +101,15 @@ func (a *app) identitiesCommand() *cobra.Command {
 				return err
 			}
 			defer p.Close()
-			if err := p.Store().DeleteLinkedIdentity(cmd.Context(), user, provider); errors.Is(err, storage.ErrNotFound) {
-				return fmt.Errorf("user %q has no link at %q", user, provider)
-			} else if err != nil {
-				return err
+			if err := p.Provider.UnlinkIdentity(cmd.Context(), provider.LinkRequest{UserID: user, Upstream: upstream, By: provider.LinkByCLI}); err != nil {
+				return linkError(err, user, upstream)
 			}
-			_ = p.Provider.Audit(cmd.Context(), storage.AuditEvent{Type: "identity.unlinked", UserID: user, Detail: map[string]any{"provider": provider, "by": "cli"}})
-			fmt.Fprintf(a.out, "unlinked %s from %s\n", user, provider)
+			fmt.Fprintf(a.out, "unlinked %s from %s\n", user, upstream)
 			return nil
 		},
 	}
 	unlink.Flags().StringVar(&user, "user", "", "the user's id")
-	unlink.Flags().StringVar(&provider, "provider", "", "the identity provider's name")
+	unlink.Flags().StringVar(&upstream, "provider", "", "the identity provider's name")
 	cmd.AddCommand(link, list, unlink)
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -8,27 +9,31 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
 )
 
+// openStore opens the database alone for the commands that use nothing
+// else (migrate, purge, audit): only database.* is validated.
+func (a *app) openStore(ctx context.Context) (*storage.Store, plugin.Config, error) {
+	cfg, err := a.loadConfig(plugin.ScopeDatabase)
+	if err != nil {
+		return nil, cfg, err
+	}
+	s, err := storage.Open(ctx, cfg.Database.DSN, storage.Options{Logger: a.logger(cfg)})
+	if err != nil {
+		return nil, cfg, fmt.Errorf("database.dsn: %w", err)
+	}
+	return s, cfg, nil
+}
+
 func (a *app) migrateCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Database migrations"}
-	open := func(cmd *cobra.Command) (*storage.Store, error) {
-		cfg, err := a.loadConfig()
-		if err != nil {
-			return nil, err
-		}
-		s, err := storage.Open(cmd.Context(), cfg.Database.DSN, storage.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("database.dsn: %w", err)
-		}
-		return s, nil
-	}
 	cmd.AddCommand(&cobra.Command{
 		Use: "up", Short: "Apply pending migrations", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := open(cmd)
+			s, _, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -42,7 +47,7 @@ func (a *app) migrateCommand() *cobra.Command {
 	}, &cobra.Command{
 		Use: "status", Short: "List migrations and whether they are applied", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := open(cmd)
+			s, _, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -293,12 +298,12 @@ func (a *app) auditCommand() *cobra.Command {
 	list := &cobra.Command{
 		Use: "list", Short: "Print audit events, newest first, as JSON", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := a.openPlugin(cmd.Context())
+			s, _, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer p.Close()
-			evs, err := p.Store().ListAuditEvents(cmd.Context(), user, limit)
+			defer s.Close()
+			evs, err := s.ListAuditEvents(cmd.Context(), user, limit)
 			if err != nil {
 				return err
 			}
@@ -320,12 +325,12 @@ func (a *app) purgeCommand() *cobra.Command {
 		Short: "Delete what expired, once (what each server does every database.purge_interval); prints {\"deleted\":N}",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, _, err := a.openPlugin(cmd.Context())
+			s, cfg, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer p.Close()
-			n, err := p.Provider.PurgeExpired(cmd.Context())
+			defer s.Close()
+			n, err := provider.PurgeStore(cmd.Context(), s, time.Now(), cfg.Database)
 			if err != nil {
 				return err
 			}

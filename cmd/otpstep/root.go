@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,10 +44,11 @@ func newRootCommand(out, errOut io.Writer, lookupEnv func(string) (string, bool)
 	return root
 }
 
-// loadConfig reads the file and environment; with --dev it starts from the
-// development defaults and fills secrets.system from a generated file kept
-// beside the working directory.
-func (a *app) loadConfig() (plugin.Config, error) {
+// loadConfig reads the file and environment and validates the keys of
+// scope (what the command uses); with --dev it starts from the development
+// defaults and fills secrets.system from a generated file kept beside the
+// working directory.
+func (a *app) loadConfig(scope plugin.Scope) (plugin.Config, error) {
 	defaults := plugin.DefaultConfig()
 	if a.dev {
 		defaults = plugin.DevDefaultConfig()
@@ -55,6 +57,11 @@ func (a *app) loadConfig() (plugin.Config, error) {
 	if err != nil {
 		return cfg, err
 	}
+	// --dev: a listen address changed without a public URL is where the
+	// server is reached; the default public URL would name the wrong port.
+	if a.dev && cfg.Server.Listen != defaults.Server.Listen && cfg.Server.PublicURL == defaults.Server.PublicURL {
+		cfg.Server.PublicURL = devPublicURL(cfg.Server.Listen)
+	}
 	if a.dev && cfg.Secrets.System == "" {
 		secret, err := devSecret(".otpstep-dev-secret")
 		if err != nil {
@@ -62,10 +69,28 @@ func (a *app) loadConfig() (plugin.Config, error) {
 		}
 		cfg.Secrets.System = secret
 	}
-	if err := cfg.Validate(a.dev); err != nil {
+	if err := cfg.ValidateScope(a.dev, "--dev", scope); err != nil {
 		return cfg, err
 	}
 	return cfg, nil
+}
+
+// devPublicURL is http://host:port of a listen address; a wildcard host
+// (0.0.0.0 or empty: 127.0.0.1, :: : localhost) is reached on loopback. A
+// listen address that is not host:port is returned as it is, for
+// validation to name server.listen.
+func devPublicURL(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func devSecret(path string) (string, error) {
@@ -99,13 +124,14 @@ func (a *app) logger(cfg plugin.Config) *slog.Logger {
 	return slog.New(plugin.LogHandlerWithTrace(h))
 }
 
-// openPlugin builds an instance for a management command.
+// openPlugin builds an instance for a management command: it validates
+// ScopeManage only and sends no mail.
 func (a *app) openPlugin(ctx context.Context) (*plugin.Plugin, plugin.Config, error) {
-	cfg, err := a.loadConfig()
+	cfg, err := a.loadConfig(plugin.ScopeManage)
 	if err != nil {
 		return nil, cfg, err
 	}
-	p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: a.dev, Logger: a.logger(cfg)})
+	p, err := plugin.New(ctx, plugin.Options{Config: cfg, Dev: a.dev, Scope: plugin.ScopeManage, Logger: a.logger(cfg)})
 	return p, cfg, err
 }
 

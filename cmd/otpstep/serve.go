@@ -26,10 +26,17 @@ func (a *app) serveCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			cfg, err := a.loadConfig()
+			cfg, err := a.loadConfig(plugin.ScopeServe)
 			if err != nil {
 				return err
 			}
+			// Bind first: a taken port fails before the database is
+			// touched or the --dev banner printed.
+			ln, err := net.Listen("tcp", cfg.Server.Listen)
+			if err != nil {
+				return fmt.Errorf("server.listen: %w", err)
+			}
+			defer ln.Close()
 			log := a.logger(cfg)
 			reg := prometheus.NewRegistry()
 			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -63,10 +70,6 @@ func (a *app) serveCommand() *cobra.Command {
 			}
 			r := mux.NewRouter()
 			p.Mount(r)
-			ln, err := net.Listen("tcp", cfg.Server.Listen)
-			if err != nil {
-				return fmt.Errorf("server.listen: %w", err)
-			}
 			srv := &http.Server{
 				Handler:           r,
 				ReadHeaderTimeout: 10 * time.Second,

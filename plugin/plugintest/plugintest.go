@@ -4,6 +4,7 @@ package plugintest
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -49,6 +50,8 @@ type Server struct {
 	Store  *storage.Store
 	Clock  *Clock
 	HTTP   *httptest.Server
+	// Logs is what the server logged (also on stderr with OTPSTEP_TEST_LOG).
+	Logs *Logs
 }
 
 // Dialects are the databases every integration test runs on.
@@ -102,10 +105,12 @@ func StartOnWith(t *testing.T, store *storage.Store, mutate func(*plugin.Config)
 		mutate(&cfg)
 	}
 	clock := &Clock{now: time.Now()}
-	logger := slog.New(slog.DiscardHandler)
+	logs := &Logs{}
+	var out io.Writer = logs
 	if os.Getenv("OTPSTEP_TEST_LOG") != "" {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		out = io.MultiWriter(logs, os.Stderr)
 	}
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts := plugin.Options{Config: cfg, Dev: true, Store: store, Logger: logger, Clock: clock.Now}
 	if withOptions != nil {
 		withOptions(&opts)
@@ -127,7 +132,7 @@ func StartOnWith(t *testing.T, store *storage.Store, mutate func(*plugin.Config)
 		srv.Close()
 		_ = p.Close()
 	})
-	return &Server{URL: url, Plugin: p, Store: p.Store(), Clock: clock, HTTP: srv}
+	return &Server{URL: url, Plugin: p, Store: p.Store(), Clock: clock, HTTP: srv, Logs: logs}
 }
 
 // NoRedirectClient is a cookie-keeping client that stops at every redirect,

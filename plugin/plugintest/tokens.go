@@ -14,6 +14,7 @@ import (
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
+	"github.com/otpstep/otpstep/web"
 )
 
 // RedirectURI is where test relying parties are sent back to; nothing
@@ -68,7 +69,7 @@ func (s *Server) NewClient(t *testing.T, secondFactor bool, scopes ...string) *C
 	}
 	return &Client{Client: c, Secret: secret, Conf: oauth2.Config{
 		ClientID: c.ID, ClientSecret: secret, RedirectURL: RedirectURI,
-		Endpoint: oauth2.Endpoint{AuthURL: s.URL + "/oauth2/auth", TokenURL: s.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader},
+		Endpoint: oauth2.Endpoint{AuthURL: s.URL + web.PathAuthorize, TokenURL: s.URL + web.PathToken, AuthStyle: oauth2.AuthStyleInHeader},
 		Scopes:   append([]string{"openid", "offline_access", "email"}, scopes...),
 	}}
 }
@@ -98,8 +99,8 @@ func (s *Server) LoginWithPassword(t *testing.T, c *Client, u *User) *Login {
 	b := NewBrowser(t)
 	verifier := oauth2.GenerateVerifier()
 	page := b.Follow(c.Conf.AuthCodeURL(RandomString(12), oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("nonce", RandomString(12))), RedirectURI)
-	if strings.HasPrefix(page.URL.Path, "/login") && page.Status == http.StatusOK {
-		page = b.Submit(page, "/login", url.Values{"email": {u.Email}, "password": {u.Password}, "return_to": {page.HiddenField("return_to")}}, RedirectURI)
+	if strings.HasPrefix(page.URL.Path, web.PathLogin) && page.Status == http.StatusOK {
+		page = b.Submit(page, web.PathLogin, url.Values{"email": {u.Email}, "password": {u.Password}, "return_to": {page.HiddenField("return_to")}}, RedirectURI)
 	}
 	code := page.URL.Query().Get("code")
 	if code == "" {

@@ -9,6 +9,7 @@ import (
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/web"
 )
 
 // Federation is two running otpsteps: Down links its users to Up, a real
@@ -26,7 +27,7 @@ type Federation struct {
 
 // Callback is Down's callback URL for the upstream.
 func (f *Federation) Callback() string {
-	return f.Down.URL + "/federated-identities/" + f.Name + "/callback"
+	return f.Down.URL + web.PathFederatedIdentities + f.Name + "/callback"
 }
 
 // StartFederation starts the upstream first (its URL is Down's issuer), then
@@ -81,7 +82,7 @@ func (s *Server) NewClientWith(t *testing.T, nc provider.NewClient) *Client {
 	}
 	return &Client{Client: c, Secret: secret, Conf: oauth2.Config{
 		ClientID: c.ID, ClientSecret: secret, RedirectURL: RedirectURI,
-		Endpoint: oauth2.Endpoint{AuthURL: s.URL + "/oauth2/auth", TokenURL: s.URL + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader},
+		Endpoint: oauth2.Endpoint{AuthURL: s.URL + web.PathAuthorize, TokenURL: s.URL + web.PathToken, AuthStyle: oauth2.AuthStyleInHeader},
 		Scopes:   nc.Scopes,
 	}}
 }

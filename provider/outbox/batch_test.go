@@ -3,7 +3,6 @@ package outbox_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -136,50 +135,5 @@ func TestRunOnce_SlowMailerHasOutcomesWrittenWithinASecond(t *testing.T) {
 	want := [][]string{{id(1), id(2), id(3), id(4)}, {id(5)}}
 	if got := f.store.deletes; !slices.EqualFunc(got, want, slices.Equal) {
 		t.Errorf("deletes %v, want %v", got, want)
-	}
-}
-
-func TestRunOnce_PlainStoreIsSettledRowByRow(t *testing.T) {
-	f := newFixture(t)
-	for i := 1; i <= 3; i++ {
-		f.enqueue(id(i), "60000"+string(rune('0'+i)))
-	}
-	f.enqueue(id(4), "600004")
-	f.store.put(outbox.Row{ID: id(5), Sealed: []byte("garbage")})
-	d := outbox.NewDispatcher(plainStore{f.store}, f.sealer, f.mailer, outbox.Options{Clock: f.clock.Now, Logger: slog.New(slog.DiscardHandler)})
-
-	if sent, err := d.RunOnce(context.Background()); sent != 4 || err != nil {
-		t.Fatalf("RunOnce = %d, %v; want 4, nil", sent, err)
-	}
-	want := map[string]int{"ClaimOutbox": 1, "DeleteOutboxMessage": 5}
-	if got := f.store.callCounts(); !maps.Equal(got, want) {
-		t.Errorf("store calls %v, want %v", got, want)
-	}
-
-	for i := 6; i <= 7; i++ {
-		f.enqueue(id(i), "60000"+string(rune('0'+i)))
-	}
-	f.smtp.Down()
-	start := f.clock.Now()
-	if sent, err := d.RunOnce(context.Background()); sent != 0 || err != nil {
-		t.Fatalf("RunOnce with SMTP down = %d, %v; want 0, nil", sent, err)
-	}
-	if got := f.store.callCounts()["RescheduleOutboxMessage"]; got != 2 {
-		t.Errorf("RescheduleOutboxMessage called %d times, want 2", got)
-	}
-	for _, i := range []int{6, 7} {
-		if r := f.store.row(t, id(i)); !r.AvailableAt.Equal(start.Add(2*time.Second)) || r.LastError == "" {
-			t.Errorf("row %d: available in %v, last error %q", i, r.AvailableAt.Sub(start), r.LastError)
-		}
-	}
-
-	f.store.mu.Lock()
-	f.store.failDelete = errors.New("delete failed")
-	f.store.mu.Unlock()
-	f.smtp.Up()
-	f.clock.Advance(2 * time.Second)
-	sent, err := d.RunOnce(context.Background())
-	if sent != 2 || err == nil || !strings.Contains(err.Error(), id(6)) || !strings.Contains(err.Error(), id(7)) {
-		t.Errorf("RunOnce with deletes failing = %d, %v; want 2 and an error naming both rows", sent, err)
 	}
 }

@@ -52,17 +52,12 @@ type Dispatcher struct {
 
 // NewDispatcher returns a Dispatcher reading rows from store, opening their
 // payloads with opener (the Sealer that sealed them) and sending with mailer.
-// A store that is also a BatchStore has each batch's outcomes written in one
-// statement per kind; any other is written row by row.
-func NewDispatcher(store Store, opener Opener, mailer mail.Mailer, opts Options) *Dispatcher {
-	bs, ok := store.(BatchStore)
-	if !ok {
-		bs = rowByRow{store}
-	}
+// Each batch's outcomes are written in one statement per kind (BatchStore).
+func NewDispatcher(store BatchStore, opener Opener, mailer mail.Mailer, opts Options) *Dispatcher {
 	leases, _ := store.(LeaseStore)
 	opts = opts.withDefaults()
 	return &Dispatcher{
-		store:  bs,
+		store:  store,
 		leases: leases,
 		opener: opener,
 		mailer: mailer,

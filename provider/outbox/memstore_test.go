@@ -57,10 +57,6 @@ func newMemStore(clock func() time.Time) *memStore {
 
 var _ outbox.BatchStore = (*memStore)(nil)
 
-// plainStore hides memStore's batch methods: the Dispatcher settles it row
-// by row.
-type plainStore struct{ outbox.Store }
-
 func (s *memStore) ClaimOutbox(_ context.Context, limit int, lease time.Duration) ([]outbox.Row, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

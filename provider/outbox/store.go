@@ -2,8 +2,6 @@ package outbox
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
 	"github.com/otpstep/otpstep/storage"
@@ -33,8 +31,7 @@ type Store interface {
 // the Dispatcher's store is one, the outcomes of a claimed batch are written
 // with one DeleteOutboxMessages (the rows sent or dropped) and one
 // RescheduleOutboxMessages per distinct (available at, last error) — usually
-// one — instead of a statement and a commit per row. A plain Store is settled
-// row by row, with the same outcomes.
+// one — instead of a statement and a commit per row.
 type BatchStore interface {
 	Store
 	// DeleteOutboxMessages removes the rows with these IDs, their payloads
@@ -58,36 +55,4 @@ type LeaseStore interface {
 	// claim's: their lease ran out and another claim took them, or they were
 	// settled.
 	ExtendOutboxLease(ctx context.Context, ids []string, leasedUntil time.Time, lease time.Duration) (held []string, until time.Time, err error)
-}
-
-// rowByRow settles a plain Store's rows one statement each.
-type rowByRow struct{ Store }
-
-func (s rowByRow) DeleteOutboxMessages(ctx context.Context, ids []string) (int, error) {
-	var errs []error
-	n := 0
-	for _, id := range ids {
-		if err := s.DeleteOutboxMessage(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", id, err))
-			continue
-		}
-		n++ // a missing row is not told apart: it counts as removed
-	}
-	return n, errors.Join(errs...)
-}
-
-func (s rowByRow) RescheduleOutboxMessages(ctx context.Context, ids []string, availableAt time.Time, lastError string) (int, error) {
-	var errs []error
-	n := 0
-	for _, id := range ids {
-		err := s.RescheduleOutboxMessage(ctx, id, availableAt, lastError)
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-		case err != nil:
-			errs = append(errs, fmt.Errorf("%s: %w", id, err))
-		default:
-			n++
-		}
-	}
-	return n, errors.Join(errs...)
 }

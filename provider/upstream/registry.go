@@ -46,7 +46,7 @@ const (
 	maxDocumentBytes = 1 << 20
 )
 
-// AllowedAlgorithms are the ID-token signature algorithms accepted: asymmetric
+// allowedAlgorithms are the ID-token signature algorithms accepted: asymmetric
 // only. "none" and the HMAC family are never accepted (RFC 8725 §3.1, §2.2:
 // an HS256 token "signed" with a public key must not verify).
 var allowedAlgorithms = []jose.SignatureAlgorithm{
@@ -54,15 +54,6 @@ var allowedAlgorithms = []jose.SignatureAlgorithm{
 	jose.PS256, jose.PS384, jose.PS512,
 	jose.ES256, jose.ES384, jose.ES512,
 	jose.EdDSA,
-}
-
-// AllowedAlgorithms returns the accepted ID-token signature algorithms.
-func AllowedAlgorithms() []string {
-	out := make([]string, len(allowedAlgorithms))
-	for i, a := range allowedAlgorithms {
-		out[i] = string(a)
-	}
-	return out
 }
 
 // Options are a Registry's collaborators and tunables; zero values take the defaults.

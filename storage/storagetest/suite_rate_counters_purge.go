@@ -66,6 +66,35 @@ func rateCounterTests() []conformanceTest {
 			require.NoError(t, err)
 			assert.Zero(t, n, "a window that is over counts nothing")
 		}},
+		// One rule for when a window is over, whichever method reads it: the
+		// end stored with the window (reset_at). HitRateCounter, Peek and
+		// Check judged by start + the window passed in, so a window begun with
+		// an hour (HitRateCounters) was over for them after a minute.
+		{"TestRateCounter_AWindowEndsWhenItsStoredEndPasses", func(t *testing.T, s *storage.Store, clk *clock) {
+			ctx := t.Context()
+			end := clk.Now().Add(time.Hour)
+			got, err := s.HitRateCounters(ctx, storage.RateHit{Key: "k", Window: time.Hour})
+			require.NoError(t, err)
+			require.Equal(t, []storage.RateCount{{Count: 1, ResetAt: end}}, got)
+			clk.Add(2 * window)
+			n, at, err := s.PeekRateCounter(ctx, "k", window)
+			require.NoError(t, err)
+			assert.Equal(t, 1, n, "peek")
+			assert.Equal(t, end, at, "peek")
+			n, at, err = s.CheckRateCounter(ctx, "k", window, 5)
+			require.NoError(t, err)
+			assert.Equal(t, 1, n, "check")
+			assert.Equal(t, end, at, "check")
+			n, at, err = s.HitRateCounter(ctx, "k", window)
+			require.NoError(t, err)
+			assert.Equal(t, 2, n, "hit")
+			assert.Equal(t, end, at, "hit")
+			clk.Add(time.Hour)
+			n, at, err = s.HitRateCounter(ctx, "k", window)
+			require.NoError(t, err)
+			assert.Equal(t, 1, n, "after the stored end, a new window")
+			assert.Equal(t, clk.Now().Add(window), at)
+		}},
 		{"TestRateCounter_HitSeveralKeysEachInItsOwnWindow", func(t *testing.T, s *storage.Store, clk *clock) {
 			ctx := t.Context()
 			start := clk.Now()

@@ -1,0 +1,33 @@
+package web
+
+import "github.com/otpstep/otpstep/provider"
+
+// The paths of otpstep's routes, written once (the OAuth2 and OpenID Connect
+// endpoints in provider, which names them in the discovery document): Mount and MountSecondFactor
+// register them, the pages and redirects link to them, return-to validation
+// accepts them, and tests request them. Embedded, the page routes sit under
+// the host's prefix (mountInfo.base).
+const (
+	PathDiscovery  = "/.well-known/openid-configuration"
+	PathJWKS       = provider.PathJWKS
+	PathAuthorize  = provider.PathAuthorize
+	PathConsent    = "/oauth2/consent"
+	PathToken      = provider.PathToken
+	PathIntrospect = provider.PathIntrospect
+	PathRevoke     = provider.PathRevoke
+	PathUserinfo   = provider.PathUserinfo
+	// PathEndSession is the OpenID Connect RP-initiated logout: PathLogout's form.
+	PathEndSession = provider.PathEndSession
+	PathLogin      = "/login"
+	PathOTP        = "/login/otp"
+	PathOTPResend  = "/login/otp/resend"
+	PathLogout     = "/logout"
+	// PathFederatedIdentities is the prefix of the pages of an upstream
+	// provider: PathFederatedIdentities + name + "/login", "/link", "/callback".
+	PathFederatedIdentities = "/federated-identities/"
+	PathStatic              = "/static/"
+	PathAlive               = "/health/alive"
+	PathReady               = "/health/ready"
+	PathMetrics             = "/metrics"
+	PathOpenAPI             = "/openapi.yaml"
+)
