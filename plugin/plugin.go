@@ -211,14 +211,14 @@ func (opts *Options) validate() error {
 		}
 	}
 	if opts.OAuth2 == nil {
-		return cfg.ValidateScope(opts.Dev, "--dev", opts.Scope)
+		return cfg.ValidateWith(config.ValidateOptions{Dev: opts.Dev, Scope: opts.Scope})
 	}
 	// Embedded, the OTP pages' and the link callback's URLs are the host's:
 	// standalone otpstep's default address would be silently wrong.
 	if cfg.Server.PublicURL == config.Default().Server.PublicURL {
 		return &config.KeyError{Key: "server.public_url", Reason: fmt.Sprintf("must be set to the host's public URL in embedded mode (%q is standalone otpstep's default)", cfg.Server.PublicURL)}
 	}
-	return cfg.ValidateScope(opts.Dev, "Options.Dev", opts.Scope)
+	return cfg.ValidateWith(config.ValidateOptions{Dev: opts.Dev, DevSwitch: "Options.Dev", Scope: opts.Scope})
 }
 
 // queueOnly is the Mailer of an instance whose scope leaves mail out: it
@@ -421,6 +421,9 @@ const MinSecretLength = config.MinSecretLength
 
 // Scope is the part of the configuration a command uses (config.Scope).
 type Scope = config.Scope
+
+// ValidateOptions say what Config.ValidateWith may assume (config.ValidateOptions).
+type ValidateOptions = config.ValidateOptions
 
 // The scopes of otpstep's commands (see config.Scope).
 const (

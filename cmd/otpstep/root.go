@@ -69,7 +69,7 @@ func (a *app) loadConfig(scope plugin.Scope) (plugin.Config, error) {
 		}
 		cfg.Secrets.System = secret
 	}
-	if err := cfg.ValidateScope(a.dev, "--dev", scope); err != nil {
+	if err := cfg.ValidateWith(plugin.ValidateOptions{Dev: a.dev, Scope: scope}); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

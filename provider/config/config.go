@@ -27,15 +27,15 @@ type Config struct {
 
 // Server is the HTTP listener and the address the world sees.
 type Server struct {
-	Listen          string        `koanf:"listen"`
-	PublicURL       string        `koanf:"public_url"`
-	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	Listen    string `koanf:"listen"`
+	PublicURL string `koanf:"public_url"`
 	// ShutdownGrace is how long, on SIGTERM, readiness answers 503 while
 	// requests are still served (each answer saying Connection: close), so
 	// a load balancer stops sending before the listener closes. Then
 	// ShutdownTimeout is the budget: in-flight requests drain within it,
 	// and the outbox's last pass uses what is left.
-	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
+	ShutdownGrace   time.Duration `koanf:"shutdown_grace"`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 	// TrustForwardedFor makes X-Forwarded-For's first address the client IP
 	// (for per-IP limits); only set it behind a proxy that overwrites it.
 	TrustForwardedFor bool `koanf:"trust_forwarded_for"`
