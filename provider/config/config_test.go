@@ -399,3 +399,25 @@ func TestExampleFileListsTheKeysInTheirDeclarationOrder(t *testing.T) {
 		last, lastKey = at, key
 	}
 }
+
+// Embedded, server.public_url is the host's: standalone otpstep's default
+// is refused, and the dev relaxations are named as the embedder knows them.
+func TestValidateWith_Embedded(t *testing.T) {
+	c := valid()
+	err := c.ValidateWith(config.ValidateOptions{Embedded: true, DevSwitch: "Options.Dev"})
+	if got := keysOf(keyErrors(t, err)); !reflect.DeepEqual(got, []string{"server.public_url"}) || !strings.Contains(err.Error(), "embedded") {
+		t.Fatalf("default public_url embedded: %v", err)
+	}
+	c.Server.PublicURL = "http://host.example.com"
+	c.Mail.Driver = "log"
+	err = c.ValidateWith(config.ValidateOptions{Embedded: true, DevSwitch: "Options.Dev"})
+	if got := keysOf(keyErrors(t, err)); !reflect.DeepEqual(got, []string{"server.public_url", "mail.driver"}) ||
+		strings.Count(err.Error(), "Options.Dev") != 2 || strings.Contains(err.Error(), "--dev") {
+		t.Fatalf("dev relaxations embedded: %v", err)
+	}
+	c.Server.PublicURL = "https://host.example.com"
+	c.Mail.Driver = "smtp"
+	if err := c.ValidateWith(config.ValidateOptions{Embedded: true}); err != nil {
+		t.Fatalf("the host's public_url: %v", err)
+	}
+}

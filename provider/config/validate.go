@@ -46,6 +46,11 @@ type ValidateOptions struct {
 	// Scope is the part of the configuration checked (see Scope); the
 	// zero value, ScopeServe, is all of it.
 	Scope Scope
+	// Embedded says an embedding host serves otpstep's pages: the OTP pages'
+	// and the link callback's URLs are under the host's server.public_url,
+	// so standalone otpstep's default address would be silently wrong and is
+	// refused.
+	Embedded bool
 	// DatabaseSupplied says the embedder hands over the database
 	// (plugin.Options.DB or Store): database.dsn is not used.
 	DatabaseSupplied bool
@@ -144,6 +149,8 @@ func (s Server) validate(v *validation) {
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
 		v.bad("server.public_url", "%q is not an absolute http(s) URL without query", s.PublicURL)
+	case v.opts.Embedded && s.PublicURL == Default().Server.PublicURL:
+		v.bad("server.public_url", "must be set to the host's public URL in embedded mode (%q is standalone otpstep's default)", s.PublicURL)
 	case u.Scheme == "http" && !v.opts.Dev && !isLoopback(u.Hostname()):
 		v.bad("server.public_url", "plain http is only allowed for loopback hosts or with %s", v.opts.DevSwitch)
 	}
