@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -129,5 +130,52 @@ func TestNewAndStart_NameTheMigrationsAnUnmigratedDatabaseLacks(t *testing.T) {
 	}
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatalf("Start after Migrate: %v", err)
+	}
+}
+
+// What the embedder hands over is not validated, and nothing is made up to
+// pass validation: with Options.Store database.dsn may be empty, with
+// Options.Mailer every mail.* key but the outbox's may be; the rest of the
+// configuration still is validated, every problem reported.
+func TestNew_WhatTheEmbedderSuppliesIsNotValidated(t *testing.T) {
+	host := compose.ComposeAllEnabled(&fosite.Config{GlobalSecret: []byte(strings.Repeat("k", 32))}, fositestorage.NewMemoryStore(), nil)
+	for _, dialect := range plugintest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			store := plugintest.NewStore(t, dialect)
+			opts := func() plugin.Options {
+				cfg := plugin.DefaultConfig()
+				cfg.Secrets.System = strings.Repeat("s", 32)
+				cfg.Server.PublicURL = "https://host.example.com"
+				cfg.Database.DSN = ""
+				cfg.Database.MigrateOnStart = false
+				return plugin.Options{Config: cfg, Store: store, OAuth2: host, Mailer: plugintest.NewMailbox()}
+			}
+			o := opts()
+			o.Config.Mail = config.Mail{}
+			p, err := plugin.New(context.Background(), o)
+			if err != nil {
+				t.Fatalf("Store, no database.dsn, Mailer, no mail.*: %v", err)
+			}
+			if err := p.Close(); err != nil {
+				t.Fatal(err)
+			}
+
+			o = opts()
+			o.Mailer = nil
+			o.Config.Mail.Driver, o.Config.Mail.SMTPURL = "smtp", "http://mail.example.com"
+			o.Config.OTP.Length = 4
+			_, err = plugin.New(context.Background(), o)
+			var keys []string
+			for _, line := range strings.Split(fmt.Sprint(err), "\n") {
+				var ke *config.KeyError
+				if !errors.As(err, &ke) {
+					t.Fatalf("err %v is not a *config.KeyError", err)
+				}
+				keys = append(keys, strings.Fields(line)[1])
+			}
+			if want := []string{"otp.length", "mail.smtp_url"}; strings.Join(keys, " ") != strings.Join(want, " ") {
+				t.Fatalf("err %v names %v, want %v", err, keys, want)
+			}
+		})
 	}
 }

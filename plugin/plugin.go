@@ -66,7 +66,8 @@ type Options struct {
 	// host's (Migrate creates them). It must be PostgreSQL (gorm.io/driver/postgres)
 	// or SQLite (github.com/glebarez/sqlite, with _pragma=foreign_keys(1)).
 	// Close leaves it open. Without DB (and Store), New opens
-	// Config.Database.DSN.
+	// Config.Database.DSN; with either, database.dsn is not used (nor
+	// validated).
 	DB *gorm.DB
 	// Store is an already opened otpstep storage (tests, the CLI); Close
 	// leaves it open. At most one of DB and Store.
@@ -105,8 +106,10 @@ type Options struct {
 	LoginUIClient func(fosite.Client) bool
 
 	// Mailer delivers OTP emails; nil builds the one mail.driver names
-	// (otpstep's SMTP or log mailer). With a Mailer, mail.driver and
-	// mail.smtp_url are not used.
+	// (otpstep's SMTP or log mailer). With a Mailer, mail.driver,
+	// mail.smtp_url, mail.tls and mail.from are not used (nor validated),
+	// and mail.smtp_max_connections and mail.outbox_lease may be 0 for the
+	// outbox's defaults.
 	Mailer Mailer
 	// Clock is the time source; nil is time.Now.
 	Clock func() time.Time
@@ -153,8 +156,13 @@ type Plugin struct {
 	shutDown bool
 }
 
+// KeyError is a problem with one configuration key, naming the key (and its
+// environment variable): a value Validate refuses or one LoadConfig cannot
+// read. Several are joined (errors.Join) and reported at once.
+type KeyError = config.KeyError
+
 // OptionError is a problem with one field of Options; Config problems are
-// *config.KeyError, naming the key.
+// *KeyError, naming the key.
 type OptionError struct {
 	Field  string
 	Reason string
@@ -193,32 +201,17 @@ func (opts *Options) validate() error {
 		return &OptionError{Field: "AuthorizePaths", Reason: "is empty; leave it nil for /oauth2/auth"}
 	}
 	// What New does not use is not validated: the DSN beside a DB or
-	// Store, the mail driver beside a Mailer.
-	cfg := opts.Config
-	if (opts.DB != nil || opts.Store != nil) && cfg.Database.DSN == "" {
-		cfg.Database.DSN = "sqlite://unused"
+	// Store, otpstep's mailer keys beside a Mailer.
+	vopts := config.ValidateOptions{
+		Dev:              opts.Dev,
+		Scope:            opts.Scope,
+		DatabaseSupplied: opts.DB != nil || opts.Store != nil,
+		MailerSupplied:   opts.Mailer != nil,
 	}
-	if opts.Mailer != nil {
-		cfg.Mail.Driver, cfg.Mail.SMTPURL = "smtp", "smtp://options.mailer"
-		// A hand-built config.Mail beside a Mailer leaves the outbox's
-		// senders and lease at zero: the outbox takes its defaults for them.
-		def := config.Default().Mail
-		if cfg.Mail.SMTPMaxConnections == 0 {
-			cfg.Mail.SMTPMaxConnections = def.SMTPMaxConnections
-		}
-		if cfg.Mail.OutboxLease == 0 {
-			cfg.Mail.OutboxLease = def.OutboxLease
-		}
+	if opts.OAuth2 != nil {
+		vopts.Embedded, vopts.DevSwitch = true, "Options.Dev"
 	}
-	if opts.OAuth2 == nil {
-		return cfg.ValidateScope(opts.Dev, "--dev", opts.Scope)
-	}
-	// Embedded, the OTP pages' and the link callback's URLs are the host's:
-	// standalone otpstep's default address would be silently wrong.
-	if cfg.Server.PublicURL == config.Default().Server.PublicURL {
-		return &config.KeyError{Key: "server.public_url", Reason: fmt.Sprintf("must be set to the host's public URL in embedded mode (%q is standalone otpstep's default)", cfg.Server.PublicURL)}
-	}
-	return cfg.ValidateScope(opts.Dev, "Options.Dev", opts.Scope)
+	return opts.Config.ValidateWith(vopts)
 }
 
 // queueOnly is the Mailer of an instance whose scope leaves mail out: it
@@ -417,11 +410,15 @@ func (p *Plugin) Close() error {
 	return errors.Join(errs...)
 }
 
-// MinSecretLength is the shortest secrets.system accepted.
+// MinSecretLength is the shortest secrets.system accepted (and the shortest
+// system secret keys are derived from).
 const MinSecretLength = config.MinSecretLength
 
 // Scope is the part of the configuration a command uses (config.Scope).
 type Scope = config.Scope
+
+// ValidateOptions say what Config.ValidateWith may assume (config.ValidateOptions).
+type ValidateOptions = config.ValidateOptions
 
 // The scopes of otpstep's commands (see config.Scope).
 const (

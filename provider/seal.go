@@ -8,11 +8,9 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-)
 
-// MinSystemSecretLength is the shortest system secret NewSealer and DeriveKey
-// accept, in bytes: a 256-bit key cannot be derived from less entropy.
-const MinSystemSecretLength = 32
+	"github.com/otpstep/otpstep/provider/config"
+)
 
 // sealVersion is the first byte of every sealed value. It names the format
 // (AES-256-GCM, 12-byte random nonce, 16-byte tag) so a later format can be
@@ -30,8 +28,8 @@ const (
 var ErrSealedDataInvalid = errors.New("provider: sealed data could not be opened (tampered, truncated, or sealed with another key or associated data)")
 
 // ErrSystemSecretTooShort is returned when the system secret is shorter than
-// MinSystemSecretLength.
-var ErrSystemSecretTooShort = fmt.Errorf("provider: system secret must be at least %d bytes", MinSystemSecretLength)
+// config.MinSecretLength.
+var ErrSystemSecretTooShort = fmt.Errorf("provider: system secret must be at least %d bytes", config.MinSecretLength)
 
 // Sealer encrypts and authenticates small values at rest (sealed private
 // JWKs, mail outbox payloads) with AES-256-GCM under a key derived for one
@@ -43,10 +41,10 @@ type Sealer struct {
 // DeriveKey derives n bytes of key material for purpose from the system secret
 // with HKDF-SHA256 (RFC 5869), purpose being the HKDF info. Different purposes
 // give independent keys, so a key leaked for one use reveals nothing about
-// another. The secret must be at least MinSystemSecretLength bytes and purpose
+// another. The secret must be at least config.MinSecretLength bytes and purpose
 // must not be empty.
 func DeriveKey(systemSecret []byte, purpose string, n int) ([]byte, error) {
-	if len(systemSecret) < MinSystemSecretLength {
+	if len(systemSecret) < config.MinSecretLength {
 		return nil, ErrSystemSecretTooShort
 	}
 	if purpose == "" {
@@ -66,7 +64,7 @@ func DeriveKey(systemSecret []byte, purpose string, n int) ([]byte, error) {
 // NewSealer returns a Sealer whose AES-256-GCM key is derived from the system
 // secret for purpose (for example "signing-keys" or "mail-outbox"), so values
 // sealed for one purpose cannot be opened by a Sealer for another. Secrets
-// shorter than MinSystemSecretLength bytes are refused.
+// shorter than config.MinSecretLength bytes are refused.
 func NewSealer(systemSecret []byte, purpose string) (*Sealer, error) {
 	key, err := DeriveKey(systemSecret, purpose, sealKeyLength)
 	if err != nil {

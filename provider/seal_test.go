@@ -7,9 +7,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/otpstep/otpstep/provider/config"
 )
 
-func testSecret(b byte) []byte { return bytes.Repeat([]byte{b}, MinSystemSecretLength) }
+func testSecret(b byte) []byte { return bytes.Repeat([]byte{b}, config.MinSecretLength) }
 
 func TestSealer_RoundTrip(t *testing.T) {
 	s, err := NewSealer(testSecret(1), "mail-outbox")
@@ -88,10 +90,10 @@ func TestSealer_OpenRejectsTampering(t *testing.T) {
 }
 
 func TestNewSealer_RefusesShortSecret(t *testing.T) {
-	_, err := NewSealer(bytes.Repeat([]byte{1}, MinSystemSecretLength-1), "mail-outbox")
+	_, err := NewSealer(bytes.Repeat([]byte{1}, config.MinSecretLength-1), "mail-outbox")
 	assert.ErrorIs(t, err, ErrSystemSecretTooShort)
 
-	_, err = DeriveKey(bytes.Repeat([]byte{1}, MinSystemSecretLength-1), "cookie-hash", 32)
+	_, err = DeriveKey(bytes.Repeat([]byte{1}, config.MinSecretLength-1), "cookie-hash", 32)
 	assert.ErrorIs(t, err, ErrSystemSecretTooShort)
 
 	_, err = NewSealer(nil, "mail-outbox")

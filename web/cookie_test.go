@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/provider/config"
 )
 
 // TestSealCookie_OpensOnlyUnchangedUnderItsOwnName: session and flow cookies
@@ -13,7 +14,7 @@ import (
 // gorilla/securecookie beside it. A value opens under the name it was sealed
 // for, and not under another name, another purpose, or changed by a byte.
 func TestSealCookie_OpensOnlyUnchangedUnderItsOwnName(t *testing.T) {
-	secret := []byte(strings.Repeat("s", provider.MinSystemSecretLength))
+	secret := []byte(strings.Repeat("s", config.MinSecretLength))
 	sessions, err := provider.NewSealer(secret, "session-cookie")
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,5 +39,32 @@ func TestLoadConfig_DevHasNoShutdownGraceUnlessSet(t *testing.T) {
 				t.Fatalf("server.shutdown_grace %s, want %s", cfg.Server.ShutdownGrace, tc.want)
 			}
 		})
+	}
+}
+
+// An operator sees every mistake at once: a value otpstep cannot read and
+// values it refuses, one line each, naming the key and its variable.
+func TestLoadConfig_ReportsWhatItCannotReadAndWhatItRefusesTogether(t *testing.T) {
+	env := map[string]string{
+		"OTPSTEP_SECRETS_SYSTEM": "short",
+		"OTPSTEP_OTP_TTL":        "forever",
+		"OTPSTEP_MAIL_DRIVER":    "smtp",
+		"OTPSTEP_MAIL_SMTP_URL":  "http://mail.example.com",
+	}
+	a := &app{out: io.Discard, errOut: io.Discard, lookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }}
+	_, err := a.loadConfig(plugin.ScopeServe)
+	if err == nil {
+		t.Fatal("loaded")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	// what it cannot read first, then what it refuses
+	want := []string{"OTPSTEP_OTP_TTL", "OTPSTEP_SECRETS_SYSTEM", "OTPSTEP_MAIL_SMTP_URL"}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d: %v", len(lines), len(want), err)
+	}
+	for i, v := range want {
+		if !strings.Contains(lines[i], v) {
+			t.Errorf("line %d %q does not name %s", i, lines[i], v)
+		}
 	}
 }

@@ -53,23 +53,27 @@ func (a *app) loadConfig(scope plugin.Scope) (plugin.Config, error) {
 	if a.dev {
 		defaults = plugin.DevDefaultConfig()
 	}
-	cfg, err := plugin.LoadConfigOnto(defaults, a.configPath, a.lookupEnv)
-	if err != nil {
-		return cfg, err
+	cfg, loadErr := plugin.LoadConfigOnto(defaults, a.configPath, a.lookupEnv)
+	var keyErr *plugin.KeyError
+	if loadErr != nil && !errors.As(loadErr, &keyErr) {
+		return cfg, loadErr // no file, or not YAML
 	}
+	// A key that could not be read keeps its default: the rest is still
+	// validated below, so that every mistake is reported at once.
+
 	// --dev: a listen address changed without a public URL is where the
 	// server is reached; the default public URL would name the wrong port.
 	if a.dev && cfg.Server.Listen != defaults.Server.Listen && cfg.Server.PublicURL == defaults.Server.PublicURL {
 		cfg.Server.PublicURL = devPublicURL(cfg.Server.Listen)
 	}
-	if a.dev && cfg.Secrets.System == "" {
+	if a.dev && cfg.Secrets.System == "" && loadErr == nil {
 		secret, err := devSecret(".otpstep-dev-secret")
 		if err != nil {
 			return cfg, fmt.Errorf("--dev secret: %w", err)
 		}
 		cfg.Secrets.System = secret
 	}
-	if err := cfg.ValidateScope(a.dev, "--dev", scope); err != nil {
+	if err := errors.Join(loadErr, cfg.ValidateWith(plugin.ValidateOptions{Dev: a.dev, Scope: scope})); err != nil {
 		return cfg, err
 	}
 	return cfg, nil

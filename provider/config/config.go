@@ -27,15 +27,15 @@ type Config struct {
 
 // Server is the HTTP listener and the address the world sees.
 type Server struct {
-	Listen          string        `koanf:"listen"`
-	PublicURL       string        `koanf:"public_url"`
-	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	Listen    string `koanf:"listen"`
+	PublicURL string `koanf:"public_url"`
 	// ShutdownGrace is how long, on SIGTERM, readiness answers 503 while
 	// requests are still served (each answer saying Connection: close), so
 	// a load balancer stops sending before the listener closes. Then
 	// ShutdownTimeout is the budget: in-flight requests drain within it,
 	// and the outbox's last pass uses what is left.
-	ShutdownGrace time.Duration `koanf:"shutdown_grace"`
+	ShutdownGrace   time.Duration `koanf:"shutdown_grace"`
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 	// TrustForwardedFor makes X-Forwarded-For's first address the client IP
 	// (for per-IP limits); only set it behind a proxy that overwrites it.
 	TrustForwardedFor bool `koanf:"trust_forwarded_for"`
@@ -46,6 +46,10 @@ type Database struct {
 	DSN            string `koanf:"dsn"`
 	MigrateOnStart bool   `koanf:"migrate_on_start"`
 	MaxOpenConns   int    `koanf:"max_open_conns"`
+	// QueryTimeout bounds each statement outside a transaction and each
+	// transaction (and the PostgreSQL connect); past it the request answers
+	// 503 with Retry-After.
+	QueryTimeout time.Duration `koanf:"query_timeout"`
 	// PurgeInterval is how often every instance deletes what expired
 	// (tokens, codes, login sessions, rate counters, OTP challenges a day
 	// after expiry); 0 turns it off (then run otpstep purge).
@@ -53,10 +57,6 @@ type Database struct {
 	// AuditRetention, when not 0, has the purge delete audit events older
 	// than this; 0 keeps them all.
 	AuditRetention time.Duration `koanf:"audit_retention"`
-	// QueryTimeout bounds each statement outside a transaction and each
-	// transaction (and the PostgreSQL connect); past it the request answers
-	// 503 with Retry-After.
-	QueryTimeout time.Duration `koanf:"query_timeout"`
 }
 
 // Secrets are the keys everything else is derived from.

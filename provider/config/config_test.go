@@ -172,9 +172,8 @@ func TestValidate(t *testing.T) {
 			c := valid()
 			tc.mutate(&c)
 			err := c.Validate(tc.dev)
-			var ke *config.KeyError
-			if !errors.As(err, &ke) || ke.Key != tc.key {
-				t.Fatalf("err = %v, want a KeyError for %s", err, tc.key)
+			if got := keysOf(keyErrors(t, err)); !reflect.DeepEqual(got, []string{tc.key}) {
+				t.Fatalf("err = %v, want one KeyError, for %s", err, tc.key)
 			}
 			if !strings.Contains(err.Error(), config.EnvVar(tc.key)) {
 				t.Fatalf("error %q does not name the env var", err)
@@ -218,5 +217,210 @@ func TestLoadOnto_DevDefaultsGiveWayToWhatIsSet(t *testing.T) {
 	cfg, err = config.LoadOnto(config.DevDefault(), p, noEnv)
 	if err != nil || cfg.Server.ShutdownGrace != time.Second {
 		t.Fatalf("shutdown_grace: 1s in the file over the dev default gave %s (%v)", cfg.Server.ShutdownGrace, err)
+	}
+}
+
+// keyErrors lists the *config.KeyError in err (a joined error), in order.
+func keyErrors(t *testing.T, err error) []*config.KeyError {
+	t.Helper()
+	var out []*config.KeyError
+	var walk func(error)
+	walk = func(e error) {
+		var ke *config.KeyError
+		if errors.As(e, &ke) && ke == e {
+			out = append(out, ke)
+			return
+		}
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		if w := errors.Unwrap(e); w != nil {
+			walk(w)
+			return
+		}
+		t.Fatalf("%T %q is not a *config.KeyError", e, e)
+	}
+	if err != nil {
+		walk(err)
+	}
+	return out
+}
+
+func keysOf(kes []*config.KeyError) []string {
+	var out []string
+	for _, ke := range kes {
+		out = append(out, ke.Key)
+	}
+	return out
+}
+
+// An operator with three mistakes sees three lines, each naming the key and
+// its environment variable, in the order of the file.
+func TestValidate_ReportsEveryErrorInOnePass(t *testing.T) {
+	c := valid()
+	c.Mail.TLS = "maybe"
+	c.Server.Listen = "4444"
+	c.OTP.Length = 4
+	err := c.Validate(false)
+	got := keyErrors(t, err)
+	want := []string{"server.listen", "otp.length", "mail.tls"}
+	if !reflect.DeepEqual(keysOf(got), want) {
+		t.Fatalf("keys %v, want %v (err %v)", keysOf(got), want, err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d: %q", len(lines), len(want), err)
+	}
+	for i, key := range want {
+		if !strings.Contains(lines[i], key) || !strings.Contains(lines[i], config.EnvVar(key)) {
+			t.Errorf("line %d %q does not name %s and %s", i, lines[i], key, config.EnvVar(key))
+		}
+	}
+}
+
+// A key of an upstream is set in the file only: its error names no
+// environment variable (OTPSTEP_UPSTREAMS[0]_NAME does not exist).
+func TestValidate_UpstreamErrorsNameNoEnvVar(t *testing.T) {
+	c := valid()
+	c.Upstreams = []config.Upstream{{Name: "ok", Issuer: "https://x", ClientID: "c"}, {Name: "ok", Issuer: "ftp://x"}}
+	err := c.Validate(false)
+	got := keyErrors(t, err)
+	want := []string{"upstreams[1].name", "upstreams[1].issuer", "upstreams[1].client_id"}
+	if !reflect.DeepEqual(keysOf(got), want) {
+		t.Fatalf("keys %v, want %v (err %v)", keysOf(got), want, err)
+	}
+	if strings.Contains(err.Error(), "OTPSTEP_UPSTREAMS") {
+		t.Fatalf("error names an environment variable that does not exist: %v", err)
+	}
+}
+
+// What the embedder supplies is not validated: the database (Options.DB or
+// Store) and the mailer (Options.Mailer); the rest still is.
+func TestValidateWith_WhatTheEmbedderSuppliesIsNotChecked(t *testing.T) {
+	c := valid()
+	c.Database.DSN = ""
+	if err := c.ValidateWith(config.ValidateOptions{DatabaseSupplied: true}); err != nil {
+		t.Fatalf("empty database.dsn with a supplied database: %v", err)
+	}
+	if got := keysOf(keyErrors(t, c.ValidateWith(config.ValidateOptions{}))); !reflect.DeepEqual(got, []string{"database.dsn"}) {
+		t.Fatalf("empty database.dsn without a supplied database: %v", got)
+	}
+	c = valid()
+	c.Mail = config.Mail{}
+	if err := c.ValidateWith(config.ValidateOptions{MailerSupplied: true}); err != nil {
+		t.Fatalf("empty mail.* with a supplied mailer: %v", err)
+	}
+	c.Mail.OutboxLease = time.Second
+	c.OTP.Length = 4
+	got := keysOf(keyErrors(t, c.ValidateWith(config.ValidateOptions{MailerSupplied: true, DatabaseSupplied: true})))
+	if want := []string{"otp.length", "mail.outbox_lease"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("keys %v, want %v", got, want)
+	}
+}
+
+// A command that uses one part of the configuration (otpstep migrate: the
+// database) validates only the sections of its scope, every problem of them.
+func TestValidateWith_ScopeLimitsWhatIsChecked(t *testing.T) {
+	c := config.Default() // mail.driver log and no secret: refused outside --dev
+	c.Database.MaxOpenConns = -1
+	c.Database.PurgeInterval = time.Millisecond
+	got := keysOf(keyErrors(t, c.ValidateWith(config.ValidateOptions{Scope: config.ScopeDatabase})))
+	if want := []string{"database.max_open_conns", "database.purge_interval"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("keys %v, want %v", got, want)
+	}
+}
+
+// Load reports every key it cannot read at once: unknown keys, values of
+// the wrong type in the file and in the environment.
+func TestLoad_ReportsEveryErrorInOnePass(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(p, []byte("server:\n  listne: x\notp:\n  ttl: forever\n  return_in_response: maybe\nlinked_identity:\n  reauth_max_age: 1y\nupstreams:\n  - name: a\n    issuer_url: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load(p, envOf(map[string]string{"OTPSTEP_OTP_LENGTH": "six", "OTPSTEP_DATABASE_MIGRATE_ON_START": "sometimes"}))
+	got := keysOf(keyErrors(t, err))
+	want := []string{"server.listne", "database.migrate_on_start", "otp.length", "otp.ttl", "otp.return_in_response", "linked_identity.reauth_max_age", "upstreams[0].issuer_url"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("keys %v, want %v (err %v)", got, want, err)
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if strings.Contains(line, "otp.length") && !strings.Contains(line, "OTPSTEP_OTP_LENGTH") {
+			t.Errorf("%q does not name OTPSTEP_OTP_LENGTH", line)
+		}
+		if strings.Contains(line, "otp.ttl") && !strings.Contains(line, `"forever"`) {
+			t.Errorf("%q does not quote the value", line)
+		}
+	}
+}
+
+// Environment values are typed as the file's are: comma-separated lists,
+// true/false/1/0, whole numbers, durations.
+func TestLoad_EnvValuesAreTyped(t *testing.T) {
+	cfg, err := config.Load("", envOf(map[string]string{
+		"OTPSTEP_LINKED_IDENTITY_PROVIDERS":  " a ,b,, c",
+		"OTPSTEP_LINKED_IDENTITY_REQUIRED":   "1",
+		"OTPSTEP_SERVER_TRUST_FORWARDED_FOR": "TRUE",
+		"OTPSTEP_OTP_MAX_ATTEMPTS":           "7",
+		"OTPSTEP_MAIL_OUTBOX_LEASE":          "1m30s",
+		"OTPSTEP_SECRETS_SYSTEM":             "0123",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg.LinkedIdentity.Providers, []string{"a", "b", "c"}) || !cfg.LinkedIdentity.Required ||
+		!cfg.Server.TrustForwardedFor || cfg.OTP.MaxAttempts != 7 || cfg.Mail.OutboxLease != 90*time.Second || cfg.Secrets.System != "0123" {
+		t.Fatalf("got %+v", cfg)
+	}
+	for key, v := range map[string]string{"otp.max_attempts": "7.5", "otp.length": "0x10", "linked_identity.required": "maybe"} {
+		_, err := config.Load("", envOf(map[string]string{config.EnvVar(key): v}))
+		if got := keysOf(keyErrors(t, err)); !reflect.DeepEqual(got, []string{key}) {
+			t.Errorf("%s=%s: keys %v (%v)", config.EnvVar(key), v, got, err)
+		}
+	}
+}
+
+// Errors come in the order of the file because Config declares its keys in
+// that order: config.example.yaml names them in the order Keys walks them.
+func TestExampleFileListsTheKeysInTheirDeclarationOrder(t *testing.T) {
+	raw, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, lastKey := -1, ""
+	for _, key := range config.Keys() {
+		needle := config.EnvVar(key)
+		if config.FileOnly(key) {
+			needle = "\n" + key + ":"
+		}
+		at := strings.Index(string(raw), needle)
+		if at < last {
+			t.Errorf("config.example.yaml documents %s before %s; Config declares it after", key, lastKey)
+		}
+		last, lastKey = at, key
+	}
+}
+
+// Embedded, server.public_url is the host's: standalone otpstep's default
+// is refused, and the dev relaxations are named as the embedder knows them.
+func TestValidateWith_Embedded(t *testing.T) {
+	c := valid()
+	err := c.ValidateWith(config.ValidateOptions{Embedded: true, DevSwitch: "Options.Dev"})
+	if got := keysOf(keyErrors(t, err)); !reflect.DeepEqual(got, []string{"server.public_url"}) || !strings.Contains(err.Error(), "embedded") {
+		t.Fatalf("default public_url embedded: %v", err)
+	}
+	c.Server.PublicURL = "http://host.example.com"
+	c.Mail.Driver = "log"
+	err = c.ValidateWith(config.ValidateOptions{Embedded: true, DevSwitch: "Options.Dev"})
+	if got := keysOf(keyErrors(t, err)); !reflect.DeepEqual(got, []string{"server.public_url", "mail.driver"}) ||
+		strings.Count(err.Error(), "Options.Dev") != 2 || strings.Contains(err.Error(), "--dev") {
+		t.Fatalf("dev relaxations embedded: %v", err)
+	}
+	c.Server.PublicURL = "https://host.example.com"
+	c.Mail.Driver = "smtp"
+	if err := c.ValidateWith(config.ValidateOptions{Embedded: true}); err != nil {
+		t.Fatalf("the host's public_url: %v", err)
 	}
 }

@@ -1,12 +1,10 @@
 package config
 
-import (
-	"errors"
-	"strings"
-)
+import "strings"
 
-// Scope is the part of the configuration a command uses; ValidateScope
-// checks only its keys, so `otpstep migrate up` runs without mail settings.
+// Scope is the part of the configuration a command uses; ValidateWith
+// checks only its keys (ValidateOptions.Scope), so `otpstep migrate up`
+// runs without mail settings.
 type Scope int
 
 const (
@@ -41,17 +39,4 @@ func (s Scope) Covers(key string) bool {
 		}
 	}
 	return false
-}
-
-// ValidateScope checks the keys of the scope; each problem is a *KeyError
-// naming its key (several are joined). dev relaxes what Validate relaxes;
-// errors name devSwitch as the switch for it (see ValidateNaming).
-func (c *Config) ValidateScope(dev bool, devSwitch string, s Scope) error {
-	var errs []error
-	for _, ke := range c.problems(dev, devSwitch) {
-		if s.Covers(ke.Key) {
-			errs = append(errs, ke)
-		}
-	}
-	return errors.Join(errs...)
 }

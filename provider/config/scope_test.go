@@ -23,14 +23,14 @@ func TestValidateScope_OnlyTheKeysOfTheScope(t *testing.T) {
 		}
 		return ke.Key
 	}
-	if err := cfg.ValidateScope(false, "--dev", config.ScopeDatabase); err != nil {
+	if err := cfg.ValidateWith(config.ValidateOptions{Scope: config.ScopeDatabase}); err != nil {
 		t.Fatalf("database scope: %v", err)
 	}
-	if err := cfg.ValidateScope(false, "--dev", config.ScopeManage); keyOf(err) != "secrets.system" || strings.Contains(err.Error(), "mail.") || strings.Contains(err.Error(), "server.") {
+	if err := cfg.ValidateWith(config.ValidateOptions{Scope: config.ScopeManage}); keyOf(err) != "secrets.system" || strings.Contains(err.Error(), "mail.") || strings.Contains(err.Error(), "server.") {
 		t.Fatalf("manage scope: %v, want only secrets.system", err)
 	}
 	cfg.Secrets.System = strings.Repeat("s", config.MinSecretLength)
-	if err := cfg.ValidateScope(false, "--dev", config.ScopeManage); err != nil {
+	if err := cfg.ValidateWith(config.ValidateOptions{Scope: config.ScopeManage}); err != nil {
 		t.Fatalf("manage scope: %v", err)
 	}
 	for _, scope := range []config.Scope{config.ScopeServe, config.ScopeManage, config.ScopeDatabase} {
@@ -38,15 +38,15 @@ func TestValidateScope_OnlyTheKeysOfTheScope(t *testing.T) {
 		bad.Database.DSN = ""
 		// database.dsn is found even though server.listen, checked first,
 		// is wrong too.
-		if err := bad.ValidateScope(false, "--dev", scope); !strings.Contains(err.Error(), "database.dsn") {
+		if err := bad.ValidateWith(config.ValidateOptions{Scope: scope}); !strings.Contains(err.Error(), "database.dsn") {
 			t.Fatalf("scope %v without a DSN: %v", scope, err)
 		}
 	}
-	err := cfg.ValidateScope(false, "--dev", config.ScopeServe)
+	err := cfg.ValidateWith(config.ValidateOptions{Scope: config.ScopeServe})
 	if err == nil || !strings.Contains(err.Error(), "server.listen") || !strings.Contains(err.Error(), "mail.driver") {
 		t.Fatalf("serve scope: %v, want server.listen and mail.driver", err)
 	}
-	if err := cfg.Validate(false); err == nil || err.Error() != cfg.ValidateScope(false, "--dev", config.ScopeServe).Error() {
+	if err := cfg.Validate(false); err == nil || err.Error() != cfg.ValidateWith(config.ValidateOptions{Scope: config.ScopeServe}).Error() {
 		t.Fatalf("Validate is the serve scope: %v", err)
 	}
 }

@@ -1,210 +1,329 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
 
-// MinSecretLength is the shortest secrets.system accepted.
+// MinSecretLength is the shortest secrets.system accepted, in bytes: every
+// key is derived from it, and a 256-bit key cannot come from less.
 const MinSecretLength = 32
 
 // MaxShutdownGrace bounds server.shutdown_grace: longer only delays a
 // restart, no load balancer needs minutes to notice.
 const MaxShutdownGrace = 5 * time.Minute
 
-// KeyError is a validation failure of one key.
+// KeyError is a problem with one key: a value Validate refuses, or one Load
+// cannot read (an unknown key, a value of the wrong type).
 type KeyError struct {
 	Key    string
 	Reason string
 }
 
+// Error names the key and, for a key the environment can set, its variable.
 func (e *KeyError) Error() string {
-	return fmt.Sprintf("config: %s (%s): %s", e.Key, EnvVar(e.Key), e.Reason)
+	if hasEnvVar(e.Key) {
+		return fmt.Sprintf("config: %s (%s): %s", e.Key, EnvVar(e.Key), e.Reason)
+	}
+	return fmt.Sprintf("config: %s: %s", e.Key, e.Reason)
 }
 
-// Validate checks every key; each problem is a *KeyError naming its key
-// (several are joined). dev relaxes only what --dev documents:
-// secrets.system may be empty (the caller then generates one).
-func (c *Config) Validate(dev bool) error { return c.ValidateNaming(dev, "--dev") }
-
-// ValidateNaming is Validate for a caller whose switch for dev is not
-// otpstep serve's --dev flag: errors name devSwitch (an embedding host's
-// "Options.Dev").
-func (c *Config) ValidateNaming(dev bool, devSwitch string) error {
-	return c.ValidateScope(dev, devSwitch, ScopeServe)
+// ValidateOptions say what Validate may assume.
+type ValidateOptions struct {
+	// Dev relaxes only what --dev documents: plain http for the public URL
+	// and upstream issuers, mail.driver log, and an empty secrets.system
+	// (the caller then generates one).
+	Dev bool
+	// DevSwitch is what errors call Dev: "" is otpstep serve's --dev, an
+	// embedding host's is "Options.Dev".
+	DevSwitch string
+	// Scope is the part of the configuration checked (see Scope); the
+	// zero value, ScopeServe, is all of it.
+	Scope Scope
+	// Embedded says an embedding host serves otpstep's pages: the OTP pages'
+	// and the link callback's URLs are under the host's server.public_url,
+	// so standalone otpstep's default address would be silently wrong and is
+	// refused.
+	Embedded bool
+	// DatabaseSupplied says the embedder hands over the database
+	// (plugin.Options.DB or Store): database.dsn is not used.
+	DatabaseSupplied bool
+	// MailerSupplied says the embedder hands over the mailer
+	// (plugin.Options.Mailer): mail.driver, mail.smtp_url, mail.tls and
+	// mail.from are not used, and mail.smtp_max_connections and
+	// mail.outbox_lease may be 0 for the outbox's defaults.
+	MailerSupplied bool
 }
 
-// problems checks every key and returns every problem.
-func (c *Config) problems(dev bool, devSwitch string) []*KeyError {
-	var errs []*KeyError
-	bad := func(key, format string, a ...any) {
-		errs = append(errs, &KeyError{Key: key, Reason: fmt.Sprintf(format, a...)})
+// Validate is ValidateWith(ValidateOptions{Dev: dev}): every section, with
+// the database and mailer built from the configuration.
+func (c *Config) Validate(dev bool) error { return c.ValidateWith(ValidateOptions{Dev: dev}) }
+
+// ValidateWith checks every key of opts.Scope and returns all
+// the problems at once, joined (errors.Join), each a *KeyError naming the key,
+// in the order of the file; nil when there are none.
+func (c *Config) ValidateWith(opts ValidateOptions) error {
+	if opts.DevSwitch == "" {
+		opts.DevSwitch = "--dev"
 	}
-	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
-		bad("server.listen", "%q is not host:port", c.Server.Listen)
-	}
-	u, err := url.Parse(c.Server.PublicURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		bad("server.public_url", "%q is not an absolute http(s) URL without query", c.Server.PublicURL)
-	} else if u.Scheme == "http" && !dev && !isLoopback(u.Hostname()) {
-		bad("server.public_url", "plain http is only allowed for loopback hosts or with %s", devSwitch)
-	}
-	if c.Server.ShutdownGrace < 0 || c.Server.ShutdownGrace > MaxShutdownGrace {
-		bad("server.shutdown_grace", "%s is not between 0 and %s", c.Server.ShutdownGrace, MaxShutdownGrace)
-	}
-	if c.Server.ShutdownTimeout <= 0 {
-		bad("server.shutdown_timeout", "must be positive")
-	}
-	if c.Database.DSN == "" {
-		bad("database.dsn", "must be set (postgres://… or sqlite://path)")
-	}
-	if c.Database.MaxOpenConns < 0 {
-		bad("database.max_open_conns", "must be 0 (automatic) or positive")
-	}
-	if c.Database.PurgeInterval != 0 && (c.Database.PurgeInterval < time.Second || c.Database.PurgeInterval > 24*time.Hour) {
-		bad("database.purge_interval", "%s is not 0 (off) or between 1s and 24h", c.Database.PurgeInterval)
-	}
-	if c.Database.QueryTimeout < 100*time.Millisecond || c.Database.QueryTimeout > time.Minute {
-		bad("database.query_timeout", "%s is not between 100ms and 60s", c.Database.QueryTimeout)
-	}
-	if c.Database.AuditRetention != 0 && c.Database.AuditRetention < 24*time.Hour {
-		bad("database.audit_retention", "%s is not 0 (keep every event) or at least 24h", c.Database.AuditRetention)
-	}
-	if len(c.Secrets.System) < MinSecretLength && !(dev && c.Secrets.System == "") {
-		bad("secrets.system", "must be at least %d bytes (generate one with: openssl rand -hex 32)", MinSecretLength)
-	}
-	for _, d := range []struct {
-		key string
-		v   time.Duration
-		min time.Duration
-	}{
-		{"oauth2.access_token_lifespan", c.OAuth2.AccessTokenLifespan, time.Minute},
-		{"oauth2.refresh_token_lifespan", c.OAuth2.RefreshTokenLifespan, time.Minute},
-		{"oauth2.authorize_code_lifespan", c.OAuth2.AuthorizeCodeLifespan, 10 * time.Second},
-		{"oauth2.id_token_lifespan", c.OAuth2.IDTokenLifespan, time.Minute},
-		{"login.session_lifespan", c.Login.SessionLifespan, time.Minute},
-		{"login.failure_window", c.Login.FailureWindow, time.Second},
-		{"otp.ttl", c.OTP.TTL, 30 * time.Second},
-		{"otp.failure_window", c.OTP.FailureWindow, time.Second},
-	} {
-		if d.v < d.min {
-			bad(d.key, "%s is shorter than the minimum %s", d.v, d.min)
+	v := &validation{opts: opts}
+	for _, s := range c.sections() {
+		if opts.Scope.Covers(s.name) {
+			s.check(v)
 		}
 	}
-	if c.OAuth2.AuthorizeCodeLifespan > 10*time.Minute {
-		bad("oauth2.authorize_code_lifespan", "RFC 6749 §4.1.2 recommends at most 10m")
+	return v.err()
+}
+
+// sectionValidator checks the keys of one top-level section.
+type sectionValidator struct {
+	name  string
+	check func(*validation)
+}
+
+// sections lists each section's validator, in the order of the file. A new
+// key is checked in its section's validator.
+func (c *Config) sections() []sectionValidator {
+	return []sectionValidator{
+		{"server", c.Server.validate},
+		{"database", c.Database.validate},
+		{"secrets", c.Secrets.validate},
+		{"oauth2", c.OAuth2.validate},
+		{"login", c.Login.validate},
+		{"log", c.Log.validate},
+		{"api", c.API.validate},
+		{"otp", c.OTP.validate},
+		{"mail", c.Mail.validate},
+		{"linked_identity", c.LinkedIdentity.validate},
+		{"upstreams", func(v *validation) { validateUpstreams(c.Upstreams, v) }},
 	}
-	if c.OAuth2.ClientCacheTTL < 0 || c.OAuth2.ClientCacheTTL > time.Minute {
-		bad("oauth2.client_cache_ttl", "must be between 0 and 1m")
+}
+
+// validation collects the problems of one Validate call.
+type validation struct {
+	opts ValidateOptions
+	errs []*KeyError
+}
+
+func (v *validation) bad(key, format string, a ...any) {
+	v.errs = append(v.errs, &KeyError{Key: key, Reason: fmt.Sprintf(format, a...)})
+}
+
+// atLeast refuses a duration shorter than min.
+func (v *validation) atLeast(key string, d, min time.Duration) {
+	if d < min {
+		v.bad(key, "%s is shorter than the minimum %s", d, min)
 	}
-	if c.OAuth2.EnforcePKCE != "all" && c.OAuth2.EnforcePKCE != "public" {
-		bad("oauth2.enforce_pkce", "%q is not all or public", c.OAuth2.EnforcePKCE)
+}
+
+// positive refuses a count below 1.
+func (v *validation) positive(key string, n int) {
+	if n < 1 {
+		v.bad(key, "must be at least 1")
 	}
-	if c.OAuth2.SigningAlg != "RS256" && c.OAuth2.SigningAlg != "ES256" {
-		bad("oauth2.signing_alg", "%q is not RS256 or ES256", c.OAuth2.SigningAlg)
+}
+
+func (v *validation) err() error { return joinKeyErrors(v.errs) }
+
+// joinKeyErrors sorts errs in the order of the file and joins them.
+func joinKeyErrors(errs []*KeyError) error {
+	slices.SortStableFunc(errs, func(a, b *KeyError) int { return slices.Compare(position(a.Key), position(b.Key)) })
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		out[i] = e
 	}
-	if c.Login.MaxFailuresPerAccount < 1 {
-		bad("login.max_failures_per_account", "must be at least 1")
+	return errors.Join(out...)
+}
+
+func (s Server) validate(v *validation) {
+	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+		v.bad("server.listen", "%q is not host:port", s.Listen)
 	}
-	if c.Login.MaxFailuresPerIP < 1 {
-		bad("login.max_failures_per_ip", "must be at least 1")
+	u, err := url.Parse(s.PublicURL)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "":
+		v.bad("server.public_url", "%q is not an absolute http(s) URL without query", s.PublicURL)
+	case v.opts.Embedded && s.PublicURL == Default().Server.PublicURL:
+		v.bad("server.public_url", "must be set to the host's public URL in embedded mode (%q is standalone otpstep's default)", s.PublicURL)
+	case u.Scheme == "http" && !v.opts.Dev && !isLoopback(u.Hostname()):
+		v.bad("server.public_url", "plain http is only allowed for loopback hosts or with %s", v.opts.DevSwitch)
 	}
-	if c.Login.MaxConcurrentHashes < 1 {
-		bad("login.max_concurrent_hashes", "must be at least 1")
+	if s.ShutdownGrace < 0 || s.ShutdownGrace > MaxShutdownGrace {
+		v.bad("server.shutdown_grace", "%s is not between 0 and %s", s.ShutdownGrace, MaxShutdownGrace)
 	}
-	if c.Login.CookieName == "" || strings.ContainsAny(c.Login.CookieName, " ;=,") {
-		bad("login.cookie_name", "%q is not a valid cookie name", c.Login.CookieName)
+	if s.ShutdownTimeout <= 0 {
+		v.bad("server.shutdown_timeout", "must be positive")
 	}
-	switch strings.ToLower(c.Log.Level) {
+}
+
+func (d Database) validate(v *validation) {
+	if d.DSN == "" && !v.opts.DatabaseSupplied {
+		v.bad("database.dsn", "must be set (postgres://… or sqlite://path)")
+	}
+	if d.MaxOpenConns < 0 {
+		v.bad("database.max_open_conns", "must be 0 (automatic) or positive")
+	}
+	if d.QueryTimeout < 100*time.Millisecond || d.QueryTimeout > time.Minute {
+		v.bad("database.query_timeout", "%s is not between 100ms and 60s", d.QueryTimeout)
+	}
+	if d.PurgeInterval != 0 && (d.PurgeInterval < time.Second || d.PurgeInterval > 24*time.Hour) {
+		v.bad("database.purge_interval", "%s is not 0 (off) or between 1s and 24h", d.PurgeInterval)
+	}
+	if d.AuditRetention != 0 && d.AuditRetention < 24*time.Hour {
+		v.bad("database.audit_retention", "%s is not 0 (keep every event) or at least 24h", d.AuditRetention)
+	}
+}
+
+func (s Secrets) validate(v *validation) {
+	if len(s.System) < MinSecretLength && !(v.opts.Dev && s.System == "") {
+		v.bad("secrets.system", "must be at least %d bytes (generate one with: openssl rand -hex 32)", MinSecretLength)
+	}
+}
+
+func (o OAuth2) validate(v *validation) {
+	v.atLeast("oauth2.access_token_lifespan", o.AccessTokenLifespan, time.Minute)
+	v.atLeast("oauth2.refresh_token_lifespan", o.RefreshTokenLifespan, time.Minute)
+	v.atLeast("oauth2.authorize_code_lifespan", o.AuthorizeCodeLifespan, 10*time.Second)
+	if o.AuthorizeCodeLifespan > 10*time.Minute {
+		v.bad("oauth2.authorize_code_lifespan", "RFC 6749 §4.1.2 recommends at most 10m")
+	}
+	v.atLeast("oauth2.id_token_lifespan", o.IDTokenLifespan, time.Minute)
+	if o.EnforcePKCE != "all" && o.EnforcePKCE != "public" {
+		v.bad("oauth2.enforce_pkce", "%q is not all or public", o.EnforcePKCE)
+	}
+	if o.SigningAlg != "RS256" && o.SigningAlg != "ES256" {
+		v.bad("oauth2.signing_alg", "%q is not RS256 or ES256", o.SigningAlg)
+	}
+	if o.ClientCacheTTL < 0 || o.ClientCacheTTL > time.Minute {
+		v.bad("oauth2.client_cache_ttl", "must be between 0 and 1m")
+	}
+}
+
+func (l Login) validate(v *validation) {
+	v.atLeast("login.session_lifespan", l.SessionLifespan, time.Minute)
+	v.positive("login.max_failures_per_account", l.MaxFailuresPerAccount)
+	v.positive("login.max_failures_per_ip", l.MaxFailuresPerIP)
+	v.atLeast("login.failure_window", l.FailureWindow, time.Second)
+	v.positive("login.max_concurrent_hashes", l.MaxConcurrentHashes)
+	if l.CookieName == "" || strings.ContainsAny(l.CookieName, " ;=,") {
+		v.bad("login.cookie_name", "%q is not a valid cookie name", l.CookieName)
+	}
+}
+
+func (l Log) validate(v *validation) {
+	switch strings.ToLower(l.Level) {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level", "%q is not debug, info, warn or error", c.Log.Level)
+		v.bad("log.level", "%q is not debug, info, warn or error", l.Level)
 	}
-	if c.Log.Format != "text" && c.Log.Format != "json" {
-		bad("log.format", "%q is not text or json", c.Log.Format)
+	if l.Format != "text" && l.Format != "json" {
+		v.bad("log.format", "%q is not text or json", l.Format)
 	}
-	if !strings.HasPrefix(c.API.Prefix, "/") || strings.HasSuffix(c.API.Prefix, "/") || strings.ContainsAny(c.API.Prefix, "?#{}") {
-		bad("api.prefix", "%q must start with / and not end with /", c.API.Prefix)
+}
+
+func (a API) validate(v *validation) {
+	if !strings.HasPrefix(a.Prefix, "/") || strings.HasSuffix(a.Prefix, "/") || strings.ContainsAny(a.Prefix, "?#{}") {
+		v.bad("api.prefix", "%q must start with / and not end with /", a.Prefix)
 	}
+}
+
+func (o OTP) validate(v *validation) {
 	// PACE's example code (docs/pace-update-session.txt) has 6 digits; up
 	// to 10 keeps them typeable.
-	if c.OTP.Length < 6 || c.OTP.Length > 10 {
-		bad("otp.length", "%d is not between 6 and 10", c.OTP.Length)
+	if o.Length < 6 || o.Length > 10 {
+		v.bad("otp.length", "%d is not between 6 and 10", o.Length)
 	}
-	if c.OTP.MaxAttempts < 1 {
-		bad("otp.max_attempts", "must be at least 1")
+	v.atLeast("otp.ttl", o.TTL, 30*time.Second)
+	v.positive("otp.max_attempts", o.MaxAttempts)
+	v.positive("otp.max_failures_per_user", o.MaxFailuresPerUser)
+	v.atLeast("otp.failure_window", o.FailureWindow, time.Second)
+	if o.ResendInterval < 0 {
+		v.bad("otp.resend_interval", "must not be negative")
 	}
-	if c.OTP.MaxFailuresPerUser < 1 {
-		bad("otp.max_failures_per_user", "must be at least 1")
+	v.positive("otp.max_sends_per_hour", o.MaxSendsPerHour)
+}
+
+func (m Mail) validate(v *validation) {
+	if !v.opts.MailerSupplied {
+		m.validateSMTP(v)
 	}
-	if c.OTP.ResendInterval < 0 {
-		bad("otp.resend_interval", "must not be negative")
-	}
-	if c.OTP.MaxSendsPerHour < 1 {
-		bad("otp.max_sends_per_hour", "must be at least 1")
-	}
-	switch c.Mail.Driver {
-	case "log":
-		if !dev {
-			bad("mail.driver", "log writes one-time codes to the server log; it is only allowed with %s (use smtp)", devSwitch)
-		}
-	case "smtp":
-		mu, err := url.Parse(c.Mail.SMTPURL)
-		if err != nil || (mu.Scheme != "smtp" && mu.Scheme != "smtps") || mu.Hostname() == "" {
-			bad("mail.smtp_url", "%q is not smtp://[user:pass@]host:port", redactURL(c.Mail.SMTPURL))
-		}
-	default:
-		bad("mail.driver", "%q is not smtp or log", c.Mail.Driver)
-	}
-	switch c.Mail.TLS {
-	case "starttls", "tls", "none":
-	default:
-		bad("mail.tls", "%q is not starttls, tls or none", c.Mail.TLS)
-	}
-	if !strings.Contains(c.Mail.From, "@") {
-		bad("mail.from", "%q is not an email address", c.Mail.From)
-	}
-	if c.Mail.SMTPMaxConnections < 1 || c.Mail.SMTPMaxConnections > 100 {
-		bad("mail.smtp_max_connections", "%d is not between 1 and 100", c.Mail.SMTPMaxConnections)
+	// Beside a supplied mailer, a hand-built Config may leave these two at
+	// 0: the outbox then takes its defaults.
+	zeroIsDefault := v.opts.MailerSupplied
+	if !(zeroIsDefault && m.SMTPMaxConnections == 0) && (m.SMTPMaxConnections < 1 || m.SMTPMaxConnections > 100) {
+		v.bad("mail.smtp_max_connections", "%d is not between 1 and 100", m.SMTPMaxConnections)
 	}
 	// The heartbeat extends a lease every third of it: below 3s a database
 	// pause of a second would lose it; above 5m mail of a dead instance
 	// would outlive its code.
-	if c.Mail.OutboxLease < 3*time.Second || c.Mail.OutboxLease > 5*time.Minute {
-		bad("mail.outbox_lease", "%s is not between 3s and 5m", c.Mail.OutboxLease)
+	if !(zeroIsDefault && m.OutboxLease == 0) && (m.OutboxLease < 3*time.Second || m.OutboxLease > 5*time.Minute) {
+		v.bad("mail.outbox_lease", "%s is not between 3s and 5m", m.OutboxLease)
 	}
-	if c.LinkedIdentity.ReauthMaxAge < time.Second {
-		bad("linked_identity.reauth_max_age", "must be at least 1s")
+}
+
+// validateSMTP checks the keys of otpstep's own mailers (the SMTP one, or
+// the log one under --dev).
+func (m Mail) validateSMTP(v *validation) {
+	switch m.Driver {
+	case "log":
+		if !v.opts.Dev {
+			v.bad("mail.driver", "log writes one-time codes to the server log; it is only allowed with %s (use smtp)", v.opts.DevSwitch)
+		}
+	case "smtp":
+		mu, err := url.Parse(m.SMTPURL)
+		if err != nil || (mu.Scheme != "smtp" && mu.Scheme != "smtps") || mu.Hostname() == "" {
+			v.bad("mail.smtp_url", "%q is not smtp://[user:pass@]host:port", redactURL(m.SMTPURL))
+		}
+	default:
+		v.bad("mail.driver", "%q is not smtp or log", m.Driver)
 	}
-	if c.LinkedIdentity.IDTokenMaxAge <= 0 {
-		bad("linked_identity.id_token_max_age", "must be positive")
+	switch m.TLS {
+	case "starttls", "tls", "none":
+	default:
+		v.bad("mail.tls", "%q is not starttls, tls or none", m.TLS)
 	}
-	seen := map[string]bool{}
-	for i, up := range c.Upstreams {
-		key := fmt.Sprintf("upstreams[%d]", i)
-		if !upstreamName.MatchString(up.Name) {
-			bad(key+".name", "%q must be 1-64 of a-z, 0-9, - and _", up.Name)
-		}
-		if seen[up.Name] {
-			bad(key+".name", "%q is listed twice", up.Name)
-		}
-		seen[up.Name] = true
-		iu, err := url.Parse(up.Issuer)
-		if err != nil || iu.Host == "" || !(iu.Scheme == "https" || iu.Scheme == "http" && (dev || isLoopback(iu.Hostname()))) {
-			bad(key+".issuer", "%q is not an https URL", up.Issuer)
-		}
-		if up.ClientID == "" {
-			bad(key+".client_id", "must be set")
-		}
+	if !strings.Contains(m.From, "@") {
+		v.bad("mail.from", "%q is not an email address", m.From)
 	}
-	return errs
+}
+
+func (l LinkedIdentity) validate(v *validation) {
+	if l.ReauthMaxAge < time.Second {
+		v.bad("linked_identity.reauth_max_age", "must be at least 1s")
+	}
+	if l.IDTokenMaxAge <= 0 {
+		v.bad("linked_identity.id_token_max_age", "must be positive")
+	}
 }
 
 var upstreamName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+func validateUpstreams(ups []Upstream, v *validation) {
+	seen := map[string]bool{}
+	for i, up := range ups {
+		key := fmt.Sprintf("upstreams[%d]", i)
+		switch {
+		case !upstreamName.MatchString(up.Name):
+			v.bad(key+".name", "%q must be 1-64 of a-z, 0-9, - and _", up.Name)
+		case seen[up.Name]:
+			v.bad(key+".name", "%q is listed twice", up.Name)
+		}
+		seen[up.Name] = true
+		iu, err := url.Parse(up.Issuer)
+		if err != nil || iu.Host == "" || !(iu.Scheme == "https" || iu.Scheme == "http" && (v.opts.Dev || isLoopback(iu.Hostname()))) {
+			v.bad(key+".issuer", "%q is not an https URL", up.Issuer)
+		}
+		if up.ClientID == "" {
+			v.bad(key+".client_id", "must be set")
+		}
+	}
+}
 
 func isLoopback(host string) bool {
 	if host == "localhost" {
