@@ -12,6 +12,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/otpstep/otpstep/provider/metrics"
 	"github.com/otpstep/otpstep/provider/upstream"
 	"github.com/otpstep/otpstep/storage"
 )
@@ -93,6 +94,7 @@ func (p *Provider) LinkWithIDToken(ctx context.Context, lr LinkRequest, rawIDTok
 		var te *upstream.TokenError
 		if errors.As(err, &te) {
 			_ = p.Audit(ctx, lr.audit(AuditIdentityLinkRefused, map[string]any{"reason": string(te.Reason)}))
+			p.metrics.Identity(metrics.IdentityRefused)
 		}
 		return nil, err
 	}
@@ -125,6 +127,7 @@ func (p *Provider) LinkIdentity(ctx context.Context, lr LinkRequest) (*storage.L
 	switch {
 	case errors.Is(err, storage.ErrAlreadyExists):
 		_ = p.Audit(ctx, lr.audit(AuditIdentityLinkRefused, map[string]any{"reason": "linked-to-another-user"}))
+		p.metrics.Identity(metrics.IdentityRefused)
 		return nil, fmt.Errorf("%w: %s at %s", ErrIdentityAlreadyLinked, lr.Subject, lr.Upstream)
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, fmt.Errorf("%w: %s", ErrUserNotFound, lr.UserID)
@@ -132,6 +135,7 @@ func (p *Provider) LinkIdentity(ctx context.Context, lr LinkRequest) (*storage.L
 		return nil, err
 	}
 	_ = p.Audit(ctx, lr.audit(AuditIdentityLinked, map[string]any{"link_id": li.ID}))
+	p.metrics.Identity(metrics.IdentityLinked)
 	return li, nil
 }
 
@@ -155,6 +159,7 @@ func (p *Provider) UnlinkIdentity(ctx context.Context, lr LinkRequest) error {
 		return err
 	}
 	_ = p.Audit(ctx, lr.audit(AuditIdentityUnlinked, nil))
+	p.metrics.Identity(metrics.IdentityUnlinked)
 	return nil
 }
 

@@ -80,9 +80,10 @@ func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed 
 		})
 	}
 	if err != nil {
-		return nil, err
+		return nil, p.countRefusal(err)
 	}
 	p.notifyOutbox()
+	p.metrics.CodeIssued(o.req.Kind, o.req.InResponse)
 	return o.issued(), nil
 }
 

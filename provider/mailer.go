@@ -69,3 +69,28 @@ func (p *Provider) serviceName() string {
 	}
 	return ""
 }
+
+// OutboxStatus is the outbox as readiness reports it: information only,
+// since a mail server outage loses no mail (it waits in the outbox).
+type OutboxStatus struct {
+	// Depth is how many mails are queued, across instances.
+	Depth int
+	// OldestAge is how long the oldest queued mail has waited (0: none).
+	OldestAge time.Duration
+	// LastDelivery is when this process last had a mail accepted (zero:
+	// not since it started).
+	LastDelivery time.Time
+}
+
+// OutboxStatus reads the outbox backlog from the database.
+func (p *Provider) OutboxStatus(ctx context.Context) (OutboxStatus, error) {
+	depth, oldest, err := p.store.OutboxBacklog(ctx)
+	if err != nil {
+		return OutboxStatus{}, err
+	}
+	st := OutboxStatus{Depth: depth, LastDelivery: p.metrics.LastDelivery()}
+	if !oldest.IsZero() {
+		st.OldestAge = max(p.clock().Sub(oldest), 0)
+	}
+	return st, nil
+}

@@ -9,12 +9,13 @@ import (
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/provider/metrics"
 	"github.com/otpstep/otpstep/storage"
 )
 
 // composeOAuth2 builds otpstep's own authorization server: the signing keys
 // (one is created when none exists) and fosite composed over storage.
-func composeOAuth2(ctx context.Context, cfg config.Config, store *storage.Store, clients *clientCache, clock Clock) (fosite.OAuth2Provider, *fosite.Config, *KeySet, error) {
+func composeOAuth2(ctx context.Context, cfg config.Config, store *storage.Store, clients *clientCache, clock Clock, m *metrics.Metrics) (fosite.OAuth2Provider, *fosite.Config, *KeySet, error) {
 	secret := []byte(cfg.Secrets.System)
 	hmacSecret, err := DeriveKey(secret, "fosite-hmac", 32)
 	if err != nil {
@@ -60,7 +61,7 @@ func composeOAuth2(ctx context.Context, cfg config.Config, store *storage.Store,
 	}
 	// Token reads outside a transaction (introspection) take their client
 	// from the cache instead of joining the client row.
-	st := &fositeStore{Store: store.WithClientLoader(clients.loader()), clients: clients}
+	st := &fositeStore{Store: store.WithClientLoader(clients.loader()), clients: clients, metrics: m}
 	keyGetter := keys.FositeKey
 	strategy := &compose.CommonStrategy{
 		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),

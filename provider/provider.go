@@ -17,6 +17,7 @@ import (
 
 	"github.com/otpstep/otpstep/provider/config"
 	"github.com/otpstep/otpstep/provider/mail"
+	"github.com/otpstep/otpstep/provider/metrics"
 	"github.com/otpstep/otpstep/provider/outbox"
 	"github.com/otpstep/otpstep/provider/upstream"
 	"github.com/otpstep/otpstep/storage"
@@ -39,8 +40,9 @@ type Options struct {
 	// HTTPClient talks to the upstream OpenID Connect providers; nil is a
 	// client with a 10s timeout.
 	HTTPClient *http.Client
-	// Registerer receives the provider's metrics (the outbox's); nil keeps
-	// none.
+	// Registerer receives the provider's metrics (provider/metrics: the
+	// outcome counters, the outbox's, both database pools, the build);
+	// nil exports none.
 	Registerer prometheus.Registerer
 	// TracerProvider records the spans of SMTP sends and upstream requests
 	// (storage records its own, storage.Options); nil records none.
@@ -71,6 +73,7 @@ type Provider struct {
 	mailSealer    *Sealer
 	mailTemplates *mail.Templates
 	dispatcher    *outbox.Dispatcher
+	metrics       *metrics.Metrics
 
 	upstreams *upstream.Registry
 }
@@ -87,6 +90,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	m := metrics.New(opts.Registerer)
 	secret := []byte(cfg.Secrets.System)
 	clients := newClientCache(store, cfg.OAuth2.ClientCacheTTL, opts.Clock)
 	var (
@@ -96,7 +100,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		err    error
 	)
 	if opts.Host == nil {
-		if oauth2, fc, keys, err = composeOAuth2(ctx, cfg, store, clients, opts.Clock); err != nil {
+		if oauth2, fc, keys, err = composeOAuth2(ctx, cfg, store, clients, opts.Clock, m); err != nil {
 			return nil, err
 		}
 	} else if opts.Host.OAuth2 == nil {
@@ -124,8 +128,14 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 			return nil, err
 		}
 	}
+	sqlPool, readPool := store.Pools()
+	metrics.Register(opts.Registerer, metrics.NewBuildInfo(), metrics.NewSQLPoolCollector(sqlPool),
+		metrics.NewOutboxCollector(store.OutboxBacklog, opts.Clock, outboxScrapeTimeout))
+	if readPool != nil {
+		metrics.Register(opts.Registerer, metrics.NewPgxPoolCollector(readPool))
+	}
 	dispatcher := outbox.NewDispatcher(store, mailSealer, mailer, outbox.Options{
-		Clock: opts.Clock, Logger: opts.Logger, Registerer: opts.Registerer,
+		Clock: opts.Clock, Logger: opts.Logger, Registerer: opts.Registerer, Observer: m,
 		// A mail still queued when its code expires is dropped: it would
 		// only mislead (README, operations).
 		MaxAge:  cfg.OTP.TTL,
@@ -152,6 +162,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		mailSealer:    mailSealer,
 		mailTemplates: templates,
 		dispatcher:    dispatcher,
+		metrics:       m,
 
 		// Nothing is fetched here: an unreachable upstream must not stop
 		// the start.
@@ -161,6 +172,10 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		}),
 	}, nil
 }
+
+// outboxScrapeTimeout bounds the outbox backlog query of one scrape of
+// /metrics, so a slow database does not hold the scrape.
+const outboxScrapeTimeout = 2 * time.Second
 
 // Config is the configuration the provider runs with.
 func (p *Provider) Config() config.Config { return p.cfg }
@@ -179,6 +194,21 @@ func (p *Provider) Issuer() string { return p.cfg.Server.PublicURL }
 type fositeStore struct {
 	*storage.Store
 	clients *clientCache
+	metrics *metrics.Metrics
+}
+
+// CreateAccessTokenSession stores an access token (fosite calls it once per
+// token it issues) and counts it by the request's grant type.
+func (s *fositeStore) CreateAccessTokenSession(ctx context.Context, signature string, r fosite.Requester) error {
+	if err := s.Store.CreateAccessTokenSession(ctx, signature, r); err != nil {
+		return err
+	}
+	grant := "implicit" // issued by the authorize endpoint
+	if ar, ok := r.(fosite.AccessRequester); ok && len(ar.GetGrantTypes()) > 0 {
+		grant = ar.GetGrantTypes()[0]
+	}
+	s.metrics.TokenIssued(grant)
+	return nil
 }
 
 func (s *fositeStore) GetClient(ctx context.Context, id string) (fosite.Client, error) {

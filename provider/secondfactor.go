@@ -63,9 +63,10 @@ func (p *Provider) IssueOTP(ctx context.Context, req OTPRequest) (*IssuedOTP, er
 		return nil, err
 	}
 	if err := p.store.InTx(ctx, func(ctx context.Context) error { return p.storeOTP(ctx, o) }); err != nil {
-		return nil, err
+		return nil, p.countRefusal(err)
 	}
 	p.notifyOutbox()
+	p.metrics.CodeIssued(o.req.Kind, o.req.InResponse)
 	return o.issued(), nil
 }
 
@@ -151,6 +152,18 @@ func (p *Provider) storeOTP(ctx context.Context, o *pendingOTP, events ...*Audit
 		return err
 	}
 	return p.store.AddAuditEvents(ctx, append(events, o.issuedEvent())...)
+}
+
+// countRefusal counts err in the refusals metric when it is a
+// *TooManyAttemptsError, and returns it. The provider's entry points call it
+// on what they answer, after their transaction, so a retried transaction
+// counts once.
+func (p *Provider) countRefusal(err error) error {
+	var tm *TooManyAttemptsError
+	if errors.As(err, &tm) {
+		p.metrics.Refused(tm.Limit)
+	}
+	return err
 }
 
 // sendLimit is a counter an issued code hits, with the config key that sets

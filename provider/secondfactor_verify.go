@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/otpstep/otpstep/provider/metrics"
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -26,18 +27,19 @@ import (
 func (p *Provider) VerifyOTP(ctx context.Context, kinds []string, user *storage.User, sessionID, code string) (string, error) {
 	kinds = distinctKinds(kinds)
 	var (
-		matched string
-		outcome error
+		matched, verdict string
+		outcome          error
 	)
 	err := p.store.InTx(ctx, func(ctx context.Context) error {
 		var err error
-		matched, outcome, err = p.verifyOTPInTx(ctx, kinds, user, sessionID, code)
+		matched, verdict, outcome, err = p.verifyOTPInTx(ctx, kinds, user, sessionID, code)
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
-	return matched, outcome
+	p.metrics.Verified(verdict)
+	return matched, p.countRefusal(outcome)
 }
 
 // distinctKinds is kinds without repeats, in the order each is first named.
@@ -64,9 +66,16 @@ func (p *Provider) PassLoginOTPInBrowser(ctx context.Context, user *storage.User
 	if err := p.issueBrowserKey(&fresh); err != nil {
 		return err
 	}
-	var outcome error
+	var (
+		outcome error
+		verdict string
+	)
 	err := p.store.InTx(ctx, func(ctx context.Context) error {
-		_, out, err := p.verifyOTPInTx(ctx, []string{OTPKindLogin}, user, ls.ID, code)
+		var (
+			out error
+			err error
+		)
+		_, verdict, out, err = p.verifyOTPInTx(ctx, []string{OTPKindLogin}, user, ls.ID, code)
 		if err != nil || out != nil {
 			outcome = out
 			return err
@@ -76,17 +85,19 @@ func (p *Provider) PassLoginOTPInBrowser(ctx context.Context, user *storage.User
 	if err != nil {
 		return err
 	}
+	p.metrics.Verified(verdict)
 	if outcome != nil {
-		return outcome
+		return p.countRefusal(outcome)
 	}
 	ls.BrowserKey, ls.BrowserKeyHash = fresh.BrowserKey, fresh.BrowserKeyHash
 	return nil
 }
 
 // verifyOTPInTx is VerifyOTP inside its transaction. It returns the matched
-// kind or the caller's answer (outcome), with err nil so that the transaction
-// commits; err is a store error that rolls it back.
-func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *storage.User, sessionID, code string) (matched string, outcome, err error) {
+// kind or the caller's answer (outcome), and the verdict for the
+// verifications metric (metrics.Verify*), with err nil so that the
+// transaction commits; err is a store error that rolls it back.
+func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *storage.User, sessionID, code string) (matched, verdict string, outcome, err error) {
 	now := p.clock().UTC()
 	failKey := "otp:failures:" + user.ID
 	// otp.max_failures_per_user per otp.failure_window, across sessions and
@@ -95,18 +106,18 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 	// a try is counted (below) before the next one is checked.
 	n, resetAt, err := p.store.CheckRateCounter(ctx, failKey, p.cfg.OTP.FailureWindow, p.cfg.OTP.MaxFailuresPerUser)
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
 	if n > p.cfg.OTP.MaxFailuresPerUser {
 		if n == p.cfg.OTP.MaxFailuresPerUser+1 {
 			if err := p.writeAudit(ctx, &AuditEvent{Type: AuditUserLockedOut, UserID: user.ID, SessionID: sessionID}); err != nil {
-				return "", nil, err
+				return "", "", nil, err
 			}
 		}
-		return "", &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now), UserID: user.ID}, nil
+		return "", metrics.VerifyLocked, &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now), UserID: user.ID}, nil
 	}
 	normalized, wellFormed := normalizeOTP(code)
-	tried, exhausted := false, false
+	tried, exhausted, expired := false, false, false
 	var events []*AuditEvent
 	for _, kind := range kinds {
 		var scopeSession string
@@ -125,14 +136,15 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 			continue
 		}
 		if err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 		// RFC 6238 §5.2 / docs/pace-update-session.txt: a code is valid until expiresAt only.
 		if !now.Before(ch.ExpiresAt) {
 			if err := p.store.BurnOTPChallenge(ctx, ch.ID); err != nil {
-				return "", nil, err
+				return "", "", nil, err
 			}
 			p.log.InfoContext(ctx, "otp expired", "challenge_id", ch.ID, "user_id", user.ID)
+			expired = true
 			continue
 		}
 		// otp.max_attempts per challenge. docs/api.md: a challenge without
@@ -150,7 +162,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 		match := wellFormed && p.otpHash.matches(ch.CodeHash, ch.ID, kind, scopeSession, user.ID, normalized)
 		attempts, ok, err := p.store.TryOTPChallenge(ctx, ch.ID, match)
 		if err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 		if !ok {
 			p.log.InfoContext(ctx, "otp challenge changed while verified", "challenge_id", ch.ID, "user_id", user.ID)
@@ -168,18 +180,18 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 					// the code is spent, the session stays gone (404, not a
 					// store error that would roll the try back every time).
 					p.log.InfoContext(ctx, "otp matched for a login session that is gone", "challenge_id", ch.ID, "user_id", user.ID)
-					return "", ErrSessionNotFound, nil
+					return "", metrics.VerifyExpired, ErrSessionNotFound, nil
 				}
 				if err != nil {
-					return "", nil, err
+					return "", "", nil, err
 				}
 			}
 			err := p.writeAudit(ctx, &AuditEvent{Type: AuditOTPVerifyPassed, UserID: user.ID, SessionID: sessionID,
 				ClientID: ch.ClientID, Detail: map[string]any{"kind": kind}})
 			if err != nil {
-				return "", nil, err
+				return "", "", nil, err
 			}
-			return kind, nil, nil
+			return kind, metrics.VerifyPassed, nil, nil
 		}
 		if attempts >= ch.MaxAttempts {
 			// Burned: no attempt is left, so every further try answers 429
@@ -190,7 +202,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 	}
 	if tried {
 		if err := p.store.CountRateCounterHit(ctx, failKey); err != nil {
-			return "", nil, err
+			return "", "", nil, err
 		}
 	} else if exhausted {
 		// docs/api.md: a burned challenge answers 429 until a new one is requested.
@@ -198,14 +210,18 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 		if retry < time.Second {
 			retry = time.Second
 		}
-		return "", &TooManyAttemptsError{Limit: "otp.max_attempts", RetryAfter: retry, UserID: user.ID}, nil
+		return "", metrics.VerifyBurned, &TooManyAttemptsError{Limit: "otp.max_attempts", RetryAfter: retry, UserID: user.ID}, nil
 	}
 	events = append(events, &AuditEvent{Type: AuditOTPVerifyFailed, UserID: user.ID, SessionID: sessionID,
 		Detail: map[string]any{"kinds": kinds}})
 	if err := p.writeAudit(ctx, events...); err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	return "", ErrOTPMismatch, nil
+	verdict = metrics.VerifyWrong
+	if expired && !tried {
+		verdict = metrics.VerifyExpired
+	}
+	return "", verdict, ErrOTPMismatch, nil
 }
 
 // writeAudit records events in one statement, inside the verification's

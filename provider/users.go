@@ -11,6 +11,7 @@ import (
 
 	"github.com/alexedwards/argon2id"
 
+	"github.com/otpstep/otpstep/provider/metrics"
 	"github.com/otpstep/otpstep/storage"
 )
 
@@ -158,7 +159,8 @@ func (p *Provider) Authenticate(ctx context.Context, email, password, ip string)
 						e.UserID = u.ID
 					}
 				}
-				return nil, e
+				p.metrics.Login(metrics.LoginLimited)
+				return nil, p.countRefusal(e)
 			}
 		}
 		return nil, fmt.Errorf("provider: login failure reservation refused within its limits: %v", counts)
@@ -170,10 +172,13 @@ func (p *Provider) Authenticate(ctx context.Context, email, password, ip string)
 	if u == nil || !ok || u.Disabled {
 		switch {
 		case u == nil:
+			p.metrics.Login(metrics.LoginUnknownUser)
 			return nil, &CredentialsError{Reason: "unknown email"}
 		case u.Disabled && ok:
+			p.metrics.Login(metrics.LoginDisabled)
 			return nil, &CredentialsError{Reason: "account disabled", UserID: u.ID}
 		}
+		p.metrics.Login(metrics.LoginWrongPassword)
 		return nil, &CredentialsError{Reason: "wrong password", UserID: u.ID}
 	}
 	if err := p.store.ResetRateCounter(ctx, account.Key); err != nil {
@@ -182,6 +187,7 @@ func (p *Provider) Authenticate(ctx context.Context, email, password, ip string)
 	if err := p.store.ReleaseRateCounter(ctx, byIP.Key, counts[1].ResetAt); err != nil {
 		return nil, err
 	}
+	p.metrics.Login(metrics.LoginSuccess)
 	return u, nil
 }
 

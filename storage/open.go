@@ -235,6 +235,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// Pools are s's connection pools, for their statistics: gorm's
+// database/sql pool, and the native pgx pool for hot reads (PostgreSQL
+// opened by Open; nil otherwise).
+func (s *Store) Pools() (*sql.DB, *pgxpool.Pool) { return s.sqlDB, s.reads }
+
 // Dialect is "postgres" or "sqlite".
 func (s *Store) Dialect() string { return s.dialect }
 

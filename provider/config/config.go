@@ -39,6 +39,11 @@ type Server struct {
 	// TrustForwardedFor makes X-Forwarded-For's first address the client IP
 	// (for per-IP limits); only set it behind a proxy that overwrites it.
 	TrustForwardedFor bool `koanf:"trust_forwarded_for"`
+	// AdminListen is the private listener of /metrics, /health/alive,
+	// /health/ready and (AdminPprof) /debug/pprof/; "" serves none.
+	AdminListen string `koanf:"admin_listen"`
+	// AdminPprof adds net/http/pprof's handlers to the admin listener.
+	AdminPprof bool `koanf:"admin_pprof"`
 }
 
 // Database selects the engine by DSN.
@@ -169,6 +174,7 @@ func Default() Config {
 			PublicURL:       "http://127.0.0.1:4444",
 			ShutdownGrace:   5 * time.Second,
 			ShutdownTimeout: 10 * time.Second,
+			AdminListen:     "127.0.0.1:4445",
 		},
 		Database: Database{
 			DSN:            "sqlite://otpstep.db",

@@ -136,6 +136,7 @@ func TestValidate(t *testing.T) {
 		{"secrets.system", false, func(c *config.Config) { c.Secrets.System = "short" }},
 		{"secrets.system", false, func(c *config.Config) { c.Secrets.System = "" }},
 		{"server.listen", false, func(c *config.Config) { c.Server.Listen = "4444" }},
+		{"server.admin_listen", false, func(c *config.Config) { c.Server.AdminListen = "4445" }},
 		{"server.public_url", false, func(c *config.Config) { c.Server.PublicURL = "http://id.example.com" }},
 		{"server.public_url", true, func(c *config.Config) { c.Server.PublicURL = "ftp://x" }},
 		{"oauth2.enforce_pkce", false, func(c *config.Config) { c.OAuth2.EnforcePKCE = "none" }},

@@ -145,6 +145,11 @@ func (s Server) validate(v *validation) {
 	if _, _, err := net.SplitHostPort(s.Listen); err != nil {
 		v.bad("server.listen", "%q is not host:port", s.Listen)
 	}
+	if s.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(s.AdminListen); err != nil {
+			v.bad("server.admin_listen", "%q is not host:port (\"\" turns the admin listener off)", s.AdminListen)
+		}
+	}
 	u, err := url.Parse(s.PublicURL)
 	switch {
 	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "":

@@ -318,7 +318,7 @@ func notTransmitted(err error) bool {
 func (s *SMTP) dial(ctx context.Context) (*smtpConnection, error) {
 	c, err := s.client.DialToSMTPClientWithContext(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("mail: smtp connect to %s: %w", s.addr(), err)
+		return nil, &connectError{fmt.Errorf("mail: smtp connect to %s: %w", s.addr(), err)}
 	}
 	return &smtpConnection{c: c}, nil
 }

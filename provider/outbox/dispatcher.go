@@ -495,6 +495,13 @@ func (d *Dispatcher) settle(ctx context.Context, out *outcomes, row Row) (sent b
 	// queued the mail.
 	ctx = TraceContext(ctx, p.Traceparent)
 	sendErr := d.mailer.Send(ctx, p.Message())
+	if obs := d.opts.Observer; obs != nil {
+		if sendErr == nil {
+			obs.Delivered(row.CreatedAt, d.opts.Clock())
+		} else {
+			obs.DeliveryFailed(mail.FailureClass(sendErr))
+		}
+	}
 	switch {
 	case sendErr == nil:
 		d.opts.Logger.DebugContext(ctx, "outbox: message sent", slog.String("outbox_id", row.ID), slog.Int("attempt", row.Attempts))

@@ -46,6 +46,8 @@ type Options struct {
 	// Registerer receives the outbox's metrics (nil: none are kept), among
 	// them otpstep_outbox_dropped_expired_total.
 	Registerer prometheus.Registerer
+	// Observer is told of each delivery and failed attempt (nil: no one).
+	Observer Observer
 	// PollInterval is how long Run waits after a claim that found nothing,
 	// unless Notify wakes it first.
 	PollInterval time.Duration
@@ -63,6 +65,15 @@ type Options struct {
 	// Backoff is the wait after failed attempt number attempt (1 for the first)
 	// before the message may be claimed again (DefaultBackoff when nil).
 	Backoff func(attempt int) time.Duration
+}
+
+// Observer learns the outcome of each delivery attempt, as the dispatcher
+// decides it (otpstep's metrics).
+type Observer interface {
+	// Delivered: the mail server accepted at at a mail queued at queuedAt.
+	Delivered(queuedAt, at time.Time)
+	// DeliveryFailed: an attempt failed; class is mail.FailureClass's.
+	DeliveryFailed(class string)
 }
 
 // withDefaults fills the zero values of o.
