@@ -49,11 +49,12 @@ func freePort(t *testing.T) string {
 // startProcess runs `otpstep serve` as its own OS process on dsn.
 func startProcess(t *testing.T, bin, dsn string, env ...string) string {
 	t.Helper()
-	addr := freePort(t)
+	addr, admin := freePort(t), freePort(t)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
 		"OTPSTEP_DATABASE_DSN="+dsn,
 		"OTPSTEP_SERVER_LISTEN="+addr,
+		"OTPSTEP_SERVER_ADMIN_LISTEN="+admin,
 		"OTPSTEP_SERVER_PUBLIC_URL=http://"+addr,
 		"OTPSTEP_SECRETS_SYSTEM="+strings.Repeat("test-secret-", 4),
 		"OTPSTEP_LOG_LEVEL=warn",
@@ -76,7 +77,7 @@ func startProcess(t *testing.T, bin, dsn string, env ...string) string {
 	})
 	url := "http://" + addr
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get(url + "/health/ready")
+		resp, err := http.Get("http://" + admin + "/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {

@@ -117,8 +117,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Random is the randomness source for secrets and ids; nil is crypto/rand.
 	Random io.Reader
-	// Registerer and Gatherer expose metrics; nil disables them. Gatherer
-	// serves /metrics in standalone mode only.
+	// Registerer receives otpstep's metrics (never the global registry
+	// unless the host passes it); nil keeps none. Gatherer is what
+	// AdminHandler's /metrics serves; nil: no /metrics.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
 	// TracerProvider records spans (OpenTelemetry): one per HTTP request
@@ -142,6 +143,7 @@ type Plugin struct {
 	log      *slog.Logger
 	// tracerProvider is Options.TracerProvider (nil: none), flushed by Shutdown.
 	tracerProvider trace.TracerProvider
+	gatherer       prometheus.Gatherer
 
 	embedded bool
 	oauth2   fosite.OAuth2Provider // the host's, or the provider's own
@@ -297,7 +299,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 		}
 		return fail(err)
 	}
-	wopts := web.Options{Logger: opts.Logger, Registerer: opts.Registerer, Gatherer: opts.Gatherer, TracerProvider: opts.TracerProvider}
+	wopts := web.Options{Logger: opts.Logger, Registerer: opts.Registerer, TracerProvider: opts.TracerProvider}
 	if opts.OAuth2 != nil {
 		wopts.SessionFromRequest = opts.SessionFromRequest
 		wopts.ReturnPaths = opts.AuthorizePaths
@@ -311,6 +313,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 		return fail(err)
 	}
 	pl := &Plugin{Provider: p, store: store, ownStore: own, web: w, log: opts.Logger, tracerProvider: opts.TracerProvider,
+		gatherer: opts.Gatherer,
 		embedded: opts.OAuth2 != nil, oauth2: opts.OAuth2, required: opts.SecondFactorRequired,
 		hostKeepsSID: opts.SessionFromRequest != nil}
 	if pl.oauth2 == nil {
@@ -326,15 +329,27 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 // at the upstream), under whatever plain path prefix r has (r may be a
 // PathPrefix subrouter); otpstep's middleware
 // applies to those routes only. Standalone: every route otpstep serves
-// (OAuth2 and OpenID Connect endpoints, login pages, health, metrics) at r's
+// (OAuth2 and OpenID Connect endpoints, login pages, /health/alive) at r's
 // root, with otpstep's middleware on r. Call it once; Handler serves the
-// same routes to a host on another router.
+// same routes to a host on another router. /metrics and /health/ready are
+// not public: see AdminHandler.
 func (p *Plugin) Mount(r *mux.Router) {
 	if p.embedded {
 		p.web.MountSecondFactor(r)
 		return
 	}
 	p.web.Mount(r)
+}
+
+// AdminHandler serves the operator's endpoints, for a private listener
+// (otpstep serve: server.admin_listen): /metrics (Options.Gatherer),
+// /health/alive, /health/ready (JSON: the database check, which alone
+// decides 200 or 503, and the outbox backlog and last delivery as
+// information) and, with server.admin_pprof, /debug/pprof/. An embedding
+// host mounts it on its own private listener, or under a prefix with
+// http.StripPrefix.
+func (p *Plugin) AdminHandler() http.Handler {
+	return p.web.AdminHandler(p.gatherer, p.Provider.Config().Server.AdminPprof)
 }
 
 // Migrate runs pending migrations of otpstep's tables.

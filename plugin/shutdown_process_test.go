@@ -33,9 +33,11 @@ type serveProc struct {
 	t    *testing.T
 	addr string
 	url  string
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{} // closed when the process has exited
+	// adminURL is the admin listener's (server.admin_listen): /health/ready.
+	adminURL string
+	cmd      *exec.Cmd
+	logs     *syncBuffer
+	done     chan struct{} // closed when the process has exited
 }
 
 // syncBuffer collects a process's output; the test reads it meanwhile.
@@ -64,11 +66,12 @@ func startServe(t *testing.T, dsn, smtpURL string, env ...string) *serveProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freePort(t)
+	addr, admin := freePort(t), freePort(t)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = append(os.Environ(),
 		"OTPSTEP_DATABASE_DSN="+dsn,
 		"OTPSTEP_SERVER_LISTEN="+addr,
+		"OTPSTEP_SERVER_ADMIN_LISTEN="+admin,
 		"OTPSTEP_SERVER_PUBLIC_URL=http://"+addr,
 		"OTPSTEP_SECRETS_SYSTEM="+strings.Repeat("test-secret-", 4),
 		"OTPSTEP_MAIL_DRIVER=smtp",
@@ -77,7 +80,7 @@ func startServe(t *testing.T, dsn, smtpURL string, env ...string) *serveProc {
 		"OTPSTEP_LOG_LEVEL=warn",
 	)
 	cmd.Env = append(cmd.Env, env...)
-	p := &serveProc{t: t, addr: addr, url: "http://" + addr, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
+	p := &serveProc{t: t, addr: addr, url: "http://" + addr, adminURL: "http://" + admin, cmd: cmd, logs: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -93,7 +96,7 @@ func startServe(t *testing.T, dsn, smtpURL string, env ...string) *serveProc {
 		<-p.done
 	})
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(p.url + "/health/ready")
+		resp, err := http.Get(p.adminURL + "/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -310,7 +313,7 @@ func TestShutdown_ProcessLosesNoRequestOfKeepAliveClients(t *testing.T) {
 		hc := &http.Client{Transport: &http.Transport{}, Timeout: 30 * time.Second}
 		defer hc.CloseIdleConnections()
 		for {
-			resp, err := hc.Get(proc.url + "/health/ready")
+			resp, err := hc.Get(proc.adminURL + "/health/ready")
 			if err != nil {
 				return // the listener is gone (or the connection with it)
 			}

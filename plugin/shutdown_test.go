@@ -65,16 +65,17 @@ func TestShutdown_ReadinessIs503DuringTheGraceWhileRequestsSucceed(t *testing.T)
 			alice := srv.NewUser(t)
 			login := srv.LoginWithPassword(t, client, alice)
 			api := newAPIClient(t, srv)
-			get := func(path string) *http.Response {
+			getFrom := func(base, path string) *http.Response {
 				t.Helper()
-				resp, err := http.Get(srv.URL + path)
+				resp, err := http.Get(base + path)
 				if err != nil {
 					t.Fatal(err)
 				}
 				resp.Body.Close()
 				return resp
 			}
-			if resp := get("/health/ready"); resp.StatusCode != http.StatusOK || resp.Close {
+			get := func(path string) *http.Response { t.Helper(); return getFrom(srv.URL, path) }
+			if resp := getFrom(srv.AdminURL, "/health/ready"); resp.StatusCode != http.StatusOK || resp.Close {
 				t.Fatalf("before the shutdown: ready %d, Connection: close %v", resp.StatusCode, resp.Close)
 			}
 
@@ -87,7 +88,7 @@ func TestShutdown_ReadinessIs503DuringTheGraceWhileRequestsSucceed(t *testing.T)
 					t.Fatal("Shutdown did not start draining")
 				}
 			}
-			ready := get("/health/ready")
+			ready := getFrom(srv.AdminURL, "/health/ready")
 			if ready.StatusCode != http.StatusServiceUnavailable || ready.Header.Get("Retry-After") == "" {
 				t.Fatalf("ready during the grace: %d, Retry-After %q; want 503 with Retry-After", ready.StatusCode, ready.Header.Get("Retry-After"))
 			}

@@ -190,7 +190,7 @@ var outageEndpoints = []outageEndpoint{
 		return f.do(t, req)
 	}, func(a outageAnswer) bool { return a.status == 200 && strings.Contains(a.body, `"kid"`) }},
 	{"readiness", "health", func(t *testing.T, f *outageFixture) outageAnswer {
-		req, _ := http.NewRequest(http.MethodGet, f.srv.URL+"/health/ready", nil)
+		req, _ := http.NewRequest(http.MethodGet, f.srv.AdminURL+"/health/ready", nil)
 		return f.do(t, req)
 	}, func(a outageAnswer) bool { return a.status == 200 }},
 }

@@ -70,17 +70,18 @@ func (p *Provider) serviceName() string {
 	return ""
 }
 
-// OutboxStatus is the outbox as readiness reports it: information only,
+// OutboxStatus is the outbox backlog as readiness reports it: information only,
 // since a mail server outage loses no mail (it waits in the outbox).
 type OutboxStatus struct {
 	// Depth is how many mails are queued, across instances.
 	Depth int
 	// OldestAge is how long the oldest queued mail has waited (0: none).
 	OldestAge time.Duration
-	// LastDelivery is when this process last had a mail accepted (zero:
-	// not since it started).
-	LastDelivery time.Time
 }
+
+// LastMailDelivery is when this process last had a mail accepted
+// (zero: not since it started); it reads no database.
+func (p *Provider) LastMailDelivery() time.Time { return p.metrics.LastDelivery() }
 
 // OutboxStatus reads the outbox backlog from the database.
 func (p *Provider) OutboxStatus(ctx context.Context) (OutboxStatus, error) {
@@ -88,7 +89,7 @@ func (p *Provider) OutboxStatus(ctx context.Context) (OutboxStatus, error) {
 	if err != nil {
 		return OutboxStatus{}, err
 	}
-	st := OutboxStatus{Depth: depth, LastDelivery: p.metrics.LastDelivery()}
+	st := OutboxStatus{Depth: depth}
 	if !oldest.IsZero() {
 		st.OldestAge = max(p.clock().Sub(oldest), 0)
 	}

@@ -24,8 +24,6 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the HTTP metrics; nil disables them.
 	Registerer prometheus.Registerer
-	// Gatherer serves /metrics; nil disables the route.
-	Gatherer prometheus.Gatherer
 	// SessionFromRequest, when set, finds the sid of the browser's login
 	// session instead of otpstep's session cookie: an embedding host that
 	// keeps the sid in its own session (MountSecondFactor).
@@ -111,8 +109,9 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 // shutdown drains the server (see InFlight).
 func (s *Server) InFlight() *InFlight { return s.inflight }
 
-// Mount registers every route on r: OAuth2 and OpenID Connect endpoints,
-// pages, health and metrics.
+// Mount registers every public route on r: OAuth2 and OpenID Connect
+// endpoints, pages and /health/alive. /health/ready and /metrics are the
+// admin listener's (AdminHandler).
 func (s *Server) Mount(r *mux.Router) {
 	chain := []mux.MiddlewareFunc{RequestID, s.inflight.Middleware, NoteStorageUnavailable, AccessLog(s.log)}
 	if s.opts.Registerer != nil {
@@ -145,11 +144,7 @@ func (s *Server) Mount(r *mux.Router) {
 	r.HandleFunc(PathRevoke, s.revoke).Methods(http.MethodPost)
 	r.HandleFunc(PathUserinfo, s.userinfo).Methods(http.MethodGet, http.MethodPost)
 	r.HandleFunc(PathAlive, s.alive).Methods(http.MethodGet)
-	r.HandleFunc(PathReady, s.ready).Methods(http.MethodGet)
 	r.Handle(PathOpenAPI, OpenAPIHandler()).Methods(http.MethodGet, http.MethodHead)
-	if s.opts.Gatherer != nil {
-		r.Handle(PathMetrics, metricsHandler(s.opts.Gatherer)).Methods(http.MethodGet)
-	}
 	r.PathPrefix(PathStatic).Handler(http.StripPrefix(PathStatic, s.pages.StaticHandler()))
 
 	// Pages and the authorize endpoint carry CSRF-protected forms.

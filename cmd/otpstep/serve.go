@@ -78,8 +78,19 @@ func (a *app) serveCommand() *cobra.Command {
 				IdleTimeout:       120 * time.Second,
 				MaxHeaderBytes:    64 << 10,
 			}
-			errc := make(chan error, 1)
+			errc := make(chan error, 2)
 			go func() { errc <- srv.Serve(ln) }()
+			admin, err := serveAdmin(cfg.Server.AdminListen, p.AdminHandler(), errc)
+			if err != nil {
+				_ = srv.Close()
+				return err
+			}
+			if admin != nil {
+				// Up with the public listener, down after it: readiness
+				// answers 503 through the shutdown's grace and drain.
+				defer shutdownAdmin(admin, cfg.Server.ShutdownTimeout)
+				log.Info("otpstep admin listener (metrics, health, pprof when server.admin_pprof)", "addr", cfg.Server.AdminListen)
+			}
 			log.Info("otpstep listening", "addr", ln.Addr().String(), "issuer", cfg.Server.PublicURL, "database", p.Store().Dialect())
 			select {
 			case err := <-errc:
@@ -94,5 +105,37 @@ func (a *app) serveCommand() *cobra.Command {
 			}
 			return nil
 		},
+	}
+}
+
+// serveAdmin serves h on addr (server.admin_listen; "" serves nothing and
+// returns nil), sending Serve's end to errc.
+func serveAdmin(addr string, h http.Handler, errc chan<- error) (*http.Server, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("server.admin_listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		// pprof's profile and trace run for their seconds parameter (30s by default).
+		WriteTimeout:   90 * time.Second,
+		IdleTimeout:    120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+	}
+	go func() { errc <- srv.Serve(ln) }()
+	return srv, nil
+}
+
+// shutdownAdmin stops the admin listener, waiting at most timeout for the
+// requests it is serving (a scrape, a profile).
+func shutdownAdmin(srv *http.Server, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		_ = srv.Close()
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/storage"
@@ -52,6 +53,11 @@ type Server struct {
 	HTTP   *httptest.Server
 	// Logs is what the server logged (also on stderr with OTPSTEP_TEST_LOG).
 	Logs *Logs
+	// Admin serves Plugin.AdminHandler (the admin listener: /metrics,
+	// /health/ready, pprof) at AdminURL; Registry holds the metrics.
+	Admin    *httptest.Server
+	AdminURL string
+	Registry *prometheus.Registry
 }
 
 // Dialects are the databases every integration test runs on.
@@ -111,7 +117,8 @@ func StartOnWith(t *testing.T, store *storage.Store, mutate func(*plugin.Config)
 		out = io.MultiWriter(logs, os.Stderr)
 	}
 	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	opts := plugin.Options{Config: cfg, Dev: true, Store: store, Logger: logger, Clock: clock.Now}
+	reg := prometheus.NewRegistry()
+	opts := plugin.Options{Config: cfg, Dev: true, Store: store, Logger: logger, Clock: clock.Now, Registerer: reg, Gatherer: reg}
 	if withOptions != nil {
 		withOptions(&opts)
 	}
@@ -125,14 +132,16 @@ func StartOnWith(t *testing.T, store *storage.Store, mutate func(*plugin.Config)
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
+	admin := httptest.NewServer(p.AdminHandler())
 	if err := p.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		srv.Close()
+		admin.Close()
 		_ = p.Close()
 	})
-	return &Server{URL: url, Plugin: p, Store: p.Store(), Clock: clock, HTTP: srv, Logs: logs}
+	return &Server{URL: url, Plugin: p, Store: p.Store(), Clock: clock, HTTP: srv, Logs: logs, Admin: admin, AdminURL: admin.URL, Registry: reg}
 }
 
 // NoRedirectClient is a cookie-keeping client that stops at every redirect,

@@ -1,0 +1,33 @@
+package web
+
+import (
+	"net/http"
+	"net/http/pprof"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// AdminHandler serves the private admin listener (server.admin_listen):
+// /metrics from g (none when g is nil), /health/alive, /health/ready (the
+// JSON report, see ready) and, when pprof is set (server.admin_pprof),
+// net/http/pprof under /debug/pprof/. Everything else is 404. The public
+// routes (Mount) serve none of these but /health/alive.
+func (s *Server) AdminHandler(g prometheus.Gatherer, withPprof bool) http.Handler {
+	r := mux.NewRouter()
+	r.Use(RequestID, s.recoverer())
+	r.NotFoundHandler = RequestID(http.HandlerFunc(s.notFound))
+	r.HandleFunc("/health/alive", s.alive).Methods(http.MethodGet)
+	r.HandleFunc("/health/ready", s.ready).Methods(http.MethodGet)
+	if g != nil {
+		r.Handle("/metrics", metricsHandler(g)).Methods(http.MethodGet)
+	}
+	if withPprof {
+		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+	}
+	return r
+}
