@@ -17,6 +17,9 @@ WORKDIR /home/nonroot
 # Inside a container the server listens on every interface; set
 # OTPSTEP_SERVER_PUBLIC_URL to the URL browsers use.
 ENV OTPSTEP_SERVER_LISTEN=0.0.0.0:4444
-EXPOSE 4444
+# The admin listener (/metrics, /health/ready): publish it on a private
+# network only.
+ENV OTPSTEP_SERVER_ADMIN_LISTEN=0.0.0.0:4445
+EXPOSE 4444 4445
 ENTRYPOINT ["/usr/local/bin/otpstep"]
 CMD ["serve"]

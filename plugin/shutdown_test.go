@@ -46,11 +46,13 @@ func startForShutdown(t *testing.T, dialect string, smtpSrv *mailtest.Server, gr
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
+	admin := httptest.NewServer(p.AdminHandler())
 	t.Cleanup(func() {
 		srv.Close()
+		admin.Close()
 		_ = p.Close()
 	})
-	return &plugintest.Server{URL: cfg.Server.PublicURL, Plugin: p, Store: p.Store(), HTTP: srv}
+	return &plugintest.Server{URL: cfg.Server.PublicURL, Plugin: p, Store: p.Store(), HTTP: srv, Admin: admin, AdminURL: admin.URL}
 }
 
 // During server.shutdown_grace readiness answers 503 with Retry-After
