@@ -337,3 +337,39 @@ func TestPermanent(t *testing.T) {
 		t.Error("IsPermanent true for an unmarked error")
 	}
 }
+
+// FailureClass sorts real SMTP failures as the delivery-failure metric
+// counts them: no connection is dial, refused credentials auth, a refusal
+// inside the mail transaction (temporary or permanent) rejected.
+func TestSMTP_FailureClassOfRealFailures(t *testing.T) {
+	down := mailtest.StartServer(t)
+	down.Down()
+	auth := mailtest.StartServer(t, mailtest.WithAuth("mailer", "right-pass"))
+	wrong, _ := url.Parse(auth.URL())
+	wrong.User = url.UserPassword("mailer", "wrong-pass")
+	tempFail, permFail := mailtest.StartServer(t), mailtest.StartServer(t)
+	tempFail.SetFailing(451)
+	permFail.SetFailing(550)
+	for _, tc := range []struct {
+		name, url, want string
+	}{
+		{"server down", down.URL(), mail.FailureDial},
+		{"wrong password", wrong.String(), mail.FailureAuth},
+		{"451 to RCPT TO", tempFail.URL(), mail.FailureRejected},
+		{"550 to RCPT TO", permFail.URL(), mail.FailureRejected},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newSMTP(t, mail.SMTPConfig{URL: tc.url, TLS: mail.TLSNone})
+			err := m.Send(context.Background(), otpMessage(t, "ivy@example.test", "112233"))
+			if err == nil {
+				t.Fatal("Send succeeded")
+			}
+			if got := mail.FailureClass(err); got != tc.want {
+				t.Errorf("FailureClass = %q, want %q (err: %v)", got, tc.want, err)
+			}
+		})
+	}
+	if got := mail.FailureClass(errors.New("something else")); got != mail.FailureOther {
+		t.Errorf("FailureClass of a plain error = %q, want other", got)
+	}
+}
