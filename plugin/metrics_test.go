@@ -81,6 +81,9 @@ func TestMetrics_EachCounterMovesOnTheAdminListener(t *testing.T) {
 			c.OTP.MaxSendsPerHour = 2
 			c.OTP.ResendInterval = time.Minute
 			c.Login.MaxFailuresPerAccount = 2
+			// The test's wrong passwords before the last step (dave's two,
+			// the unknown user, the disabled one) stay below it.
+			c.Login.MaxFailuresPerIP = 5
 		})
 		srv := f.Down
 		ctx := context.Background()
@@ -243,6 +246,12 @@ func TestMetrics_EachCounterMovesOnTheAdminListener(t *testing.T) {
 		srv.Clock.Advance(srv.Plugin.Provider.Config().OTP.TTL + time.Second)
 		verify(tok, code, http.StatusNotFound)
 
+		// Last, as it refuses every login from this IP: the fifth failure
+		// fills login.max_failures_per_ip, the next attempt is refused.
+		ivan := srv.NewUser(t)
+		tryLogin(ivan.Email, "not-"+ivan.Password)
+		tryLogin(ivan.Email, ivan.Password)
+
 		m := scrape(t, srv)
 		moved := [][]string{
 			{"otpstep_otp_codes_issued_total", "channel", "response", "kind", "login"},
@@ -257,6 +266,7 @@ func TestMetrics_EachCounterMovesOnTheAdminListener(t *testing.T) {
 			{"otpstep_limit_refusals_total", "limit", "otp.max_attempts"},
 			{"otpstep_limit_refusals_total", "limit", "otp.max_failures_per_user"},
 			{"otpstep_limit_refusals_total", "limit", "login.max_failures_per_account"},
+			{"otpstep_limit_refusals_total", "limit", "login.max_failures_per_ip"},
 			{"otpstep_logins_total", "outcome", "success"},
 			{"otpstep_logins_total", "outcome", "wrong_password"},
 			{"otpstep_logins_total", "outcome", "unknown_user"},
