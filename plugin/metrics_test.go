@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -361,6 +363,35 @@ func TestAdminListener_PprofOnlyWithTheFlag(t *testing.T) {
 			if resp.StatusCode != status {
 				t.Errorf("admin_pprof %v: %s/debug/pprof/ = %d, want %d", on, base, resp.StatusCode, status)
 			}
+		}
+	}
+}
+
+// Embedded, the host mounts Plugin.AdminHandler on a listener of its own:
+// /metrics serves the host's registry with otpstep's series, /health/ready
+// the JSON report; the routes Mount adds under the prefix serve neither.
+func TestEmbedded_AdminHandlerOnTheHostsOwnListener(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	hp := &plugintest.HostPlugin{Prefix: "/mfa", Options: func(o *plugin.Options) { o.Registerer, o.Gatherer = reg, reg }}
+	h := plugintest.StartHost(t, hp)
+	admin := httptest.NewServer(hp.Plugin.AdminHandler())
+	t.Cleanup(admin.Close)
+
+	srv := &plugintest.Server{AdminURL: admin.URL}
+	if _, ok := sample(scrape(t, srv), "otpstep_outbox_depth"); !ok {
+		t.Fatal("otpstep_outbox_depth missing from the host's registry")
+	}
+	if r := readyReport(t, srv, http.StatusOK); r.Status != "ready" || !r.Database.OK || r.Outbox.Depth == nil {
+		t.Fatalf("ready: %+v", r)
+	}
+	for _, path := range []string{"/mfa/metrics", "/mfa/health/ready"} {
+		resp, err := http.Get(h.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("host %s = %d, want 404", path, resp.StatusCode)
 		}
 	}
 }
