@@ -17,17 +17,17 @@ func (s *Server) AdminHandler(g prometheus.Gatherer, withPprof bool) http.Handle
 	r := mux.NewRouter()
 	r.Use(RequestID, s.recoverer())
 	r.NotFoundHandler = RequestID(http.HandlerFunc(s.notFound))
-	r.HandleFunc("/health/alive", s.alive).Methods(http.MethodGet)
-	r.HandleFunc("/health/ready", s.ready).Methods(http.MethodGet)
+	r.HandleFunc(PathAlive, s.alive).Methods(http.MethodGet)
+	r.HandleFunc(PathReady, s.ready).Methods(http.MethodGet)
 	if g != nil {
-		r.Handle("/metrics", metricsHandler(g)).Methods(http.MethodGet)
+		r.Handle(PathMetrics, metricsHandler(g)).Methods(http.MethodGet)
 	}
 	if withPprof {
-		r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		r.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		r.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index)
+		r.HandleFunc(PathPprof+"cmdline", pprof.Cmdline)
+		r.HandleFunc(PathPprof+"profile", pprof.Profile)
+		r.HandleFunc(PathPprof+"symbol", pprof.Symbol)
+		r.HandleFunc(PathPprof+"trace", pprof.Trace)
+		r.PathPrefix(PathPprof).HandlerFunc(pprof.Index)
 	}
 	return r
 }

@@ -27,7 +27,10 @@ const (
 	PathFederatedIdentities = "/federated-identities/"
 	PathStatic              = "/static/"
 	PathAlive               = "/health/alive"
-	PathReady               = "/health/ready"
-	PathMetrics             = "/metrics"
-	PathOpenAPI             = "/openapi.yaml"
+	// PathReady, PathMetrics and PathPprof (a prefix) are the admin
+	// listener's (AdminHandler), not Mount's.
+	PathReady   = "/health/ready"
+	PathMetrics = "/metrics"
+	PathPprof   = "/debug/pprof/"
+	PathOpenAPI = "/openapi.yaml"
 )
