@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		metrics.Register(opts.Registerer, metrics.NewPgxPoolCollector(readPool))
 	}
 	dispatcher := outbox.NewDispatcher(store, mailSealer, mailer, outbox.Options{
-		Clock: opts.Clock, Logger: opts.Logger, Registerer: opts.Registerer, Observer: m,
+		Clock: opts.Clock, Logger: opts.Logger, Observer: m,
 		// A mail still queued when its code expires is dropped: it would
 		// only mislead (README, operations).
 		MaxAge:  cfg.OTP.TTL,

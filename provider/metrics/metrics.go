@@ -44,6 +44,7 @@ type Metrics struct {
 	identities     *prometheus.CounterVec
 	tokens         *prometheus.CounterVec
 	deliveries     prometheus.Counter
+	droppedExpired prometheus.Counter
 	failures       *prometheus.CounterVec
 	latency        prometheus.Histogram
 	lastDeliveryNS atomic.Int64
@@ -75,6 +76,10 @@ func New(reg prometheus.Registerer) *Metrics {
 		})),
 		failures: vec("otpstep_outbox_delivery_failures_total",
 			"Failed delivery attempts, by class (dial, auth, rejected, other).", "class"),
+		droppedExpired: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpstep_outbox_dropped_expired_total",
+			Help: "Mails dropped unsent because they waited in the outbox longer than their code lives (otp.ttl).",
+		})),
 		latency: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "otpstep_outbox_delivery_latency_seconds",
 			Help:    "Time from a mail's queueing (the code's issue) to its acceptance by the mail server.",
@@ -162,6 +167,14 @@ func (m *Metrics) Delivered(queuedAt, at time.Time) {
 func (m *Metrics) DeliveryFailed(class string) {
 	if m != nil {
 		m.failures.WithLabelValues(class).Inc()
+	}
+}
+
+// DroppedExpired counts a mail dropped unsent because its code expired in
+// the outbox.
+func (m *Metrics) DroppedExpired() {
+	if m != nil {
+		m.droppedExpired.Inc()
 	}
 }
 

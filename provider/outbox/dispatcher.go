@@ -10,8 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/otpstep/otpstep/provider/mail"
 	"github.com/otpstep/otpstep/storage"
 )
@@ -46,8 +44,6 @@ type Dispatcher struct {
 	mailer mail.Mailer
 	opts   Options
 	wake   chan struct{}
-
-	droppedExpired prometheus.Counter
 }
 
 // NewDispatcher returns a Dispatcher reading rows from store, opening their
@@ -63,30 +59,7 @@ func NewDispatcher(store BatchStore, opener Opener, mailer mail.Mailer, opts Opt
 		mailer: mailer,
 		opts:   opts,
 		wake:   make(chan struct{}, opts.Senders),
-		droppedExpired: register(opts.Registerer, prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "otpstep_outbox_dropped_expired_total",
-			Help: "Mails dropped unsent because they waited in the outbox longer than their code lives (otp.ttl).",
-		})),
 	}
-}
-
-// register registers c with reg (nil: none) and returns it, or the collector
-// of the same name registered before (two Dispatchers on one registry count
-// together).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if reg == nil {
-		return c
-	}
-	if err := reg.Register(c); err != nil {
-		if already, ok := err.(prometheus.AlreadyRegisteredError); ok { //nolint:errorlint // Register returns it unwrapped
-			if existing, ok := already.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// A clash with a different collector of the same name is a
-		// programming error in the host; count unregistered.
-	}
-	return c
 }
 
 // Notify wakes a sender of Run waiting for PollInterval, so a message
@@ -216,7 +189,7 @@ func stopTimer(timer *time.Timer) *time.Timer {
 //     LastError;
 //   - queued longer than MaxAge (its code has expired): dropped unsent,
 //     logged at error level by ID and counted in
-//     otpstep_outbox_dropped_expired_total;
+//     Observer.DroppedExpired (otpstep_outbox_dropped_expired_total);
 //   - permanent failure, MaxAttempts reached, or a payload that cannot be
 //     opened (wrong key, tampered, not ours): the row is logged at error level
 //     by ID — never its code or body — and deleted. Such a message can never
@@ -481,7 +454,9 @@ func (d *Dispatcher) settle(ctx context.Context, out *outcomes, row Row) (sent b
 	if d.opts.MaxAge > 0 && d.opts.Clock().Sub(row.CreatedAt) > d.opts.MaxAge {
 		// Its code has expired (MaxAge is otp.ttl): sent now it would only
 		// mislead; the user asks for a new code.
-		d.droppedExpired.Inc()
+		if obs := d.opts.Observer; obs != nil {
+			obs.DroppedExpired()
+		}
 		d.drop(ctx, out, row, "expired: queued longer than its max age (otp.ttl), its code is dead",
 			fmt.Errorf("queued at %s", row.CreatedAt.UTC().Format(time.RFC3339)))
 		return false

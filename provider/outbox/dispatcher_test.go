@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/otpstep/otpstep/provider/mail"
+	"github.com/otpstep/otpstep/provider/metrics"
 	"github.com/otpstep/otpstep/provider/outbox"
 )
 
@@ -422,7 +423,7 @@ func TestRunOnce_DropsMessagesOlderThanMaxAgeLoggedAndCounted(t *testing.T) {
 	f.clock.Advance(6 * time.Minute)
 	f.enqueue(id(3), "333333")
 	reg := prometheus.NewRegistry()
-	d := f.dispatcher(outbox.Options{MaxAge: 5 * time.Minute, Registerer: reg})
+	d := f.dispatcher(outbox.Options{MaxAge: 5 * time.Minute, Observer: metrics.New(reg)})
 	sent, err := d.RunOnce(context.Background())
 	if err != nil || sent != 1 {
 		t.Fatalf("sent=%d err=%v, want the fresh one sent", sent, err)
@@ -444,10 +445,10 @@ func TestRunOnce_DropsMessagesOlderThanMaxAgeLoggedAndCounted(t *testing.T) {
 	}
 	f.assertLogsHide("111111", "222222")
 
-	// A second Dispatcher on the same registry counts into the same series.
+	// A second Dispatcher whose metrics share the registry counts into the same series.
 	f.enqueue(id(4), "444444")
 	f.clock.Advance(6 * time.Minute)
-	if _, err := f.dispatcher(outbox.Options{MaxAge: 5 * time.Minute, Registerer: reg}).RunOnce(context.Background()); err != nil {
+	if _, err := f.dispatcher(outbox.Options{MaxAge: 5 * time.Minute, Observer: metrics.New(reg)}).RunOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if v := counterValue(t, reg, "otpstep_outbox_dropped_expired_total"); v != 3 {

@@ -3,8 +3,6 @@ package outbox
 import (
 	"log/slog"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults for the zero values of Options.
@@ -43,10 +41,8 @@ type Options struct {
 	// Senders is how many batches Run works on at once, each claimed by its
 	// own sender (mail.smtp_max_connections: one SMTP connection each).
 	Senders int
-	// Registerer receives the outbox's metrics (nil: none are kept), among
-	// them otpstep_outbox_dropped_expired_total.
-	Registerer prometheus.Registerer
-	// Observer is told of each delivery and failed attempt (nil: no one).
+	// Observer is told of each delivery, failed attempt and drop of an
+	// expired mail (nil: no one).
 	Observer Observer
 	// PollInterval is how long Run waits after a claim that found nothing,
 	// unless Notify wakes it first.
@@ -74,6 +70,9 @@ type Observer interface {
 	Delivered(queuedAt, at time.Time)
 	// DeliveryFailed: an attempt failed; class is mail.FailureClass's.
 	DeliveryFailed(class string)
+	// DroppedExpired: a mail was dropped unsent, queued longer than MaxAge
+	// (its code is dead).
+	DroppedExpired()
 }
 
 // withDefaults fills the zero values of o.
