@@ -15,7 +15,8 @@ import (
 // routes (Mount) serve none of these but /health/alive.
 func (s *Server) AdminHandler(g prometheus.Gatherer, withPprof bool) http.Handler {
 	r := mux.NewRouter()
-	r.Use(RequestID, s.recoverer())
+	// Traced like the public routes (otelhttp outermost) when tracing is on.
+	r.Use(s.traced([]mux.MiddlewareFunc{RequestID, s.recoverer()})...)
 	r.NotFoundHandler = RequestID(http.HandlerFunc(s.notFound))
 	r.HandleFunc(PathAlive, s.alive).Methods(http.MethodGet)
 	r.HandleFunc(PathReady, s.ready).Methods(http.MethodGet)
