@@ -246,16 +246,19 @@ func TestCLI_ClientPermissions(t *testing.T) {
 	}
 }
 
-// RFC 6749 §3.3: a scope token is 1*NQCHAR (no space, '"' or '\'), so
-// `--scope "openid email"` is refused naming the flag and the list forms,
-// and so is a redirect URI that is not absolute; nothing is stored.
+// RFC 6749 §3.3: a scope token is 1*NQCHAR (no space, '"' or '\'); a
+// --scope value is split at spaces (`--scope "openid email"` is two scopes,
+// never one with a space), and a token outside NQCHAR is refused naming the
+// flag, as is a redirect URI that is not absolute; nothing is stored.
 func TestCLI_ClientsCreateRefusesScopesOutsideNQCHARAndRelativeRedirects(t *testing.T) {
 	c := newCLI(t)
 	for _, tc := range []struct {
 		args []string
 		want []string // each in the error
 	}{
-		{[]string{"--scope", "openid email"}, []string{`--scope "openid email"`, "space", "--scope openid,email"}},
+		{[]string{"--scope", "openid\temail"}, []string{`--scope "openid\temail"`, "NQCHAR"}},
+		{[]string{"--scope", "openid e\\mail"}, []string{`--scope "e\\mail"`, "NQCHAR"}},
+		{[]string{"--scope", "  "}, []string{`--scope "  "`, "space"}},
 		{[]string{"--scope", `a\b`}, []string{`--scope "a\\b"`, "NQCHAR"}},
 		{[]string{"--scope", "café"}, []string{`--scope "café"`, "NQCHAR"}},
 		{[]string{"--scope", "openid,,email"}, []string{`--scope ""`}},
@@ -278,10 +281,10 @@ func TestCLI_ClientsCreateRefusesScopesOutsideNQCHARAndRelativeRedirects(t *test
 	if len(clients) != 0 {
 		t.Fatalf("refused clients were stored: %v", clients)
 	}
-	// The list forms store one scope each.
+	// The list forms (spaces, commas, repeats) store one scope each.
 	var client map[string]any
-	c.mustJSON(&client, "clients", "create", "--id", "ok", "--redirect-uri", "https://rp.example/cb", "--scope", "openid,email", "--scope", "pay:write")
-	if got := fmt.Sprint(client["scopes"]); got != "[openid email pay:write]" {
+	c.mustJSON(&client, "clients", "create", "--id", "ok", "--redirect-uri", "https://rp.example/cb", "--scope", "openid email", "--scope", "profile,pay:write")
+	if got := fmt.Sprint(client["scopes"]); got != "[openid email profile pay:write]" {
 		t.Fatalf("scopes = %s", got)
 	}
 }

@@ -89,6 +89,27 @@ func toClientJSON(c *storage.Client, secret string) clientJSON {
 		c.RequireSecondFactor, c.LoginUI, c.IntrospectAny, c.GetTokenEndpointAuthMethod()}
 }
 
+// splitScopeFlag turns --scope values into scope tokens: each value is split
+// at spaces (RFC 6749 §3.3: scope = scope-token *( SP scope-token )), and
+// every token must be 1*NQCHAR; an empty one (",,") or one with another
+// character outside NQCHAR is refused naming the flag.
+func splitScopeFlag(values []string) ([]string, error) {
+	var out []string
+	for _, v := range values {
+		parts := []string{v}
+		if strings.Trim(v, " ") != "" {
+			parts = strings.FieldsFunc(v, func(r rune) bool { return r == ' ' })
+		}
+		for _, sc := range parts {
+			if err := provider.CheckScopeToken(sc); err != nil {
+				return nil, fmt.Errorf("--scope %q: %v", sc, err)
+			}
+			out = append(out, sc)
+		}
+	}
+	return out, nil
+}
+
 func (a *app) clientsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "clients", Short: "OAuth2 clients"}
 	var nc provider.NewClient
@@ -96,18 +117,16 @@ func (a *app) clientsCommand() *cobra.Command {
 	create := &cobra.Command{
 		Use: "create", Short: "Register a client; prints it as JSON, with a generated secret shown this once", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// Each --scope and --redirect-uri value is one item (the list
-			// forms are repeating the flag or commas), checked before
+			// A --scope value is one scope or a space-separated list of
+			// them (RFC 6749 §3.3's own form: `--scope "openid email"`); the
+			// flag also repeats and takes commas. Each resulting token must
+			// be 1*NQCHAR, and each --redirect-uri absolute, checked before
 			// anything opens, naming the flag.
-			for _, sc := range nc.Scopes {
-				if err := provider.CheckScopeToken(sc); err != nil {
-					hint := ""
-					if strings.Contains(sc, " ") {
-						hint = "; repeat --scope or separate scopes with commas: --scope openid,email"
-					}
-					return fmt.Errorf("--scope %q: %v%s", sc, err, hint)
-				}
+			scopes, err := splitScopeFlag(nc.Scopes)
+			if err != nil {
+				return err
 			}
+			nc.Scopes = scopes
 			for _, ru := range nc.RedirectURIs {
 				if err := provider.CheckRedirectURI(ru); err != nil {
 					return fmt.Errorf("--redirect-uri %q: %v", ru, err)
@@ -134,7 +153,7 @@ func (a *app) clientsCommand() *cobra.Command {
 	f.StringVar(&nc.Name, "name", "", "display name shown on the consent page")
 	f.StringSliceVar(&nc.RedirectURIs, "redirect-uri", nil, "allowed redirect URI, absolute (repeat or comma-separate)")
 	f.StringSliceVar(&nc.GrantTypes, "grant-type", nil, "authorization_code, refresh_token, client_credentials (default authorization_code,refresh_token)")
-	f.StringSliceVar(&nc.Scopes, "scope", nil, "allowed scope, one RFC 6749 token without spaces (repeat or comma-separate; default openid,offline_access,email,profile)")
+	f.StringSliceVar(&nc.Scopes, "scope", nil, "allowed scopes: RFC 6749 scope tokens, space-separated (\"openid email\"), comma-separated or repeated (default openid,offline_access,email,profile)")
 	f.StringSliceVar(&nc.Audience, "audience", nil, "allowed audiences")
 	f.BoolVar(&nc.Public, "public", false, "public client: no secret, PKCE required")
 	f.BoolVar(&nc.SkipConsent, "skip-consent", false, "do not ask the user for consent (first-party clients)")
