@@ -60,7 +60,7 @@ func newRP(t *testing.T, srv *plugintest.Server, nc provider.NewClient) *rp {
 	}
 	endpoint := op.Endpoint()
 	endpoint.AuthStyle = oauth2.AuthStyleInHeader
-	if nc.Public {
+	if c.Public {
 		endpoint.AuthStyle = oauth2.AuthStyleInParams
 	}
 	return &rp{

@@ -33,6 +33,16 @@ type NewClient struct {
 	// Secret is an operator-supplied secret (stored with argon2id); empty
 	// means otpstep generates a 256-bit one (stored as SHA-256).
 	Secret string
+	// Client authentication (TokenEndpointAuthMethods): empty means
+	// client_secret_basic, or none for a Public client; none makes the
+	// client public. private_key_jwt needs exactly one of JWKS (a JWK Set
+	// of public keys, JSON) and JWKSURI; TokenEndpointAuthSigningAlg is
+	// its assertions' algorithm (ClientAssertionSigningAlgs; empty: what
+	// the first signing key of JWKS implies, else RS256).
+	TokenEndpointAuthMethod     string
+	JWKS                        []byte
+	JWKSURI                     string
+	TokenEndpointAuthSigningAlg string
 }
 
 var supportedGrants = []string{"authorization_code", "refresh_token", "client_credentials"}
@@ -43,6 +53,9 @@ var supportedGrants = []string{"authorization_code", "refresh_token", "client_cr
 func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Client, string, error) {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidInput, fmt.Sprintf(format, a...))
+	}
+	if nc.TokenEndpointAuthMethod == AuthNone {
+		nc.Public = true // a client that cannot authenticate is public
 	}
 	if nc.ID == "" {
 		id, err := randomToken(p.random, 16)
@@ -70,6 +83,10 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 	}
 	if nc.Public && nc.Secret != "" {
 		return nil, "", bad("a public client has no secret")
+	}
+	auth, err := checkClientAuth(&nc)
+	if err != nil {
+		return nil, "", bad("%v", err)
 	}
 	needsRedirect := slices.Contains(nc.GrantTypes, "authorization_code")
 	if needsRedirect && len(nc.RedirectURIs) == 0 {
@@ -102,13 +119,13 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 		LoginUI:             nc.LoginUI,
 		IntrospectAny:       nc.IntrospectAny,
 	}
+	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI, c.TokenEndpointAuthSigningAlg = auth.method, auth.jwks, auth.jwksURI, auth.alg
 	if c.Name == "" {
 		c.Name = c.ID
 	}
 	var shown string
 	switch {
-	case nc.Public:
-		c.TokenEndpointAuthMethod = "none"
+	case nc.Public, auth.method == AuthPrivateKeyJWT:
 	case nc.Secret != "":
 		if len(nc.Secret) < 16 {
 			return nil, "", bad("a supplied secret needs at least 16 characters")
@@ -118,19 +135,72 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 			return nil, "", err
 		}
 		c.SecretHash = string(h)
-		c.TokenEndpointAuthMethod = "client_secret_basic"
 	default:
 		secret, hash, err := GenerateClientSecret(p.random)
 		if err != nil {
 			return nil, "", err
 		}
 		c.SecretHash, shown = hash, secret
-		c.TokenEndpointAuthMethod = "client_secret_basic"
 	}
 	if err := p.store.CreateClient(ctx, c); err != nil {
 		return nil, "", err
 	}
 	return c, shown, nil
+}
+
+// clientAuth is a client's checked authentication registration.
+type clientAuth struct{ method, jwks, jwksURI, alg string }
+
+// checkClientAuth checks how nc will authenticate: a known method, none
+// exactly for public clients, a secret only for the secret methods, and
+// for private_key_jwt one key source whose keys fit the algorithm.
+func checkClientAuth(nc *NewClient) (clientAuth, error) {
+	a := clientAuth{method: nc.TokenEndpointAuthMethod}
+	if a.method == "" {
+		a.method = AuthClientSecretBasic
+		if nc.Public {
+			a.method = AuthNone
+		}
+	}
+	if !slices.Contains(TokenEndpointAuthMethods, a.method) {
+		return a, fmt.Errorf("token endpoint auth method %q is not one of %s", a.method, strings.Join(TokenEndpointAuthMethods, ", "))
+	}
+	if nc.Public && a.method != AuthNone {
+		return a, fmt.Errorf("a public client authenticates with none, not %s", a.method)
+	}
+	keyed := len(nc.JWKS) > 0 || nc.JWKSURI != "" || nc.TokenEndpointAuthSigningAlg != ""
+	if a.method != AuthPrivateKeyJWT {
+		if keyed {
+			return a, fmt.Errorf("a JWK Set and its signing algorithm are for private_key_jwt, not %s", a.method)
+		}
+		return a, nil
+	}
+	if nc.Secret != "" {
+		return a, fmt.Errorf("a private_key_jwt client has no secret")
+	}
+	if (len(nc.JWKS) > 0) == (nc.JWKSURI != "") {
+		return a, fmt.Errorf("private_key_jwt needs exactly one of a JWK Set and a JWK Set URI")
+	}
+	a.alg = nc.TokenEndpointAuthSigningAlg
+	if a.alg != "" && !slices.Contains(ClientAssertionSigningAlgs, a.alg) {
+		return a, fmt.Errorf("token endpoint auth signing alg %q is not one of %s", a.alg, strings.Join(ClientAssertionSigningAlgs, ", "))
+	}
+	if nc.JWKSURI != "" {
+		if err := checkRedirectURI(nc.JWKSURI); err != nil {
+			return a, fmt.Errorf("JWK Set URI %q: %v", nc.JWKSURI, err)
+		}
+		a.jwksURI = nc.JWKSURI
+		if a.alg == "" {
+			a.alg = "RS256"
+		}
+		return a, nil
+	}
+	jwks, alg, err := checkClientJWKS(nc.JWKS, a.alg)
+	if err != nil {
+		return a, fmt.Errorf("JWK Set: %v", err)
+	}
+	a.jwks, a.alg = jwks, alg
+	return a, nil
 }
 
 // DeleteClient removes a client and its tokens.

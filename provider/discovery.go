@@ -20,8 +20,14 @@ type Discovery struct {
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
 	ACRValuesSupported                []string `json:"acr_values_supported"`
-	RequestParameterSupported         bool     `json:"request_parameter_supported"`
-	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	// Client authentication per endpoint (RFC 8414 §2).
+	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	IntrospectionEndpointAuthMethodsSupported          []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpointAuthMethodsSupported             []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
+	RequestParameterSupported                          bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported                       bool     `json:"request_uri_parameter_supported"`
 }
 
 // Discovery describes this provider.
@@ -42,9 +48,15 @@ func (p *Provider) Discovery() Discovery {
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256", "ES256"},
 		ScopesSupported:                   []string{"openid", "offline_access", "email", "profile"},
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+		TokenEndpointAuthMethodsSupported: TokenEndpointAuthMethods,
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		ClaimsSupported:                   []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email", "email_verified"},
 		ACRValuesSupported:                []string{ACRPassword, ACRSecondFactor},
+		// The same strategy authenticates clients at all three endpoints.
+		TokenEndpointAuthSigningAlgValuesSupported:         ClientAssertionSigningAlgs,
+		IntrospectionEndpointAuthMethodsSupported:          IntrospectionEndpointAuthMethods,
+		IntrospectionEndpointAuthSigningAlgValuesSupported: ClientAssertionSigningAlgs,
+		RevocationEndpointAuthMethodsSupported:             RevocationEndpointAuthMethods,
+		RevocationEndpointAuthSigningAlgValuesSupported:    ClientAssertionSigningAlgs,
 	}
 }

@@ -78,5 +78,14 @@ func composeOAuth2(ctx context.Context, cfg config.Config, store *storage.Store,
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
 	)
+	// Every endpoint that authenticates clients (token, introspection,
+	// revocation) goes through clientAuthentication, and a client assertion
+	// may name the token endpoint or the issuer as its audience.
+	f, ok := oauth2.(*fosite.Fosite)
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("compose: %T is not *fosite.Fosite", oauth2)
+	}
+	f.Config = assertionAudienceConfig{Config: fc, audiences: []string{issuer + PathToken, issuer}}
+	fc.ClientAuthenticationStrategy = clientAuthentication(f)
 	return oauth2, fc, keys, nil
 }

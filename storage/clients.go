@@ -11,7 +11,8 @@ import (
 // token reads can join them in.
 const clientColumns = `c.id, c.secret_hash, c.name, c.redirect_uris, c.grant_types, c.response_types,
 	c.scopes, c.audience, c.is_public, c.skip_consent, c.require_second_factor,
-	c.token_endpoint_auth_method, c.created_at, c.login_ui, c.introspect_any`
+	c.token_endpoint_auth_method, c.created_at, c.login_ui, c.introspect_any,
+	c.jwks, c.jwks_uri, c.token_endpoint_auth_signing_alg, c.id_token_signed_response_alg`
 
 const getClientSQL = `SELECT ` + clientColumns + ` FROM oauth2_clients c WHERE c.id = $1`
 
@@ -25,7 +26,8 @@ func (r *clientRow) dest() []any {
 	c := &r.c
 	return []any{&c.ID, &c.SecretHash, &c.Name, &r.lists[0], &r.lists[1], &r.lists[2],
 		&r.lists[3], &r.lists[4], &c.Public, &c.SkipConsent, &c.RequireSecondFactor,
-		&c.TokenEndpointAuthMethod, timeCol{&c.CreatedAt}, &c.LoginUI, &c.IntrospectAny}
+		&c.TokenEndpointAuthMethod, timeCol{&c.CreatedAt}, &c.LoginUI, &c.IntrospectAny,
+		&c.JWKS, &c.JWKSURI, &c.TokenEndpointAuthSigningAlg, &c.IDTokenSignedResponseAlg}
 }
 
 func (r *clientRow) client() (*Client, error) {
@@ -49,12 +51,15 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	c.CreatedAt = normTime(c.CreatedAt)
 	_, err := s.exec(ctx, `INSERT INTO oauth2_clients (id, secret_hash, name, redirect_uris, grant_types,
 		response_types, scopes, audience, is_public, skip_consent, require_second_factor,
-		token_endpoint_auth_method, created_at, login_ui, introspect_any)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		token_endpoint_auth_method, created_at, login_ui, introspect_any,
+		jwks, jwks_uri, token_endpoint_auth_signing_alg, id_token_signed_response_alg)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+		$16, $17, $18, $19)`,
 		c.ID, c.SecretHash, c.Name, encodeList(c.RedirectURIs), encodeList(c.GrantTypes),
 		encodeList(c.ResponseTypes), encodeList(c.Scopes), encodeList(c.Audience),
 		c.Public, c.SkipConsent, c.RequireSecondFactor, c.TokenEndpointAuthMethod, s.timeArg(c.CreatedAt),
-		c.LoginUI, c.IntrospectAny)
+		c.LoginUI, c.IntrospectAny,
+		c.JWKS, c.JWKSURI, c.TokenEndpointAuthSigningAlg, c.IDTokenSignedResponseAlg)
 	if err != nil {
 		return fmt.Errorf("storage: create client %q: %w", c.ID, err)
 	}

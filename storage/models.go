@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -72,6 +73,15 @@ type Client struct {
 	// every token; any other client only those issued to it or naming it in
 	// their audience (RFC 7662 §2.1).
 	IntrospectAny bool
+	// Client authentication and ID-token signing (OpenID Connect Dynamic
+	// Client Registration §2 names): for private_key_jwt (RFC 7523) the
+	// client's JWK Set as JSON text or the URL to fetch it from, and the
+	// one algorithm its assertions are signed with; the algorithm of its
+	// ID tokens ("" = the provider's oauth2.signing_alg).
+	JWKS                        string
+	JWKSURI                     string
+	TokenEndpointAuthSigningAlg string
+	IDTokenSignedResponseAlg    string
 }
 
 var (
@@ -93,13 +103,35 @@ func (c *Client) GetAudience() fosite.Arguments      { return c.Audience }
 func (c *Client) IsLoginUI() bool        { return c.LoginUI }
 func (c *Client) MayIntrospectAny() bool { return c.IntrospectAny }
 
-// OpenID Connect client metadata. otpstep authenticates clients with
-// client_secret_basic, client_secret_post or (public clients) none only.
-func (c *Client) GetRequestURIs() []string                     { return nil }
-func (c *Client) GetJSONWebKeys() *jose3.JSONWebKeySet         { return nil }
-func (c *Client) GetJSONWebKeysURI() string                    { return "" }
-func (c *Client) GetRequestObjectSigningAlgorithm() string     { return "" }
-func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string { return "RS256" }
+// OpenID Connect client metadata: fosite's client authentication reads the
+// method, the key set (inline or by URL) and the assertion algorithm.
+func (c *Client) GetRequestURIs() []string                 { return nil }
+func (c *Client) GetJSONWebKeysURI() string                { return c.JWKSURI }
+func (c *Client) GetRequestObjectSigningAlgorithm() string { return "" }
+
+// GetJSONWebKeys is the client's registered JWK Set, nil when it has none
+// (or, never stored by CreateClient, one that does not parse).
+func (c *Client) GetJSONWebKeys() *jose3.JSONWebKeySet {
+	if c.JWKS == "" {
+		return nil
+	}
+	var set jose3.JSONWebKeySet
+	if err := json.Unmarshal([]byte(c.JWKS), &set); err != nil {
+		return nil
+	}
+	return &set
+}
+
+// GetTokenEndpointAuthSigningAlgorithm is the algorithm of the client's
+// private_key_jwt assertions; RS256 when none was registered (OpenID Connect
+// Dynamic Client Registration §2's default).
+func (c *Client) GetTokenEndpointAuthSigningAlgorithm() string {
+	if c.TokenEndpointAuthSigningAlg == "" {
+		return "RS256"
+	}
+	return c.TokenEndpointAuthSigningAlg
+}
+
 func (c *Client) GetResponseModes() []fosite.ResponseModeType {
 	return []fosite.ResponseModeType{fosite.ResponseModeDefault, fosite.ResponseModeQuery}
 }

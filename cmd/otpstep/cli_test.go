@@ -217,6 +217,46 @@ func TestCLI_PurgeDeletesWhatExpired(t *testing.T) {
 	}
 }
 
+// clients create --token-endpoint-auth-method with --jwks-file or
+// --jwks-uri registers how the client authenticates; a private_key_jwt
+// client gets no secret, a none client is public, an unknown method or a
+// key set for a secret client is refused.
+func TestCLI_ClientsCreateAuthMethods(t *testing.T) {
+	c := newCLI(t)
+	file := filepath.Join(t.TempDir(), "jwks.json")
+	jwks := `{"keys":[{"use":"sig","kty":"EC","kid":"k1","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`
+	if err := os.WriteFile(file, []byte(jwks), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var pk, uri, post, none map[string]any
+	c.mustJSON(&pk, "clients", "create", "--id", "pk", "--redirect-uri", "https://rp.example/cb", "--token-endpoint-auth-method", "private_key_jwt", "--jwks-file", file)
+	c.mustJSON(&uri, "clients", "create", "--id", "uri", "--grant-type", "client_credentials", "--token-endpoint-auth-method", "private_key_jwt", "--jwks-uri", "https://rp.example/jwks")
+	c.mustJSON(&post, "clients", "create", "--id", "post", "--redirect-uri", "https://rp.example/cb", "--token-endpoint-auth-method", "client_secret_post")
+	c.mustJSON(&none, "clients", "create", "--id", "none", "--redirect-uri", "https://rp.example/cb", "--token-endpoint-auth-method", "none")
+	if pk["token_endpoint_auth_method"] != "private_key_jwt" || pk["client_secret"] != nil || pk["has_jwks"] != true || pk["token_endpoint_auth_signing_alg"] != "ES256" {
+		t.Fatalf("private_key_jwt with --jwks-file: %v", pk)
+	}
+	if uri["jwks_uri"] != "https://rp.example/jwks" || uri["token_endpoint_auth_signing_alg"] != "RS256" || uri["client_secret"] != nil {
+		t.Fatalf("private_key_jwt with --jwks-uri: %v", uri)
+	}
+	if post["token_endpoint_auth_method"] != "client_secret_post" || post["client_secret"] == nil {
+		t.Fatalf("client_secret_post: %v", post)
+	}
+	if none["token_endpoint_auth_method"] != "none" || none["public"] != true || none["client_secret"] != nil {
+		t.Fatalf("none: %v", none)
+	}
+	for _, args := range [][]string{
+		{"--token-endpoint-auth-method", "client_secret_jwt"},
+		{"--jwks-file", file},
+		{"--token-endpoint-auth-method", "private_key_jwt"},
+		{"--jwks-file", filepath.Join(t.TempDir(), "missing.json"), "--token-endpoint-auth-method", "private_key_jwt"},
+	} {
+		if _, err := c.run(append([]string{"clients", "create", "--redirect-uri", "https://rp.example/cb"}, args...)...); err == nil {
+			t.Errorf("%v was accepted", args)
+		}
+	}
+}
+
 // clients create --login-ui and --introspect-any are stored on the client
 // and shown by clients list; a client created without them has neither.
 func TestCLI_ClientPermissions(t *testing.T) {

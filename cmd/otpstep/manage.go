@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -82,11 +83,16 @@ type clientJSON struct {
 	LoginUI             bool     `json:"login_ui"`
 	IntrospectAny       bool     `json:"introspect_any"`
 	TokenEndpointAuth   string   `json:"token_endpoint_auth_method"`
+	// private_key_jwt clients (a registered JWK Set shows as has_jwks).
+	JWKSURI                     string `json:"jwks_uri,omitempty"`
+	HasJWKS                     bool   `json:"has_jwks,omitempty"`
+	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
 }
 
 func toClientJSON(c *storage.Client, secret string) clientJSON {
 	return clientJSON{c.ID, secret, c.Name, c.RedirectURIs, c.GrantTypes, c.Scopes, c.Public, c.SkipConsent,
-		c.RequireSecondFactor, c.LoginUI, c.IntrospectAny, c.GetTokenEndpointAuthMethod()}
+		c.RequireSecondFactor, c.LoginUI, c.IntrospectAny, c.GetTokenEndpointAuthMethod(),
+		c.JWKSURI, c.JWKS != "", c.TokenEndpointAuthSigningAlg}
 }
 
 // splitScopeFlag turns --scope values into scope tokens: each value is split
@@ -114,6 +120,7 @@ func (a *app) clientsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "clients", Short: "OAuth2 clients"}
 	var nc provider.NewClient
 	var secondFactor bool
+	var jwksFile string
 	create := &cobra.Command{
 		Use: "create", Short: "Register a client; prints it as JSON, with a generated secret shown this once", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -127,6 +134,13 @@ func (a *app) clientsCommand() *cobra.Command {
 				return err
 			}
 			nc.Scopes = scopes
+			if jwksFile != "" {
+				b, err := os.ReadFile(jwksFile)
+				if err != nil {
+					return fmt.Errorf("--jwks-file: %w", err)
+				}
+				nc.JWKS = b
+			}
 			for _, ru := range nc.RedirectURIs {
 				if err := provider.CheckRedirectURI(ru); err != nil {
 					return fmt.Errorf("--redirect-uri %q: %v", ru, err)
@@ -161,6 +175,10 @@ func (a *app) clientsCommand() *cobra.Command {
 	f.BoolVar(&nc.LoginUI, "login-ui", false, "a login UI: may pass the second factor with PUT /sessions/{id} passedLoginOTP:true and receive the login code in the response")
 	f.BoolVar(&nc.IntrospectAny, "introspect-any", false, "a resource server: may introspect every token (otherwise only tokens issued to it or naming it in their audience)")
 	f.StringVar(&nc.Secret, "secret", "", "use this secret (stored with argon2id) instead of a generated one")
+	f.StringVar(&nc.TokenEndpointAuthMethod, "token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks-file or --jwks-uri) or none (public)")
+	f.StringVar(&jwksFile, "jwks-file", "", "private_key_jwt: a file holding the client's JWK Set (public keys, \"use\":\"sig\")")
+	f.StringVar(&nc.JWKSURI, "jwks-uri", "", "private_key_jwt: the URL of the client's JWK Set")
+	f.StringVar(&nc.TokenEndpointAuthSigningAlg, "token-endpoint-auth-signing-alg", "", "private_key_jwt: RS256 or ES256 (default: what the JWK Set's first signing key implies, else RS256)")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List clients as JSON", Args: cobra.NoArgs,

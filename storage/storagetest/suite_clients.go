@@ -66,6 +66,27 @@ func clientTests() []conformanceTest {
 			require.NoError(t, err)
 			assert.True(t, got.GetClient().(*storage.Client).LoginUI)
 		}},
+		{"TestClients_KeyRegistrationRoundTrips", func(t *testing.T, s *storage.Store, _ *clock) {
+			// The private_key_jwt and ID-token signing fields are stored and
+			// read back; the inline set is what fosite verifies against.
+			jwks := `{"keys":[{"use":"sig","kty":"EC","kid":"k1","crv":"P-256","alg":"ES256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`
+			want := &storage.Client{ID: "pk", TokenEndpointAuthMethod: "private_key_jwt", JWKS: jwks,
+				TokenEndpointAuthSigningAlg: "ES256", IDTokenSignedResponseAlg: "ES256"}
+			byURI := &storage.Client{ID: "pk-uri", TokenEndpointAuthMethod: "private_key_jwt", JWKSURI: "https://rp.example/jwks"}
+			require.NoError(t, s.CreateClient(t.Context(), want))
+			require.NoError(t, s.CreateClient(t.Context(), byURI))
+			got, err := s.GetOAuth2Client(t.Context(), "pk")
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+			require.NotNil(t, got.GetJSONWebKeys())
+			assert.Len(t, got.GetJSONWebKeys().Key("k1"), 1)
+			assert.Equal(t, "ES256", got.GetTokenEndpointAuthSigningAlgorithm())
+			got, err = s.GetOAuth2Client(t.Context(), "pk-uri")
+			require.NoError(t, err)
+			assert.Nil(t, got.GetJSONWebKeys())
+			assert.Equal(t, "https://rp.example/jwks", got.GetJSONWebKeysURI())
+			assert.Equal(t, "RS256", got.GetTokenEndpointAuthSigningAlgorithm())
+		}},
 		{"TestClients_DuplicateIDIsAlreadyExists", func(t *testing.T, s *storage.Store, _ *clock) {
 			newTestClient(t, s, "rp-1")
 			err := s.CreateClient(t.Context(), &storage.Client{ID: "rp-1"})
