@@ -30,6 +30,9 @@ type NewClient struct {
 	// token; any other client only those issued to it or naming it in their
 	// audience (RFC 7662 §2.1).
 	IntrospectAny bool
+	// ClientURI is the client's home page, an absolute http(s) URL, which
+	// the error pages link back to; empty for none.
+	ClientURI string
 	// Secret is an operator-supplied secret (stored with argon2id); empty
 	// means otpstep generates a 256-bit one (stored as SHA-256).
 	Secret string
@@ -84,6 +87,11 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 	if nc.Public && nc.Secret != "" {
 		return nil, "", bad("a public client has no secret")
 	}
+	if nc.ClientURI != "" {
+		if u, err := url.Parse(nc.ClientURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, "", bad("client URI %q is not an absolute http(s) URL", nc.ClientURI)
+		}
+	}
 	auth, err := checkClientAuth(&nc)
 	if err != nil {
 		return nil, "", bad("%v", err)
@@ -118,6 +126,7 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 		RequireSecondFactor: nc.RequireSecondFactor == nil || *nc.RequireSecondFactor,
 		LoginUI:             nc.LoginUI,
 		IntrospectAny:       nc.IntrospectAny,
+		ClientURI:           nc.ClientURI,
 	}
 	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI, c.TokenEndpointAuthSigningAlg = auth.method, auth.jwks, auth.jwksURI, auth.alg
 	if c.Name == "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -31,8 +30,19 @@ func newMailer(cfg config.Mail, logger *slog.Logger, tp trace.TracerProvider) (m
 	return nil, fmt.Errorf("mail.driver: %q is not smtp or log", cfg.Driver)
 }
 
-func mailOTPData(code string, expiresAt time.Time, ttl time.Duration, kind, issuer string) mail.OTPData {
-	return mail.OTPData{Code: code, ExpiresAt: expiresAt, TTLMinutes: int((ttl + time.Minute - 1) / time.Minute), Kind: kind, Issuer: issuer}
+// mailOTPData is what the OTP mail of req shows: the product
+// (ui.product_name), the app that asked (its client's name, when it is one
+// of otpstep's clients), in the language of req.Locale.
+func (p *Provider) mailOTPData(ctx context.Context, req OTPRequest, code string, expiresAt time.Time) mail.OTPData {
+	ttl := p.cfg.OTP.TTL
+	d := mail.OTPData{Code: code, ExpiresAt: expiresAt, TTLMinutes: int((ttl + time.Minute - 1) / time.Minute), Kind: req.Kind,
+		Issuer: p.cfg.UI.ProductName, SupportURL: p.cfg.UI.SupportURL, Locale: req.Locale}
+	if req.ClientID != "" {
+		if c, err := p.clients.Get(ctx, req.ClientID); err == nil {
+			d.ClientName = c.Name
+		}
+	}
+	return d
 }
 
 // The dispatcher settles a claimed batch with one statement
@@ -61,14 +71,6 @@ func (p *Provider) DeliverOutboxOnce(ctx context.Context) (int, error) {
 }
 
 func (p *Provider) notifyOutbox() { p.dispatcher.Notify() }
-
-// serviceName names this server in mail: the host of server.public_url.
-func (p *Provider) serviceName() string {
-	if u, err := url.Parse(p.cfg.Server.PublicURL); err == nil && u.Hostname() != "" {
-		return u.Hostname()
-	}
-	return ""
-}
 
 // OutboxStatus is the outbox backlog as readiness reports it: information only,
 // since a mail server outage loses no mail (it waits in the outbox).

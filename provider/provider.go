@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/provider/i18n"
 	"github.com/otpstep/otpstep/provider/mail"
 	"github.com/otpstep/otpstep/provider/metrics"
 	"github.com/otpstep/otpstep/provider/outbox"
@@ -72,6 +73,7 @@ type Provider struct {
 	otpHash       otpHasher
 	mailSealer    *Sealer
 	mailTemplates *mail.Templates
+	catalogs      *i18n.Catalogs
 	dispatcher    *outbox.Dispatcher
 	metrics       *metrics.Metrics
 
@@ -118,9 +120,21 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 	if err != nil {
 		return nil, err
 	}
-	templates, err := mail.LoadTemplates(cfg.Mail.TemplatesDir)
+	defaultLocale := cfg.UI.DefaultLocale
+	if defaultLocale == "" { // a Config built by hand, not from config.Default
+		defaultLocale = "en"
+	}
+	catalogs, err := i18n.New(defaultLocale, cfg.UI.Location())
 	if err != nil {
-		return nil, fmt.Errorf("mail.templates_dir: %w", err)
+		return nil, fmt.Errorf("ui.default_locale: %w", err)
+	}
+	mailDir, mailDirKey := cfg.Mail.TemplatesDir, "mail.templates_dir"
+	if mailDir == "" && cfg.UI.TemplatesDir != "" {
+		mailDir, mailDirKey = cfg.UI.TemplatesDir, "ui.templates_dir"
+	}
+	templates, err := mail.LoadTemplatesWith(mailDir, catalogs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mailDirKey, err)
 	}
 	mailer := opts.Mailer
 	if mailer == nil {
@@ -150,6 +164,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		cfg:       cfg,
 		store:     store,
 		clients:   clients,
+		catalogs:  catalogs,
 		clock:     opts.Clock,
 		random:    opts.Random,
 		log:       opts.Logger,
@@ -185,6 +200,10 @@ func (p *Provider) Store() *storage.Store { return p.store }
 
 // Now is the provider's clock.
 func (p *Provider) Now() time.Time { return p.clock() }
+
+// Catalogs are the languages of pages and mails (ui.default_locale,
+// ui.time_zone).
+func (p *Provider) Catalogs() *i18n.Catalogs { return p.catalogs }
 
 // Issuer is the OpenID Connect issuer (server.public_url).
 func (p *Provider) Issuer() string { return p.cfg.Server.PublicURL }

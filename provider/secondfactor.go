@@ -45,6 +45,9 @@ type OTPRequest struct {
 	// login code in the response; for any other client a login code goes
 	// by mail only, whatever InResponse asks.
 	LoginUI bool
+	// Locale is the language tag the mail is written in ("de"; see
+	// i18n.Catalogs.Match); empty is ui.default_locale.
+	Locale string
 }
 
 // ErrNotLoginUI means the client is not registered as a login UI
@@ -120,7 +123,7 @@ func (p *Provider) newOTP(ctx context.Context, req OTPRequest) (*pendingOTP, err
 		CreatedAt:   now,
 	}
 	ch.CodeHash = p.otpHash.hash(ch.ID, req.Kind, req.SessionID, req.User.ID, code)
-	subject, text, html, err := p.mailTemplates.OTP(mailOTPData(code, ch.ExpiresAt, p.cfg.OTP.TTL, req.Kind, p.serviceName()))
+	subject, text, html, err := p.mailTemplates.OTP(p.mailOTPData(ctx, req, code, ch.ExpiresAt))
 	if err != nil {
 		return nil, fmt.Errorf("otp mail template: %w", err)
 	}

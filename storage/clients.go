@@ -12,7 +12,7 @@ import (
 const clientColumns = `c.id, c.secret_hash, c.name, c.redirect_uris, c.grant_types, c.response_types,
 	c.scopes, c.audience, c.is_public, c.skip_consent, c.require_second_factor,
 	c.token_endpoint_auth_method, c.created_at, c.login_ui, c.introspect_any,
-	c.jwks, c.jwks_uri, c.token_endpoint_auth_signing_alg, c.id_token_signed_response_alg`
+	c.jwks, c.jwks_uri, c.token_endpoint_auth_signing_alg, c.id_token_signed_response_alg, c.client_uri`
 
 const getClientSQL = `SELECT ` + clientColumns + ` FROM oauth2_clients c WHERE c.id = $1`
 
@@ -27,7 +27,7 @@ func (r *clientRow) dest() []any {
 	return []any{&c.ID, &c.SecretHash, &c.Name, &r.lists[0], &r.lists[1], &r.lists[2],
 		&r.lists[3], &r.lists[4], &c.Public, &c.SkipConsent, &c.RequireSecondFactor,
 		&c.TokenEndpointAuthMethod, timeCol{&c.CreatedAt}, &c.LoginUI, &c.IntrospectAny,
-		&c.JWKS, &c.JWKSURI, &c.TokenEndpointAuthSigningAlg, &c.IDTokenSignedResponseAlg}
+		&c.JWKS, &c.JWKSURI, &c.TokenEndpointAuthSigningAlg, &c.IDTokenSignedResponseAlg, &c.ClientURI}
 }
 
 func (r *clientRow) client() (*Client, error) {
@@ -52,14 +52,14 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	_, err := s.exec(ctx, `INSERT INTO oauth2_clients (id, secret_hash, name, redirect_uris, grant_types,
 		response_types, scopes, audience, is_public, skip_consent, require_second_factor,
 		token_endpoint_auth_method, created_at, login_ui, introspect_any,
-		jwks, jwks_uri, token_endpoint_auth_signing_alg, id_token_signed_response_alg)
+		jwks, jwks_uri, token_endpoint_auth_signing_alg, id_token_signed_response_alg, client_uri)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-		$16, $17, $18, $19)`,
+		$16, $17, $18, $19, $20)`,
 		c.ID, c.SecretHash, c.Name, encodeList(c.RedirectURIs), encodeList(c.GrantTypes),
 		encodeList(c.ResponseTypes), encodeList(c.Scopes), encodeList(c.Audience),
 		c.Public, c.SkipConsent, c.RequireSecondFactor, c.TokenEndpointAuthMethod, s.timeArg(c.CreatedAt),
 		c.LoginUI, c.IntrospectAny,
-		c.JWKS, c.JWKSURI, c.TokenEndpointAuthSigningAlg, c.IDTokenSignedResponseAlg)
+		c.JWKS, c.JWKSURI, c.TokenEndpointAuthSigningAlg, c.IDTokenSignedResponseAlg, c.ClientURI)
 	if err != nil {
 		return fmt.Errorf("storage: create client %q: %w", c.ID, err)
 	}

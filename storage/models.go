@@ -82,6 +82,9 @@ type Client struct {
 	JWKSURI                     string
 	TokenEndpointAuthSigningAlg string
 	IDTokenSignedResponseAlg    string
+	// ClientURI is the client's home page (clients create --client-uri), the
+	// error pages' way back; "" when not known.
+	ClientURI string
 }
 
 var (

@@ -12,7 +12,7 @@ import (
 const csrfFieldName = "csrf_token"
 
 // csrfFailedMessage is what the user reads when a form's CSRF check fails.
-const csrfFailedMessage = "The form expired, please go back and try again."
+const csrfFailedMessage = "error.csrf"
 
 // CSRFOption adjusts NewCSRF.
 type CSRFOption func(*csrfConfig)
@@ -75,7 +75,7 @@ func csrfFailureHandler(p *Pages) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := RequestIDFrom(r.Context())
 		if p == nil {
-			http.Error(w, csrfFailedMessage, http.StatusForbidden)
+			http.Error(w, "The form expired, please go back and try again.", http.StatusForbidden)
 			return
 		}
 		reason := "unknown"
@@ -85,7 +85,7 @@ func csrfFailureHandler(p *Pages) http.Handler {
 		p.logger.LogAttrs(r.Context(), slog.LevelWarn, "csrf check failed",
 			slog.String("reason", reason), slog.String("request_id", rid),
 			slog.String("method", r.Method), slog.String("path", r.URL.Path))
-		p.Render(w, r, http.StatusForbidden, "error", ErrorPage{Message: csrfFailedMessage, RequestID: rid})
+		p.Render(w, r, http.StatusForbidden, "error", ErrorPage{Message: p.Locale(r).T(csrfFailedMessage), RequestID: rid})
 	})
 }
 

@@ -156,7 +156,7 @@ func (s *Server) federatedLinkConfirm(w http.ResponseWriter, r *http.Request) {
 // to the upstream.
 func (s *Server) federatedLinkStart(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
+		s.errorPage(w, r, http.StatusBadRequest, "error.form", err)
 		return
 	}
 	returnTo, _ := s.safeReturnTo(r.PostForm.Get("return_to"))
@@ -184,12 +184,12 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 	name := mux.Vars(r)["identityProvider"]
 	up, err := s.p.Upstream(name)
 	if err != nil {
-		s.errorPage(w, r, http.StatusNotFound, "This identity provider is not configured.", nil)
+		s.errorPage(w, r, http.StatusNotFound, "federated.error.not_configured", nil)
 		return nil, nil, false
 	}
 	ls, user, err := s.currentSession(r)
 	if err != nil && !errors.Is(err, provider.ErrLoginSessionGone) {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return nil, nil, false
 	}
 	here := s.federatedPath(up.Name(), "link")
@@ -202,8 +202,8 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 	ready := s.p.LinkSessionReady(ls)
 	if errors.Is(ready, provider.ErrLinkLoginTooOld) {
 		if s.mount.embedded {
-			s.errorPage(w, r, http.StatusUnauthorized, "To link your "+up.Name()+" account, please sign in again, then start linking again.",
-				errors.New("federated link: no login session, or its login is older than linked_identity.reauth_max_age"))
+			s.errorPage(w, r, http.StatusUnauthorized, "federated.error.reauth",
+				errors.New("federated link: no login session, or its login is older than linked_identity.reauth_max_age"), "provider", up.Name())
 			return nil, nil, false
 		}
 		http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {here}}.Encode(), http.StatusSeeOther)
@@ -213,7 +213,7 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 	// an upstream account to it.
 	if errors.Is(ready, provider.ErrLinkNeedsSecondFactor) {
 		if err := s.SendToOTP(w, r, ls, user, "", here); err != nil {
-			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+			s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		}
 		return nil, nil, false
 	}
@@ -225,7 +225,7 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 func (s *Server) federatedLoginStart(w http.ResponseWriter, r *http.Request) {
 	up, err := s.p.Upstream(mux.Vars(r)["identityProvider"])
 	if err != nil || !up.AllowLogin() {
-		s.errorPage(w, r, http.StatusNotFound, "Signing in with this identity provider is not possible.", nil)
+		s.errorPage(w, r, http.StatusNotFound, "federated.error.login_not_allowed", nil)
 		return
 	}
 	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
@@ -244,7 +244,7 @@ func (s *Server) startUpstreamFlow(w http.ResponseWriter, r *http.Request, up *u
 		return
 	}
 	if err := s.setFlowCookie(w, f); err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return
 	}
 	http.Redirect(w, r, authURL, http.StatusSeeOther)
@@ -253,7 +253,7 @@ func (s *Server) startUpstreamFlow(w http.ResponseWriter, r *http.Request, up *u
 // flowExpiredMessage answers every callback whose flow cannot be trusted:
 // no cookie, a cookie that does not open, a state that differs, a state used
 // before. The cause is logged.
-const flowExpiredMessage = "This sign-in attempt has expired or was already used. Please start again."
+const flowExpiredMessage = "federated.error.flow_expired"
 
 // federatedCallback is GET /federated-identities/{identityProvider}/callback,
 // as a list of steps: the flow cookie (taken and cleared) → the state matches
@@ -265,7 +265,7 @@ func (s *Server) federatedCallback(w http.ResponseWriter, r *http.Request) {
 	name := mux.Vars(r)["identityProvider"]
 	up, err := s.p.Upstream(name)
 	if err != nil {
-		s.errorPage(w, r, http.StatusNotFound, "This identity provider is not configured.", nil)
+		s.errorPage(w, r, http.StatusNotFound, "federated.error.not_configured", nil)
 		return
 	}
 	f, err := s.takeFlowCookie(w, r, name)
@@ -287,11 +287,11 @@ func (s *Server) federatedCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		msg := "The sign-in at " + name + " did not complete. Please try again."
+		msg := "federated.error.not_completed"
 		if e == "access_denied" {
-			msg = "The sign-in at " + name + " was cancelled."
+			msg = "federated.error.cancelled"
 		}
-		s.errorPage(w, r, http.StatusBadRequest, msg, fmt.Errorf("upstream %s answered error %q: %q", name, e, q.Get("error_description")))
+		s.errorPage(w, r, http.StatusBadRequest, msg, fmt.Errorf("upstream %s answered error %q: %q", name, e, q.Get("error_description")), "provider", name)
 		return
 	}
 	code := q.Get("code")
@@ -317,11 +317,11 @@ func (s *Server) completeLink(w http.ResponseWriter, r *http.Request, up *upstre
 	ctx := r.Context()
 	ls, user, err := s.currentSession(r)
 	if err != nil && !errors.Is(err, provider.ErrLoginSessionGone) {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return
 	}
 	if ls == nil || ls.ID != f.SessionID {
-		s.errorPage(w, r, http.StatusUnauthorized, "Your session has ended. Please sign in and start linking again.",
+		s.errorPage(w, r, http.StatusUnauthorized, "federated.error.session_ended",
 			errors.New("upstream callback: the login session that started the link is gone"))
 		return
 	}
@@ -329,7 +329,7 @@ func (s *Server) completeLink(w http.ResponseWriter, r *http.Request, up *upstre
 	// second factor, but it may have been sent back since (PUT /sessions
 	// with passedLoginOTP false re-challenges it).
 	if !ls.PassedLoginOTP {
-		s.errorPage(w, r, http.StatusUnauthorized, "Your sign-in needs its emailed code again. Please enter it, then start linking again.",
+		s.errorPage(w, r, http.StatusUnauthorized, "federated.error.needs_otp",
 			errors.New("upstream callback: the login session that started the link has not passed the second factor"))
 		return
 	}
@@ -344,7 +344,7 @@ func (s *Server) completeLink(w http.ResponseWriter, r *http.Request, up *upstre
 	switch {
 	case err == nil:
 	case errors.Is(err, provider.ErrIdentityAlreadyLinked):
-		s.errorPage(w, r, http.StatusConflict, "This "+up.Name()+" account is already linked to another account.", err)
+		s.errorPage(w, r, http.StatusConflict, "federated.error.already_linked", err, "provider", up.Name())
 		return
 	default:
 		s.upstreamErrorPage(w, r, up.Name(), err)
@@ -385,7 +385,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 	}
 	detail := map[string]any{"method": provider.AMRFederated, "provider": up.Name()}
 	if _, err := s.BeginLogin(ctx, w, r, user.ID, s.clientIP(r), detail, provider.AMRFederated); err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return
 	}
 	if f.ReturnTo == "" {
@@ -402,11 +402,11 @@ func (s *Server) upstreamErrorPage(w http.ResponseWriter, r *http.Request, name 
 	switch {
 	case errors.Is(err, upstream.ErrUnavailable):
 		setUnavailableRetryAfter(w)
-		s.errorPage(w, r, http.StatusServiceUnavailable, name+" cannot be reached right now. Please try again in a moment.", err)
+		s.errorPage(w, r, http.StatusServiceUnavailable, "federated.error.unreachable", err, "provider", name)
 	case errors.Is(err, upstream.ErrInvalidIDToken), errors.Is(err, upstream.ErrCodeRejected):
-		s.errorPage(w, r, http.StatusBadRequest, "The answer from "+name+" could not be verified. Please try again.", err)
+		s.errorPage(w, r, http.StatusBadRequest, "federated.error.unverified", err, "provider", name)
 	default:
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 	"github.com/otpstep/otpstep/provider"
 )
 
-const genericLoginError = "The email or password is not right."
+// genericLoginError is the catalog key of every failed first factor.
+const genericLoginError = "login.error.credentials"
 
 // loginForm is GET /login.
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
@@ -21,7 +22,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
+		s.errorPage(w, r, http.StatusBadRequest, "error.form", err)
 		return
 	}
 	email := r.PostForm.Get("email")
@@ -33,21 +34,21 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	case errors.As(err, &tooMany):
 		s.logLimited(r, tooMany)
 		setRetryAfter(w, tooMany)
-		page.Error = "Too many failed attempts. Please wait a few minutes and try again."
+		page.Error = s.limitMessage(r, tooMany)
 		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login", page, returnTo)
 		return
 	case errors.Is(err, provider.ErrInvalidCredentials):
 		s.log.InfoContext(ctx, "login failed", "request_id", RequestIDFrom(ctx), loginFailureAttr(err), "ip", s.clientIP(r))
 		_ = s.p.Audit(ctx, provider.AuditEvent{Type: provider.AuditLoginFailed, IP: s.clientIP(r), Detail: map[string]any{"email": email}})
-		page.Error = genericLoginError
+		page.Error = s.pages.Locale(r).T(genericLoginError)
 		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login", page, returnTo)
 		return
 	case err != nil:
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return
 	}
 	if _, err := s.BeginLogin(ctx, w, r, user.ID, s.clientIP(r), nil, provider.AMRPassword); err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return
 	}
 	if returnTo == "" {
@@ -66,7 +67,7 @@ func (s *Server) logoutForm(w http.ResponseWriter, r *http.Request) {
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	if ls, _, err := s.currentSession(r); err == nil {
 		if err := s.p.EndLoginSession(r.Context(), ls.ID); err != nil {
-			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+			s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 			return
 		}
 		_ = s.p.Audit(r.Context(), provider.AuditEvent{Type: provider.AuditSessionEnded, UserID: ls.UserID, SessionID: ls.ID, IP: s.clientIP(r)})

@@ -145,18 +145,50 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 		s.p.OAuth2.WriteAuthorizeError(r.Context(), w, ar, err)
 		return
 	}
-	msg := "The sign-in request is not valid."
-	if rfc != nil && rfc.ErrorField != "" {
-		msg = "The sign-in request is not valid: " + rfc.ErrorField + "."
+	s.errorPageFor(w, r, http.StatusBadRequest, clientErrorPage(ar), authorizeErrorKey(ar, rfc), nil) // logged above
+}
+
+// authorizeErrorKey says in words why an authorize request that cannot go
+// back to the client was refused: its client is unknown, or its
+// redirect_uri is not one the client registered (RFC 6749 §3.1.2.4: the
+// user is told, not redirected), or another OAuth error.
+func authorizeErrorKey(ar fosite.AuthorizeRequester, rfc *fosite.RFC6749Error) string {
+	if rfc == nil {
+		return "error.oauth.other"
 	}
-	s.errorPage(w, r, http.StatusBadRequest, msg, nil) // logged above
+	switch rfc.ErrorField {
+	case fosite.ErrInvalidClient.ErrorField:
+		return "error.oauth.invalid_client"
+	case fosite.ErrInvalidRequest.ErrorField:
+		if ar != nil && ar.GetClient() != nil && ar.GetRedirectURI() == nil {
+			return "error.oauth.invalid_redirect"
+		}
+		return "error.oauth.invalid_request"
+	case fosite.ErrInvalidScope.ErrorField:
+		return "error.oauth.invalid_scope"
+	case fosite.ErrUnsupportedResponseType.ErrorField:
+		return "error.oauth.unsupported_response_type"
+	}
+	return "error.oauth.other"
+}
+
+// clientErrorPage is an error page offering the way back to the client of
+// ar (its client_uri), when it is known.
+func clientErrorPage(ar fosite.AuthorizeRequester) ErrorPage {
+	if ar == nil {
+		return ErrorPage{}
+	}
+	if c, ok := ar.GetClient().(*storage.Client); ok && c != nil {
+		return ErrorPage{ClientName: c.Name, ClientURI: c.ClientURI}
+	}
+	return ErrorPage{}
 }
 
 // consent is the consent form's POST: the user's answer plus the original
 // authorize query.
 func (s *Server) consent(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
+		s.errorPage(w, r, http.StatusBadRequest, "error.form", err)
 		return
 	}
 	query := r.PostForm.Get("authorize_query")

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -28,7 +29,7 @@ func (s *Server) mountOTPPages(pages *mux.Router) *mux.Route {
 // /login/otp, carrying the authorize query to come back to.
 func (s *Server) redirectToOTP(w http.ResponseWriter, r *http.Request, ls *storage.LoginSession, user *storage.User, clientID string) {
 	if err := s.SendToOTP(w, r, ls, user, clientID, PathAuthorize+"?"+r.URL.RawQuery); err != nil {
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 	}
 }
 
@@ -43,7 +44,8 @@ func (s *Server) SendToOTP(w http.ResponseWriter, r *http.Request, ls *storage.L
 		return fmt.Errorf("web: return_to %q is not a path the OTP page returns to (Options.ReturnPaths)", returnTo)
 	}
 	var tooMany *provider.TooManyAttemptsError
-	req := provider.OTPRequest{Kind: provider.OTPKindLogin, User: user, SessionID: ls.ID, ClientID: clientID, IP: s.clientIP(r)}
+	req := provider.OTPRequest{Kind: provider.OTPKindLogin, User: user, SessionID: ls.ID, ClientID: clientID, IP: s.clientIP(r),
+		Locale: s.pages.Locale(r).Tag()}
 	if err := s.p.EnsureLoginOTP(r.Context(), req); err != nil && !errors.As(err, &tooMany) {
 		return err
 	}
@@ -59,12 +61,12 @@ func (s *Server) otpPageSession(w http.ResponseWriter, r *http.Request, returnTo
 	ls, user, err := s.currentSession(r)
 	if err != nil {
 		if !errors.Is(err, provider.ErrLoginSessionGone) {
-			s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+			s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 			return nil, nil, false
 		}
 		if s.mount.embedded {
 			if returnTo == "" {
-				s.errorPage(w, r, http.StatusBadRequest, "Your sign-in has expired. Please start again.", err)
+				s.errorPage(w, r, http.StatusBadRequest, "error.expired", err)
 				return nil, nil, false
 			}
 			http.Redirect(w, r, returnTo, http.StatusSeeOther)
@@ -103,7 +105,7 @@ func (s *Server) otpForm(w http.ResponseWriter, r *http.Request) {
 // find the login session (or answer for the caller) and prepare the page.
 func (s *Server) otpPost(w http.ResponseWriter, r *http.Request) (ls *storage.LoginSession, user *storage.User, page OTPPage, returnTo string, ok bool) {
 	if err := r.ParseForm(); err != nil {
-		s.errorPage(w, r, http.StatusBadRequest, "The form could not be read.", err)
+		s.errorPage(w, r, http.StatusBadRequest, "error.form", err)
 		return nil, nil, page, "", false
 	}
 	returnTo, _ = s.safeReturnTo(r.PostForm.Get("return_to"))
@@ -132,7 +134,7 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 	case err == nil:
 		if ls.BrowserKey != "" {
 			if err := s.setSessionCookie(w, ls); err != nil {
-				s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+				s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 				return
 			}
 		}
@@ -141,17 +143,17 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 		s.otpPageSession(w, r, returnTo)
 		return
 	case errors.Is(err, provider.ErrOTPMismatch):
-		page.Error = "That code is not right or has expired. Check the latest email, or send a new code."
+		page.Error = s.pages.Locale(r).T("otp.error.wrong")
 		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login_otp", page, page.ReturnTo)
 		return
 	case errors.As(err, &tooMany):
 		s.logLimited(r, tooMany)
 		setRetryAfter(w, tooMany)
-		page.Error = "Too many wrong codes. Send a new code, or wait a few minutes."
+		page.Error = s.limitMessage(r, tooMany)
 		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)
 		return
 	default:
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return
 	}
 	if returnTo == "" {
@@ -168,20 +170,43 @@ func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clientID := clientIDOf(returnTo)
-	_, err := s.p.IssueOTP(r.Context(), provider.OTPRequest{Kind: provider.OTPKindLogin, User: user, SessionID: ls.ID, ClientID: clientID, IP: s.clientIP(r)})
+	_, err := s.p.IssueOTP(r.Context(), provider.OTPRequest{Kind: provider.OTPKindLogin, User: user, SessionID: ls.ID, ClientID: clientID, IP: s.clientIP(r),
+		Locale: s.pages.Locale(r).Tag()})
 	var tooMany *provider.TooManyAttemptsError
 	switch {
 	case err == nil:
-		page.Message = "A new code is on its way to " + page.Destination + "."
+		page.Message = s.pages.Locale(r).T("otp.resent_to", "destination", page.Destination)
 		s.renderLeadingTo(w, r, http.StatusOK, "login_otp", page, page.ReturnTo)
 	case errors.As(err, &tooMany):
 		s.logLimited(r, tooMany)
 		setRetryAfter(w, tooMany)
-		page.Error = "A new code was sent recently. Please wait a moment before asking again."
+		page.Error = s.limitMessage(r, tooMany)
 		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)
 	default:
-		s.errorPage(w, r, http.StatusInternalServerError, "Something went wrong. Please try again.", err)
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 	}
+}
+
+// limitMessages are the catalog keys telling which limit refused, by its
+// config key (provider.TooManyAttemptsError.Limit), each with {time}: when
+// to come back.
+var limitMessages = map[string]string{
+	"otp.resend_interval":            "otp.error.resend_interval",
+	"otp.max_sends_per_hour":         "otp.error.sends_per_hour",
+	"otp.max_failures_per_user":      "otp.error.too_many",
+	"login.max_failures_per_account": "login.error.too_many",
+	"login.max_failures_per_ip":      "login.error.too_many",
+}
+
+// limitMessage tells the user which limit refused and when to come back, in
+// their language and ui.time_zone ("You can ask for a new code at 21:40 UTC").
+func (s *Server) limitMessage(r *http.Request, e *provider.TooManyAttemptsError) string {
+	key, ok := limitMessages[e.Limit]
+	if !ok {
+		key = "otp.error.too_many"
+	}
+	loc := s.pages.Locale(r)
+	return loc.T(key, "time", loc.Clock(s.p.Now().Add(retryAfter(e))))
 }
 
 func clientIDOf(returnTo string) string {
@@ -193,7 +218,13 @@ func clientIDOf(returnTo string) string {
 }
 
 func setRetryAfter(w http.ResponseWriter, e *provider.TooManyAttemptsError) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(e.RetryAfter.Seconds())))))
+	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter(e)/time.Second)))
+}
+
+// retryAfter is e's wait rounded up to the whole second (at least one), as
+// Retry-After says it; the pages name the same moment.
+func retryAfter(e *provider.TooManyAttemptsError) time.Duration {
+	return time.Duration(math.Max(1, math.Ceil(e.RetryAfter.Seconds()))) * time.Second
 }
 
 // maskEmail shows enough of an address to recognise it: j***@example.com.

@@ -5,13 +5,21 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"os"
 	"path"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/otpstep/otpstep/provider/i18n"
 )
 
 // templateFS holds the page templates; layout.html wraps every page.
@@ -30,8 +38,8 @@ func pageNames() []string {
 		"federated_link", "federated_linked", "federated_not_linked"}
 }
 
-// renderFailedMessage is shown when a page cannot be rendered.
-const renderFailedMessage = "Something went wrong. Please try again."
+// renderFailedMessage is shown when a page cannot be rendered (a catalog key).
+const renderFailedMessage = "error.generic"
 
 // LoginPage is the data of the "login" page: email and password.
 type LoginPage struct {
@@ -47,6 +55,13 @@ type LoginPage struct {
 	Partners []PartnerLink
 	// Action is the form's target; empty means "/login".
 	Action string
+	// ClientName names the app the login continues to ("Sign in to
+	// continue to Acme"); empty when there is none.
+	ClientName string
+	// SignedInAs is the email of the browser's current session, offered as
+	// "Continue as …" (to ContinueURL) beside the form for another account.
+	SignedInAs  string
+	ContinueURL string
 }
 
 // PartnerLink is one "Sign in with <Name>" link of the login page.
@@ -72,6 +87,8 @@ type OTPPage struct {
 	Action string
 	// ResendAction is the "Send a new code" form's target; empty means "/login/otp/resend".
 	ResendAction string
+	// ClientName names the app the login continues to ("to continue to Acme").
+	ClientName string
 }
 
 // ConsentPage is the data of the "consent" page. Its form posts the fields
@@ -87,6 +104,9 @@ type ConsentPage struct {
 	CSRFField template.HTML
 	// Action is the form's target; empty means "/oauth2/consent".
 	Action string
+	// Email is who is signed in; NotYouURL signs in as someone else.
+	Email     string
+	NotYouURL string
 }
 
 // LoggedInPage is the data of the "logged_in" page, shown after a login
@@ -113,16 +133,28 @@ type LogoutPage struct {
 // ErrorPage is the data of the "error" page: a message for the user and the
 // request id to quote, nothing of the cause.
 type ErrorPage struct {
+	// Message is in the page's language already (Locale.T).
 	Message   string
 	RequestID string
+	// ClientURI is the home page of the app the user came from (clients
+	// create --client-uri), offered as "Back to <ClientName>"; empty when
+	// not known.
+	ClientURI  string
+	ClientName string
 }
 
-// Pages renders otpstep's HTML pages and serves their static files. It is
-// safe for concurrent use.
+// Pages renders otpstep's HTML pages, in the language of each request, and
+// serves their static files. It is safe for concurrent use.
 type Pages struct {
-	logger    *slog.Logger
-	templates map[string]*template.Template
-	static    fs.FS
+	logger   *slog.Logger
+	catalogs *i18n.Catalogs
+	brand    Brand
+	// templates holds every page parsed once per language (the "t" of a
+	// page's template is that language's), by locale tag then page name.
+	templates map[string]map[string]*template.Template
+	// scopeTexts are ui.scope_descriptions: scope → description.
+	scopeTexts map[string]string
+	static     fs.FS
 	// staticPrefix is where StaticHandler is mounted: "/static/", under the
 	// host's prefix when embedded (SetStaticPrefix).
 	staticPrefix string
@@ -131,10 +163,56 @@ type Pages struct {
 	versions map[string]string
 }
 
-// NewPages parses every page template once. A nil logger logs nothing.
+// Brand is what the pages and mails show of the product (ui.product_name,
+// ui.logo_url, ui.primary_color, ui.support_url).
+type Brand struct {
+	ProductName  string
+	LogoURL      string
+	PrimaryColor string
+	SupportURL   string
+}
+
+// DefaultProductName names the product when ui.product_name is empty.
+const DefaultProductName = "otpstep"
+
+// PagesOptions configure NewPagesWith; the zero value is NewPages's.
+type PagesOptions struct {
+	// Logger logs rendering failures; nil logs nothing.
+	Logger *slog.Logger
+	// Catalogs are the languages of the pages; nil is i18n.New("en", UTC).
+	Catalogs *i18n.Catalogs
+	Brand    Brand
+	// TemplatesDir (ui.templates_dir) holds replacements of the built-in
+	// templates, each by the built-in's file name (login.html,
+	// layout.html, …); a file it does not hold keeps the built-in.
+	TemplatesDir string
+	// ScopeDescriptions (ui.scope_descriptions) describe scopes the built-in
+	// catalogs do not, or replace their description.
+	ScopeDescriptions map[string]string
+}
+
+// NewPages parses every page template once, in English with otpstep's
+// brand. A nil logger logs nothing.
 func NewPages(logger *slog.Logger) (*Pages, error) {
+	return NewPagesWith(PagesOptions{Logger: logger})
+}
+
+// NewPagesWith parses every page template once per language, each replaced
+// by its file in opts.TemplatesDir when there is one.
+func NewPagesWith(opts PagesOptions) (*Pages, error) {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Catalogs == nil {
+		c, err := i18n.New("en", time.UTC)
+		if err != nil {
+			return nil, err
+		}
+		opts.Catalogs = c
+	}
+	if opts.Brand.ProductName == "" {
+		opts.Brand.ProductName = DefaultProductName
 	}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
@@ -144,28 +222,138 @@ func NewPages(logger *slog.Logger) (*Pages, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: static files: %w", err)
 	}
-	p := &Pages{logger: logger, templates: make(map[string]*template.Template),
-		static: static, versions: versions, staticPrefix: PathStatic}
-	layout, err := template.New("layout.html").Funcs(template.FuncMap{
-		"static":           p.staticURL,
-		"scopeDescription": scopeDescription,
-	}).ParseFS(templateFS, "templates/layout.html")
+	p := &Pages{logger: logger, catalogs: opts.Catalogs, brand: opts.Brand, scopeTexts: opts.ScopeDescriptions,
+		templates: make(map[string]map[string]*template.Template),
+		static:    static, versions: versions, staticPrefix: PathStatic}
+	src, err := templateSources(opts.TemplatesDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, loc := range opts.Catalogs.Locales() {
+		byName, err := p.parse(loc, src)
+		if err != nil {
+			return nil, err
+		}
+		p.templates[loc.Tag()] = byName
+	}
+	return p, nil
+}
+
+// templateSources reads every page template: the built-in, or its
+// replacement in dir.
+func templateSources(dir string) (map[string]string, error) {
+	src := map[string]string{}
+	for _, name := range append([]string{"layout"}, pageNames()...) {
+		b, err := templateFS.ReadFile("templates/" + name + ".html")
+		if err != nil {
+			return nil, fmt.Errorf("web: page %s: %w", name, err)
+		}
+		src[name] = string(b)
+		if dir == "" {
+			continue
+		}
+		file := filepath.Join(dir, name+".html")
+		b, err = os.ReadFile(file)
+		switch {
+		case err == nil:
+			src[name] = string(b)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, fmt.Errorf("ui.templates_dir: %w", err)
+		}
+	}
+	if dir != "" {
+		if info, err := os.Stat(dir); err != nil || !info.IsDir() {
+			return nil, fmt.Errorf("ui.templates_dir: %q is not a directory", dir)
+		}
+	}
+	return src, nil
+}
+
+// parse parses the layout and every page for one language.
+func (p *Pages) parse(loc *i18n.Locale, src map[string]string) (map[string]*template.Template, error) {
+	layout, err := template.New("layout.html").Funcs(p.funcs(loc)).Parse(src["layout"])
 	if err != nil {
 		return nil, fmt.Errorf("web: parsing layout: %w", err)
 	}
+	byName := map[string]*template.Template{}
 	for _, name := range pageNames() {
 		base, err := layout.Clone()
 		if err != nil {
 			return nil, fmt.Errorf("web: cloning layout for %s: %w", name, err)
 		}
-		t, err := base.ParseFS(templateFS, "templates/"+name+".html")
+		t, err := base.New(name + ".html").Parse(src[name])
 		if err != nil {
 			return nil, fmt.Errorf("web: parsing page %s: %w", name, err)
 		}
-		p.templates[name] = t
+		byName[name] = t
 	}
-	return p, nil
+	return byName, nil
 }
+
+// funcs are what a page template may call, bound to one language:
+//
+//	t "key" "name" value …   the catalog's message (i18n.Locale.T)
+//	tb "key" "name" value …  the same with each value in <strong>
+//	lang                     the language tag, for <html lang>
+//	clock, datetime          a time in words with its zone (ui.time_zone)
+//	brand                    Brand (ui.product_name, …)
+//	scopeDescription         what a scope grants, in words
+//	static                   a static file's versioned URL
+func (p *Pages) funcs(loc *i18n.Locale) template.FuncMap {
+	return template.FuncMap{
+		"t":                loc.T,
+		"tb":               func(key string, args ...any) template.HTML { return strongArgs(loc, key, args...) },
+		"lang":             loc.Tag,
+		"clock":            loc.Clock,
+		"datetime":         loc.DateTime,
+		"brand":            func() Brand { return p.brand },
+		"static":           p.staticURL,
+		"scopeDescription": func(scope string) string { return p.ScopeDescription(loc, scope) },
+	}
+}
+
+// strongArgs is loc.T(key, args...) as HTML, every value escaped and in
+// <strong>, the message's own words escaped too.
+func strongArgs(loc *i18n.Locale, key string, args ...any) template.HTML {
+	marked := make([]any, len(args))
+	copy(marked, args)
+	for i := 1; i < len(marked); i += 2 {
+		marked[i] = "\x00" + strconv.Itoa(i) + "\x00"
+	}
+	out := template.HTMLEscapeString(loc.T(key, marked...))
+	for i := 1; i < len(args); i += 2 {
+		out = strings.ReplaceAll(out, template.HTMLEscapeString("\x00"+strconv.Itoa(i)+"\x00"),
+			"<strong>"+template.HTMLEscapeString(fmt.Sprint(args[i]))+"</strong>")
+	}
+	return template.HTML(out) //nolint:gosec // every part escaped above
+}
+
+// Locale is the language of r: the OIDC ui_locales of the request (its own
+// query, or that of the authorize request it carries in return_to or
+// authorize_query), then Accept-Language, then ui.default_locale.
+func (p *Pages) Locale(r *http.Request) *i18n.Locale {
+	return p.catalogs.Match(uiLocalesOf(r), r.Header.Get("Accept-Language"))
+}
+
+// uiLocalesOf finds the ui_locales an authorize request asked for, on the
+// page itself or in the authorize query the page carries.
+func uiLocalesOf(r *http.Request) string {
+	q := r.URL.Query()
+	if v := q.Get("ui_locales"); v != "" {
+		return v
+	}
+	for _, carried := range []string{q.Get("return_to"), r.PostForm.Get("return_to"), "?" + r.PostForm.Get("authorize_query")} {
+		if u, err := url.Parse(carried); err == nil {
+			if v := u.Query().Get("ui_locales"); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// Brand is what the pages show of the product.
+func (p *Pages) Brand() Brand { return p.brand }
 
 // hashFiles returns the first 12 hex digits of the SHA-256 of every file in fsys.
 func hashFiles(fsys fs.FS) (map[string]string, error) {
@@ -205,7 +393,8 @@ func (p *Pages) SetStaticPrefix(prefix string) { p.staticPrefix = prefix }
 // half a page.
 func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	var buf bytes.Buffer
-	err := p.execute(&buf, name, data)
+	loc := p.Locale(r)
+	err := p.execute(&buf, loc, name, data)
 	if err != nil {
 		rid := RequestIDFrom(r.Context())
 		p.logger.LogAttrs(r.Context(), slog.LevelError, "rendering page failed",
@@ -213,11 +402,11 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, name 
 			slog.String("path", r.URL.Path), slog.String("error", err.Error()))
 		status = http.StatusInternalServerError
 		buf.Reset()
-		if err := p.execute(&buf, "error", ErrorPage{Message: renderFailedMessage, RequestID: rid}); err != nil {
+		if err := p.execute(&buf, loc, "error", ErrorPage{Message: loc.T(renderFailedMessage), RequestID: rid}); err != nil {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Header().Del("Content-Length")
 			w.WriteHeader(status)
-			_, _ = fmt.Fprintf(w, "%s Error id: %s\n", renderFailedMessage, rid)
+			_, _ = fmt.Fprintf(w, "%s %s %s\n", loc.T(renderFailedMessage), loc.T("error.request_id"), rid)
 			return
 		}
 	}
@@ -230,8 +419,8 @@ func (p *Pages) Render(w http.ResponseWriter, r *http.Request, status int, name 
 }
 
 // execute renders page name into buf.
-func (p *Pages) execute(buf *bytes.Buffer, name string, data any) error {
-	t, ok := p.templates[name]
+func (p *Pages) execute(buf *bytes.Buffer, loc *i18n.Locale, name string, data any) error {
+	t, ok := p.templates[loc.Tag()][name]
 	if !ok {
 		return fmt.Errorf("web: unknown page %q", name)
 	}
@@ -268,25 +457,29 @@ func (p *Pages) StaticHandler() http.Handler {
 	})
 }
 
-// scopeDescription says in words what a well-known scope grants.
-func scopeDescription(scope string) string {
+// ScopeDescription says in words, in loc's language, what a scope grants:
+// ui.scope_descriptions first, then the catalog's description of the
+// standard OpenID Connect scopes and of the user API's, else "Use “scope”".
+func (p *Pages) ScopeDescription(loc *i18n.Locale, scope string) string {
+	if d, ok := p.scopeTexts[scope]; ok {
+		return d
+	}
+	return loc.T(scopeKey(scope), "scope", scope)
+}
+
+// scopeKey is the catalog key describing scope.
+func scopeKey(scope string) string {
 	switch scope {
-	case "openid":
-		return "Confirm who you are"
-	case "profile":
-		return "See your profile"
-	case "email":
-		return "See your email address"
-	case "offline_access":
-		return "Stay connected while you are away"
+	case "openid", "profile", "email", "offline_access", "address", "phone":
+		return "scope." + scope
 	}
 	switch {
 	case strings.HasPrefix(scope, "user:sessions:"):
-		return "Manage your sign-in sessions"
+		return "scope.user_sessions"
 	case strings.HasPrefix(scope, "user:otp:"):
-		return "Create and check one-time codes"
+		return "scope.user_otp"
 	case strings.HasPrefix(scope, "user:federated-identity:"):
-		return "Manage your linked accounts"
+		return "scope.user_federated_identity"
 	}
-	return "Use"
+	return "scope.other"
 }

@@ -90,7 +90,7 @@ func TestPages_Render(t *testing.T) {
 				`<strong>Acme &lt;App&gt;</strong>`,
 				`<li>Confirm who you are <code>openid</code></li>`,
 				`<li>See your email address <code>email</code></li>`,
-				`<li>Use <code>custom:thing</code></li>`,
+				`<li>Other access the app asks for: <code>custom:thing</code></li>`,
 				`<form method="post" action="/oauth2/consent">`,
 				`<input type="hidden" name="authorize_query" value="client_id=acme&amp;scope=openid&#43;email&amp;state=%22x%22">`,
 				`<button type="submit" name="consent" value="allow">Allow</button>`,

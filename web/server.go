@@ -85,7 +85,9 @@ func New(p *provider.Provider, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	pages, err := NewPages(opts.Logger)
+	pages, err := NewPagesWith(PagesOptions{Logger: opts.Logger, Catalogs: p.Catalogs(), TemplatesDir: cfg.UI.TemplatesDir,
+		ScopeDescriptions: cfg.UI.ScopeDescriptions,
+		Brand:             Brand{ProductName: cfg.UI.ProductName, LogoURL: cfg.UI.LogoURL, PrimaryColor: cfg.UI.PrimaryColor, SupportURL: cfg.UI.SupportURL}})
 	if err != nil {
 		return nil, err
 	}
@@ -186,10 +188,19 @@ func (s *Server) clientIP(r *http.Request) string {
 //
 // A cause that is (or a request whose storage work was) an unavailable
 // database makes it a 503 with Retry-After, whatever status the caller chose.
-func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, message string, cause error) {
+//
+// key is the catalog key of the message, args its placeholders' name, value
+// pairs (i18n.Locale.T).
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, key string, cause error, args ...any) {
+	s.errorPageFor(w, r, status, ErrorPage{}, key, cause, args...)
+}
+
+// errorPageFor is errorPage with the page's other fields (the client's
+// home page) filled in page.
+func (s *Server) errorPageFor(w http.ResponseWriter, r *http.Request, status int, page ErrorPage, key string, cause error, args ...any) {
 	rid := RequestIDFrom(r.Context())
 	if cause != nil && status != http.StatusServiceUnavailable && storage.IsUnavailable(r.Context(), cause) {
-		status, message = http.StatusServiceUnavailable, unavailablePageMessage
+		status, key, args = http.StatusServiceUnavailable, unavailablePageMessage, nil
 	}
 	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 		setUnavailableRetryAfter(w)
@@ -201,7 +212,8 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, status int, m
 		}
 		s.log.Log(r.Context(), level, "request failed", "request_id", rid, "path", r.URL.Path, "status", status, "err", cause)
 	}
-	s.pages.Render(w, r, status, "error", ErrorPage{Message: message, RequestID: rid})
+	page.Message, page.RequestID = s.pages.Locale(r).T(key, args...), rid
+	s.pages.Render(w, r, status, "error", page)
 }
 
 // safeReturnTo accepts only local paths otpstep itself serves, so a
@@ -228,7 +240,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		jsonapi.Write(w, r, jsonapi.NotFound("No route matches "+r.URL.Path+"."))
 		return
 	}
-	s.errorPage(w, r, http.StatusNotFound, "This page does not exist.", nil)
+	s.errorPage(w, r, http.StatusNotFound, "error.not_found", nil)
 }
 
 func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {

@@ -14,7 +14,7 @@ import (
 const unavailableRetryAfter = 5 * time.Second
 
 // unavailablePageMessage is the error page's message for an unavailable database.
-const unavailablePageMessage = "The service is temporarily unavailable. Please try again in a moment."
+const unavailablePageMessage = "error.unavailable"
 
 // unavailableDescription is the error_description of an OAuth2 503.
 const unavailableDescription = "The authorization server is temporarily unavailable. Try again later."

@@ -246,7 +246,9 @@ func (s *Server) updateSession(w http.ResponseWriter, r *http.Request, c *apiCal
 // code, the client is a login UI (see writeOTP).
 func (s *Server) otpRequest(r *http.Request, c *apiCaller, kind, sessionID string) provider.OTPRequest {
 	return provider.OTPRequest{Kind: kind, User: c.user, SessionID: sessionID, ClientID: c.principal.ClientID,
-		IP: s.clientIP(r), InResponse: s.p.Config().OTP.ReturnInResponse, LoginUI: c.principal.LoginUI}
+		IP: s.clientIP(r), InResponse: s.p.Config().OTP.ReturnInResponse, LoginUI: c.principal.LoginUI,
+		// The mail's language: the login UI's Accept-Language, as its user's.
+		Locale: s.pages.Locale(r).Tag()}
 }
 
 // writeOTP answers a freshly issued code, putting it in the body only when

@@ -82,6 +82,7 @@ type clientJSON struct {
 	RequireSecondFactor bool     `json:"require_second_factor"`
 	LoginUI             bool     `json:"login_ui"`
 	IntrospectAny       bool     `json:"introspect_any"`
+	ClientURI           string   `json:"client_uri,omitempty"`
 	TokenEndpointAuth   string   `json:"token_endpoint_auth_method"`
 	// private_key_jwt clients (a registered JWK Set shows as has_jwks).
 	JWKSURI                     string `json:"jwks_uri,omitempty"`
@@ -91,7 +92,7 @@ type clientJSON struct {
 
 func toClientJSON(c *storage.Client, secret string) clientJSON {
 	return clientJSON{c.ID, secret, c.Name, c.RedirectURIs, c.GrantTypes, c.Scopes, c.Public, c.SkipConsent,
-		c.RequireSecondFactor, c.LoginUI, c.IntrospectAny, c.GetTokenEndpointAuthMethod(),
+		c.RequireSecondFactor, c.LoginUI, c.IntrospectAny, c.ClientURI, c.GetTokenEndpointAuthMethod(),
 		c.JWKSURI, c.JWKS != "", c.TokenEndpointAuthSigningAlg}
 }
 
@@ -174,6 +175,7 @@ func (a *app) clientsCommand() *cobra.Command {
 	f.BoolVar(&secondFactor, "second-factor", true, "require the emailed one-time password before issuing tokens")
 	f.BoolVar(&nc.LoginUI, "login-ui", false, "a login UI: may pass the second factor with PUT /sessions/{id} passedLoginOTP:true and receive the login code in the response")
 	f.BoolVar(&nc.IntrospectAny, "introspect-any", false, "a resource server: may introspect every token (otherwise only tokens issued to it or naming it in their audience)")
+	f.StringVar(&nc.ClientURI, "client-uri", "", "the client's home page, an absolute http(s) URL; error pages link back to it")
 	f.StringVar(&nc.Secret, "secret", "", "use this secret (stored with argon2id) instead of a generated one")
 	f.StringVar(&nc.TokenEndpointAuthMethod, "token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks-file or --jwks-uri) or none (public)")
 	f.StringVar(&jwksFile, "jwks-file", "", "private_key_jwt: a file holding the client's JWK Set (public keys, \"use\":\"sig\")")

@@ -21,6 +21,7 @@ type Config struct {
 	OTP            OTP            `koanf:"otp"`
 	Mail           Mail           `koanf:"mail"`
 	LinkedIdentity LinkedIdentity `koanf:"linked_identity"`
+	UI             UI             `koanf:"ui"`
 	// Upstreams is a list; it is set in the YAML file only (no env var).
 	Upstreams []Upstream `koanf:"upstreams"`
 }
@@ -134,6 +135,47 @@ type Mail struct {
 	OutboxLease time.Duration `koanf:"outbox_lease"`
 }
 
+// UI is what the pages and mails show: the product's brand, the
+// languages and time zone, replacement templates.
+type UI struct {
+	// ProductName names the product on every page and mail ("Your Acme
+	// sign-in code for Shop").
+	ProductName string `koanf:"product_name"`
+	// LogoURL is an image shown atop every page: a path under
+	// server.public_url or an https URL.
+	LogoURL string `koanf:"logo_url"`
+	// PrimaryColor (#rrggbb) is the buttons' and links' colour in light
+	// mode; it must reach 4.5:1 against white.
+	PrimaryColor string `koanf:"primary_color"`
+	// SupportURL is linked as "Help" from every page and mail.
+	SupportURL string `koanf:"support_url"`
+	// TemplatesDir holds page (<page>.html, layout.html) and mail (otp.txt,
+	// otp.html) templates replacing the built-in ones of the same name.
+	TemplatesDir string `koanf:"templates_dir"`
+	// DefaultLocale is the language of a request that asks for none
+	// otpstep speaks (en or de).
+	DefaultLocale string `koanf:"default_locale"`
+	// TimeZone is the IANA zone times are shown in ("Europe/Berlin").
+	TimeZone string `koanf:"time_zone"`
+	// ScopeDescriptions describe scopes in words on the consent page
+	// (scope → text), beside the built-in ones of the standard OpenID
+	// Connect and user-API scopes.
+	ScopeDescriptions map[string]string `koanf:"scope_descriptions"`
+}
+
+// Location is TimeZone loaded (UTC when empty or unknown: Validate
+// refuses an unknown one).
+func (u UI) Location() *time.Location {
+	if u.TimeZone == "" {
+		return time.UTC
+	}
+	loc, err := time.LoadLocation(u.TimeZone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
 // LinkedIdentity is the policy for partner-linked identities.
 type LinkedIdentity struct {
 	Required  bool     `koanf:"required"`
@@ -213,6 +255,7 @@ func Default() Config {
 			ReturnInResponse:   true,
 		},
 		LinkedIdentity: LinkedIdentity{ReauthMaxAge: 5 * time.Minute, IDTokenMaxAge: 10 * time.Minute},
+		UI:             UI{ProductName: "otpstep", DefaultLocale: "en", TimeZone: "UTC", ScopeDescriptions: map[string]string{}},
 		Mail: Mail{
 			Driver: "log",
 			TLS:    "starttls",

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -60,7 +61,7 @@ func LoadOnto(defaults Config, path string, lookupEnv func(string) (string, bool
 func unmarshal(k *koanf.Koanf, cfg *Config, path string) error {
 	var md mapstructure.Metadata
 	err := k.UnmarshalWithConf("", cfg, koanf.UnmarshalConf{DecoderConfig: &mapstructure.DecoderConfig{
-		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, stringListHook, boolHook, intHook, scalarToStringHook),
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(durationHook, stringListHook, stringMapHook, boolHook, intHook, scalarToStringHook),
 		Metadata:   &md,
 		// A key is spelt as the file documents it.
 		MatchName: func(key, field string) bool { return key == field },
@@ -136,6 +137,22 @@ func stringListHook(from, to reflect.Type, data any) (any, error) {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
+	}
+	return out, nil
+}
+
+// stringMapHook reads a map of strings from the environment as a JSON
+// object: OTPSTEP_UI_SCOPE_DESCRIPTIONS='{"shop:orders":"See your orders"}'.
+func stringMapHook(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to != reflect.TypeOf(map[string]string(nil)) {
+		return data, nil
+	}
+	out := map[string]string{}
+	if strings.TrimSpace(data.(string)) == "" {
+		return out, nil
+	}
+	if err := json.Unmarshal([]byte(data.(string)), &out); err != nil {
+		return nil, fmt.Errorf("not a JSON object of strings: %w", err)
 	}
 	return out, nil
 }

@@ -101,6 +101,7 @@ func (c *Config) sections() []sectionValidator {
 		{"otp", c.OTP.validate},
 		{"mail", c.Mail.validate},
 		{"linked_identity", c.LinkedIdentity.validate},
+		{"ui", c.UI.validate},
 		{"upstreams", func(v *validation) { validateUpstreams(c.Upstreams, v) }},
 	}
 }

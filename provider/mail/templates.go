@@ -12,6 +12,8 @@ import (
 	"strings"
 	texttemplate "text/template"
 	"time"
+
+	"github.com/otpstep/otpstep/provider/i18n"
 )
 
 // Template file names, both in the embedded defaults and in an override
@@ -43,28 +45,59 @@ type OTPData struct {
 	// Kind is what the code is for: "login" (the second factor of a sign-in)
 	// or "account" (confirming an account change).
 	Kind string
-	// Issuer names the service (DefaultIssuer when empty).
+	// Issuer names the service: ui.product_name (DefaultIssuer when empty).
 	Issuer string
-	// ForAccount is Kind == "account", and ExpiresAtText is ExpiresAt in UTC
-	// as "15:04 MST, 2 Jan 2006": filled by Templates.OTP, for templates
-	// that would otherwise compare and format on every mail (the built-in
-	// ones use them; every code is rendered on the request that issues it).
+	// ClientName names the app the sign-in is for ("Your Acme sign-in code
+	// for Shop"); empty when there is none.
+	ClientName string
+	// SupportURL is ui.support_url, linked as "Help" when set.
+	SupportURL string
+	// Locale is the language tag of the mail ("de"); empty or unknown is
+	// the catalogs' default.
+	Locale string
+	// ForAccount is Kind == "account", and ExpiresAtText is ExpiresAt in
+	// the mail's language and ui.time_zone ("15:04 UTC, 2 Jan 2006"):
+	// filled by Templates.OTP, for templates that would otherwise compare
+	// and format on every mail (the built-in ones use them; every code is
+	// rendered on the request that issues it).
 	ForAccount    bool
 	ExpiresAtText string
 }
 
-// Templates renders otpstep's emails. It is safe for concurrent use.
+// Templates renders otpstep's emails, in each language of its catalogs. It
+// is safe for concurrent use.
 type Templates struct {
+	catalogs *i18n.Catalogs
+	sets     map[string]templateSet // by locale tag
+}
+
+// templateSet is the mail templates of one language: their "t" is its
+// catalog's (i18n.Locale.T).
+type templateSet struct {
 	otpText *texttemplate.Template
 	otpHTML *htmltemplate.Template
 }
 
-// LoadTemplates returns the built-in templates, each replaced by the file of
-// the same name in dir when dir is not empty and holds one (OTPTextTemplate,
-// OTPHTMLTemplate). A file missing from dir keeps the built-in; a dir that does
-// not exist, or a file that cannot be read, parsed or rendered with sample data,
-// is an error naming it, so a broken template fails at start-up, not at send.
-func LoadTemplates(dir string) (*Templates, error) {
+// LoadTemplates is LoadTemplatesWith(dir, nil): English only.
+func LoadTemplates(dir string) (*Templates, error) { return LoadTemplatesWith(dir, nil) }
+
+// LoadTemplatesWith returns the built-in templates in every language of
+// catalogs (nil: English, UTC), each replaced by the file of the same name in
+// dir when dir is not empty and holds one (OTPTextTemplate, OTPHTMLTemplate).
+// A file missing from dir keeps the built-in; a dir that does not exist, or a
+// file that cannot be read, parsed or rendered with sample data, is an error
+// naming it, so a broken template fails at start-up, not at send.
+//
+// A template may call {{t "key" "name" value …}}, the mail's language's
+// message of provider/i18n's catalogs.
+func LoadTemplatesWith(dir string, catalogs *i18n.Catalogs) (*Templates, error) {
+	if catalogs == nil {
+		c, err := i18n.New("en", time.UTC)
+		if err != nil {
+			return nil, err
+		}
+		catalogs = c
+	}
 	textSrc, err := builtinTemplates.ReadFile("templates/" + OTPTextTemplate)
 	if err != nil {
 		return nil, fmt.Errorf("mail: built-in template: %w", err)
@@ -73,58 +106,53 @@ func LoadTemplates(dir string) (*Templates, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mail: built-in template: %w", err)
 	}
-	text, err := texttemplate.New(OTPTextTemplate).Option("missingkey=error").Parse(string(textSrc))
-	if err != nil {
-		return nil, fmt.Errorf("mail: built-in template %s: %w", OTPTextTemplate, err)
-	}
-	html, err := htmltemplate.New(OTPHTMLTemplate).Option("missingkey=error").Parse(string(htmlSrc))
-	if err != nil {
-		return nil, fmt.Errorf("mail: built-in template %s: %w", OTPHTMLTemplate, err)
-	}
+	var overText, overHTML string
+	var hasText, hasHTML bool
 	if dir != "" {
-		if text, html, err = overrideTemplates(dir, text, html); err != nil {
+		info, err := os.Stat(dir)
+		if err != nil {
+			return nil, fmt.Errorf("mail: templates dir: %w", err)
+		}
+		if !info.IsDir() {
+			return nil, fmt.Errorf("mail: templates dir %q is not a directory", dir)
+		}
+		if overText, hasText, err = readOverride(dir, OTPTextTemplate); err != nil {
+			return nil, err
+		}
+		if overHTML, hasHTML, err = readOverride(dir, OTPHTMLTemplate); err != nil {
 			return nil, err
 		}
 	}
-	t := &Templates{otpText: text, otpHTML: html}
+	t := &Templates{catalogs: catalogs, sets: map[string]templateSet{}}
+	for _, loc := range catalogs.Locales() {
+		funcs := map[string]any{"t": loc.T}
+		text, err := texttemplate.New(OTPTextTemplate).Option("missingkey=error").Funcs(funcs).Parse(string(textSrc))
+		if err != nil {
+			return nil, fmt.Errorf("mail: built-in template %s: %w", OTPTextTemplate, err)
+		}
+		html, err := htmltemplate.New(OTPHTMLTemplate).Option("missingkey=error").Funcs(funcs).Parse(string(htmlSrc))
+		if err != nil {
+			return nil, fmt.Errorf("mail: built-in template %s: %w", OTPHTMLTemplate, err)
+		}
+		// Parsing over the built-in redefines the body and any template the
+		// file defines, and keeps the built-in definitions (such as
+		// "subject") the file does not.
+		if hasText {
+			if _, err = text.Parse(overText); err != nil {
+				return nil, fmt.Errorf("mail: template %s: %w", filepath.Join(dir, OTPTextTemplate), err)
+			}
+		}
+		if hasHTML {
+			if _, err = html.Parse(overHTML); err != nil {
+				return nil, fmt.Errorf("mail: template %s: %w", filepath.Join(dir, OTPHTMLTemplate), err)
+			}
+		}
+		t.sets[loc.Tag()] = templateSet{otpText: text, otpHTML: html}
+	}
 	if err := t.check(); err != nil {
 		return nil, fmt.Errorf("mail: templates (dir %q): %w", dir, err)
 	}
 	return t, nil
-}
-
-// overrideTemplates parses the files of dir over the built-ins. Parsing into
-// a clone redefines the body and any template the file defines, and keeps the
-// built-in definitions (such as "subject") the file does not.
-func overrideTemplates(dir string, text *texttemplate.Template, html *htmltemplate.Template) (*texttemplate.Template, *htmltemplate.Template, error) {
-	info, err := os.Stat(dir)
-	if err != nil {
-		return nil, nil, fmt.Errorf("mail: templates dir: %w", err)
-	}
-	if !info.IsDir() {
-		return nil, nil, fmt.Errorf("mail: templates dir %q is not a directory", dir)
-	}
-	if src, ok, err := readOverride(dir, OTPTextTemplate); err != nil {
-		return nil, nil, err
-	} else if ok {
-		if text, err = text.Clone(); err != nil {
-			return nil, nil, fmt.Errorf("mail: template %s: %w", OTPTextTemplate, err)
-		}
-		if _, err = text.Parse(src); err != nil {
-			return nil, nil, fmt.Errorf("mail: template %s: %w", filepath.Join(dir, OTPTextTemplate), err)
-		}
-	}
-	if src, ok, err := readOverride(dir, OTPHTMLTemplate); err != nil {
-		return nil, nil, err
-	} else if ok {
-		if html, err = html.Clone(); err != nil {
-			return nil, nil, fmt.Errorf("mail: template %s: %w", OTPHTMLTemplate, err)
-		}
-		if _, err = html.Parse(src); err != nil {
-			return nil, nil, fmt.Errorf("mail: template %s: %w", filepath.Join(dir, OTPHTMLTemplate), err)
-		}
-	}
-	return text, html, nil
 }
 
 // readOverride reads dir/name; ok is false when the file does not exist.
@@ -140,25 +168,30 @@ func readOverride(dir, name string) (src string, ok bool, err error) {
 	return string(b), true, nil
 }
 
-// check renders every kind with sample data, so a template that fails at
-// execution, or leaks the code into the subject, is refused at load.
+// check renders every kind in every language with sample data, so a
+// template that fails at execution, or leaks the code into the subject, is
+// refused at load.
 func (t *Templates) check() error {
-	sample := OTPData{Code: "918273", ExpiresAt: time.Unix(0, 0).UTC(), TTLMinutes: 10, Issuer: DefaultIssuer}
-	for _, kind := range []string{"login", "account"} {
-		sample.Kind = kind
-		subject, _, _, err := t.OTP(sample)
-		if err != nil {
-			return err
-		}
-		if strings.Contains(subject, sample.Code) {
-			return errors.New("the subject must not contain the code: lock screens show subjects")
+	sample := OTPData{Code: "918273", ExpiresAt: time.Unix(0, 0).UTC(), TTLMinutes: 10, Issuer: DefaultIssuer, ClientName: "Shop"}
+	for _, loc := range t.catalogs.Locales() {
+		sample.Locale = loc.Tag()
+		for _, kind := range []string{"login", "account"} {
+			sample.Kind = kind
+			subject, _, _, err := t.OTP(sample)
+			if err != nil {
+				return err
+			}
+			if strings.Contains(subject, sample.Code) {
+				return errors.New("the subject must not contain the code: lock screens show subjects")
+			}
 		}
 	}
 	return nil
 }
 
-// OTP renders the one-time-password email for data: a subject without the
-// code (lock screens show subjects), a text body and an HTML body.
+// OTP renders the one-time-password email for data, in data.Locale: a
+// subject without the code (lock screens show subjects), a text body and an
+// HTML body.
 func (t *Templates) OTP(data OTPData) (subject, text, html string, err error) {
 	if data.Code == "" {
 		return "", "", "", errors.New("mail: OTP email without a code")
@@ -166,10 +199,13 @@ func (t *Templates) OTP(data OTPData) (subject, text, html string, err error) {
 	if data.Issuer == "" {
 		data.Issuer = DefaultIssuer
 	}
+	loc := t.catalogs.Lookup(data.Locale)
+	set := t.sets[loc.Tag()]
+	data.Locale = loc.Tag()
 	data.ForAccount = data.Kind == "account"
-	data.ExpiresAtText = data.ExpiresAt.UTC().Format("15:04 MST, 2 Jan 2006")
+	data.ExpiresAtText = loc.DateTime(data.ExpiresAt)
 	var buf bytes.Buffer
-	if err := t.otpText.ExecuteTemplate(&buf, "subject", data); err != nil {
+	if err := set.otpText.ExecuteTemplate(&buf, "subject", data); err != nil {
 		return "", "", "", fmt.Errorf("mail: render subject: %w", err)
 	}
 	// A header is one line: fold any whitespace the template left in.
@@ -178,12 +214,12 @@ func (t *Templates) OTP(data OTPData) (subject, text, html string, err error) {
 		return "", "", "", errors.New("mail: the subject template rendered nothing")
 	}
 	buf.Reset()
-	if err := t.otpText.Execute(&buf, data); err != nil {
+	if err := set.otpText.Execute(&buf, data); err != nil {
 		return "", "", "", fmt.Errorf("mail: render %s: %w", OTPTextTemplate, err)
 	}
 	text = buf.String()
 	buf.Reset()
-	if err := t.otpHTML.Execute(&buf, data); err != nil {
+	if err := set.otpHTML.Execute(&buf, data); err != nil {
 		return "", "", "", fmt.Errorf("mail: render %s: %w", OTPHTMLTemplate, err)
 	}
 	return subject, text, buf.String(), nil

@@ -1,12 +1,14 @@
 package mail_test
 
 import (
+	stdhtml "html"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/otpstep/otpstep/provider/i18n"
 	"github.com/otpstep/otpstep/provider/mail"
 )
 
@@ -162,5 +164,50 @@ func TestTemplates_BadOverridesAreRefusedNamingTheFile(t *testing.T) {
 func TestTemplates_MissingDirIsAnError(t *testing.T) {
 	if _, err := mail.LoadTemplates(filepath.Join(t.TempDir(), "nope")); err == nil {
 		t.Error("LoadTemplates accepted a directory that does not exist")
+	}
+}
+
+// TestTemplates_BothLanguagesNameProductAndClient: the German and English
+// mails name the product and the client and carry the code, and times are
+// in ui.time_zone with the offset written out.
+func TestTemplates_BothLanguagesNameProductAndClient(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := i18n.New("en", berlin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := mail.LoadTemplatesWith("", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 7, 20, 40, 0, 0, time.UTC)
+	for _, tc := range []struct{ locale, subject, text, expiry string }{
+		{"en", "Your Acme sign-in code for Shop", "Your Acme sign-in code for Shop is:", "21:40 UTC+01:00, 7 Dec 2026"},
+		{"de", "Ihr Acme-Anmeldecode für Shop", "Ihr Acme-Anmeldecode für Shop lautet:", "21:40 Uhr UTC+01:00, 7.12.2026"},
+	} {
+		subject, text, html, err := tpl.OTP(mail.OTPData{Code: "654321", ExpiresAt: at, TTLMinutes: 5, Kind: "login",
+			Issuer: "Acme", ClientName: "Shop", Locale: tc.locale})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if subject != tc.subject {
+			t.Errorf("%s subject %q, want %q", tc.locale, subject, tc.subject)
+		}
+		for name, body := range map[string]string{"text": text, "html": stdhtml.UnescapeString(html)} {
+			for _, want := range []string{tc.text, "654321", tc.expiry} {
+				if !strings.Contains(body, want) {
+					t.Errorf("%s %s body lacks %q:\n%s", tc.locale, name, want, body)
+				}
+			}
+			if strings.Contains(body, i18n.MissingPrefix) {
+				t.Errorf("%s %s body has an untranslated key:\n%s", tc.locale, name, body)
+			}
+		}
+		if !strings.Contains(html, `<html lang="`+tc.locale+`">`) {
+			t.Errorf("%s html lacks its lang", tc.locale)
+		}
 	}
 }

@@ -41,7 +41,7 @@ func clientTests() []conformanceTest {
 			// back with the client a token read joins in.
 			plain := newTestClient(t, s, "plain")
 			ui := &storage.Client{ID: "ui", LoginUI: true}
-			rs := &storage.Client{ID: "rs", IntrospectAny: true}
+			rs := &storage.Client{ID: "rs", IntrospectAny: true, ClientURI: "https://rs.example/home"}
 			require.NoError(t, s.CreateClient(t.Context(), ui))
 			require.NoError(t, s.CreateClient(t.Context(), rs))
 			for _, want := range []*storage.Client{plain, ui, rs} {
@@ -49,6 +49,7 @@ func clientTests() []conformanceTest {
 				require.NoError(t, err)
 				assert.Equal(t, want.LoginUI, got.LoginUI, want.ID)
 				assert.Equal(t, want.IntrospectAny, got.IntrospectAny, want.ID)
+				assert.Equal(t, want.ClientURI, got.ClientURI, want.ID)
 			}
 			clients, err := s.ListClients(t.Context())
 			require.NoError(t, err)
@@ -59,6 +60,7 @@ func clientTests() []conformanceTest {
 			assert.True(t, byID["ui"].LoginUI && !byID["ui"].IntrospectAny)
 			assert.True(t, byID["rs"].IntrospectAny && !byID["rs"].LoginUI)
 			assert.False(t, byID["plain"].LoginUI || byID["plain"].IntrospectAny)
+			assert.Equal(t, "https://rs.example/home", byID["rs"].ClientURI)
 
 			req := newTestRequest(clk, ui, "user-1")
 			require.NoError(t, s.CreateAccessTokenSession(t.Context(), "sig-ui", req))

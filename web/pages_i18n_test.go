@@ -1,0 +1,141 @@
+package web
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpstep/otpstep/provider/config"
+	"github.com/otpstep/otpstep/provider/i18n"
+)
+
+// samplePages is one data value per page, every optional part filled, so a
+// render shows every message of the page. A new page adds its sample here
+// (TestPages_EveryPageInEveryLanguage fails otherwise).
+func samplePages() map[string]any {
+	return map[string]any{
+		"login": LoginPage{Email: "j@example.com", Error: "x", ReturnTo: "/oauth2/auth?client_id=a", CSRFField: testCSRFField,
+			Partners: []PartnerLink{{Name: "Acme", URL: "/federated-identities/acme/login"}}, ClientName: "Shop",
+			SignedInAs: "k@example.com", ContinueURL: "/oauth2/auth?client_id=a"},
+		"login_otp": OTPPage{Destination: "j***@example.com", Error: "x", ReturnTo: "/oauth2/auth", CSRFField: testCSRFField, ClientName: "Shop"},
+		"consent": ConsentPage{ClientName: "Shop", Scopes: []string{"openid", "email", "profile", "offline_access", "address", "phone",
+			"user:sessions:update", "user:otp:create", "user:federated-identity:read", "custom:thing"},
+			AuthorizeQuery: "client_id=a", CSRFField: testCSRFField, Email: "j@example.com", NotYouURL: "/login"},
+		"logged_in":            LoggedInPage{Email: "j@example.com"},
+		"logged_out":           LogoutPage{ReturnTo: "/"},
+		"logout_confirm":       LogoutPage{CSRFField: testCSRFField, ReturnTo: "/"},
+		"error":                ErrorPage{Message: "x", RequestID: "rid-1", ClientURI: "https://shop.example", ClientName: "Shop"},
+		"federated_link":       FederatedLinkPage{Provider: "Acme", Action: "/x", ReturnTo: "/", CSRFField: testCSRFField},
+		"federated_linked":     FederatedLinkedPage{Provider: "Acme"},
+		"federated_not_linked": FederatedNotLinkedPage{Provider: "Acme", LoginURL: "/login"},
+	}
+}
+
+func TestPages_LocalesAreTheConfigs(t *testing.T) {
+	if got := i18n.Builtin(); !slices.Equal(got, config.Locales) {
+		t.Fatalf("catalogs %v, config.Locales %v", got, config.Locales)
+	}
+}
+
+// TestPages_EveryPageInEveryLanguage renders every page in every language
+// of the catalogs: no key is untranslated, <html lang> names the language,
+// and the German pages are German.
+func TestPages_EveryPageInEveryLanguage(t *testing.T) {
+	p, _ := newTestPages(t)
+	samples := samplePages()
+	for _, name := range pageNames() {
+		data, ok := samples[name]
+		if !ok {
+			t.Errorf("page %s has no sample in samplePages", name)
+			continue
+		}
+		for _, lang := range i18n.Builtin() {
+			r := httptest.NewRequest(http.MethodGet, "/page", nil)
+			r.Header.Set("Accept-Language", lang)
+			w := httptest.NewRecorder()
+			p.Render(w, r, http.StatusOK, name, data)
+			body := w.Body.String()
+			if w.Code != http.StatusOK {
+				t.Errorf("%s/%s: status %d\n%s", name, lang, w.Code, body)
+				continue
+			}
+			if strings.Contains(body, i18n.MissingPrefix) {
+				t.Errorf("%s/%s: untranslated key:\n%s", name, lang, body)
+			}
+			if !strings.Contains(body, `<html lang="`+lang+`">`) {
+				t.Errorf("%s/%s: <html lang> is not %s", name, lang, lang)
+			}
+		}
+	}
+	de := httptest.NewRequest(http.MethodGet, "/page", nil)
+	de.Header.Set("Accept-Language", "de-DE,de;q=0.9")
+	for name, want := range map[string]string{"login": "Passwort", "login_otp": "Neuen Code senden", "consent": "Erlauben",
+		"error": "Fehlernummer", "logout_confirm": "Abmelden?"} {
+		w := httptest.NewRecorder()
+		p.Render(w, de, http.StatusOK, name, samples[name])
+		if !strings.Contains(w.Body.String(), want) {
+			t.Errorf("German %s lacks %q:\n%s", name, want, w.Body.String())
+		}
+	}
+}
+
+// TestPages_UILocalesOfTheCarriedAuthorizeRequest: the language of the app's
+// ui_locales, carried in return_to, wins over Accept-Language.
+func TestPages_UILocalesOfTheCarriedAuthorizeRequest(t *testing.T) {
+	p, _ := newTestPages(t)
+	r := httptest.NewRequest(http.MethodGet, "/login?return_to=%2Foauth2%2Fauth%3Fclient_id%3Da%26ui_locales%3Dde", nil)
+	r.Header.Set("Accept-Language", "en")
+	if got := p.Locale(r).Tag(); got != "de" {
+		t.Fatalf("locale %s, want de (ui_locales)", got)
+	}
+	r = httptest.NewRequest(http.MethodPost, "/oauth2/consent", strings.NewReader("authorize_query=client_id%3Da%26ui_locales%3Dde"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if err := r.ParseForm(); err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Locale(r).Tag(); got != "de" {
+		t.Fatalf("consent POST locale %s, want de", got)
+	}
+}
+
+// TestPages_TemplatesDirReplacesAPage: ui.templates_dir's login.html
+// replaces the built-in one, in every language; the other pages stay.
+func TestPages_TemplatesDirReplacesAPage(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "login.html"), []byte(`{{define "title"}}{{t "login.title"}}{{end}}
+{{define "content"}}<h1 class="acme-login">{{t "login.heading"}} – Acme</h1>{{end}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := i18n.New("de", time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPagesWith(PagesOptions{Catalogs: c, TemplatesDir: dir, Brand: Brand{ProductName: "Acme ID"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := renderPage(t, p, http.MethodGet, http.StatusOK, "login", LoginPage{})
+	if body := w.Body.String(); !strings.Contains(body, `<h1 class="acme-login">Anmelden – Acme</h1>`) ||
+		!strings.Contains(body, "<title>Anmelden · Acme ID</title>") {
+		t.Fatalf("the replacement login page is not rendered:\n%s", body)
+	}
+	w = renderPage(t, p, http.MethodGet, http.StatusOK, "logged_out", nil)
+	if !strings.Contains(w.Body.String(), "Sie sind abgemeldet") {
+		t.Fatalf("the built-in logged_out page is gone:\n%s", w.Body.String())
+	}
+	if _, err := NewPagesWith(PagesOptions{TemplatesDir: filepath.Join(dir, "nope")}); err == nil ||
+		!strings.Contains(err.Error(), "ui.templates_dir") {
+		t.Fatalf("a missing templates dir: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "consent.html"), []byte(`{{define "content"}}{{.Nope`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewPagesWith(PagesOptions{TemplatesDir: dir}); err == nil || !strings.Contains(err.Error(), "consent") {
+		t.Fatalf("a broken replacement: %v", err)
+	}
+}
