@@ -119,7 +119,8 @@ func putSession(ctx context.Context, e *env) (load, error) {
 	if err := e.analyze(ctx); err != nil {
 		return load{}, err
 	}
-	prefix := e.Plugin.Provider.Config().API.Prefix
+	paths := e.Plugin.Provider.Config().API.Paths()
+	prefix := paths[len(paths)-1]
 	headers := make([]http.Header, len(users))
 	bodies := make([][]byte, len(users))
 	for i, u := range users {
@@ -179,7 +180,8 @@ func verifyOTP(ctx context.Context, e *env) (load, error) {
 		return load{}, err
 	}
 	fmt.Printf("bench: verify_otp variant=right_code challenges=%d users=%d\n", len(items), len(users))
-	path := e.Plugin.Provider.Config().API.Prefix + "/user/otp/verify"
+	paths := e.Plugin.Provider.Config().API.Paths()
+	path := paths[len(paths)-1] + "/user/otp/verify"
 	var n atomic.Uint64
 	return load{
 		next: func(t *vegeta.Target) error {

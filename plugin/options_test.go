@@ -45,7 +45,7 @@ func TestNew_ValidationNamesTheField(t *testing.T) {
 		{"an authorize path that is not local", func(o *plugin.Options) { o.AuthorizePaths = []string{"/oauth2/auth", "https://x/auth"} }, "Options.AuthorizePaths[1]"},
 		{"empty authorize paths", func(o *plugin.Options) { o.AuthorizePaths = []string{} }, "Options.AuthorizePaths"},
 		{"short secret", func(o *plugin.Options) { o.Config.Secrets.System = "short" }, "secrets.system"},
-		{"bad api prefix", func(o *plugin.Options) { o.Config.API.Prefix = "user/" }, "api.prefix"},
+		{"bad api prefix", func(o *plugin.Options) { o.Config.API.Prefixes, o.Config.API.Prefix = nil, "user/" }, "api.prefix"},
 		{"log mailer outside dev", func(o *plugin.Options) { o.Mailer = nil; o.Config.Mail.Driver = "log" }, "mail.driver"},
 		{"no DSN and no DB", func(o *plugin.Options) { o.Config.Database.DSN = "" }, "database.dsn"},
 	} {

@@ -322,8 +322,8 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	return pl, nil
 }
 
-// Mount registers the plugin's routes on r. Embedded: the user API (under
-// api.prefix), the OTP pages (/login/otp) and the browser's linking of an
+// Mount registers the plugin's routes on r. Embedded: the user API (under each of
+// api.prefixes), the OTP pages (/login/otp) and the browser's linking of an
 // upstream identity (/federated-identities/{identityProvider}/link and
 // /callback: register {server.public_url}{prefix}/federated-identities/{name}/callback
 // at the upstream), under whatever plain path prefix r has (r may be a

@@ -65,12 +65,12 @@ func (r apiResponse) errorObject(t *testing.T) map[string]any {
 }
 
 func newAPIClient(t *testing.T, srv *plugintest.Server) *apiClient {
-	return &apiClient{t: t, srv: srv, v: openapitest.LoadPrefix(t, srv.Plugin.Provider.Config().API.Prefix)}
+	return &apiClient{t: t, srv: srv, v: openapitest.LoadPrefix(t, openapitest.DefaultPrefix)}
 }
 
 func (c *apiClient) do(method, path, token, contentType, body string, headers ...string) apiResponse {
 	c.t.Helper()
-	req, err := http.NewRequest(method, c.srv.URL+c.srv.Plugin.Provider.Config().API.Prefix+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, c.srv.URL+openapitest.DefaultPrefix+path, strings.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
 	}

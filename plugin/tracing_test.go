@@ -26,6 +26,7 @@ import (
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
 	"github.com/otpstep/otpstep/provider/mail/mailtest"
+	"github.com/otpstep/otpstep/web/openapitest"
 )
 
 // jsonLines are the JSON log records written to b so far.
@@ -100,7 +101,7 @@ func TestTracing_PutSessionIsOneTraceWithItsStorageAndSMTPSpans(t *testing.T) {
 				inTrace[s.SpanContext.SpanID()] = s
 			}
 		}
-		prefix := srv.Plugin.Provider.Config().API.Prefix
+		prefix := openapitest.DefaultPrefix
 		httpSpan := findSpan(spans, "PUT "+prefix+"/sessions/{sessionId}")
 		if httpSpan == nil {
 			t.Fatalf("no HTTP span named after the route; spans: %v", spanNames(spans))

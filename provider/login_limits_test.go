@@ -11,6 +11,7 @@ import (
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
 	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/web/openapitest"
 )
 
 // burst sends n requests at once and counts their answers by status. send
@@ -146,7 +147,7 @@ func TestCreateOTP_PasswordBurstChecksNoMoreThanTheLimits(t *testing.T) {
 				token := srv.LoginWithPassword(t, client, alice).Token.AccessToken
 				checks := provider.CountPasswordChecks(srv.Plugin.Provider)
 				createOTP := func(password string) (*http.Response, error) {
-					req, err := http.NewRequest(http.MethodPost, srv.URL+srv.Plugin.Provider.Config().API.Prefix+"/user/otp",
+					req, err := http.NewRequest(http.MethodPost, srv.URL+openapitest.DefaultPrefix+"/user/otp",
 						strings.NewReader(`{"password":"`+password+`"}`))
 					if err != nil {
 						return nil, err

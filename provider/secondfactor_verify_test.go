@@ -15,6 +15,7 @@ import (
 	"github.com/otpstep/otpstep/plugin/plugintest"
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
+	"github.com/otpstep/otpstep/web/openapitest"
 )
 
 // verifySetup is a user with a login session (a token bound to it) and the
@@ -58,7 +59,7 @@ func (v *verifySetup) challenge(t *testing.T) string {
 func (v *verifySetup) putSession(t *testing.T, passed bool) (int, []byte) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"userId": v.user.ID, "passedLoginOTP": passed})
-	req, err := http.NewRequest(http.MethodPut, v.srv.URL+v.p.Config().API.Prefix+"/sessions/"+v.sid, strings.NewReader(string(body)))
+	req, err := http.NewRequest(http.MethodPut, v.srv.URL+openapitest.DefaultPrefix+"/sessions/"+v.sid, strings.NewReader(string(body)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestVerifyOTP_ConcurrentPutPassedTrueNeverFails(t *testing.T) {
 // postVerify is POST {prefix}/user/otp/verify with the setup's token.
 func (v *verifySetup) postVerify(t *testing.T, body string) int {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, v.srv.URL+v.p.Config().API.Prefix+"/user/otp/verify", strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, v.srv.URL+openapitest.DefaultPrefix+"/user/otp/verify", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

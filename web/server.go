@@ -164,7 +164,7 @@ func (s *Server) Mount(r *mux.Router) {
 }
 
 func (s *Server) recoverer() mux.MiddlewareFunc {
-	return Recover(s.log, s.errs, s.p.Config().API.Prefix)
+	return Recover(s.log, s.errs, s.p.Config().API.Paths()...)
 }
 
 // clientIP is the address per-IP limits count against.
@@ -251,7 +251,12 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 
 // wantsJSON is true for the user API and for callers that ask for JSON.
 func (s *Server) wantsJSON(r *http.Request) bool {
-	return strings.HasPrefix(r.URL.Path, s.p.Config().API.Prefix+"/") || strings.Contains(r.Header.Get("Accept"), "json")
+	for _, prefix := range s.p.Config().API.Paths() {
+		if strings.HasPrefix(r.URL.Path, prefix+"/") {
+			return true
+		}
+	}
+	return strings.Contains(r.Header.Get("Accept"), "json")
 }
 
 // cleanPath is p in the canonical form gorilla/mux's Router redirects to
@@ -292,11 +297,26 @@ func (s *Server) answerUncleanPath(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusMovedPermanently)
 }
 
-// underAPIPrefix reports whether the path p lies under the user API's
-// prefix (below the mount prefix when embedded).
+// underAPIPrefix reports whether the path p lies under one of the user
+// API's prefixes (below the mount prefix when embedded).
 func (s *Server) underAPIPrefix(p string) bool {
-	prefix := s.mount.base + s.p.Config().API.Prefix
-	return p == prefix || strings.HasPrefix(p, prefix+"/")
+	for _, prefix := range s.apiPrefixes() {
+		if p == prefix || strings.HasPrefix(p, prefix+"/") {
+			return true
+		}
+	}
+	return false
+}
+
+// apiPrefixes are the paths the user API is served under, below the mount
+// prefix when embedded.
+func (s *Server) apiPrefixes() []string {
+	paths := s.p.Config().API.Paths()
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = s.mount.base + p
+	}
+	return out
 }
 
 // renderLeadingTo renders a page whose form sends the browser on to

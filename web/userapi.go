@@ -30,9 +30,17 @@ type apiCaller struct {
 
 type apiHandler func(w http.ResponseWriter, r *http.Request, c *apiCaller) error
 
-// mountUserAPI registers the PACE-compatible user API under api.prefix.
+// mountUserAPI registers the PACE-compatible user API under each of
+// api.prefixes, the same routes under every one.
 func (s *Server) mountUserAPI(r *mux.Router) {
-	api := r.PathPrefix(s.p.Config().API.Prefix).Subrouter()
+	for _, prefix := range s.p.Config().API.Paths() {
+		s.mountUserAPIAt(r.PathPrefix(prefix).Subrouter())
+	}
+}
+
+// mountUserAPIAt registers the user API's routes on api, a subrouter of
+// one prefix.
+func (s *Server) mountUserAPIAt(api *mux.Router) {
 	api.Handle("/sessions/{sessionId}", s.userAPI(ScopeSessionsUpdate, s.updateSession)).Methods(http.MethodPut)
 	api.Handle("/user/otp/verify", s.userAPI(ScopeOTPVerify, s.verifyOTP)).Methods(http.MethodPost)
 	api.Handle("/user/otp", s.userAPI(ScopeOTPCreate, s.createOTP)).Methods(http.MethodPost)

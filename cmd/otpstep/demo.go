@@ -72,7 +72,8 @@ func (a *app) printDemo(ctx context.Context, p *plugin.Plugin, cfg plugin.Config
 		return fmt.Sprintf("curl -s -u %s:%s -d grant_type=authorization_code -d redirect_uri=%s -d code_verifier=%s -d code=PASTE_CODE %s/oauth2/token",
 			clientID, demoClientSecret, url.QueryEscape(demoRedirectURI), demoVerifier, base)
 	}
-	api := base + cfg.API.Prefix
+	paths := cfg.API.Paths()
+	api := base + paths[len(paths)-1]
 	fmt.Fprintf(a.out, `
 otpstep is running in --dev mode (never use it in production): mail is
 written to this log instead of being sent.

@@ -104,7 +104,25 @@ type Log struct {
 
 // API is the PACE-compatible user API.
 type API struct {
+	// Prefixes are the paths the user API is served under, each serving
+	// the same routes (PACE's SDKs pin a version in the path: 2024-2).
+	Prefixes []string `koanf:"prefixes"`
+	// Prefix is the one-prefix form kept from before api.prefixes: when
+	// set, the API is served under it alone, and Prefixes must be empty.
 	Prefix string `koanf:"prefix"`
+}
+
+// DefaultAPIPrefixes is api.prefixes' default: the user API of PACE's
+// versions 2024-2 (which PACE's generated SDKs call) and 2024-3.
+func DefaultAPIPrefixes() []string { return []string{"/user/2024-2", "/user/2024-3"} }
+
+// Paths are the prefixes the user API is served under: api.prefix alone
+// when it is set, else api.prefixes.
+func (a API) Paths() []string {
+	if a.Prefix != "" {
+		return []string{a.Prefix}
+	}
+	return a.Prefixes
 }
 
 // OTP is the second-factor code policy.
@@ -243,7 +261,7 @@ func Default() Config {
 			CookieName:            "otpstep_session",
 		},
 		Log: Log{Level: "info", Format: "text"},
-		API: API{Prefix: "/user/2024-3"},
+		API: API{Prefixes: DefaultAPIPrefixes()},
 		OTP: OTP{
 			Length:             6,
 			TTL:                5 * time.Minute,

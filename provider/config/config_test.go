@@ -147,7 +147,12 @@ func TestValidate(t *testing.T) {
 		{"otp.max_attempts", false, func(c *config.Config) { c.OTP.MaxAttempts = 0 }},
 		{"log.level", false, func(c *config.Config) { c.Log.Level = "loud" }},
 		{"log.format", false, func(c *config.Config) { c.Log.Format = "xml" }},
-		{"api.prefix", false, func(c *config.Config) { c.API.Prefix = "user/" }},
+		{"api.prefix", false, func(c *config.Config) { c.API.Prefixes, c.API.Prefix = nil, "user/" }},
+		{"api.prefix", false, func(c *config.Config) { c.API.Prefix = "/user/2024-3" }},
+		{"api.prefixes", false, func(c *config.Config) { c.API.Prefixes = nil }},
+		{"api.prefixes", false, func(c *config.Config) { c.API.Prefixes = []string{"/user/2024-2", "user/"} }},
+		{"api.prefixes", false, func(c *config.Config) { c.API.Prefixes = []string{"/a", "/a"} }},
+		{"api.prefixes", false, func(c *config.Config) { c.API.Prefixes = []string{"/a", "/a/b"} }},
 		{"mail.driver", false, func(c *config.Config) { c.Mail.Driver = "log" }},
 		{"mail.smtp_url", false, func(c *config.Config) { c.Mail.SMTPURL = "http://x" }},
 		{"mail.tls", false, func(c *config.Config) { c.Mail.TLS = "maybe" }},
@@ -423,5 +428,56 @@ func TestValidateWith_Embedded(t *testing.T) {
 	c.Mail.Driver = "smtp"
 	if err := c.ValidateWith(config.ValidateOptions{Embedded: true}); err != nil {
 		t.Fatalf("the host's public_url: %v", err)
+	}
+}
+
+// api.prefixes lists every prefix the user API is served under; api.prefix,
+// the form before it, still sets one; both set is refused naming both.
+func TestAPIPrefixes_LoadAndValidate(t *testing.T) {
+	load := func(t *testing.T, yaml string, env map[string]string) config.Config {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Load(p, envOf(env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Secrets.System = strings.Repeat("s", config.MinSecretLength)
+		return cfg
+	}
+	cases := []struct {
+		name    string
+		yaml    string
+		env     map[string]string
+		want    []string
+		wantErr string
+	}{
+		{name: "default", yaml: "log:\n  level: info\n", want: []string{"/user/2024-2", "/user/2024-3"}},
+		{name: "prefixes in the file", yaml: "api:\n  prefixes: [/v1]\n", want: []string{"/v1"}},
+		{name: "prefix in the file", yaml: "api:\n  prefix: /user/2024-3\n", want: []string{"/user/2024-3"}},
+		{name: "prefix in the environment", yaml: "log:\n  level: info\n", env: map[string]string{"OTPSTEP_API_PREFIX": "/x"}, want: []string{"/x"}},
+		{name: "prefixes in the environment", yaml: "log:\n  level: info\n", env: map[string]string{"OTPSTEP_API_PREFIXES": "/a, /b"}, want: []string{"/a", "/b"}},
+		{name: "both in the file", yaml: "api:\n  prefix: /x\n  prefixes: [/y]\n", wantErr: "api.prefix and api.prefixes are both set"},
+		{name: "file and environment", yaml: "api:\n  prefixes: [/y]\n", env: map[string]string{"OTPSTEP_API_PREFIX": "/x"}, wantErr: "api.prefix and api.prefixes are both set"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := load(t, tc.yaml, tc.env)
+			err := cfg.Validate(true)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.API.Paths(); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("paths %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

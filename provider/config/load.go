@@ -53,7 +53,13 @@ func LoadOnto(defaults Config, path string, lookupEnv func(string) (string, bool
 			}
 		}
 	}
-	return cfg, unmarshal(k, &cfg, path)
+	err := unmarshal(k, &cfg, path)
+	// api.prefix alone (the form before api.prefixes) replaces the
+	// default list; both set is refused by Validate.
+	if cfg.API.Prefix != "" && !k.Exists("api.prefixes") {
+		cfg.API.Prefixes = nil
+	}
+	return cfg, err
 }
 
 // unmarshal decodes what k holds onto cfg in one pass (koanf's unmarshal,

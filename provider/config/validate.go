@@ -234,8 +234,40 @@ func (l Log) validate(v *validation) {
 }
 
 func (a API) validate(v *validation) {
-	if !strings.HasPrefix(a.Prefix, "/") || strings.HasSuffix(a.Prefix, "/") || strings.ContainsAny(a.Prefix, "?#{}") {
-		v.bad("api.prefix", "%q must start with / and not end with /", a.Prefix)
+	validPrefix := func(p string) bool {
+		return strings.HasPrefix(p, "/") && !strings.HasSuffix(p, "/") && !strings.ContainsAny(p, "?#{}\\")
+	}
+	switch {
+	case a.Prefix != "" && len(a.Prefixes) > 0:
+		v.bad("api.prefix", "api.prefix and api.prefixes are both set; set only api.prefixes (a list)")
+		return
+	case a.Prefix != "":
+		if !validPrefix(a.Prefix) {
+			v.bad("api.prefix", "%q must start with / and not end with /", a.Prefix)
+		}
+		return
+	case len(a.Prefixes) == 0:
+		v.bad("api.prefixes", "must list at least one prefix")
+		return
+	}
+	seen := map[string]bool{}
+	for _, p := range a.Prefixes {
+		switch {
+		case !validPrefix(p):
+			v.bad("api.prefixes", "%q must start with / and not end with /", p)
+		case seen[p]:
+			v.bad("api.prefixes", "%q is listed twice", p)
+		}
+		seen[p] = true
+	}
+	// One prefix under another would have a route of the outer (say
+	// /user/x/sessions/{id}) shadow or be shadowed by the inner's.
+	for _, p := range a.Prefixes {
+		for _, q := range a.Prefixes {
+			if p != q && strings.HasPrefix(q, p+"/") {
+				v.bad("api.prefixes", "%q lies under %q", q, p)
+			}
+		}
 	}
 }
 
