@@ -27,6 +27,13 @@ const (
 	AuditIdentityLinked        = "identity.linked"         // a link to an upstream subject was made
 	AuditIdentityUnlinked      = "identity.unlinked"       // a link was removed
 	AuditIdentityLinkRefused   = "identity.link_refused"   // a link was refused; Detail says why
+	// AuditFederatedTokenGranted: GrantFederatedToken handed out the
+	// upstream's token of a link; Detail says whether it was refreshed.
+	AuditFederatedTokenGranted = "identity.token_granted"
+	// AuditFederatedTokenDropped: a link's kept upstream tokens were dropped
+	// (the upstream refused the refresh, or they expired without a refresh
+	// token); Detail says why.
+	AuditFederatedTokenDropped = "identity.token_dropped"
 )
 
 // Audit records an event. A failure to record is returned; callers on a

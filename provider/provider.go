@@ -72,6 +72,7 @@ type Provider struct {
 
 	otpHash       otpHasher
 	mailSealer    *Sealer
+	tokenSealer   *Sealer // kept upstream tokens (SealPurposeFederatedTokens)
 	mailTemplates *mail.Templates
 	catalogs      *i18n.Catalogs
 	dispatcher    *outbox.Dispatcher
@@ -117,6 +118,10 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		return nil, err
 	}
 	mailSealer, err := NewSealer(secret, "mail-outbox")
+	if err != nil {
+		return nil, err
+	}
+	tokenSealer, err := NewSealer(secret, SealPurposeFederatedTokens)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +180,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 
 		otpHash:       otpHasher{key: otpKey},
 		mailSealer:    mailSealer,
+		tokenSealer:   tokenSealer,
 		mailTemplates: templates,
 		dispatcher:    dispatcher,
 		metrics:       m,

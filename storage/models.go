@@ -213,6 +213,20 @@ type LinkedIdentity struct {
 	CreatedAt time.Time
 }
 
+// FederatedToken is what the upstream issued for a link (GrantFederatedToken):
+// one per (UserID, Provider), deleted with the link. Sealed holds the tokens,
+// sealed by the provider and bound to UserID, Provider and Subject; storage
+// never sees them in clear. A refresh in progress holds the lease.
+type FederatedToken struct {
+	UserID            string
+	Provider          string
+	Subject           string // the upstream account the tokens were issued for
+	Sealed            []byte
+	RefreshLeaseID    string    // "" when no refresh is in progress
+	RefreshLeaseUntil time.Time // zero when no refresh is in progress
+	UpdatedAt         time.Time
+}
+
 // MigrationStatus is one migration file and whether it is applied.
 type MigrationStatus struct {
 	Version   int64

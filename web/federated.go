@@ -21,6 +21,10 @@ const (
 	ScopeFederatedIdentitySet    = "user:federated-identity:set"
 	ScopeFederatedIdentityDelete = "user:federated-identity:delete"
 	ScopeFederatedIdentityRead   = "user:federated-identity:read"
+	// ScopeFederatedIdentityToken is GrantFederatedToken's. PACE's SDKs and
+	// API reference declare no scope (nor a bearer token) for it; otpstep
+	// requires both, since the answer is the user's partner tokens.
+	ScopeFederatedIdentityToken = "user:federated-identity:token"
 	// ScopeAdminFederatedIdentityWrite is for partners' client-credentials
 	// tokens only.
 	ScopeAdminFederatedIdentityWrite = "admin:federated-identity:write"
@@ -112,6 +116,37 @@ func (s *Server) deleteFederatedIdentity(w http.ResponseWriter, r *http.Request,
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// federatedTokenJSON is openapi.yaml's FederatedToken, PACE's AccessToken
+// model (RFC 6749 §5.1's names).
+type federatedTokenJSON struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	ExpiresIn    int64  `json:"expires_in,omitempty"`
+	Scope        string `json:"scope"`
+}
+
+// grantFederatedToken is POST {prefix}/federated-identities/{identityProvider}/token
+// (PACE's GrantFederatedToken): the upstream's token for the caller's link
+// there, refreshed first when it has expired (provider.GrantFederatedToken).
+// There is no request body. 404 when no such upstream, no link or no kept
+// token; 503 when the upstream cannot be reached for a refresh.
+func (s *Server) grantFederatedToken(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
+	t, err := s.p.GrantFederatedToken(r.Context(), provider.LinkRequest{
+		UserID: c.user.ID, Upstream: mux.Vars(r)["identityProvider"], By: provider.LinkByAPI,
+		ClientID: c.principal.ClientID, SessionID: c.principal.SessionID, IP: s.clientIP(r),
+	})
+	if err != nil {
+		return err
+	}
+	// RFC 6749 §5.1: an answer carrying tokens is not cached.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, federatedTokenJSON{AccessToken: t.AccessToken, TokenType: t.TokenType,
+		RefreshToken: t.RefreshToken, ExpiresIn: int64(t.ExpiresIn / time.Second), Scope: t.Scope})
 	return nil
 }
 

@@ -333,16 +333,17 @@ func (s *Server) completeLink(w http.ResponseWriter, r *http.Request, up *upstre
 			errors.New("upstream callback: the login session that started the link has not passed the second factor"))
 		return
 	}
-	raw, err := up.Exchange(ctx, flow, code)
+	toks, err := up.Exchange(ctx, flow, code)
 	if err != nil {
 		s.upstreamErrorPage(w, r, up.Name(), err)
 		return
 	}
 	_, err = s.p.LinkWithIDToken(ctx, provider.LinkRequest{
 		UserID: user.ID, Upstream: up.Name(), By: provider.LinkByBrowser, SessionID: ls.ID, IP: s.clientIP(r),
-	}, raw, f.Nonce)
+	}, toks.IDToken, f.Nonce)
 	switch {
 	case err == nil:
+		s.keepFederatedTokens(r, user.ID, up.Name(), toks)
 	case errors.Is(err, provider.ErrIdentityAlreadyLinked):
 		s.errorPage(w, r, http.StatusConflict, "federated.error.already_linked", err, "provider", up.Name())
 		return
@@ -363,14 +364,15 @@ func (s *Server) completeLink(w http.ResponseWriter, r *http.Request, up *upstre
 // subject gets a page saying so; no user is ever matched by email.
 func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstream.Provider, f *upstreamFlow, flow upstream.Flow, code string) {
 	ctx := r.Context()
-	raw, err := up.Exchange(ctx, flow, code)
+	toks, err := up.Exchange(ctx, flow, code)
 	if err != nil {
 		s.upstreamErrorPage(w, r, up.Name(), err)
 		return
 	}
-	user, err := s.p.FederatedLogin(ctx, up.Name(), raw, f.Nonce, s.clientIP(r))
+	user, err := s.p.FederatedLogin(ctx, up.Name(), toks.IDToken, f.Nonce, s.clientIP(r))
 	switch {
 	case err == nil:
+		s.keepFederatedTokens(r, user.ID, up.Name(), toks)
 	case errors.Is(err, provider.ErrIdentityNotLinked):
 		s.log.InfoContext(ctx, "federated sign-in refused", "request_id", RequestIDFrom(ctx), "upstream", up.Name(), "err", err)
 		loginURL := PathLogin
@@ -393,6 +395,15 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 		return
 	}
 	http.Redirect(w, r, f.ReturnTo, http.StatusSeeOther)
+}
+
+// keepFederatedTokens keeps the upstream's tokens of a link just made or
+// signed in with, for GrantFederatedToken. A failure is logged: the link or
+// the sign-in stands, the grant answers 404 until the next exchange.
+func (s *Server) keepFederatedTokens(r *http.Request, userID, name string, toks *upstream.Tokens) {
+	if err := s.p.KeepFederatedTokens(r.Context(), userID, name, toks); err != nil {
+		s.log.ErrorContext(r.Context(), "upstream tokens not kept", "request_id", RequestIDFrom(r.Context()), "upstream", name, "err", err)
+	}
 }
 
 // upstreamErrorPage answers the errors of talking to an upstream: 503 (with

@@ -50,6 +50,7 @@ func (s *Server) mountUserAPIAt(api *mux.Router) {
 	api.Handle("/federated-identities", s.userAPIWithoutLinkPolicy(ScopeFederatedIdentityRead, s.listFederatedIdentities)).Methods(http.MethodGet)
 	api.Handle("/federated-identities/{identityProvider}", s.userAPIWithoutLinkPolicy(ScopeFederatedIdentitySet, s.setFederatedIdentity)).Methods(http.MethodPut)
 	api.Handle("/federated-identities/{identityProvider}", s.userAPI(ScopeFederatedIdentityDelete, s.deleteFederatedIdentity)).Methods(http.MethodDelete)
+	api.Handle("/federated-identities/{identityProvider}/token", s.userAPI(ScopeFederatedIdentityToken, s.grantFederatedToken)).Methods(http.MethodPost)
 }
 
 // userAPI wraps a handler with what every user-API route does, in order:
@@ -183,6 +184,9 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.Is(err, provider.ErrIdentityNotLinked):
 		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
 			Detail: "There is no linked identity at this identity provider.", Cause: err}
+	case errors.Is(err, provider.ErrNoFederatedToken):
+		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
+			Detail: "There is no token of this identity provider for the user.", Cause: err}
 	case errors.Is(err, provider.ErrUserNotFound):
 		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
 			Detail: "The user does not exist.", Cause: err}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"golang.org/x/oauth2"
 )
@@ -28,16 +27,12 @@ func (p *Provider) oauth2Config(ctx context.Context, redirectURI string) (*oauth
 	if err != nil {
 		return nil, err
 	}
-	scopes := p.cfg.Scopes
-	if !slices.Contains(scopes, "openid") {
-		scopes = append([]string{"openid"}, scopes...)
-	}
 	return &oauth2.Config{
 		ClientID:     p.cfg.ClientID,
 		ClientSecret: p.cfg.ClientSecret,
 		Endpoint:     oauth2.Endpoint{AuthURL: m.AuthorizationEndpoint, TokenURL: m.TokenEndpoint},
 		RedirectURL:  redirectURI,
-		Scopes:       scopes,
+		Scopes:       p.requestedScopes(),
 	}, nil
 }
 
@@ -53,28 +48,29 @@ func (p *Provider) AuthCodeURL(ctx context.Context, f Flow) (string, error) {
 }
 
 // Exchange redeems an authorization code at the token endpoint (RFC 6749
-// §4.1.3, with the PKCE verifier) and returns the raw ID token, unverified:
-// pass it to VerifyIDToken with f.Nonce. A refused code, or an answer without
-// an ID token, is ErrCodeRejected; an unreachable upstream is ErrUnavailable.
-func (p *Provider) Exchange(ctx context.Context, f Flow, code string) (string, error) {
+// §4.1.3, with the PKCE verifier) and returns what the upstream issued, the
+// raw ID token unverified: pass Tokens.IDToken to VerifyIDToken with f.Nonce.
+// A refused code, or an answer without an ID token, is ErrCodeRejected; an
+// unreachable upstream is ErrUnavailable.
+func (p *Provider) Exchange(ctx context.Context, f Flow, code string) (*Tokens, error) {
 	conf, err := p.oauth2Config(ctx, f.RedirectURI)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, p.opts.HTTPClient), code, oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
 			p.log.WarnContext(ctx, "upstream refused the authorization code", "status", re.Response.StatusCode, "error", re.ErrorCode)
-			return "", fmt.Errorf("%w: %s: %v", ErrCodeRejected, p.cfg.Name, err)
+			return nil, fmt.Errorf("%w: %s: %v", ErrCodeRejected, p.cfg.Name, err)
 		}
 		p.log.WarnContext(ctx, "upstream token endpoint failed", "err", err)
-		return "", fmt.Errorf("%w: %s: token endpoint: %v", ErrUnavailable, p.cfg.Name, err)
+		return nil, fmt.Errorf("%w: %s: token endpoint: %v", ErrUnavailable, p.cfg.Name, err)
 	}
-	raw, _ := tok.Extra("id_token").(string)
-	if raw == "" {
+	t := p.tokensOf(tok)
+	if t.IDToken == "" {
 		p.log.WarnContext(ctx, "upstream token response without an id_token")
-		return "", fmt.Errorf("%w: %s: no id_token in the token response", ErrCodeRejected, p.cfg.Name)
+		return nil, fmt.Errorf("%w: %s: no id_token in the token response", ErrCodeRejected, p.cfg.Name)
 	}
-	return raw, nil
+	return t, nil
 }

@@ -48,10 +48,10 @@ func TestTracing_UpstreamFetchesAreClientSpans(t *testing.T) {
 		Options{HTTPClient: client, TracerProvider: tp})
 	p, _ := reg.Lookup("up")
 	ctx, span := tp.Tracer("test").Start(context.Background(), "request")
-	raw, err := p.Exchange(ctx, Flow{RedirectURI: "http://127.0.0.1/cb", State: "s", Nonce: "n", Verifier: "v-0123456789012345678901234567890123456789"}, "code")
+	toks, err := p.Exchange(ctx, Flow{RedirectURI: "http://127.0.0.1/cb", State: "s", Nonce: "n", Verifier: "v-0123456789012345678901234567890123456789"}, "code")
 	span.End()
-	if err != nil || raw != "raw" {
-		t.Fatalf("Exchange = %q, %v", raw, err)
+	if err != nil || toks.IDToken != "raw" {
+		t.Fatalf("Exchange = %+v, %v", toks, err)
 	}
 	if client.Transport != nil {
 		t.Error("the caller's HTTPClient was changed")
