@@ -24,6 +24,8 @@ const (
 	AuditOTPChallengeBurned    = "otp.challenge_burned"    // a challenge used up its attempts
 	AuditUserLockedOut         = "user.locked_out"         // a user reached otp.max_failures_per_user
 	AuditUserDisabled          = "user.disabled"           // a user was disabled
+	AuditRecoveryRequested     = "recovery.requested"      // an account recovery was asked for; Detail says whether a code was sent
+	AuditRecoveryCompleted     = "recovery.completed"      // a recovery set a new password and ended every other session
 	AuditIdentityLinked        = "identity.linked"         // a link to an upstream subject was made
 	AuditIdentityUnlinked      = "identity.unlinked"       // a link was removed
 	AuditIdentityLinkRefused   = "identity.link_refused"   // a link was refused; Detail says why

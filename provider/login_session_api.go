@@ -68,6 +68,9 @@ func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed 
 			if err != nil {
 				return err
 			}
+			if ls.Recovered {
+				return ErrRecoveredSession
+			}
 			if err := p.storeOTP(ctx, o); err != nil {
 				return err
 			}

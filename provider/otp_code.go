@@ -13,10 +13,13 @@ import (
 
 // OTP kinds. PACE's VerifyOTP names four types (docs/api.md); otpstep issues
 // "login" (the second factor of a login session) and "account" (CreateOTP /
-// SendmailOTP re-authentication). TOTP kinds exist only as names.
+// SendmailOTP re-authentication). TOTP kinds exist only as names. "recovery"
+// is otpstep's own: the code of an account recovery (recovery.go), which the
+// user API never verifies.
 const (
 	OTPKindLogin      = "login"
 	OTPKindAccount    = "account"
+	OTPKindRecovery   = "recovery"
 	OTPKindTOTP       = "totp"
 	OTPKindDeviceTOTP = "device-totp"
 )

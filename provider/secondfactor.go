@@ -89,7 +89,7 @@ func (o *pendingOTP) issued() *IssuedOTP {
 // scope is what the resend interval counts per: the session of a login OTP,
 // the user of an account OTP.
 func (o *pendingOTP) scope() string {
-	if o.req.Kind == OTPKindAccount {
+	if o.req.Kind == OTPKindAccount || o.req.Kind == OTPKindRecovery {
 		return o.req.User.ID
 	}
 	return o.req.SessionID
@@ -99,8 +99,12 @@ func (o *pendingOTP) scope() string {
 // needs no database, done before the transaction so it holds no lock meanwhile.
 // The mail carries ctx's trace context, so its send joins the request's trace.
 func (p *Provider) newOTP(ctx context.Context, req OTPRequest) (*pendingOTP, error) {
-	if req.Kind == OTPKindAccount {
+	if req.Kind == OTPKindAccount || req.Kind == OTPKindRecovery {
 		req.SessionID = ""
+	}
+	// A recovery code proves the mailbox: it goes by mail only.
+	if req.Kind == OTPKindRecovery {
+		req.InResponse = false
 	}
 	// A login code in the response is as good as the second factor passed:
 	// only a login UI, trusted to check it, may receive it.
@@ -236,6 +240,8 @@ func (p *Provider) NeedsSecondFactor(client *storage.Client, ar interface{ GetRe
 
 // EnsureLoginOTP issues a login OTP for req's session unless a live,
 // unexpired one exists (so reloading the OTP page does not send a new mail).
+//
+// A recovered session gets none: ErrRecoveredSession (recovery.go).
 func (p *Provider) EnsureLoginOTP(ctx context.Context, req OTPRequest) error {
 	req.Kind = OTPKindLogin
 	ch, err := p.store.LiveOTPChallenge(ctx, OTPKindLogin, req.User.ID, req.SessionID)
@@ -244,6 +250,13 @@ func (p *Provider) EnsureLoginOTP(ctx context.Context, req OTPRequest) error {
 	}
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return err
+	}
+	ls, err := p.store.GetLoginSession(ctx, req.SessionID)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	if ls != nil && ls.Recovered {
+		return ErrRecoveredSession
 	}
 	_, err = p.IssueOTP(ctx, req)
 	return err

@@ -99,7 +99,7 @@ func (p *Provider) PassLoginOTPInBrowser(ctx context.Context, user *storage.User
 // transaction commits; err is a store error that rolls it back.
 func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *storage.User, sessionID, code string) (matched, verdict string, outcome, err error) {
 	now := p.clock().UTC()
-	failKey := "otp:failures:" + user.ID
+	failKey := otpFailureKey(kinds, user.ID)
 	// otp.max_failures_per_user per otp.failure_window, across sessions and
 	// instances: the check comes first and keeps the user's counter row
 	// locked until commit, so one user's verifications run one at a time and
@@ -127,7 +127,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 				continue
 			}
 			scopeSession = sessionID
-		case OTPKindAccount:
+		case OTPKindAccount, OTPKindRecovery:
 		default: // totp, device-totp: accepted, nothing to match until TOTP exists
 			continue
 		}
@@ -182,6 +182,12 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 					p.log.InfoContext(ctx, "otp matched for a login session that is gone", "challenge_id", ch.ID, "user_id", user.ID)
 					return "", metrics.VerifyExpired, ErrSessionNotFound, nil
 				}
+				if errors.Is(err, storage.ErrSessionRecovered) {
+					// Never lifted by an emailed code (recovery.go): the
+					// code is spent, the session stays at aal1.
+					p.log.InfoContext(ctx, "otp matched for a recovered login session", "challenge_id", ch.ID, "user_id", user.ID)
+					return "", metrics.VerifyWrong, ErrRecoveredSession, nil
+				}
 				if err != nil {
 					return "", "", nil, err
 				}
@@ -224,6 +230,18 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 	return "", verdict, ErrOTPMismatch, nil
 }
 
+// otpFailureKey is the counter of otp.max_failures_per_user for a
+// verification of kinds: the user's recovery codes count apart
+// ("recovery:failures:"), so that tries at an address's recovery code, which
+// anyone who knows the address can make, never lock the user's sign-in
+// codes; every other verification counts on "otp:failures:".
+func otpFailureKey(kinds []string, userID string) string {
+	if len(kinds) == 1 && kinds[0] == OTPKindRecovery {
+		return "recovery:failures:" + userID
+	}
+	return "otp:failures:" + userID
+}
+
 // writeAudit records events in one statement, inside the verification's
 // transaction: unlike Audit, a failure fails the verification, since the
 // transaction cannot commit without it on PostgreSQL.
@@ -254,6 +272,9 @@ func (p *Provider) passSecondFactor(ctx context.Context, sessionID, userID strin
 		err := p.store.PassLoginSession(ctx, sessionID, userID, AMROTP)
 		if errors.Is(err, storage.ErrNotFound) {
 			return ErrSessionNotFound
+		}
+		if errors.Is(err, storage.ErrSessionRecovered) {
+			return ErrRecoveredSession
 		}
 		if err != nil {
 			return err

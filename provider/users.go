@@ -83,11 +83,8 @@ func (p *Provider) CreateUser(ctx context.Context, email, password string) (*sto
 	if err != nil || addr.Address != strings.TrimSpace(email) {
 		return nil, fmt.Errorf("%w: %q is not an email address", ErrInvalidInput, email)
 	}
-	if len(password) < MinPasswordLength {
-		return nil, fmt.Errorf("%w: the password needs at least %d characters", ErrInvalidInput, MinPasswordLength)
-	}
-	if len(password) > 1024 {
-		return nil, fmt.Errorf("%w: the password is longer than 1024 bytes", ErrInvalidInput)
+	if err := checkPasswordRules(password); err != nil {
+		return nil, err
 	}
 	hash, err := p.hashPassword(ctx, password)
 	if err != nil {
@@ -98,6 +95,22 @@ func (p *Provider) CreateUser(ctx context.Context, email, password string) (*sto
 		return nil, err
 	}
 	return u, nil
+}
+
+// MaxPasswordLength bounds a password, in bytes (argon2id hashes any
+// length; a bound keeps a request's work bounded).
+const MaxPasswordLength = 1024
+
+// checkPasswordRules is the one rule of a new password (CreateUser, a
+// recovery): MinPasswordLength to MaxPasswordLength bytes.
+func checkPasswordRules(password string) error {
+	if len(password) < MinPasswordLength {
+		return fmt.Errorf("%w: the password needs at least %d characters", ErrInvalidInput, MinPasswordLength)
+	}
+	if len(password) > MaxPasswordLength {
+		return fmt.Errorf("%w: the password is longer than %d bytes", ErrInvalidInput, MaxPasswordLength)
+	}
+	return nil
 }
 
 func (p *Provider) hashPassword(ctx context.Context, password string) (string, error) {
@@ -141,7 +154,7 @@ func (p *Provider) Authenticate(ctx context.Context, email, password, ip string)
 		hit  storage.RateHit
 		name string
 	}{
-		{storage.RateHit{Key: "login:account:" + email, Window: window, Max: p.cfg.Login.MaxFailuresPerAccount}, "login.max_failures_per_account"},
+		{storage.RateHit{Key: loginAccountKey(email), Window: window, Max: p.cfg.Login.MaxFailuresPerAccount}, "login.max_failures_per_account"},
 		{storage.RateHit{Key: "login:ip:" + ip, Window: window, Max: p.cfg.Login.MaxFailuresPerIP}, "login.max_failures_per_ip"},
 	}
 	account, byIP := limits[0].hit, limits[1].hit
@@ -190,6 +203,9 @@ func (p *Provider) Authenticate(ctx context.Context, email, password, ip string)
 	p.metrics.Login(metrics.LoginSuccess)
 	return u, nil
 }
+
+// loginAccountKey is the counter of login.max_failures_per_account.
+func loginAccountKey(email string) string { return "login:account:" + email }
 
 // checkPassword compares password with email's hash, or with a dummy hash
 // when there is no such user (equal work whether or not the account

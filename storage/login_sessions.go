@@ -12,7 +12,7 @@ import (
 // exists for Get, Update and Pass; its row lingers until PurgeExpired (or
 // DeleteLoginSession), and its ID stays taken.
 
-const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expires_at, created_at, updated_at, browser_key_hash`
+const loginSessionColumns = `id, user_id, passed_login_otp, amr, auth_time, expires_at, created_at, updated_at, browser_key_hash, recovered`
 
 // liveLoginSession is the condition of a session that neither expired ($2 is
 // now) nor ended.
@@ -50,9 +50,9 @@ func (s *Store) createLoginSessionStmt(ls *LoginSession) stmt {
 		keyHash = []byte{}
 	}
 	return stmt{`INSERT INTO login_sessions (` + loginSessionColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)`,
 		[]any{ls.ID, ls.UserID, ls.PassedLoginOTP, encodeList(ls.AMR),
-			s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now), keyHash}}
+			s.timeArg(ls.AuthTime), s.timeArg(ls.ExpiresAt), s.timeArg(now), keyHash, ls.Recovered}}
 }
 
 // GetLoginSession returns the login session with this ID; a missing, expired
@@ -65,7 +65,7 @@ func (s *Store) GetLoginSession(ctx context.Context, id string) (*LoginSession, 
 	err := s.queryRow(ctx, `SELECT `+loginSessionColumns+` FROM login_sessions
 		WHERE id = $1 AND `+liveLoginSession, id, s.timeArg(s.now())).
 		Scan(&ls.ID, &ls.UserID, &ls.PassedLoginOTP, &amr, timeCol{&ls.AuthTime},
-			timeCol{&ls.ExpiresAt}, timeCol{&ls.CreatedAt}, timeCol{&ls.UpdatedAt}, &ls.BrowserKeyHash)
+			timeCol{&ls.ExpiresAt}, timeCol{&ls.CreatedAt}, timeCol{&ls.UpdatedAt}, &ls.BrowserKeyHash, &ls.Recovered)
 	if err != nil {
 		return nil, scanErr(err, "login session")
 	}
@@ -133,7 +133,9 @@ func (s *Store) SetLoginSessionBrowserKey(ctx context.Context, id string, keyHas
 // PassLoginSession marks the live login session id of userID as having passed
 // the second factor: passed_login_otp becomes true, amr gains method (an RFC
 // 8176 value, e.g. "otp") unless it has it already, and updated_at is bumped.
-// A missing, expired or ended session, or one of another user → ErrNotFound.
+// A missing, expired or ended session, or one of another user → ErrNotFound;
+// a recovered session (LoginSession.Recovered) → ErrSessionRecovered, nothing
+// changed: its recovery by email keeps it at the first factor.
 //
 // It MUST be atomic: one conditional UPDATE computes the new amr from the
 // row's current one, so a concurrent update of the session is never lost in a
@@ -152,12 +154,21 @@ func (s *Store) PassLoginSession(ctx context.Context, id, userID, method string)
 			WHEN amr = '[]' THEN $5
 			ELSE substr(amr, 1, length(amr) - 1) || $6
 		END
-		WHERE id = $1 AND user_id = $2 AND expires_at > $3 AND ended_at IS NULL`,
+		WHERE id = $1 AND user_id = $2 AND expires_at > $3 AND ended_at IS NULL AND recovered = FALSE`,
 		id, userID, now, `%,`+quoted+`,%`, `[`+quoted+`]`, `,`+quoted+`]`)
 	if err != nil {
 		return fmt.Errorf("storage: pass login session: %w", err)
 	}
 	if n == 0 {
+		var recovered bool
+		err := s.queryRow(ctx, `SELECT recovered FROM login_sessions WHERE id = $1 AND user_id = $3 AND `+liveLoginSession,
+			id, now, userID).Scan(&recovered)
+		if err == nil && recovered {
+			return fmt.Errorf("storage: pass login session %s: %w", id, ErrSessionRecovered)
+		}
+		if err != nil && !isNotFound(scanErr(err, "login session")) {
+			return scanErr(err, "login session")
+		}
 		return notFound("login session")
 	}
 	return nil

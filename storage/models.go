@@ -18,6 +18,9 @@ var (
 	// refused or lost, database missing or closed, file not openable), as
 	// opposed to an error of the statement. The driver error stays in the chain.
 	ErrUnavailable = errors.New("storage: database unavailable")
+	// ErrSessionRecovered: the login session came from an account recovery
+	// by email, so the second factor cannot be passed on it.
+	ErrSessionRecovered = errors.New("storage: the login session came from an account recovery")
 )
 
 // User is a local account. Email is stored lower-cased and is unique.
@@ -43,6 +46,10 @@ type LoginSession struct {
 	// BrowserKeyHash is the SHA-256 of the key the browser's session cookie
 	// carries beside the ID (empty: no browser holds the session).
 	BrowserKeyHash []byte
+	// Recovered: the session was made by an account recovery (a code by
+	// email and a new password, ResetPassword). It stays at the first
+	// factor: PassLoginSession refuses it.
+	Recovered bool
 	// BrowserKey is that key in clear, set only on a session the provider
 	// has just issued a key for, to put in the cookie; storage never reads
 	// or writes it.

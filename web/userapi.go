@@ -165,6 +165,9 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.Is(err, provider.ErrReauthRequired):
 		return &jsonapi.Error{Status: http.StatusUnauthorized, Code: jsonapi.CodeUnauthorized, Cause: err,
 			Detail: "Linking needs a login that passed the second factor within linked_identity.reauth_max_age; sign in again."}
+	case errors.Is(err, provider.ErrRecoveredSession):
+		return &jsonapi.Error{Status: http.StatusUnauthorized, Code: jsonapi.CodeUnauthorized, Cause: err,
+			Detail: "The session came from an account recovery by email; no emailed code passes its second factor. Sign in again with the password."}
 	case errors.Is(err, provider.ErrNotLoginUI):
 		return &jsonapi.Error{Status: http.StatusForbidden, Code: jsonapi.CodeInsufficientScope, Cause: err,
 			Detail: "Only a client registered as a login UI (permission login-ui) may pass the second factor."}

@@ -19,6 +19,7 @@ type Config struct {
 	Log            Log            `koanf:"log"`
 	API            API            `koanf:"api"`
 	OTP            OTP            `koanf:"otp"`
+	Recovery       Recovery       `koanf:"recovery"`
 	Mail           Mail           `koanf:"mail"`
 	LinkedIdentity LinkedIdentity `koanf:"linked_identity"`
 	UI             UI             `koanf:"ui"`
@@ -135,6 +136,20 @@ type OTP struct {
 	ResendInterval     time.Duration `koanf:"resend_interval"`
 	MaxSendsPerHour    int           `koanf:"max_sends_per_hour"`
 	ReturnInResponse   bool          `koanf:"return_in_response"`
+}
+
+// Recovery limits the account recovery pages ("Forgot password?"): the
+// recovery codes themselves follow otp.* (length, ttl, attempts, sends).
+type Recovery struct {
+	// MaxRequestsPerAccount and MaxRequestsPerIP bound the recovery
+	// requests per email address (whether or not an account has it) and
+	// per client IP in each Window.
+	MaxRequestsPerAccount int `koanf:"max_requests_per_account"`
+	MaxRequestsPerIP      int `koanf:"max_requests_per_ip"`
+	// MaxCodeFailuresPerIP bounds the wrong recovery codes per client IP in
+	// each Window (per address, otp.max_attempts bounds them per code).
+	MaxCodeFailuresPerIP int           `koanf:"max_code_failures_per_ip"`
+	Window               time.Duration `koanf:"window"`
 }
 
 // Mail is how OTP emails leave.
@@ -272,6 +287,7 @@ func Default() Config {
 			MaxSendsPerHour:    5,
 			ReturnInResponse:   true,
 		},
+		Recovery:       Recovery{MaxRequestsPerAccount: 3, MaxRequestsPerIP: 20, MaxCodeFailuresPerIP: 20, Window: time.Hour},
 		LinkedIdentity: LinkedIdentity{ReauthMaxAge: 5 * time.Minute, IDTokenMaxAge: 10 * time.Minute},
 		UI:             UI{ProductName: "otpstep", DefaultLocale: "en", TimeZone: "UTC", ScopeDescriptions: map[string]string{}},
 		Mail: Mail{

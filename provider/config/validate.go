@@ -99,6 +99,7 @@ func (c *Config) sections() []sectionValidator {
 		{"log", c.Log.validate},
 		{"api", c.API.validate},
 		{"otp", c.OTP.validate},
+		{"recovery", c.Recovery.validate},
 		{"mail", c.Mail.validate},
 		{"linked_identity", c.LinkedIdentity.validate},
 		{"ui", c.UI.validate},
@@ -285,6 +286,13 @@ func (o OTP) validate(v *validation) {
 		v.bad("otp.resend_interval", "must not be negative")
 	}
 	v.positive("otp.max_sends_per_hour", o.MaxSendsPerHour)
+}
+
+func (r Recovery) validate(v *validation) {
+	v.positive("recovery.max_requests_per_account", r.MaxRequestsPerAccount)
+	v.positive("recovery.max_requests_per_ip", r.MaxRequestsPerIP)
+	v.positive("recovery.max_code_failures_per_ip", r.MaxCodeFailuresPerIP)
+	v.atLeast("recovery.window", r.Window, time.Minute)
 }
 
 func (m Mail) validate(v *validation) {

@@ -62,6 +62,9 @@ type OTPData struct {
 	// rendered on the request that issues it).
 	ForAccount    bool
 	ExpiresAtText string
+	// ForRecovery is Kind == "recovery": the code of an account recovery
+	// ("Forgot password?").
+	ForRecovery bool
 }
 
 // Templates renders otpstep's emails, in each language of its catalogs. It
@@ -203,6 +206,7 @@ func (t *Templates) OTP(data OTPData) (subject, text, html string, err error) {
 	set := t.sets[loc.Tag()]
 	data.Locale = loc.Tag()
 	data.ForAccount = data.Kind == "account"
+	data.ForRecovery = data.Kind == "recovery"
 	data.ExpiresAtText = loc.DateTime(data.ExpiresAt)
 	var buf bytes.Buffer
 	if err := set.otpText.ExecuteTemplate(&buf, "subject", data); err != nil {

@@ -36,6 +36,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) *storage.Store) {
 		authorizeCodeTests(), accessTokenTests(), refreshTokenTests(), pkceTests(), openIDConnectTests(),
 		transactionTests(), loginSessionTests(), signingKeyTests(), auditTests(), rateCounterTests(), rateReservationTests(), purgeTests(),
 		fositeFlowTests(), clientLoaderTests(), sessionChallengeTests(), otpChallengeTests(), otpVerifyTests(), outboxTests(), linkedIdentityTests(), externalUserTests(), endsTests(),
+		passwordResetTests(),
 	} {
 		tests = append(tests, group...)
 	}
