@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 
 	"github.com/otpstep/otpstep/provider"
 )
@@ -12,9 +13,41 @@ import (
 const genericLoginError = "login.error.credentials"
 
 // loginForm is GET /login.
+//
+// A browser already signed in reaches it when the app asks for a new login
+// (prompt=login, max_age) or by hand: the page names the account and asks
+// for its password again ("Continue as …"), or offers the empty form ("Use
+// another account", ?account=other). It never continues without a password:
+// the login the app asked for is the one about to happen.
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
-	s.renderLeadingTo(w, r, http.StatusOK, "login", LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo)}, returnTo)
+	page := LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo), ClientName: s.clientNameOf(r, returnTo)}
+	if r.URL.Query().Get("account") != "other" {
+		if _, user, err := s.currentSession(r); err == nil {
+			page.SignedInAs, page.Email = user.Email, user.Email
+			q := url.Values{"account": {"other"}}
+			if returnTo != "" {
+				q.Set("return_to", returnTo)
+			}
+			page.OtherURL = s.mount.base + PathLogin + "?" + q.Encode()
+		}
+	}
+	s.renderLeadingTo(w, r, http.StatusOK, "login", page, returnTo)
+}
+
+// clientNameOf names the app of the authorize request carried in returnTo
+// (its client_id), for "Sign in to continue to Acme"; "" when there is none
+// or it is not one of otpstep's clients.
+func (s *Server) clientNameOf(r *http.Request, returnTo string) string {
+	id := clientIDOf(returnTo)
+	if id == "" {
+		return ""
+	}
+	c, err := s.p.Client(r.Context(), id)
+	if err != nil {
+		return ""
+	}
+	return c.Name
 }
 
 // login is POST /login, the first factor: email and password, limited per
@@ -27,7 +60,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	email := r.PostForm.Get("email")
 	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
-	page := LoginPage{Email: email, ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo)}
+	page := LoginPage{Email: email, ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo), ClientName: s.clientNameOf(r, returnTo)}
 	user, err := s.p.Authenticate(ctx, email, r.PostForm.Get("password"), s.clientIP(r))
 	var tooMany *provider.TooManyAttemptsError
 	switch {
@@ -59,7 +92,13 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // logoutForm asks for confirmation: logging out is a POST, never a GET side effect.
+// A browser without a login session is told it is signed out: "Sign out?"
+// would ask about nothing.
 func (s *Server) logoutForm(w http.ResponseWriter, r *http.Request) {
+	if _, _, err := s.currentSession(r); errors.Is(err, provider.ErrLoginSessionGone) {
+		s.pages.Render(w, r, http.StatusOK, "logged_out", nil)
+		return
+	}
 	s.pages.Render(w, r, http.StatusOK, "logout_confirm", LogoutPage{CSRFField: csrfField(r)})
 }
 

@@ -83,6 +83,8 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 			Scopes:         ar.GetRequestedScopes(),
 			AuthorizeQuery: r.URL.RawQuery,
 			CSRFField:      csrfField(r),
+			Email:          user.Email,
+			NotYouURL:      s.notYouURL(r),
 		})
 		return
 	}
@@ -103,6 +105,15 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		return
 	}
 	oauth2.WriteAuthorizeResponse(ctx, w, ar, resp)
+}
+
+// notYouURL is the consent page's "Not you?": the login page for another
+// account, continuing with this authorize request once signed in.
+func (s *Server) notYouURL(r *http.Request) string {
+	if s.mount.embedded {
+		return "" // the host's login is its own
+	}
+	return PathLogin + "?" + url.Values{"account": {"other"}, "return_to": {PathAuthorize + "?" + r.URL.RawQuery}}.Encode()
 }
 
 // redirectToLogin sends the browser to /login carrying the authorize query.

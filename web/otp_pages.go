@@ -84,7 +84,7 @@ func (s *Server) otpPageSession(w http.ResponseWriter, r *http.Request, returnTo
 
 // otpPage is the OTP page's data, its forms posting under the mount prefix.
 func (s *Server) otpPage(r *http.Request, user *storage.User, returnTo string) OTPPage {
-	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r)}
+	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r), ClientName: s.clientNameOf(r, returnTo)}
 	if s.mount.base != "" {
 		page.Action, page.ResendAction = s.mount.base+PathOTP, s.mount.base+PathOTPResend
 	}

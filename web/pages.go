@@ -15,6 +15,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -58,10 +59,11 @@ type LoginPage struct {
 	// ClientName names the app the login continues to ("Sign in to
 	// continue to Acme"); empty when there is none.
 	ClientName string
-	// SignedInAs is the email of the browser's current session, offered as
-	// "Continue as …" (to ContinueURL) beside the form for another account.
-	SignedInAs  string
-	ContinueURL string
+	// SignedInAs is the email of the browser's current session: the form
+	// then asks for its password again ("Continue as …"), and OtherURL
+	// offers the empty form ("Use another account").
+	SignedInAs string
+	OtherURL   string
 }
 
 // PartnerLink is one "Sign in with <Name>" link of the login page.
@@ -161,6 +163,8 @@ type Pages struct {
 	// versions maps a static file name to a short hash of its content, used
 	// to bust caches (?v=) and as its ETag.
 	versions map[string]string
+	// brandCSS is the generated brand.css (ui.primary_color); nil without one.
+	brandCSS []byte
 }
 
 // Brand is what the pages and mails show of the product (ui.product_name,
@@ -225,6 +229,16 @@ func NewPagesWith(opts PagesOptions) (*Pages, error) {
 	p := &Pages{logger: logger, catalogs: opts.Catalogs, brand: opts.Brand, scopeTexts: opts.ScopeDescriptions,
 		templates: make(map[string]map[string]*template.Template),
 		static:    static, versions: versions, staticPrefix: PathStatic}
+	if c := opts.Brand.PrimaryColor; c != "" {
+		if !brandColor.MatchString(c) {
+			return nil, fmt.Errorf("ui.primary_color: %q is not #rrggbb", c)
+		}
+		// Light mode only: dark mode keeps its accent, checked for contrast
+		// against its own background.
+		p.brandCSS = []byte("/* ui.primary_color */\n@media not all and (prefers-color-scheme: dark) {\n  :root { --accent: " + c + "; }\n}\n")
+		sum := sha256.Sum256(p.brandCSS)
+		versions[brandCSSName] = hex.EncodeToString(sum[:])[:12]
+	}
 	src, err := templateSources(opts.TemplatesDir)
 	if err != nil {
 		return nil, err
@@ -355,6 +369,11 @@ func uiLocalesOf(r *http.Request) string {
 // Brand is what the pages show of the product.
 func (p *Pages) Brand() Brand { return p.brand }
 
+// brandCSSName is the generated style sheet of ui.primary_color.
+const brandCSSName = "brand.css"
+
+var brandColor = regexp.MustCompile(`^#[0-9a-fA-F]{6}$`)
+
 // hashFiles returns the first 12 hex digits of the SHA-256 of every file in fsys.
 func hashFiles(fsys fs.FS) (map[string]string, error) {
 	versions := map[string]string{}
@@ -452,6 +471,11 @@ func (p *Pages) StaticHandler() http.Handler {
 			h.Set("Cache-Control", staticImmutable)
 		} else {
 			h.Set("Cache-Control", staticShort)
+		}
+		if name == brandCSSName && p.brandCSS != nil {
+			h.Set("Content-Type", "text/css; charset=utf-8")
+			http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(p.brandCSS))
+			return
 		}
 		files.ServeHTTP(w, r)
 	})

@@ -21,7 +21,7 @@ func samplePages() map[string]any {
 	return map[string]any{
 		"login": LoginPage{Email: "j@example.com", Error: "x", ReturnTo: "/oauth2/auth?client_id=a", CSRFField: testCSRFField,
 			Partners: []PartnerLink{{Name: "Acme", URL: "/federated-identities/acme/login"}}, ClientName: "Shop",
-			SignedInAs: "k@example.com", ContinueURL: "/oauth2/auth?client_id=a"},
+			SignedInAs: "k@example.com", OtherURL: "/login?account=other"},
 		"login_otp": OTPPage{Destination: "j***@example.com", Error: "x", ReturnTo: "/oauth2/auth", CSRFField: testCSRFField, ClientName: "Shop"},
 		"consent": ConsentPage{ClientName: "Shop", Scopes: []string{"openid", "email", "profile", "offline_access", "address", "phone",
 			"user:sessions:update", "user:otp:create", "user:federated-identity:read", "custom:thing"},
@@ -137,5 +137,59 @@ func TestPages_TemplatesDirReplacesAPage(t *testing.T) {
 	}
 	if _, err := NewPagesWith(PagesOptions{TemplatesDir: dir}); err == nil || !strings.Contains(err.Error(), "consent") {
 		t.Fatalf("a broken replacement: %v", err)
+	}
+}
+
+// TestPages_BrandOnEveryPage: the product name, logo, support link and
+// primary colour (a generated, versioned brand.css) are on the pages.
+func TestPages_BrandOnEveryPage(t *testing.T) {
+	p, err := NewPagesWith(PagesOptions{Brand: Brand{ProductName: "Acme ID", LogoURL: "/logo.svg", PrimaryColor: "#5b21b6",
+		SupportURL: "https://help.acme.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range pageNames() {
+		body := renderPage(t, p, http.MethodGet, http.StatusOK, name, samplePages()[name]).Body.String()
+		for _, want := range []string{"· Acme ID</title>", `<img src="/logo.svg" alt="Acme ID">`,
+			`<a href="https://help.acme.example">Help</a>`, `href="/static/brand.css?v=`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s lacks %s", name, want)
+			}
+		}
+	}
+	w := httptest.NewRecorder()
+	p.StaticHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/brand.css?v=1", nil))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "--accent: #5b21b6;") ||
+		!strings.HasPrefix(w.Header().Get("Content-Type"), "text/css") {
+		t.Fatalf("brand.css: %d %q %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	plain, _ := newTestPages(t)
+	if body := renderPage(t, plain, http.MethodGet, http.StatusOK, "login", LoginPage{}).Body.String(); strings.Contains(body, "brand.css") ||
+		!strings.Contains(body, "· otpstep</title>") {
+		t.Fatalf("default brand:\n%s", body)
+	}
+}
+
+func TestPages_ScopeDescriptions(t *testing.T) {
+	p, err := NewPagesWith(PagesOptions{ScopeDescriptions: map[string]string{"shop:orders": "See your orders"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en := p.catalogs.Lookup("en")
+	de := p.catalogs.Lookup("de")
+	for _, tc := range []struct {
+		loc         *i18n.Locale
+		scope, want string
+	}{
+		{en, "shop:orders", "See your orders"},
+		{en, "offline_access", "Stay connected while you are away"},
+		{de, "offline_access", "Verbunden bleiben, während Sie nicht da sind"},
+		{en, "user:otp:verify", "Create and check one-time codes"},
+		{de, "user:federated-identity:set", "Ihre verknüpften Konten verwalten"},
+		{en, "other:thing", "Other access the app asks for:"},
+	} {
+		if got := p.ScopeDescription(tc.loc, tc.scope); got != tc.want {
+			t.Errorf("%s %s: %q, want %q", tc.loc.Tag(), tc.scope, got, tc.want)
+		}
 	}
 }

@@ -142,6 +142,14 @@ func TestValidate(t *testing.T) {
 		{"oauth2.enforce_pkce", false, func(c *config.Config) { c.OAuth2.EnforcePKCE = "none" }},
 		{"oauth2.signing_alg", false, func(c *config.Config) { c.OAuth2.SigningAlg = "HS256" }},
 		{"oauth2.authorize_code_lifespan", false, func(c *config.Config) { c.OAuth2.AuthorizeCodeLifespan = time.Hour }},
+		{"ui.product_name", true, func(c *config.Config) { c.UI.ProductName = " " }},
+		{"ui.primary_color", true, func(c *config.Config) { c.UI.PrimaryColor = "purple" }},
+		{"ui.primary_color", true, func(c *config.Config) { c.UI.PrimaryColor = "#f59e0b" }}, // 2.15:1 against white
+		{"ui.logo_url", true, func(c *config.Config) { c.UI.LogoURL = "javascript:alert(1)" }},
+		{"ui.support_url", true, func(c *config.Config) { c.UI.SupportURL = "help" }},
+		{"ui.templates_dir", true, func(c *config.Config) { c.UI.TemplatesDir = "/no/such/dir" }},
+		{"ui.default_locale", true, func(c *config.Config) { c.UI.DefaultLocale = "fr" }},
+		{"ui.time_zone", true, func(c *config.Config) { c.UI.TimeZone = "Mars/Olympus" }},
 		{"otp.length", false, func(c *config.Config) { c.OTP.Length = 4 }},
 		{"otp.length", false, func(c *config.Config) { c.OTP.Length = 11 }},
 		{"otp.max_attempts", false, func(c *config.Config) { c.OTP.MaxAttempts = 0 }},
@@ -479,5 +487,20 @@ func TestAPIPrefixes_LoadAndValidate(t *testing.T) {
 				t.Errorf("paths %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestLoad_ScopeDescriptionsFromTheEnvironmentAsJSON(t *testing.T) {
+	cfg, err := config.Load("", envOf(map[string]string{"OTPSTEP_UI_SCOPE_DESCRIPTIONS": `{"shop:orders":"See your orders"}`,
+		"OTPSTEP_UI_PRIMARY_COLOR": "#5b21b6", "OTPSTEP_UI_TIME_ZONE": "Europe/Berlin"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.UI.ScopeDescriptions["shop:orders"] != "See your orders" || cfg.UI.PrimaryColor != "#5b21b6" || cfg.UI.Location().String() != "Europe/Berlin" {
+		t.Fatalf("ui = %+v", cfg.UI)
+	}
+	if _, err := config.Load("", envOf(map[string]string{"OTPSTEP_UI_SCOPE_DESCRIPTIONS": `shop:orders=x`})); err == nil ||
+		!strings.Contains(err.Error(), "ui.scope_descriptions") {
+		t.Fatalf("a non-JSON value: %v", err)
 	}
 }
