@@ -46,6 +46,8 @@ type NewClient struct {
 	JWKS                        []byte
 	JWKSURI                     string
 	TokenEndpointAuthSigningAlg string
+	// Logout is the client's logout registration (checkClientLogout).
+	Logout storage.ClientLogout
 }
 
 var supportedGrants = []string{"authorization_code", "refresh_token", "client_credentials"}
@@ -86,6 +88,9 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 	}
 	if nc.Public && nc.Secret != "" {
 		return nil, "", bad("a public client has no secret")
+	}
+	if err := checkClientLogout(nc.Logout); err != nil {
+		return nil, "", bad("%v", err)
 	}
 	if nc.ClientURI != "" {
 		if u, err := url.Parse(nc.ClientURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -129,6 +134,7 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 		ClientURI:           nc.ClientURI,
 	}
 	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI, c.TokenEndpointAuthSigningAlg = auth.method, auth.jwks, auth.jwksURI, auth.alg
+	c.Logout = nc.Logout
 	if c.Name == "" {
 		c.Name = c.ID
 	}

@@ -12,7 +12,11 @@ import (
 const clientColumns = `c.id, c.secret_hash, c.name, c.redirect_uris, c.grant_types, c.response_types,
 	c.scopes, c.audience, c.is_public, c.skip_consent, c.require_second_factor,
 	c.token_endpoint_auth_method, c.created_at, c.login_ui, c.introspect_any,
-	c.jwks, c.jwks_uri, c.token_endpoint_auth_signing_alg, c.id_token_signed_response_alg, c.client_uri`
+	c.jwks, c.jwks_uri, c.token_endpoint_auth_signing_alg, c.id_token_signed_response_alg, c.client_uri` + clientLogoutColumns
+
+// clientLogoutColumns are the logout registration's columns (ClientLogout).
+const clientLogoutColumns = `,
+	c.post_logout_redirect_uris, c.backchannel_logout_uri, c.backchannel_logout_session_required`
 
 const getClientSQL = `SELECT ` + clientColumns + ` FROM oauth2_clients c WHERE c.id = $1`
 
@@ -20,6 +24,8 @@ const getClientSQL = `SELECT ` + clientColumns + ` FROM oauth2_clients c WHERE c
 type clientRow struct {
 	c     Client
 	lists [5]string
+	// postLogoutRedirectURIs is ClientLogout's list, as JSON text.
+	postLogoutRedirectURIs string
 }
 
 func (r *clientRow) dest() []any {
@@ -27,7 +33,8 @@ func (r *clientRow) dest() []any {
 	return []any{&c.ID, &c.SecretHash, &c.Name, &r.lists[0], &r.lists[1], &r.lists[2],
 		&r.lists[3], &r.lists[4], &c.Public, &c.SkipConsent, &c.RequireSecondFactor,
 		&c.TokenEndpointAuthMethod, timeCol{&c.CreatedAt}, &c.LoginUI, &c.IntrospectAny,
-		&c.JWKS, &c.JWKSURI, &c.TokenEndpointAuthSigningAlg, &c.IDTokenSignedResponseAlg, &c.ClientURI}
+		&c.JWKS, &c.JWKSURI, &c.TokenEndpointAuthSigningAlg, &c.IDTokenSignedResponseAlg, &c.ClientURI,
+		&r.postLogoutRedirectURIs, &c.Logout.BackchannelLogoutURI, &c.Logout.BackchannelLogoutSessionRequired}
 }
 
 func (r *clientRow) client() (*Client, error) {
@@ -39,12 +46,21 @@ func (r *clientRow) client() (*Client, error) {
 		}
 		*dst = list
 	}
+	list, err := decodeList(r.postLogoutRedirectURIs)
+	if err != nil {
+		return nil, err
+	}
+	c.Logout.PostLogoutRedirectURIs = list
 	return &c, nil
 }
 
 // CreateClient stores a new OAuth2 client. A zero CreatedAt is set from the
 // clock. An existing client with the same ID → ErrAlreadyExists.
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
+	return s.InTx(ctx, func(ctx context.Context) error { return s.createClient(ctx, c) })
+}
+
+func (s *Store) createClient(ctx context.Context, c *Client) error {
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.now()
 	}
@@ -61,6 +77,9 @@ func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 		c.LoginUI, c.IntrospectAny,
 		c.JWKS, c.JWKSURI, c.TokenEndpointAuthSigningAlg, c.IDTokenSignedResponseAlg, c.ClientURI)
 	if err != nil {
+		return fmt.Errorf("storage: create client %q: %w", c.ID, err)
+	}
+	if err := s.setClientLogout(ctx, c); err != nil {
 		return fmt.Errorf("storage: create client %q: %w", c.ID, err)
 	}
 	return nil

@@ -92,6 +92,18 @@ type Client struct {
 	// ClientURI is the client's home page (clients create --client-uri), the
 	// error pages' way back; "" when not known.
 	ClientURI string
+	// Logout is the client's logout registration.
+	Logout ClientLogout
+}
+
+// ClientLogout is what a client registers for logout: the URIs the browser
+// may return to after an RP-initiated logout (exact match; OpenID Connect
+// RP-Initiated Logout 1.0 §3.1), and its back-channel logout endpoint (""
+// for none; Back-Channel Logout 1.0 §2.2).
+type ClientLogout struct {
+	PostLogoutRedirectURIs           []string
+	BackchannelLogoutURI             string
+	BackchannelLogoutSessionRequired bool
 }
 
 var (

@@ -102,8 +102,22 @@ func (s *Server) logoutForm(w http.ResponseWriter, r *http.Request) {
 	s.pages.Render(w, r, http.StatusOK, "logout_confirm", LogoutPage{CSRFField: csrfField(r)})
 }
 
-// logout ends the login session and clears the cookie.
+// logout ends the login session and clears the cookie. It is also the
+// confirmation of an RP-initiated logout (endSession), whose parameters it
+// checks again first and whose redirect URI it then goes to.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "error.form", err)
+		return
+	}
+	if lo, ok := s.checkLogout(w, r, r.Form); ok {
+		s.logOut(w, r, lo)
+	}
+}
+
+// logOut ends the browser's login session, clears its cookie and sends it
+// on (signedOut).
+func (s *Server) logOut(w http.ResponseWriter, r *http.Request, lo *provider.Logout) {
 	if ls, _, err := s.currentSession(r); err == nil {
 		if err := s.p.EndLoginSession(r.Context(), ls.ID); err != nil {
 			s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
@@ -112,7 +126,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		_ = s.p.Audit(r.Context(), provider.AuditEvent{Type: provider.AuditSessionEnded, UserID: ls.UserID, SessionID: ls.ID, IP: s.clientIP(r)})
 	}
 	s.clearSessionCookie(w)
-	s.pages.Render(w, r, http.StatusOK, "logged_out", nil)
+	s.signedOut(w, r, lo)
 }
 
 // logLimited is the one line of every 429: the limit key, whom it counted

@@ -611,7 +611,10 @@ func TestOpenAPI_PageFormsDocumentTheFieldsTheyPost(t *testing.T) {
 		{"consent", func(c template.HTML) any {
 			return ConsentPage{ClientName: "rp", Scopes: []string{"openid"}, AuthorizeQuery: "client_id=rp", CSRFField: c}
 		}, map[string]string{"/oauth2/consent": "/oauth2/consent"}},
-		{"logout_confirm", func(c template.HTML) any { return LogoutPage{CSRFField: c} },
+		{"logout_confirm", func(c template.HTML) any {
+			return LogoutPage{CSRFField: c, Carried: []HiddenField{{"id_token_hint", "h"}, {"client_id", "rp"},
+				{"post_logout_redirect_uri", "https://rp.example/"}, {"state", "s"}}}
+		},
 			map[string]string{"/logout": "/logout"}},
 		{"federated_link", func(c template.HTML) any {
 			return FederatedLinkPage{Provider: "acme", Action: "/federated-identities/acme/link", CSRFField: c}

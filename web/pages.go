@@ -130,6 +130,14 @@ type LogoutPage struct {
 	ReturnTo string
 	// Action is the confirmation form's target; empty means "/logout".
 	Action string
+	// Carried are the RP-initiated logout request's parameters, posted
+	// with the confirmation.
+	Carried []HiddenField
+}
+
+// HiddenField is one hidden input of a form.
+type HiddenField struct {
+	Name, Value string
 }
 
 // ErrorPage is the data of the "error" page: a message for the user and the

@@ -149,6 +149,8 @@ func (s *Server) Mount(r *mux.Router) {
 	r.Handle(PathOpenAPI, OpenAPIHandler()).Methods(http.MethodGet, http.MethodHead)
 	r.PathPrefix(PathStatic).Handler(http.StripPrefix(PathStatic, s.pages.StaticHandler()))
 
+	r.HandleFunc(PathEndSession, s.endSessionPost).Methods(http.MethodPost)
+
 	// Pages and the authorize endpoint carry CSRF-protected forms.
 	pages := r.NewRoute().Subrouter()
 	pages.Use(s.csrf)
@@ -159,7 +161,7 @@ func (s *Server) Mount(r *mux.Router) {
 	s.mountOTPPages(pages)
 	pages.HandleFunc(PathLogout, s.logoutForm).Methods(http.MethodGet)
 	pages.HandleFunc(PathLogout, s.logout).Methods(http.MethodPost)
-	pages.HandleFunc(PathEndSession, s.logoutForm).Methods(http.MethodGet)
+	pages.HandleFunc(PathEndSession, s.endSession).Methods(http.MethodGet)
 	s.mountFederatedPages(pages)
 }
 

@@ -405,3 +405,24 @@ func TestCLI_ManagementCommandsValidateOnlyWhatTheyUse(t *testing.T) {
 		t.Errorf("migrate up without a DSN: %v, want database.dsn", err)
 	}
 }
+
+// clients create --post-logout-redirect-uri registers each URI exactly (a
+// comma stays in the URI) and refuses one that is not absolute, naming the flag.
+func TestCLI_ClientsCreatePostLogoutRedirectURIs(t *testing.T) {
+	c := newCLI(t)
+	if _, err := c.run("clients", "create", "--id", "bad", "--redirect-uri", "https://rp.example/cb", "--post-logout-redirect-uri", "/bye"); err == nil ||
+		!strings.Contains(err.Error(), `--post-logout-redirect-uri "/bye"`) || !strings.Contains(err.Error(), "absolute") {
+		t.Fatalf("err = %v", err)
+	}
+	var client map[string]any
+	c.mustJSON(&client, "clients", "create", "--id", "rp", "--redirect-uri", "https://rp.example/cb",
+		"--post-logout-redirect-uri", "https://rp.example/bye?a=1,2", "--post-logout-redirect-uri", "http://127.0.0.1:8080/bye")
+	if got := fmt.Sprint(client["post_logout_redirect_uris"]); got != "[https://rp.example/bye?a=1,2 http://127.0.0.1:8080/bye]" {
+		t.Fatalf("post_logout_redirect_uris = %s", got)
+	}
+	var clients []map[string]any
+	c.mustJSON(&clients, "clients", "list")
+	if len(clients) != 1 || fmt.Sprint(clients[0]["post_logout_redirect_uris"]) != fmt.Sprint(client["post_logout_redirect_uris"]) {
+		t.Fatalf("clients list = %v", clients)
+	}
+}

@@ -88,12 +88,29 @@ type clientJSON struct {
 	JWKSURI                     string `json:"jwks_uri,omitempty"`
 	HasJWKS                     bool   `json:"has_jwks,omitempty"`
 	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
+	clientLogoutJSON
+}
+
+// clientLogoutJSON is a client's logout registration (storage.ClientLogout).
+type clientLogoutJSON struct {
+	PostLogoutRedirectURIs           []string `json:"post_logout_redirect_uris"`
+	BackchannelLogoutURI             string   `json:"backchannel_logout_uri,omitempty"`
+	BackchannelLogoutSessionRequired bool     `json:"backchannel_logout_session_required"`
+}
+
+func logoutJSON(c *storage.Client) clientLogoutJSON {
+	l := c.Logout
+	if l.PostLogoutRedirectURIs == nil {
+		l.PostLogoutRedirectURIs = []string{}
+	}
+	return clientLogoutJSON{l.PostLogoutRedirectURIs, l.BackchannelLogoutURI, l.BackchannelLogoutSessionRequired}
 }
 
 func toClientJSON(c *storage.Client, secret string) clientJSON {
 	return clientJSON{c.ID, secret, c.Name, c.RedirectURIs, c.GrantTypes, c.Scopes, c.Public, c.SkipConsent,
 		c.RequireSecondFactor, c.LoginUI, c.IntrospectAny, c.ClientURI, c.GetTokenEndpointAuthMethod(),
-		c.JWKSURI, c.JWKS != "", c.TokenEndpointAuthSigningAlg}
+		c.JWKSURI, c.JWKS != "", c.TokenEndpointAuthSigningAlg,
+		logoutJSON(c)}
 }
 
 // splitScopeFlag turns --scope values into scope tokens: each value is split
@@ -147,6 +164,9 @@ func (a *app) clientsCommand() *cobra.Command {
 					return fmt.Errorf("--redirect-uri %q: %v", ru, err)
 				}
 			}
+			if err := checkLogoutFlags(nc.Logout); err != nil {
+				return err
+			}
 			p, _, err := a.openPlugin(cmd.Context())
 			if err != nil {
 				return err
@@ -181,6 +201,7 @@ func (a *app) clientsCommand() *cobra.Command {
 	f.StringVar(&jwksFile, "jwks-file", "", "private_key_jwt: a file holding the client's JWK Set (public keys, \"use\":\"sig\")")
 	f.StringVar(&nc.JWKSURI, "jwks-uri", "", "private_key_jwt: the URL of the client's JWK Set")
 	f.StringVar(&nc.TokenEndpointAuthSigningAlg, "token-endpoint-auth-signing-alg", "", "private_key_jwt: RS256 or ES256 (default: what the JWK Set's first signing key implies, else RS256)")
+	addLogoutFlags(f, &nc.Logout)
 
 	list := &cobra.Command{
 		Use: "list", Short: "List clients as JSON", Args: cobra.NoArgs,

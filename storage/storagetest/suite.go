@@ -37,6 +37,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) *storage.Store) {
 		transactionTests(), loginSessionTests(), signingKeyTests(), auditTests(), rateCounterTests(), rateReservationTests(), purgeTests(),
 		fositeFlowTests(), clientLoaderTests(), sessionChallengeTests(), otpChallengeTests(), otpVerifyTests(), outboxTests(), linkedIdentityTests(), externalUserTests(), endsTests(),
 		passwordResetTests(),
+		logoutTests(),
 	} {
 		tests = append(tests, group...)
 	}

@@ -1,0 +1,33 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+
+	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/storage"
+)
+
+// addLogoutFlags adds the logout registration's flags to clients create.
+func addLogoutFlags(f *pflag.FlagSet, l *storage.ClientLogout) {
+	f.StringArrayVar(&l.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil,
+		"where an RP-initiated logout may return the browser, absolute, matched exactly (repeat for several)")
+}
+
+// checkLogoutFlags checks the logout flags' URLs, naming the flag.
+func checkLogoutFlags(l storage.ClientLogout) error {
+	for _, u := range l.PostLogoutRedirectURIs {
+		if err := provider.CheckRedirectURI(u); err != nil {
+			return fmt.Errorf("--post-logout-redirect-uri %q: %v", u, err)
+		}
+	}
+	if l.BackchannelLogoutURI != "" {
+		if err := provider.CheckRedirectURI(l.BackchannelLogoutURI); err != nil {
+			return fmt.Errorf("--backchannel-logout-uri %q: %v", l.BackchannelLogoutURI, err)
+		}
+	} else if l.BackchannelLogoutSessionRequired {
+		return fmt.Errorf("--backchannel-logout-session-required needs --backchannel-logout-uri")
+	}
+	return nil
+}
