@@ -3,14 +3,15 @@ package main
 import (
 	"fmt"
 
-	"github.com/spf13/pflag"
+	"github.com/spf13/cobra"
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
 )
 
 // addLogoutFlags adds the logout registration's flags to clients create.
-func addLogoutFlags(f *pflag.FlagSet, l *storage.ClientLogout) {
+func addLogoutFlags(create *cobra.Command, l *storage.ClientLogout) {
+	f := create.Flags()
 	f.StringArrayVar(&l.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil,
 		"where an RP-initiated logout may return the browser, absolute, matched exactly (repeat for several)")
 }

@@ -201,7 +201,7 @@ func (a *app) clientsCommand() *cobra.Command {
 	f.StringVar(&jwksFile, "jwks-file", "", "private_key_jwt: a file holding the client's JWK Set (public keys, \"use\":\"sig\")")
 	f.StringVar(&nc.JWKSURI, "jwks-uri", "", "private_key_jwt: the URL of the client's JWK Set")
 	f.StringVar(&nc.TokenEndpointAuthSigningAlg, "token-endpoint-auth-signing-alg", "", "private_key_jwt: RS256 or ES256 (default: what the JWK Set's first signing key implies, else RS256)")
-	addLogoutFlags(f, &nc.Logout)
+	addLogoutFlags(create, &nc.Logout)
 
 	list := &cobra.Command{
 		Use: "list", Short: "List clients as JSON", Args: cobra.NoArgs,
