@@ -48,6 +48,10 @@ type NewClient struct {
 	TokenEndpointAuthSigningAlg string
 	// Logout is the client's logout registration (checkClientLogout).
 	Logout storage.ClientLogout
+	// IDTokenSignedResponseAlg is the algorithm of the client's ID tokens
+	// (AlgRS256 or AlgES256; empty: oauth2.signing_alg). A key of it must
+	// exist (otpstep keys rotate --alg).
+	IDTokenSignedResponseAlg string
 }
 
 var supportedGrants = []string{"authorization_code", "refresh_token", "client_credentials"}
@@ -135,6 +139,12 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 	}
 	c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI, c.TokenEndpointAuthSigningAlg = auth.method, auth.jwks, auth.jwksURI, auth.alg
 	c.Logout = nc.Logout
+	if nc.IDTokenSignedResponseAlg != "" {
+		if err := p.checkIDTokenAlg(ctx, nc.IDTokenSignedResponseAlg); err != nil {
+			return nil, "", err
+		}
+		c.IDTokenSignedResponseAlg = nc.IDTokenSignedResponseAlg
+	}
 	if c.Name == "" {
 		c.Name = c.ID
 	}
@@ -161,6 +171,26 @@ func (p *Provider) CreateClient(ctx context.Context, nc NewClient) (*storage.Cli
 		return nil, "", err
 	}
 	return c, shown, nil
+}
+
+// checkIDTokenAlg accepts an id_token_signed_response_alg that a stored key
+// can sign: a client registered for an algorithm without a key would get
+// no ID token at all.
+func (p *Provider) checkIDTokenAlg(ctx context.Context, alg string) error {
+	if alg != AlgRS256 && alg != AlgES256 {
+		return fmt.Errorf("%w: ID token signing alg %q is not one of %s, %s", ErrInvalidInput, alg, AlgRS256, AlgES256)
+	}
+	if p.Keys == nil {
+		return fmt.Errorf("%w: this provider signs no ID tokens (embedded)", ErrInvalidInput)
+	}
+	algs, err := p.Keys.Algorithms(ctx)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(algs, alg) {
+		return fmt.Errorf("%w: ID token signing alg %s has no key yet: run otpstep keys rotate --alg %s first", ErrInvalidInput, alg, alg)
+	}
+	return nil
 }
 
 // clientAuth is a client's checked authentication registration.

@@ -1,5 +1,7 @@
 package provider
 
+import "context"
+
 // Discovery is the OpenID Provider Metadata (OpenID Connect Discovery 1.0 §3).
 type Discovery struct {
 	Issuer                            string   `json:"issuer"`
@@ -30,9 +32,15 @@ type Discovery struct {
 	RequestURIParameterSupported                       bool     `json:"request_uri_parameter_supported"`
 }
 
-// Discovery describes this provider.
-func (p *Provider) Discovery() Discovery {
+// Discovery describes this provider. id_token_signing_alg_values_supported
+// lists only the algorithms that have an active key (otpstep keys rotate
+// --alg adds one), so a relying party is never told of one nothing signs.
+func (p *Provider) Discovery(ctx context.Context) (Discovery, error) {
 	iss := p.Issuer()
+	algs, err := p.Keys.Algorithms(ctx)
+	if err != nil {
+		return Discovery{}, err
+	}
 	return Discovery{
 		Issuer:                            iss,
 		AuthorizationEndpoint:             iss + PathAuthorize,
@@ -46,7 +54,7 @@ func (p *Provider) Discovery() Discovery {
 		ResponseModesSupported:            []string{"query"},
 		GrantTypesSupported:               supportedGrants,
 		SubjectTypesSupported:             []string{"public"},
-		IDTokenSigningAlgValuesSupported:  []string{"RS256", "ES256"},
+		IDTokenSigningAlgValuesSupported:  algs,
 		ScopesSupported:                   []string{"openid", "offline_access", "email", "profile"},
 		TokenEndpointAuthMethodsSupported: TokenEndpointAuthMethods,
 		CodeChallengeMethodsSupported:     []string{"S256"},
@@ -58,5 +66,5 @@ func (p *Provider) Discovery() Discovery {
 		IntrospectionEndpointAuthSigningAlgValuesSupported: ClientAssertionSigningAlgs,
 		RevocationEndpointAuthMethodsSupported:             RevocationEndpointAuthMethods,
 		RevocationEndpointAuthSigningAlgValuesSupported:    ClientAssertionSigningAlgs,
-	}
+	}, nil
 }

@@ -54,15 +54,15 @@ var ErrNoActiveSigningKey = errors.New("provider: no active signing key (run Ens
 //     caller).
 //   - ListSigningKeys returns every stored key, newest CreatedAt first.
 //   - RetireSigningKeys sets RetiredAt=retiredAt and PublishUntil=publishUntil
-//     on every key that is not yet retired, except exceptKID; keys already
-//     retired keep their dates.
+//     on every key of algorithm alg ("" = any) that is not yet retired,
+//     except exceptKID; keys already retired keep their dates.
 //   - DeleteUnpublishedSigningKeys deletes keys whose PublishUntil is set and
 //     before now (deleting one exactly at now is fine too: JWKS already leaves
 //     a key out from its PublishUntil on).
 type SigningKeyStore interface {
 	AddSigningKey(ctx context.Context, k *storage.SigningKey) error
 	ListSigningKeys(ctx context.Context) ([]storage.SigningKey, error)
-	RetireSigningKeys(ctx context.Context, exceptKID string, retiredAt, publishUntil time.Time) error
+	RetireSigningKeys(ctx context.Context, alg, exceptKID string, retiredAt, publishUntil time.Time) error
 	DeleteUnpublishedSigningKeys(ctx context.Context, now time.Time) error
 }
 
@@ -123,8 +123,8 @@ func NewKeySet(store SigningKeyStore, sealer *Sealer, clock func() time.Time, al
 	}, nil
 }
 
-// Ensure makes sure an active signing key exists, generating and storing one
-// if none does, and checks that the active key opens with this KeySet's
+// Ensure makes sure an active signing key of the default algorithm (the one
+// NewKeySet was given) exists, generating and storing one if none does, and checks that the active key opens with this KeySet's
 // sealer, so a wrong system secret fails at start-up rather than at the first
 // token. Two processes starting at once on one database may both create a
 // key; that is harmless: both are published and the newest signs.
@@ -135,14 +135,14 @@ func (ks *KeySet) Ensure(ctx context.Context) error {
 	if err := ks.reloadLocked(ctx, true); err != nil {
 		return err
 	}
-	if row, ok := ks.newestActiveLocked(); ok {
+	if row, ok := ks.newestActiveLocked(ks.alg); ok {
 		if _, err := ks.openLocked(row); err != nil {
 			return err
 		}
 		return nil
 	}
 
-	row, priv, err := ks.generate(ks.clock())
+	row, priv, err := ks.generate(ks.clock(), ks.alg)
 	if err != nil {
 		return err
 	}
@@ -156,18 +156,29 @@ func (ks *KeySet) Ensure(ctx context.Context) error {
 	return nil
 }
 
-// Rotate generates a new signing key, which signs from now on, and retires
-// every other active key. Retired keys stay in the JWKS until
+// Rotate is RotateAlg with the default algorithm.
+func (ks *KeySet) Rotate(ctx context.Context) (kid string, err error) {
+	return ks.RotateAlg(ctx, ks.alg)
+}
+
+// RotateAlg generates a new signing key of alg (AlgRS256 or AlgES256),
+// which signs that algorithm's tokens from now on, and retires every other
+// active key of alg; keys of the other algorithm stay as they are, so both
+// can sign at once (clients choose with id_token_signed_response_alg).
+// Retired keys stay in the JWKS until
 // now + retireGrace + SigningKeyReloadInterval (other processes may sign with
 // the old key until their cache expires), so tokens signed with them keep
 // verifying until they expire. Keys whose publication has ended are deleted.
 // It returns the new key's kid.
-func (ks *KeySet) Rotate(ctx context.Context) (kid string, err error) {
+func (ks *KeySet) RotateAlg(ctx context.Context, alg string) (kid string, err error) {
+	if alg != AlgRS256 && alg != AlgES256 {
+		return "", fmt.Errorf("provider: unsupported signing algorithm %q (want %s or %s)", alg, AlgRS256, AlgES256)
+	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 
 	now := ks.clock()
-	row, priv, err := ks.generate(now)
+	row, priv, err := ks.generate(now, alg)
 	if err != nil {
 		return "", err
 	}
@@ -178,7 +189,7 @@ func (ks *KeySet) Rotate(ctx context.Context) (kid string, err error) {
 	ks.loaded = false
 
 	publishUntil := now.Add(ks.retireGrace + SigningKeyReloadInterval)
-	if err := ks.store.RetireSigningKeys(ctx, row.KID, now, publishUntil); err != nil {
+	if err := ks.store.RetireSigningKeys(ctx, alg, row.KID, now, publishUntil); err != nil {
 		// The new key is stored and, being newest, already signs.
 		return row.KID, fmt.Errorf("provider: retire signing keys other than %s: %w", row.KID, err)
 	}
@@ -194,13 +205,23 @@ func (ks *KeySet) Rotate(ctx context.Context) (kid string, err error) {
 // ErrNoActiveSigningKey when there is none, and an error wrapping
 // ErrSealedDataInvalid when the key does not open with this KeySet's sealer.
 func (ks *KeySet) Signer(ctx context.Context) (kid string, key crypto.Signer, alg string, err error) {
+	return ks.SignerFor(ctx, "")
+}
+
+// SignerFor is Signer for the newest active key of algorithm want ("" =
+// the default algorithm); ErrNoActiveSigningKey when there is none of it
+// (otpstep keys rotate --alg creates one).
+func (ks *KeySet) SignerFor(ctx context.Context, want string) (kid string, key crypto.Signer, alg string, err error) {
+	if want == "" {
+		want = ks.alg
+	}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 
 	if err := ks.reloadLocked(ctx, false); err != nil {
 		return "", nil, "", err
 	}
-	row, ok := ks.newestActiveLocked()
+	row, ok := ks.newestActiveLocked(want)
 	if !ok {
 		return "", nil, "", ErrNoActiveSigningKey
 	}
@@ -217,8 +238,12 @@ func (ks *KeySet) Signer(ctx context.Context) (kid string, key crypto.Signer, al
 // KeyID into the JWS "kid" header, so ID tokens carry the kid without the
 // caller touching the session. Do not put "kid" in the session's ID-token
 // headers: fosite passes them as extra headers, which override this one.
+//
+// The algorithm is the one WithSigningAlg put in ctx (a client's
+// id_token_signed_response_alg), else the default.
 func (ks *KeySet) FositeKey(ctx context.Context) (interface{}, error) {
-	kid, key, alg, err := ks.Signer(ctx)
+	want, _ := ctx.Value(signingAlgKey{}).(string)
+	kid, key, alg, err := ks.SignerFor(ctx, want)
 	if err != nil {
 		return nil, err
 	}
@@ -298,10 +323,43 @@ func (ks *KeySet) reloadLocked(ctx context.Context, force bool) error {
 	return nil
 }
 
-// newestActiveLocked returns the newest key that is not retired.
-func (ks *KeySet) newestActiveLocked() (storage.SigningKey, bool) {
+// signingAlgKey is the context key of WithSigningAlg.
+type signingAlgKey struct{}
+
+// WithSigningAlg returns ctx asking FositeKey for a key of alg ("" = the
+// default): the token endpoint sets the client's
+// id_token_signed_response_alg before fosite signs its ID token.
+func WithSigningAlg(ctx context.Context, alg string) context.Context {
+	return context.WithValue(ctx, signingAlgKey{}, alg)
+}
+
+// DefaultAlgorithm is the algorithm of keys Ensure and Rotate create
+// (oauth2.signing_alg) and of ID tokens for clients that chose none.
+func (ks *KeySet) DefaultAlgorithm() string { return ks.alg }
+
+// Algorithms are the algorithms that have an active key, in the order
+// RS256, ES256: what the provider can sign ID tokens with, and so all that
+// discovery may advertise. Storage is read at most every
+// SigningKeyReloadInterval.
+func (ks *KeySet) Algorithms(ctx context.Context) ([]string, error) {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	if err := ks.reloadLocked(ctx, false); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, alg := range []string{AlgRS256, AlgES256} {
+		if _, ok := ks.newestActiveLocked(alg); ok {
+			out = append(out, alg)
+		}
+	}
+	return out, nil
+}
+
+// newestActiveLocked returns the newest key of alg that is not retired.
+func (ks *KeySet) newestActiveLocked(alg string) (storage.SigningKey, bool) {
 	for _, row := range ks.keys {
-		if row.RetiredAt == nil {
+		if row.RetiredAt == nil && row.Algorithm == alg {
 			return row, true
 		}
 	}
@@ -352,23 +410,23 @@ func (ks *KeySet) openLocked(row storage.SigningKey) (crypto.Signer, error) {
 	return priv, nil
 }
 
-// generate creates a key pair for ks.alg and the row storing it: kid is the
+// generate creates a key pair for alg and the row storing it: kid is the
 // RFC 7638 SHA-256 thumbprint of the public key (base64url), the private JWK
 // is sealed with the kid as associated data.
-func (ks *KeySet) generate(now time.Time) (*storage.SigningKey, crypto.Signer, error) {
+func (ks *KeySet) generate(now time.Time, alg string) (*storage.SigningKey, crypto.Signer, error) {
 	var priv crypto.Signer
 	var err error
-	switch ks.alg {
+	switch alg {
 	case AlgES256:
 		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	default:
 		priv, err = rsa.GenerateKey(rand.Reader, rsaKeyBits)
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("provider: generate %s key: %w", ks.alg, err)
+		return nil, nil, fmt.Errorf("provider: generate %s key: %w", alg, err)
 	}
 
-	jwk := jose.JSONWebKey{Key: priv, Algorithm: ks.alg, Use: "sig"}
+	jwk := jose.JSONWebKey{Key: priv, Algorithm: alg, Use: "sig"}
 	kid, err := thumbprintKID(jwk.Public())
 	if err != nil {
 		return nil, nil, err
@@ -389,7 +447,7 @@ func (ks *KeySet) generate(now time.Time) (*storage.SigningKey, crypto.Signer, e
 	}
 	return &storage.SigningKey{
 		KID:       kid,
-		Algorithm: ks.alg,
+		Algorithm: alg,
 		PublicJWK: pubJSON,
 		SealedJWK: sealed,
 		CreatedAt: now,

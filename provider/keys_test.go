@@ -77,11 +77,11 @@ func (f *fakeKeyStore) ListSigningKeys(context.Context) ([]storage.SigningKey, e
 	return out, nil
 }
 
-func (f *fakeKeyStore) RetireSigningKeys(_ context.Context, exceptKID string, retiredAt, publishUntil time.Time) error {
+func (f *fakeKeyStore) RetireSigningKeys(_ context.Context, alg, exceptKID string, retiredAt, publishUntil time.Time) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for i := range f.keys {
-		if f.keys[i].KID != exceptKID && f.keys[i].RetiredAt == nil {
+		if f.keys[i].KID != exceptKID && f.keys[i].RetiredAt == nil && (alg == "" || f.keys[i].Algorithm == alg) {
 			r, p := retiredAt, publishUntil
 			f.keys[i].RetiredAt, f.keys[i].PublishUntil = &r, &p
 		}
@@ -552,7 +552,8 @@ func TestKeySet_RowsThatDoNotMatchTheirSealedKeyAreRefused(t *testing.T) {
 			row := cloneKey(good)
 			tc.mutate(&row)
 			store := &fakeKeyStore{keys: []storage.SigningKey{row}}
-			ks := newTestKeySet(t, store, clock, 1, "")
+			// A key set of the row's algorithm, which must examine it.
+			ks := newTestKeySet(t, store, clock, 1, row.Algorithm)
 
 			_, _, _, err := ks.Signer(ctx)
 			assert.Error(t, err)

@@ -39,7 +39,28 @@ func (p *Provider) VerifyOTP(ctx context.Context, kinds []string, user *storage.
 		return "", err
 	}
 	p.metrics.Verified(verdict)
+	if outcome == nil && matched != "" {
+		p.markEmailVerified(ctx, user)
+	}
 	return matched, p.countRefusal(outcome)
+}
+
+// markEmailVerified records that user proved the address: every code this
+// provider verifies was emailed to it (OpenID Connect Core §5.1
+// email_verified: "the End-User's e-mail address has been verified"). It
+// runs after the verification's transaction, not in it: that transaction
+// locks the challenge and the session, and taking the user's row there
+// would lock in the opposite order of users disable. A failure is logged;
+// the claim then stays false until the next code passes.
+func (p *Provider) markEmailVerified(ctx context.Context, user *storage.User) {
+	if user.EmailVerified {
+		return
+	}
+	if err := p.store.SetEmailVerified(ctx, user.ID); err != nil {
+		p.log.ErrorContext(ctx, "email_verified not recorded", "user_id", user.ID, "err", err)
+		return
+	}
+	user.EmailVerified = true
 }
 
 // distinctKinds is kinds without repeats, in the order each is first named.
@@ -90,6 +111,7 @@ func (p *Provider) PassLoginOTPInBrowser(ctx context.Context, user *storage.User
 		return p.countRefusal(outcome)
 	}
 	ls.BrowserKey, ls.BrowserKeyHash = fresh.BrowserKey, fresh.BrowserKeyHash
+	p.markEmailVerified(ctx, user)
 	return nil
 }
 

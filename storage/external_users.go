@@ -36,7 +36,7 @@ func (s *Store) UpsertExternalUser(ctx context.Context, u *User) error {
 	// ON CONFLICT path. Inside a caller's transaction the error stands (it
 	// aborted the transaction).
 	for attempt := 0; attempt < 3; attempt++ {
-		err = s.queryRow(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, '', FALSE, $3, $3)
+		err = s.queryRow(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, '', FALSE, $3, $3, FALSE)
 		ON CONFLICT (id) DO UPDATE SET
 			email = excluded.email,
 			updated_at = CASE WHEN users.email = excluded.email THEN users.updated_at ELSE excluded.updated_at END

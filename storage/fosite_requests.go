@@ -65,7 +65,8 @@ func newRequestTable(table, name string, expiresOf fosite.TokenType, bySession b
 		getRowUser: `SELECT t.request_id, t.requested_at, t.scopes, t.granted_scopes, t.requested_audience,
 			t.granted_audience, t.form, t.session, t.active, t.client_id,
 			COALESCE(u.id, ''), COALESCE(u.email, ''), COALESCE(u.password_hash, ''), COALESCE(u.disabled, false),
-			COALESCE(u.created_at, t.requested_at), COALESCE(u.updated_at, t.requested_at)
+			COALESCE(u.created_at, t.requested_at), COALESCE(u.updated_at, t.requested_at),
+			COALESCE(u.email_verified, false)
 			FROM ` + table + ` t LEFT JOIN users u ON u.id = t.subject WHERE t.signature = $1`,
 		delete: `DELETE FROM ` + table + ` WHERE signature = $1`,
 	}

@@ -31,6 +31,9 @@ type User struct {
 	Disabled     bool
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+	// EmailVerified: the user proved the address (an emailed code passed)
+	// or was created verified; the email_verified claim.
+	EmailVerified bool
 }
 
 // LoginSession is the server side of a browser or API login: one row per sid.

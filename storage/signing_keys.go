@@ -46,13 +46,14 @@ func (s *Store) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 	return keys, nil
 }
 
-// RetireSigningKeys sets RetiredAt and PublishUntil on every key that is not
-// retired yet, except exceptKID (the key that signs from now on). It is one
-// atomic statement; keys already retired keep their dates.
-func (s *Store) RetireSigningKeys(ctx context.Context, exceptKID string, retiredAt, publishUntil time.Time) error {
+// RetireSigningKeys sets RetiredAt and PublishUntil on every key of
+// algorithm alg ("" = of every algorithm) that is not retired yet, except
+// exceptKID (the key that signs from now on). It is one atomic statement;
+// keys already retired keep their dates.
+func (s *Store) RetireSigningKeys(ctx context.Context, alg, exceptKID string, retiredAt, publishUntil time.Time) error {
 	_, err := s.exec(ctx, `UPDATE signing_keys SET retired_at = $2, publish_until = $3
-		WHERE kid <> $1 AND retired_at IS NULL`,
-		exceptKID, s.timeArg(retiredAt), s.timeArg(publishUntil))
+		WHERE kid <> $1 AND retired_at IS NULL AND ($4 = '' OR algorithm = $4)`,
+		exceptKID, s.timeArg(retiredAt), s.timeArg(publishUntil), alg)
 	if err != nil {
 		return fmt.Errorf("storage: retire signing keys: %w", err)
 	}

@@ -97,7 +97,7 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 	session := s.p.NewSession(ls, s.p.Now())
 	if ar.GetGrantedScopes().Has("email") {
 		session.Claims.Extra["email"] = user.Email
-		session.Claims.Extra["email_verified"] = false
+		session.Claims.Extra["email_verified"] = user.EmailVerified
 	}
 	resp, err := oauth2.NewAuthorizeResponse(ctx, ar, session)
 	if err != nil {
@@ -248,6 +248,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			ar.GrantAudience(aud)
 		}
 	}
+	// OpenID Connect Dynamic Client Registration §2
+	// id_token_signed_response_alg: the client's ID tokens are signed with a
+	// key of the algorithm it registered (the default key otherwise).
+	if c, ok := ar.GetClient().(*storage.Client); ok && c.IDTokenSignedResponseAlg != "" {
+		ctx = provider.WithSigningAlg(ctx, c.IDTokenSignedResponseAlg)
+	}
 	resp, err := oauth2.NewAccessResponse(ctx, ar)
 	if s.oauth2Unavailable(w, r, err) {
 		return
@@ -337,14 +343,19 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	claims := map[string]any{"sub": user.ID}
 	if pr.Scopes.Has("email") {
 		claims["email"] = user.Email
-		claims["email_verified"] = false
+		claims["email_verified"] = user.EmailVerified
 	}
 	writeJSON(w, http.StatusOK, claims)
 }
 
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	d, err := s.p.Discovery(r.Context())
+	if err != nil {
+		s.errs.Write(w, r, s.apiError(r.Context(), err))
+		return
+	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, s.p.Discovery())
+	writeJSON(w, http.StatusOK, d)
 }
 
 func (s *Server) jwks(w http.ResponseWriter, r *http.Request) {

@@ -257,6 +257,47 @@ func TestCLI_ClientsCreateAuthMethods(t *testing.T) {
 	}
 }
 
+// keys rotate --alg ES256 adds an ES256 key beside the RS256 one (both
+// published and active), after which a client may choose ES256 ID tokens;
+// users create --email-verified starts verified.
+func TestCLI_KeysRotateAlgAndVerifiedUsers(t *testing.T) {
+	c := newCLI(t)
+	if _, err := c.run("clients", "create", "--redirect-uri", "https://rp.example/cb", "--id-token-signed-response-alg", "ES256"); err == nil || !strings.Contains(err.Error(), "keys rotate --alg ES256") {
+		t.Fatalf("ES256 client before an ES256 key: %v", err)
+	}
+	if _, err := c.run("keys", "rotate", "--alg", "HS256"); err == nil || !strings.Contains(err.Error(), "--alg") {
+		t.Fatalf("keys rotate --alg HS256: %v", err)
+	}
+	out, err := c.run("keys", "rotate", "--alg", "ES256")
+	if err != nil || !strings.Contains(out, "(ES256)") {
+		t.Fatalf("keys rotate --alg ES256: %q %v", out, err)
+	}
+	var set struct {
+		Keys []struct {
+			Alg string `json:"alg"`
+		} `json:"keys"`
+	}
+	c.mustJSON(&set, "keys", "list")
+	algs := map[string]bool{}
+	for _, k := range set.Keys {
+		algs[k.Alg] = true
+	}
+	if !algs["RS256"] || !algs["ES256"] {
+		t.Fatalf("published algorithms: %v", set)
+	}
+	var client map[string]any
+	c.mustJSON(&client, "clients", "create", "--redirect-uri", "https://rp.example/cb", "--id-token-signed-response-alg", "ES256")
+	if client["id_token_signed_response_alg"] != "ES256" {
+		t.Fatalf("client: %v", client)
+	}
+	var plain, verified map[string]any
+	c.mustJSON(&plain, "users", "create", "--email", "plain@example.com", "--password", "long enough pw")
+	c.mustJSON(&verified, "users", "create", "--email", "v@example.com", "--password", "long enough pw", "--email-verified")
+	if plain["email_verified"] != false || verified["email_verified"] != true {
+		t.Fatalf("users: %v / %v", plain, verified)
+	}
+}
+
 // clients create --login-ui and --introspect-any are stored on the client
 // and shown by clients list; a client created without them has neither.
 func TestCLI_ClientPermissions(t *testing.T) {

@@ -88,6 +88,7 @@ type clientJSON struct {
 	JWKSURI                     string `json:"jwks_uri,omitempty"`
 	HasJWKS                     bool   `json:"has_jwks,omitempty"`
 	TokenEndpointAuthSigningAlg string `json:"token_endpoint_auth_signing_alg,omitempty"`
+	IDTokenSignedResponseAlg    string `json:"id_token_signed_response_alg,omitempty"`
 	clientLogoutJSON
 }
 
@@ -109,7 +110,7 @@ func logoutJSON(c *storage.Client) clientLogoutJSON {
 func toClientJSON(c *storage.Client, secret string) clientJSON {
 	return clientJSON{c.ID, secret, c.Name, c.RedirectURIs, c.GrantTypes, c.Scopes, c.Public, c.SkipConsent,
 		c.RequireSecondFactor, c.LoginUI, c.IntrospectAny, c.ClientURI, c.GetTokenEndpointAuthMethod(),
-		c.JWKSURI, c.JWKS != "", c.TokenEndpointAuthSigningAlg,
+		c.JWKSURI, c.JWKS != "", c.TokenEndpointAuthSigningAlg, c.IDTokenSignedResponseAlg,
 		logoutJSON(c)}
 }
 
@@ -200,6 +201,7 @@ func (a *app) clientsCommand() *cobra.Command {
 	f.StringVar(&nc.TokenEndpointAuthMethod, "token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks-file or --jwks-uri) or none (public)")
 	f.StringVar(&jwksFile, "jwks-file", "", "private_key_jwt: a file holding the client's JWK Set (public keys, \"use\":\"sig\")")
 	f.StringVar(&nc.JWKSURI, "jwks-uri", "", "private_key_jwt: the URL of the client's JWK Set")
+	f.StringVar(&nc.IDTokenSignedResponseAlg, "id-token-signed-response-alg", "", "RS256 or ES256: the algorithm of this client's ID tokens (default oauth2.signing_alg; a key of it must exist: keys rotate --alg)")
 	f.StringVar(&nc.TokenEndpointAuthSigningAlg, "token-endpoint-auth-signing-alg", "", "private_key_jwt: RS256 or ES256 (default: what the JWK Set's first signing key implies, else RS256)")
 	addLogoutFlags(create, &nc.Logout)
 
@@ -248,11 +250,15 @@ type userJSON struct {
 	Email     string    `json:"email"`
 	Disabled  bool      `json:"disabled"`
 	CreatedAt time.Time `json:"created_at"`
+	// EmailVerified: the user passed an emailed code or was created with
+	// --email-verified.
+	EmailVerified bool `json:"email_verified"`
 }
 
 func (a *app) usersCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "users", Short: "Local user accounts"}
 	var email, password string
+	var emailVerified bool
 	create := &cobra.Command{
 		Use: "create", Short: "Create a user; prints it as JSON with its uuid", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -264,18 +270,23 @@ func (a *app) usersCommand() *cobra.Command {
 				return err
 			}
 			defer p.Close()
-			u, err := p.Provider.CreateUser(cmd.Context(), email, password)
+			newUser := p.Provider.CreateUser
+			if emailVerified {
+				newUser = p.Provider.CreateVerifiedUser
+			}
+			u, err := newUser(cmd.Context(), email, password)
 			if errors.Is(err, storage.ErrAlreadyExists) {
 				return fmt.Errorf("a user with email %q already exists", email)
 			}
 			if err != nil {
 				return err
 			}
-			return a.printJSON(userJSON{u.ID, u.Email, u.Disabled, u.CreatedAt})
+			return a.printJSON(userJSON{u.ID, u.Email, u.Disabled, u.CreatedAt, u.EmailVerified})
 		},
 	}
 	create.Flags().StringVar(&email, "email", "", "the user's email address")
 	create.Flags().StringVar(&password, "password", "", "the user's password (at least 8 characters)")
+	create.Flags().BoolVar(&emailVerified, "email-verified", false, "the address is known to be the user's: email_verified is true before any emailed code")
 	list := &cobra.Command{
 		Use: "list", Short: "List users as JSON", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -290,7 +301,7 @@ func (a *app) usersCommand() *cobra.Command {
 			}
 			out := make([]userJSON, 0, len(us))
 			for _, u := range us {
-				out = append(out, userJSON{u.ID, u.Email, u.Disabled, u.CreatedAt})
+				out = append(out, userJSON{u.ID, u.Email, u.Disabled, u.CreatedAt, u.EmailVerified})
 			}
 			return a.printJSON(out)
 		},
@@ -318,22 +329,31 @@ func (a *app) usersCommand() *cobra.Command {
 
 func (a *app) keysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "ID-token signing keys"}
-	cmd.AddCommand(&cobra.Command{
-		Use: "rotate", Short: "Add a new signing key; old public keys stay published until their tokens expire", Args: cobra.NoArgs,
+	var alg string
+	rotate := &cobra.Command{
+		Use: "rotate", Short: "Add a new signing key (of --alg); old public keys of that algorithm stay published until their tokens expire", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if alg != "" && alg != provider.AlgRS256 && alg != provider.AlgES256 {
+				return fmt.Errorf("--alg %q: want %s or %s", alg, provider.AlgRS256, provider.AlgES256)
+			}
 			p, _, err := a.openPlugin(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer p.Close()
-			kid, err := p.Provider.Keys.Rotate(cmd.Context())
+			if alg == "" {
+				alg = p.Provider.Keys.DefaultAlgorithm()
+			}
+			kid, err := p.Provider.Keys.RotateAlg(cmd.Context(), alg)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.out, "new signing key %s\n", kid)
+			fmt.Fprintf(a.out, "new signing key %s (%s)\n", kid, alg)
 			return nil
 		},
-	}, &cobra.Command{
+	}
+	rotate.Flags().StringVar(&alg, "alg", "", "RS256 or ES256 (default oauth2.signing_alg); keys of the other algorithm keep signing for the clients that chose it")
+	cmd.AddCommand(rotate, &cobra.Command{
 		Use: "list", Short: "List published keys as a JWKS", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			p, _, err := a.openPlugin(cmd.Context())

@@ -51,9 +51,9 @@ func signingKeyTests() []conformanceTest {
 		{"TestSigningKeys_RetireAllButOneKeepsEarlierRetirements", func(t *testing.T, s *storage.Store, clk *clock) {
 			addKeys(t, s, clk)
 			r1, p1 := clk.Now(), clk.Now().Add(24*time.Hour)
-			require.NoError(t, s.RetireSigningKeys(t.Context(), "k3", r1, p1))
+			require.NoError(t, s.RetireSigningKeys(t.Context(), "", "k3", r1, p1))
 			clk.Add(time.Hour)
-			require.NoError(t, s.RetireSigningKeys(t.Context(), "k3", clk.Now(), clk.Now().Add(time.Hour)))
+			require.NoError(t, s.RetireSigningKeys(t.Context(), "", "k3", clk.Now(), clk.Now().Add(time.Hour)))
 
 			keys, err := s.ListSigningKeys(t.Context())
 			require.NoError(t, err)
@@ -67,10 +67,23 @@ func signingKeyTests() []conformanceTest {
 				assert.Equal(t, p1, *k.PublishUntil, k.KID)
 			}
 		}},
+		{"TestSigningKeys_RetireOneAlgorithmKeepsTheOthers", func(t *testing.T, s *storage.Store, clk *clock) {
+			addKeys(t, s, clk) // k1..k3, ES256
+			require.NoError(t, s.AddSigningKey(t.Context(), &storage.SigningKey{KID: "r1", Algorithm: "RS256",
+				PublicJWK: []byte(`{"kty":"RSA","kid":"r1"}`), SealedJWK: []byte{1}}))
+			require.NoError(t, s.RetireSigningKeys(t.Context(), "ES256", "k3", clk.Now(), clk.Now().Add(time.Hour)))
+			keys, err := s.ListSigningKeys(t.Context())
+			require.NoError(t, err)
+			retired := map[string]bool{}
+			for _, k := range keys {
+				retired[k.KID] = k.RetiredAt != nil
+			}
+			assert.Equal(t, map[string]bool{"k1": true, "k2": true, "k3": false, "r1": false}, retired)
+		}},
 		{"TestSigningKeys_DeleteUnpublished", func(t *testing.T, s *storage.Store, clk *clock) {
 			addKeys(t, s, clk)
 			publishUntil := clk.Now().Add(24 * time.Hour)
-			require.NoError(t, s.RetireSigningKeys(t.Context(), "k3", clk.Now(), publishUntil))
+			require.NoError(t, s.RetireSigningKeys(t.Context(), "", "k3", clk.Now(), publishUntil))
 
 			require.NoError(t, s.DeleteUnpublishedSigningKeys(t.Context(), publishUntil))
 			keys, err := s.ListSigningKeys(t.Context())
