@@ -176,7 +176,7 @@ func TestGrantFederatedToken_PartnerTokensFromLinkAndSignIn(t *testing.T) {
 		statuses, bodies := make([]int, parallel), make([][]byte, parallel)
 		for i := range parallel {
 			wg.Go(func() {
-				req, _ := http.NewRequest(http.MethodPost, f.Down.URL+f.Down.Plugin.Provider.Config().API.Prefix+"/federated-identities/partner/token", nil)
+				req, _ := http.NewRequest(http.MethodPost, f.Down.URL+f.Down.Plugin.Provider.Config().API.Paths()[0]+"/federated-identities/partner/token", nil)
 				req.Header.Set("Authorization", "Bearer "+aliceTok)
 				resp, err := http.DefaultClient.Do(req)
 				if err != nil {
