@@ -81,7 +81,7 @@ func TestCSP_FormActionIsSelfAndTheClientsRedirectOrigin(t *testing.T) {
 		}
 		code := codeFrom(t, smtpSrv, 1, alice.Email)
 		bad := b.Submit(page, "/login/otp", url.Values{"otp": {wrongCode(code)}, "return_to": {page.HiddenField("return_to")}}, rpURI)
-		if bad.Status != http.StatusUnauthorized || formAction(t, bad) != want {
+		if bad.Status != http.StatusOK || bad.URL.Query().Get("notice") != "wrong" || formAction(t, bad) != want { // post/redirect/get
 			t.Fatalf("OTP page after a wrong code: %s, %s", bad, formAction(t, bad))
 		}
 		page = b.Submit(page, "/login/otp", url.Values{"otp": {code}, "return_to": {page.HiddenField("return_to")}}, rpURI)

@@ -85,7 +85,8 @@ func TestBrowser_SecondFactorThroughThePages(t *testing.T) {
 		}
 
 		wrong := b.Submit(page, "/login/otp", url.Values{"otp": {wrongCode(code)}, "return_to": {page.HiddenField("return_to")}}, plugintest.RedirectURI)
-		if wrong.Status != http.StatusUnauthorized {
+		// Post/redirect/get: the form again, telling the tries left.
+		if wrong.Status != http.StatusOK || wrong.URL.Path != "/login/otp" || !strings.Contains(wrong.Body, "You can try 4 more times with this code.") {
 			t.Fatalf("wrong code: %s", wrong)
 		}
 		back := b.Submit(page, "/login/otp", url.Values{"otp": {code}, "return_to": {page.HiddenField("return_to")}}, plugintest.RedirectURI)

@@ -17,6 +17,17 @@ import (
 // wrong code, no live challenge, expired challenge. The real cause is logged.
 var ErrOTPMismatch = errors.New("one-time password does not match")
 
+// OTPMismatchError is ErrOTPMismatch (errors.Is) for a wrong code that spent
+// an attempt of a live challenge: what the user may be told about that
+// challenge, the same whatever the code was. AttemptsLeft 0 means this try
+// burned the challenge (otp.max_attempts): the next one needs a new code.
+type OTPMismatchError struct {
+	AttemptsLeft int
+}
+
+func (e *OTPMismatchError) Error() string        { return ErrOTPMismatch.Error() }
+func (e *OTPMismatchError) Is(target error) bool { return target == ErrOTPMismatch }
+
 // IssuedOTP is a code that was created and queued for email.
 type IssuedOTP struct {
 	ChallengeID string

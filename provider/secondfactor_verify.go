@@ -140,6 +140,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 	}
 	normalized, wellFormed := normalizeOTP(code)
 	tried, exhausted, expired := false, false, false
+	attemptsLeft := -1 // of the first challenge tried; -1: none
 	var events []*AuditEvent
 	for _, kind := range kinds {
 		var scopeSession string
@@ -221,6 +222,9 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 			}
 			return kind, metrics.VerifyPassed, nil, nil
 		}
+		if attemptsLeft < 0 {
+			attemptsLeft = max(ch.MaxAttempts-attempts, 0)
+		}
 		if attempts >= ch.MaxAttempts {
 			// Burned: no attempt is left, so every further try answers 429
 			// until a new challenge replaces this one.
@@ -248,6 +252,9 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 	verdict = metrics.VerifyWrong
 	if expired && !tried {
 		verdict = metrics.VerifyExpired
+	}
+	if tried {
+		return "", verdict, &OTPMismatchError{AttemptsLeft: attemptsLeft}, nil
 	}
 	return "", verdict, ErrOTPMismatch, nil
 }

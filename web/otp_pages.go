@@ -84,40 +84,122 @@ func (s *Server) otpPageSession(w http.ResponseWriter, r *http.Request, returnTo
 
 // otpPage is the OTP page's data, its forms posting under the mount prefix.
 func (s *Server) otpPage(r *http.Request, user *storage.User, returnTo string) OTPPage {
-	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r), ClientName: s.clientNameOf(r, returnTo)}
+	page := OTPPage{Destination: maskEmail(user.Email), ReturnTo: returnTo, CSRFField: csrfField(r), ClientName: s.clientNameOf(r, returnTo),
+		email: user.Email}
 	if s.mount.base != "" {
 		page.Action, page.ResendAction = s.mount.base+PathOTP, s.mount.base+PathOTPResend
 	}
 	return page
 }
 
-// otpForm is GET /login/otp.
+// Notices the OTP forms redirect with (post/redirect/get: a reload sends
+// nothing). Each only picks the words; what they say of the code (sent,
+// tries left, when a new one may be asked for) is read from the database.
+const (
+	otpNoticeResent  = "resent"  // a new code was sent
+	otpNoticeRefused = "refused" // a send limit refused a new code
+	otpNoticeWrong   = "wrong"   // a wrong code spent a try
+	otpNoticeExpired = "expired" // no live code matched: expired, used or none
+	otpNoticeBurned  = "burned"  // the last try burned the code
+	otpNoticeLocked  = "locked"  // otp.max_failures_per_user
+)
+
+// otpForm is GET /login/otp: the code form, saying what is true of the
+// session's code.
 func (s *Server) otpForm(w http.ResponseWriter, r *http.Request) {
 	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
-	_, user, ok := s.otpPageSession(w, r, returnTo)
+	ls, user, ok := s.otpPageSession(w, r, returnTo)
 	if !ok {
 		return
 	}
-	s.renderLeadingTo(w, r, http.StatusOK, "login_otp", s.otpPage(r, user, returnTo), returnTo)
+	page := s.otpPage(r, user, returnTo)
+	st, err := s.p.LoginCodeStatus(r.Context(), user, ls.ID)
+	if err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
+		return
+	}
+	s.describeCode(r, &page, st, r.URL.Query().Get("notice"))
+	s.renderLeadingTo(w, r, http.StatusOK, "login_otp", page, returnTo)
+}
+
+// describeCode fills the OTP page's notice and error from the code's
+// status st and the notice of the form that redirected here: "We sent a
+// code" only while a code is live, which limit holds the next one back and
+// until when, the tries left after a wrong code, and that the last one
+// burned it.
+func (s *Server) describeCode(r *http.Request, page *OTPPage, st provider.LoginCodeStatus, notice string) {
+	loc := s.pages.Locale(r)
+	page.Destination = ""
+	if st.Live {
+		page.Message = loc.T("otp.sent_to", "destination", maskEmail(page.email))
+		if notice == otpNoticeResent {
+			page.Message = loc.T("otp.resent_to", "destination", maskEmail(page.email))
+		}
+	} else if st.Expired {
+		page.Message = loc.T("otp.expired")
+	} else if notice != otpNoticeBurned && notice != otpNoticeWrong {
+		page.Message = loc.T("otp.not_sent")
+	}
+	switch notice {
+	case otpNoticeWrong:
+		switch {
+		case !st.Live:
+			page.Error = loc.T("otp.error.wrong")
+		case st.AttemptsLeft == 1:
+			page.Error = loc.T("otp.error.wrong_left_one")
+		default:
+			page.Error = loc.T("otp.error.wrong_left", "count", st.AttemptsLeft)
+		}
+	case otpNoticeBurned:
+		if !st.Live {
+			page.Error = loc.T("otp.error.burned")
+		}
+	case otpNoticeExpired:
+		page.Error = loc.T("otp.error.wrong")
+	case otpNoticeLocked:
+		if st.Locked != nil {
+			page.Error = s.limitMessage(r, st.Locked)
+		}
+	}
+	if st.NextCode != nil && (notice == otpNoticeRefused || !st.Live) {
+		// Why no new code can be had yet, and from when it can.
+		msg := s.limitMessage(r, st.NextCode)
+		if page.Error != "" {
+			page.Error += " " + msg
+		} else {
+			page.Error = msg
+		}
+	}
+}
+
+// redirectToOTPPage ends a POST of the OTP forms: 303 to the form, with the
+// notice that picks its words.
+func (s *Server) redirectToOTPPage(w http.ResponseWriter, r *http.Request, returnTo, notice string) {
+	q := url.Values{"notice": {notice}}
+	if returnTo != "" {
+		q.Set("return_to", returnTo)
+	}
+	http.Redirect(w, r, s.mount.base+PathOTP+"?"+q.Encode(), http.StatusSeeOther)
 }
 
 // otpPost is what both OTP forms do first: read the form, check return_to,
-// find the login session (or answer for the caller) and prepare the page.
-func (s *Server) otpPost(w http.ResponseWriter, r *http.Request) (ls *storage.LoginSession, user *storage.User, page OTPPage, returnTo string, ok bool) {
+// find the login session (or answer for the caller).
+func (s *Server) otpPost(w http.ResponseWriter, r *http.Request) (ls *storage.LoginSession, user *storage.User, returnTo string, ok bool) {
 	if err := r.ParseForm(); err != nil {
 		s.errorPage(w, r, http.StatusBadRequest, "error.form", err)
-		return nil, nil, page, "", false
+		return nil, nil, "", false
 	}
 	returnTo, _ = s.safeReturnTo(r.PostForm.Get("return_to"))
 	if ls, user, ok = s.otpPageSession(w, r, returnTo); !ok {
-		return nil, nil, page, "", false
+		return nil, nil, "", false
 	}
-	return ls, user, s.otpPage(r, user, returnTo), returnTo, true
+	return ls, user, returnTo, true
 }
 
-// otpSubmit is POST /login/otp: the second factor on the page.
+// otpSubmit is POST /login/otp: the second factor on the page. A refused
+// code redirects to the form (post/redirect/get), which tells why.
 func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
-	ls, user, page, returnTo, ok := s.otpPost(w, r)
+	ls, user, returnTo, ok := s.otpPost(w, r)
 	if !ok {
 		return
 	}
@@ -129,7 +211,10 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 	} else {
 		_, err = s.p.VerifyOTP(r.Context(), []string{provider.OTPKindLogin}, user, ls.ID, r.PostForm.Get("otp"))
 	}
-	var tooMany *provider.TooManyAttemptsError
+	var (
+		tooMany  *provider.TooManyAttemptsError
+		mismatch *provider.OTPMismatchError
+	)
 	switch {
 	case err == nil:
 		if ls.BrowserKey != "" {
@@ -142,15 +227,23 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 		// The session ended or expired meanwhile: back to the login.
 		s.otpPageSession(w, r, returnTo)
 		return
+	case errors.As(err, &mismatch):
+		notice := otpNoticeWrong
+		if mismatch.AttemptsLeft == 0 {
+			notice = otpNoticeBurned // the 5th wrong try, not the 6th
+		}
+		s.redirectToOTPPage(w, r, returnTo, notice)
+		return
 	case errors.Is(err, provider.ErrOTPMismatch):
-		page.Error = s.pages.Locale(r).T("otp.error.wrong")
-		s.renderLeadingTo(w, r, http.StatusUnauthorized, "login_otp", page, page.ReturnTo)
+		s.redirectToOTPPage(w, r, returnTo, otpNoticeExpired)
 		return
 	case errors.As(err, &tooMany):
 		s.logLimited(r, tooMany)
-		setRetryAfter(w, tooMany)
-		page.Error = s.limitMessage(r, tooMany)
-		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)
+		notice := otpNoticeLocked
+		if tooMany.Limit == "otp.max_attempts" {
+			notice = otpNoticeBurned
+		}
+		s.redirectToOTPPage(w, r, returnTo, notice)
 		return
 	default:
 		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
@@ -163,9 +256,11 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
-// otpResend is POST /login/otp/resend: a new code, within the resend limits.
+// otpResend is POST /login/otp/resend: a new code, within the resend
+// limits; either way it redirects to the form, which says whether a code
+// was sent and, if not, which limit held it back and until when.
 func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
-	ls, user, page, returnTo, ok := s.otpPost(w, r)
+	ls, user, returnTo, ok := s.otpPost(w, r)
 	if !ok {
 		return
 	}
@@ -175,13 +270,10 @@ func (s *Server) otpResend(w http.ResponseWriter, r *http.Request) {
 	var tooMany *provider.TooManyAttemptsError
 	switch {
 	case err == nil:
-		page.Message = s.pages.Locale(r).T("otp.resent_to", "destination", page.Destination)
-		s.renderLeadingTo(w, r, http.StatusOK, "login_otp", page, page.ReturnTo)
+		s.redirectToOTPPage(w, r, returnTo, otpNoticeResent)
 	case errors.As(err, &tooMany):
 		s.logLimited(r, tooMany)
-		setRetryAfter(w, tooMany)
-		page.Error = s.limitMessage(r, tooMany)
-		s.renderLeadingTo(w, r, http.StatusTooManyRequests, "login_otp", page, page.ReturnTo)
+		s.redirectToOTPPage(w, r, returnTo, otpNoticeRefused)
 	default:
 		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 	}

@@ -91,6 +91,8 @@ type OTPPage struct {
 	ResendAction string
 	// ClientName names the app the login continues to ("to continue to Acme").
 	ClientName string
+	// email is the user's address, for the notices otpstep writes.
+	email string
 }
 
 // ConsentPage is the data of the "consent" page. Its form posts the fields

@@ -145,6 +145,20 @@ func (s *Server) writeAPIError(w http.ResponseWriter, r *http.Request, err error
 	s.errs.Write(w, r, s.apiError(r.Context(), err))
 }
 
+// limitDetails name, by its config key (provider.TooManyAttemptsError.Limit),
+// the limit that refused a request of the user API; Retry-After says when.
+var limitDetails = map[string]string{
+	"otp.resend_interval":               "A code was sent for this session or account less than otp.resend_interval ago; ask again after Retry-After seconds.",
+	"otp.max_sends_per_hour":            "Too many codes sent for this account in the last hour; ask again after Retry-After seconds.",
+	"otp.max_failures_per_user":         "Too many wrong codes for this account; try again after Retry-After seconds.",
+	"otp.max_attempts":                  "This code had too many wrong tries and no longer works; ask for a new code.",
+	"login.max_failures_per_account":    "Too many failed sign-ins for this account; try again after Retry-After seconds.",
+	"login.max_failures_per_ip":         "Too many failed sign-ins from this address; try again after Retry-After seconds.",
+	"recovery.max_requests_per_account": "Too many recovery codes asked for this account; ask again after Retry-After seconds.",
+	"recovery.max_requests_per_ip":      "Too many recovery codes asked from this address; ask again after Retry-After seconds.",
+	"recovery.max_code_failures_per_ip": "Too many wrong recovery codes from this address; try again after Retry-After seconds.",
+}
+
 // apiError maps domain errors to JSON:API errors: the one place that does.
 // An unavailable database (in err, or noted in ctx by the request's storage
 // work) comes first: whatever else the error says is no verdict then.
@@ -178,6 +192,7 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.As(err, &tooMany):
 		e := jsonapi.TooManyRequests(tooMany.RetryAfter)
 		e.Cause = err
+		e.Detail = limitDetails[tooMany.Limit] // "" keeps the generic detail
 		return e
 	case errors.Is(err, upstream.ErrUnavailable):
 		return jsonapi.Unavailable(unavailableRetryAfter, err)
