@@ -26,6 +26,7 @@ const (
 	AuditUserDisabled          = "user.disabled"           // a user was disabled
 	AuditRecoveryRequested     = "recovery.requested"      // an account recovery was asked for; Detail says whether a code was sent
 	AuditRecoveryCompleted     = "recovery.completed"      // a recovery set a new password and ended every other session
+	AuditPINSet                = "user.pin_set"            // a user set (or replaced) the PIN
 	AuditIdentityLinked        = "identity.linked"         // a link to an upstream subject was made
 	AuditIdentityUnlinked      = "identity.unlinked"       // a link was removed
 	AuditIdentityLinkRefused   = "identity.link_refused"   // a link was refused; Detail says why

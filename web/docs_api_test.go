@@ -301,6 +301,7 @@ func TestDocs_APIErrorCodesAreTheEnum(t *testing.T) {
 		jsonapi.CodeInsufficientScope, jsonapi.CodeNotFound, jsonapi.CodeNotAcceptable,
 		jsonapi.CodeUnsupportedMediaType, jsonapi.CodeValidationFailed, jsonapi.CodeIdentityAlreadyLinked,
 		jsonapi.CodeTooManyRequests, jsonapi.CodeInternalError, jsonapi.CodeUnavailable,
+		jsonapi.CodeInvalidCredentials, jsonapi.CodePINNotSecure,
 	} {
 		if !slices.Contains(documented, c) {
 			t.Errorf("jsonapi writes code %q, which docs/api.md does not document", c)

@@ -45,6 +45,11 @@ func (s *Server) mountUserAPIAt(api *mux.Router) {
 	api.Handle("/user/otp/verify", s.userAPI(ScopeOTPVerify, s.verifyOTP)).Methods(http.MethodPost)
 	api.Handle("/user/otp", s.userAPI(ScopeOTPCreate, s.createOTP)).Methods(http.MethodPost)
 	api.Handle("/user/otp/sendmail", s.userAPI(ScopeOTPCreate, s.sendmailOTP)).Methods(http.MethodPost)
+	// PACE's credential checks and the PIN (userapi_pin.go).
+	api.Handle("/user/pin", s.userAPI(ScopePINCheck, s.checkUserPIN)).Methods(http.MethodGet)
+	api.Handle("/user/pin", s.userAPI(ScopePINUpdate, s.updateUserPIN)).Methods(http.MethodPut)
+	api.Handle("/user/pin-or-password", s.userAPI(ScopePINCheck, s.checkUserPinOrPassword)).Methods(http.MethodGet)
+	api.Handle("/user/password", s.userAPI(ScopePasswordCheck, s.checkUserPassword)).Methods(http.MethodGet)
 	// Linking is how a user comes to satisfy the linked-identity policy, so
 	// linking and listing are exempt from it; unlinking is not.
 	api.Handle("/federated-identities", s.userAPIWithoutLinkPolicy(ScopeFederatedIdentityRead, s.listFederatedIdentities)).Methods(http.MethodGet)
@@ -185,6 +190,13 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.Is(err, provider.ErrNotLoginUI):
 		return &jsonapi.Error{Status: http.StatusForbidden, Code: jsonapi.CodeInsufficientScope, Cause: err,
 			Detail: "Only a client registered as a login UI (permission login-ui) may pass the second factor."}
+	case errors.Is(err, provider.ErrPINNotSecure):
+		return &jsonapi.Error{Status: http.StatusNotAcceptable, Code: jsonapi.CodePINNotSecure, Pointer: "/data/attributes/pin", Cause: err,
+			Detail: "The PIN must have 4 digits, at least 3 of them different, and not be a series (1234, 4321)."}
+	// Before ErrOTPMismatch, which it wraps: a wrong code setting a PIN is 403.
+	case errors.Is(err, provider.ErrPINOTPInvalid):
+		return &jsonapi.Error{Status: http.StatusForbidden, Code: jsonapi.CodeInvalidCredentials, Cause: err,
+			Detail: "The one-time password is not valid."}
 	case errors.Is(err, provider.ErrOTPMismatch):
 		return jsonapi.NotFound("The one-time password is not valid.")
 	case errors.Is(err, provider.ErrInvalidCredentials):
@@ -338,23 +350,25 @@ type createOTPBody struct {
 	PIN      *string `json:"pin"`
 }
 
-// createOTP is POST {prefix}/user/otp: re-authenticate with the password,
-// then issue an account OTP (201). otpstep has no PINs: a PIN alone is
-// wrong credentials.
+// createOTP is POST {prefix}/user/otp: re-authenticate with the password
+// or, without one, the PIN (provider.CheckPIN, limited per user), then
+// issue an account OTP (201).
 func (s *Server) createOTP(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
 	var body createOTPBody
 	if err := jsonapi.DecodeBody(r, &body); err != nil {
 		return err
 	}
-	if body.Password == nil && body.PIN == nil {
-		return jsonapi.Validation("/password", "password is required.")
-	}
-	password := ""
-	if body.Password != nil {
-		password = *body.Password
-	}
-	if _, err := s.p.Authenticate(r.Context(), c.user.Email, password, s.clientIP(r)); err != nil {
-		return err
+	switch {
+	case body.Password != nil:
+		if _, err := s.p.Authenticate(r.Context(), c.user.Email, *body.Password, s.clientIP(r)); err != nil {
+			return err
+		}
+	case body.PIN != nil:
+		if err := s.p.CheckPIN(r.Context(), c.user, *body.PIN); err != nil {
+			return err
+		}
+	default:
+		return jsonapi.Validation("/password", "password or pin is required.")
 	}
 	issued, err := s.p.IssueOTP(r.Context(), s.otpRequest(r, c, provider.OTPKindAccount, ""))
 	if err != nil {

@@ -123,7 +123,8 @@ func startHost(t *testing.T, serveMux bool, plugins []*HostPlugin) *Host {
 	}
 	for id, scopes := range map[string][]string{
 		HostRP:      {"openid", "offline_access", "email"},
-		HostLoginUI: {"openid", "user:sessions:update", "user:otp:verify", "user:otp:create"},
+		HostLoginUI: {"openid", "user:sessions:update", "user:otp:verify", "user:otp:create",
+			"user:users.pin:check", "user:users.pin:update", "user:users.password:check"},
 	} {
 		store.Clients[id] = &fosite.DefaultClient{ID: id, Secret: secret, RedirectURIs: []string{RedirectURI},
 			ResponseTypes: []string{"code"}, GrantTypes: []string{"authorization_code", "refresh_token"}, Scopes: scopes}

@@ -38,6 +38,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) *storage.Store) {
 		fositeFlowTests(), clientLoaderTests(), sessionChallengeTests(), otpChallengeTests(), otpVerifyTests(), outboxTests(), linkedIdentityTests(), externalUserTests(), endsTests(),
 		passwordResetTests(),
 		logoutTests(),
+		userPINTests(),
 	} {
 		tests = append(tests, group...)
 	}

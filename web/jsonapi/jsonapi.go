@@ -32,6 +32,10 @@ const (
 	CodeTooManyRequests       = "too-many-requests"
 	CodeInternalError         = "internal-error"
 	CodeUnavailable           = "unavailable"
+	// Issue 14 (PACE's credentials): a re-authenticating credential that
+	// is wrong, and a new PIN that breaks PACE's rules.
+	CodeInvalidCredentials = "invalid-credentials"
+	CodePINNotSecure       = "pin-not-secure"
 )
 
 // codeInfo is one row of the code table: the status a code answers with, its
@@ -66,6 +70,9 @@ var codes = map[string]codeInfo{
 		"An unexpected error occurred; please quote the error id when reporting it.", true},
 	CodeUnavailable: {http.StatusServiceUnavailable, "Service unavailable",
 		"The service is temporarily unavailable, please try again later.", true},
+	CodeInvalidCredentials: {http.StatusForbidden, "Invalid credentials", "The credentials are not valid.", false},
+	CodePINNotSecure: {http.StatusNotAcceptable, "PIN not secure",
+		"The PIN must have 4 digits, at least 3 of them different, and not be a series (1234, 4321).", false},
 }
 
 // statusCodes maps a status to its code when an Error names only the status.
