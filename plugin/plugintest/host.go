@@ -122,7 +122,7 @@ func startHost(t *testing.T, serveMux bool, plugins []*HostPlugin) *Host {
 		t.Fatal(err)
 	}
 	for id, scopes := range map[string][]string{
-		HostRP:      {"openid", "offline_access", "email"},
+		HostRP: {"openid", "offline_access", "email"},
 		HostLoginUI: {"openid", "user:sessions:update", "user:otp:verify", "user:otp:create",
 			"user:users.pin:check", "user:users.pin:update", "user:users.password:check"},
 	} {
