@@ -359,7 +359,8 @@ func (p *Plugin) Migrate(ctx context.Context) error { return p.store.Migrate(ctx
 func (p *Plugin) Store() *storage.Store { return p.store }
 
 // Start starts the background work, the outbox dispatcher that delivers
-// OTP emails and the purge of expired rows every database.purge_interval,
+// OTP emails, the dispatcher of back-channel logouts (standalone) and the
+// purge of expired rows every database.purge_interval,
 // and returns at once. It runs until Close (or ctx ends). It
 // refuses a database that lacks a migration of this build (database.
 // migrate_on_start off and Migrate not run), naming the migrations.
@@ -381,6 +382,7 @@ func (p *Plugin) Start(ctx context.Context) error {
 		defer close(p.stopped)
 		var wg sync.WaitGroup
 		wg.Go(func() { p.Provider.RunPurge(ctx) })
+		wg.Go(func() { p.Provider.RunBackchannelLogout(ctx) })
 		p.Provider.RunOutbox(ctx)
 		wg.Wait()
 	}()

@@ -28,8 +28,11 @@ type Discovery struct {
 	IntrospectionEndpointAuthSigningAlgValuesSupported []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
 	RevocationEndpointAuthMethodsSupported             []string `json:"revocation_endpoint_auth_methods_supported"`
 	RevocationEndpointAuthSigningAlgValuesSupported    []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
-	RequestParameterSupported                          bool     `json:"request_parameter_supported"`
-	RequestURIParameterSupported                       bool     `json:"request_uri_parameter_supported"`
+	// Back-Channel Logout 1.0 §2.1.
+	BackchannelLogoutSupported        bool `json:"backchannel_logout_supported"`
+	BackchannelLogoutSessionSupported bool `json:"backchannel_logout_session_supported"`
+	RequestParameterSupported         bool `json:"request_parameter_supported"`
+	RequestURIParameterSupported      bool `json:"request_uri_parameter_supported"`
 }
 
 // Discovery describes this provider. id_token_signing_alg_values_supported
@@ -66,5 +69,8 @@ func (p *Provider) Discovery(ctx context.Context) (Discovery, error) {
 		IntrospectionEndpointAuthSigningAlgValuesSupported: ClientAssertionSigningAlgs,
 		RevocationEndpointAuthMethodsSupported:             RevocationEndpointAuthMethods,
 		RevocationEndpointAuthSigningAlgValuesSupported:    ClientAssertionSigningAlgs,
+		// Every logout token carries sid.
+		BackchannelLogoutSupported:        p.logouts != nil,
+		BackchannelLogoutSessionSupported: p.logouts != nil,
 	}, nil
 }

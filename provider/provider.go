@@ -76,7 +76,9 @@ type Provider struct {
 	mailTemplates *mail.Templates
 	catalogs      *i18n.Catalogs
 	dispatcher    *outbox.Dispatcher
-	metrics       *metrics.Metrics
+	// logouts delivers back-channel logouts (nil embedded: no keys to sign).
+	logouts *outbox.LogoutDispatcher
+	metrics *metrics.Metrics
 
 	upstreams *upstream.Registry
 }
@@ -161,7 +163,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		Lease:   cfg.Mail.OutboxLease,
 		Senders: cfg.Mail.SMTPMaxConnections,
 	})
-	return &Provider{
+	pr := &Provider{
 		OAuth2:    oauth2,
 		Fosite:    fc,
 		Keys:      keys,
@@ -191,7 +193,9 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 			HTTPClient: opts.HTTPClient, TracerProvider: opts.TracerProvider, Clock: opts.Clock, Logger: opts.Logger,
 			IDTokenMaxAge: cfg.LinkedIdentity.IDTokenMaxAge,
 		}),
-	}, nil
+	}
+	pr.logouts = pr.newLogoutDispatcher()
+	return pr, nil
 }
 
 // outboxScrapeTimeout bounds the outbox backlog query of one scrape of

@@ -17,7 +17,9 @@ import (
 // database.audit_retention when it is set. It returns how many rows went.
 // otpstep purge runs it; RunPurge runs it every database.purge_interval.
 func (p *Provider) PurgeExpired(ctx context.Context) (int64, error) {
-	return PurgeStore(ctx, p.store, p.clock(), p.cfg.Database)
+	n, err := PurgeStore(ctx, p.store, p.clock(), p.cfg.Database)
+	p.notifyLogouts() // expired sessions' back-channel logouts
+	return n, err
 }
 
 // PurgeStore is PurgeExpired on a store alone, with the database.* keys:

@@ -87,6 +87,9 @@ func (p *Provider) EndLoginSession(ctx context.Context, sid string) error {
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil
 	}
+	if err == nil {
+		p.notifyLogouts() // the back-channel logouts the end queued
+	}
 	return err
 }
 

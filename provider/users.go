@@ -262,10 +262,14 @@ func (p *Provider) giveBackLoginFailure(ctx context.Context, key string, reserve
 // code and token issued to the user is revoked (storage.DisableUser), with a
 // user.disabled audit event. A missing user → storage.ErrNotFound.
 func (p *Provider) DisableUser(ctx context.Context, userID string) error {
-	return p.store.InTx(ctx, func(ctx context.Context) error {
+	err := p.store.InTx(ctx, func(ctx context.Context) error {
 		if err := p.store.DisableUser(ctx, userID); err != nil {
 			return err
 		}
 		return p.writeAudit(ctx, &AuditEvent{Type: AuditUserDisabled, UserID: userID})
 	})
+	if err == nil {
+		p.notifyLogouts() // the back-channel logouts the end queued
+	}
+	return err
 }

@@ -60,7 +60,9 @@ func (s *Store) InvalidateAuthorizeCodeSession(ctx context.Context, signature st
 		return fmt.Errorf("storage: invalidate authorization code: %w", err)
 	}
 	if n == 1 {
-		return nil
+		// The client gets tokens for the code's session: its back channel
+		// learns of the session's end.
+		return s.recordSessionClient(ctx, signature)
 	}
 	if err := s.requestExists(ctx, "oauth2_authorization_codes", signature, "authorization code"); err != nil {
 		return err

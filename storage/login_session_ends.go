@@ -24,6 +24,10 @@ import (
 // on the same user run one after the other, whatever instance runs them: a
 // grant that commits first has its new tokens revoked by the end; one that
 // comes second sees the end and issues nothing.
+//
+// An end also queues, in its transaction, a back-channel logout for every
+// client that got tokens for the session (enqueueBackchannelLogouts), so
+// none is lost when the process stops right after.
 
 // ErrGrantEnded is what a grant of an ended session or a disabled user fails
 // with. It matches fosite.ErrNotFound, so fosite answers invalid_grant.
@@ -46,6 +50,9 @@ func (s *Store) EndLoginSession(ctx context.Context, id string) error {
 			WHERE kind = 'login' AND user_id = $1 AND session_id = $2 AND consumed_at IS NULL AND burned_at IS NULL`,
 			userID, id, now); err != nil {
 			return fmt.Errorf("storage: end login session: burn challenges: %w", err)
+		}
+		if err := s.enqueueBackchannelLogouts(ctx, `ls.id = $1`, id); err != nil {
+			return err
 		}
 		n, err := s.exec(ctx, `UPDATE login_sessions SET ended_at = $2, updated_at = $2 WHERE id = $1 AND ended_at IS NULL`, id, now)
 		if err != nil {
@@ -76,6 +83,9 @@ func (s *Store) DisableUser(ctx context.Context, id string) error {
 		if _, err := s.exec(ctx, `UPDATE otp_challenges SET burned_at = $2
 			WHERE user_id = $1 AND consumed_at IS NULL AND burned_at IS NULL`, id, now); err != nil {
 			return fmt.Errorf("storage: disable user: burn challenges: %w", err)
+		}
+		if err := s.enqueueBackchannelLogouts(ctx, `ls.user_id = $1 AND ls.ended_at IS NULL`, id); err != nil {
+			return err
 		}
 		if _, err := s.exec(ctx, `UPDATE login_sessions SET ended_at = $2, updated_at = $2
 			WHERE user_id = $1 AND ended_at IS NULL`, id, now); err != nil {

@@ -41,7 +41,6 @@ func (s *Store) PurgeExpired(ctx context.Context, before time.Time) (int64, erro
 		{"oauth2_pkce", "expires_at", before},
 		{"oauth2_oidc_sessions", "expires_at", before},
 		{"oauth2_jti", "expires_at", before},
-		{"login_sessions", "expires_at", before},
 		{"rate_counters", "reset_at", before},
 		{"otp_challenges", "expires_at", before.Add(-otpChallengeRetention)},
 	}
@@ -52,6 +51,22 @@ func (s *Store) PurgeExpired(ctx context.Context, before time.Time) (int64, erro
 		if err != nil {
 			return total, fmt.Errorf("storage: purge expired: %w", err)
 		}
+	}
+	// An expired login session ends here: its back-channel logouts are
+	// queued with its delete (purgeLoginSessions).
+	batch := s.purgeBatch
+	if batch <= 0 {
+		batch = defaultPurgeBatch
+	}
+	n, err := s.purgeLoginSessions(ctx, before, batch)
+	total += n
+	if err != nil {
+		return total, fmt.Errorf("storage: purge expired: %w", err)
+	}
+	n, err = s.purgeSettledBackchannelLogouts(ctx)
+	total += n
+	if err != nil {
+		return total, fmt.Errorf("storage: purge expired: %w", err)
 	}
 	return total, nil
 }

@@ -466,4 +466,23 @@ func TestCLI_ClientsCreatePostLogoutRedirectURIs(t *testing.T) {
 	if len(clients) != 1 || fmt.Sprint(clients[0]["post_logout_redirect_uris"]) != fmt.Sprint(client["post_logout_redirect_uris"]) {
 		t.Fatalf("clients list = %v", clients)
 	}
+	// The back channel: an absolute URL; session required needs one.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--backchannel-logout-uri", "rp.example/bc"}, `--backchannel-logout-uri "rp.example/bc"`},
+		{[]string{"--backchannel-logout-uri", "https://rp.example/bc#x"}, "fragment"},
+		{[]string{"--backchannel-logout-session-required"}, "needs --backchannel-logout-uri"},
+	} {
+		args := append([]string{"clients", "create", "--id", "bc-bad", "--redirect-uri", "https://rp.example/cb"}, tc.args...)
+		if _, err := c.run(args...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	c.mustJSON(&client, "clients", "create", "--id", "bc", "--redirect-uri", "https://rp.example/cb",
+		"--backchannel-logout-uri", "https://rp.example/bc", "--backchannel-logout-session-required")
+	if client["backchannel_logout_uri"] != "https://rp.example/bc" || client["backchannel_logout_session_required"] != true {
+		t.Fatalf("back channel = %v", client)
+	}
 }

@@ -14,6 +14,10 @@ func addLogoutFlags(create *cobra.Command, l *storage.ClientLogout) {
 	f := create.Flags()
 	f.StringArrayVar(&l.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil,
 		"where an RP-initiated logout may return the browser, absolute, matched exactly (repeat for several)")
+	f.StringVar(&l.BackchannelLogoutURI, "backchannel-logout-uri", "",
+		"the client's back-channel logout endpoint, absolute: it is POSTed a logout token when a login session it got tokens for ends")
+	f.BoolVar(&l.BackchannelLogoutSessionRequired, "backchannel-logout-session-required", false,
+		"the client needs sid in its logout tokens (otpstep always sends it)")
 }
 
 // checkLogoutFlags checks the logout flags' URLs, naming the flag.

@@ -85,6 +85,11 @@ type OAuth2 struct {
 	SigningAlg string `koanf:"signing_alg"`
 	// ClientCacheTTL bounds how long a client read from the database is reused.
 	ClientCacheTTL time.Duration `koanf:"client_cache_ttl"`
+	// BackchannelLogoutTimeout bounds one POST of a logout token to a
+	// client's back-channel logout URI; BackchannelLogoutMaxAge is how long
+	// an undelivered one is retried before it is given up.
+	BackchannelLogoutTimeout time.Duration `koanf:"backchannel_logout_timeout"`
+	BackchannelLogoutMaxAge  time.Duration `koanf:"backchannel_logout_max_age"`
 }
 
 // Login is the browser login and its limits.
@@ -259,13 +264,15 @@ func Default() Config {
 			QueryTimeout:   5 * time.Second,
 		},
 		OAuth2: OAuth2{
-			AccessTokenLifespan:   time.Hour,
-			RefreshTokenLifespan:  30 * 24 * time.Hour,
-			AuthorizeCodeLifespan: 10 * time.Minute,
-			IDTokenLifespan:       time.Hour,
-			EnforcePKCE:           "all",
-			SigningAlg:            "RS256",
-			ClientCacheTTL:        5 * time.Second,
+			AccessTokenLifespan:      time.Hour,
+			RefreshTokenLifespan:     30 * 24 * time.Hour,
+			AuthorizeCodeLifespan:    10 * time.Minute,
+			IDTokenLifespan:          time.Hour,
+			EnforcePKCE:              "all",
+			SigningAlg:               "RS256",
+			ClientCacheTTL:           5 * time.Second,
+			BackchannelLogoutTimeout: 5 * time.Second,
+			BackchannelLogoutMaxAge:  24 * time.Hour,
 		},
 		Login: Login{
 			SessionLifespan:       24 * time.Hour,

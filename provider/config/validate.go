@@ -210,6 +210,10 @@ func (o OAuth2) validate(v *validation) {
 	if o.ClientCacheTTL < 0 || o.ClientCacheTTL > time.Minute {
 		v.bad("oauth2.client_cache_ttl", "must be between 0 and 1m")
 	}
+	if o.BackchannelLogoutTimeout < time.Second || o.BackchannelLogoutTimeout > time.Minute {
+		v.bad("oauth2.backchannel_logout_timeout", "must be between 1s and 1m")
+	}
+	v.atLeast("oauth2.backchannel_logout_max_age", o.BackchannelLogoutMaxAge, time.Minute)
 }
 
 func (l Login) validate(v *validation) {

@@ -48,6 +48,10 @@ type Metrics struct {
 	failures       *prometheus.CounterVec
 	latency        prometheus.Histogram
 	lastDeliveryNS atomic.Int64
+	// Back-Channel Logout deliveries.
+	logoutsDelivered prometheus.Counter
+	logoutsFailed    prometheus.Counter
+	logoutsGivenUp   prometheus.Counter
 }
 
 // New builds the counters and registers them on reg; with reg nil they are
@@ -79,6 +83,18 @@ func New(reg prometheus.Registerer) *Metrics {
 		droppedExpired: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "otpstep_outbox_dropped_expired_total",
 			Help: "Mails dropped unsent because they waited in the outbox longer than their code lives (otp.ttl).",
+		})),
+		logoutsDelivered: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpstep_backchannel_logout_deliveries_total",
+			Help: "Logout tokens a client's back-channel logout endpoint accepted (2xx).",
+		})),
+		logoutsFailed: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpstep_backchannel_logout_failures_total",
+			Help: "Failed back-channel logout attempts (no answer within oauth2.backchannel_logout_timeout, or not 2xx); each is retried.",
+		})),
+		logoutsGivenUp: register(reg, prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpstep_backchannel_logout_given_up_total",
+			Help: "Back-channel logouts given up undelivered, queued longer than oauth2.backchannel_logout_max_age.",
 		})),
 		latency: register(reg, prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "otpstep_outbox_delivery_latency_seconds",
@@ -188,4 +204,25 @@ func (m *Metrics) LastDelivery() time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, ns)
+}
+
+// LogoutDelivered counts a logout token a client accepted.
+func (m *Metrics) LogoutDelivered() {
+	if m != nil {
+		m.logoutsDelivered.Inc()
+	}
+}
+
+// LogoutDeliveryFailed counts a failed back-channel logout attempt.
+func (m *Metrics) LogoutDeliveryFailed() {
+	if m != nil {
+		m.logoutsFailed.Inc()
+	}
+}
+
+// LogoutGivenUp counts a back-channel logout given up past its max age.
+func (m *Metrics) LogoutGivenUp() {
+	if m != nil {
+		m.logoutsGivenUp.Inc()
+	}
 }
