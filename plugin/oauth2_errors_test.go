@@ -55,7 +55,7 @@ func TestOAuth2_Refusals(t *testing.T) {
 			c := r.conf
 			c.RedirectURL = "http://127.0.0.1:1/evil"
 			page := plugintest.NewBrowser(t).Follow(c.AuthCodeURL("state-123456789", oauth2.S256ChallengeOption(oauth2.GenerateVerifier())), "http://127.0.0.1:1/")
-			if page.Status != http.StatusBadRequest || !strings.Contains(page.Body, "invalid_request") {
+			if page.Status != http.StatusBadRequest || !strings.Contains(page.Body, "return address is not registered") {
 				t.Fatalf("got %s", page)
 			}
 		})
