@@ -35,7 +35,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) *storage.Store) {
 		migrateTests(), userTests(), clientTests(), clientAssertionTests(),
 		authorizeCodeTests(), accessTokenTests(), refreshTokenTests(), pkceTests(), openIDConnectTests(),
 		transactionTests(), loginSessionTests(), signingKeyTests(), auditTests(), rateCounterTests(), rateReservationTests(), purgeTests(),
-		fositeFlowTests(), clientLoaderTests(), sessionChallengeTests(), otpChallengeTests(), otpVerifyTests(), outboxTests(), linkedIdentityTests(), externalUserTests(), endsTests(),
+		fositeFlowTests(), clientLoaderTests(), sessionChallengeTests(), otpChallengeTests(), otpVerifyTests(), outboxTests(), linkedIdentityTests(), federatedTokenTests(), externalUserTests(), endsTests(),
 		passwordResetTests(),
 		logoutTests(),
 		userPINTests(),
