@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
@@ -76,7 +77,11 @@ func (l *loginPage) post(email, password string) (*http.Response, error) {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Origin", l.srv.URL)
 	req.Header.Set("Accept", "text/html")
-	return l.b.Client.Do(req)
+	// 50 argon2id hashes queue behind the hash slots; under -race on a busy
+	// 2-core machine that outlasts the browser's 30s timeout.
+	c := *l.b.Client
+	c.Timeout = 3 * time.Minute
+	return c.Do(req)
 }
 
 // Of 30 parallel wrong passwords for one account, only
