@@ -135,15 +135,24 @@ func TestFederatedIdentities_PutWithIDTokenFromARealUpstream(t *testing.T) {
 		wantError(t, api.putLink("", "partner", idToken), 401, "unauthorized", "")
 
 		resp := api.putLink(aliceTok, "partner", idToken)
-		if resp.Status != 200 {
+		if resp.Status != 204 || len(resp.Body) != 0 {
 			t.Fatalf("link: %d %s", resp.Status, resp.Body)
 		}
-		link := resp.json(t)
+		listed := func() map[string]any {
+			t.Helper()
+			list := api.do(http.MethodGet, "/federated-identities", aliceTok, "", "")
+			data, _ := list.json(t)["data"].([]any)
+			if list.Status != 200 || len(data) != 1 {
+				t.Fatalf("list: %d %s", list.Status, list.Body)
+			}
+			return data[0].(map[string]any)
+		}
+		link := listed()
 		if link["provider"] != "partner" || link["subject"] != upAlice.ID || link["email"] != upAlice.Email || link["id"] == "" {
-			t.Fatalf("link body %s", resp.Body)
+			t.Fatalf("link %v", link)
 		}
 		// Each ID token links once: linking again takes a new one.
-		if again := api.putLink(aliceTok, "partner", upstreamIDToken(t, f, upAlice)); again.Status != 200 || again.json(t)["id"] != link["id"] {
+		if again := api.putLink(aliceTok, "partner", upstreamIDToken(t, f, upAlice)); again.Status != 204 || listed()["id"] != link["id"] {
 			t.Fatalf("linking again: %d %s", again.Status, again.Body)
 		}
 		// The upstream subject is alice's: bob cannot take it.
@@ -165,7 +174,7 @@ func TestFederatedIdentities_PutWithIDTokenFromARealUpstream(t *testing.T) {
 		wantError(t, api.do(http.MethodDelete, "/federated-identities/nobody", aliceTok, "", ""), 404, "not-found", "")
 
 		// Once unlinked, the subject is free for bob.
-		if resp := api.putLink(bobTok, "partner", upstreamIDToken(t, f, upAlice)); resp.Status != 200 {
+		if resp := api.putLink(bobTok, "partner", upstreamIDToken(t, f, upAlice)); resp.Status != 204 {
 			t.Fatalf("bob after alice unlinked: %d %s", resp.Status, resp.Body)
 		}
 
@@ -202,7 +211,7 @@ func TestFederatedIdentities_PutWithAnIDTokenOlderThanTheMaxAgeIs422(t *testing.
 		}
 		// The two servers' clocks started a moment apart; 30s of margin.
 		f.Down.Clock.Advance(maxAge + upstream.DefaultLeeway - 30*time.Second)
-		if resp := api.putLink(aliceTok, "partner", withinTok); resp.Status != 200 {
+		if resp := api.putLink(aliceTok, "partner", withinTok); resp.Status != 204 {
 			t.Fatalf("an ID token within the max age: %d %s", resp.Status, resp.Body)
 		}
 		f.Down.Clock.Advance(time.Minute)
@@ -237,7 +246,7 @@ func TestFederatedIdentities_RequiredPolicyBeforeAndAfterLinking(t *testing.T) {
 	if list := api.do(http.MethodGet, "/federated-identities", tok, "", ""); list.Status != 200 {
 		t.Fatalf("list is exempt: %d %s", list.Status, list.Body)
 	}
-	if resp := api.putLink(tok, "partner", upstreamIDToken(t, f, f.Up.NewUser(t))); resp.Status != 200 {
+	if resp := api.putLink(tok, "partner", upstreamIDToken(t, f, f.Up.NewUser(t))); resp.Status != 204 {
 		t.Fatalf("link is exempt: %d %s", resp.Status, resp.Body)
 	}
 	if after := api.putSession(tok, uuid.NewString(), alice.ID, false); after.Status != 200 {
@@ -832,7 +841,7 @@ func TestFederatedIdentities_PutNeedsARecentSecondFactorAndEachIDTokenOnce(t *te
 
 		// A recent aal2 login links, with the token the refusals left unspent.
 		aliceTok := f.Down.LoginPastSecondFactor(t, client, alice).Token.AccessToken
-		if resp := api.putLink(aliceTok, "partner", idToken); resp.Status != 200 {
+		if resp := api.putLink(aliceTok, "partner", idToken); resp.Status != 204 {
 			t.Fatalf("recent aal2 login: %d %s", resp.Status, resp.Body)
 		}
 		// The same token again: refused for alice, and for bob once she unlinked.
@@ -850,8 +859,135 @@ func TestFederatedIdentities_PutNeedsARecentSecondFactorAndEachIDTokenOnce(t *te
 			t.Errorf("bob's audit trail %v lacks %s", got, replayed)
 		}
 		// A new token of the same upstream account links for bob.
-		if resp := api.putLink(bobTok, "partner", upstreamIDToken(t, f, upAlice)); resp.Status != 200 {
+		if resp := api.putLink(bobTok, "partner", upstreamIDToken(t, f, upAlice)); resp.Status != 204 {
 			t.Fatalf("a fresh ID token: %d %s", resp.Status, resp.Body)
+		}
+	})
+}
+
+// signInWithPartner signs upUser in at Down through the login page's
+// "Sign in with partner" button and the upstream's login form, for a client
+// that does not require the second factor, and returns the tokens (aal1,
+// amr fed) with the login session's sid.
+func signInWithPartner(t *testing.T, f *plugintest.Federation, client *plugintest.Client, upUser *plugintest.User) *plugintest.Login {
+	t.Helper()
+	b := plugintest.NewBrowser(t)
+	verifier := oauth2.GenerateVerifier()
+	page := b.Follow(client.Conf.AuthCodeURL(plugintest.RandomString(12), oauth2.S256ChallengeOption(verifier),
+		oauth2.SetAuthURLParam("nonce", plugintest.RandomString(12))), plugintest.RedirectURI)
+	m := partnerButton.FindStringSubmatch(page.Body)
+	if page.URL.Path != "/login" || m == nil {
+		t.Fatalf("no partner button on the login page: %s", page)
+	}
+	page = b.Follow(f.Down.URL+strings.ReplaceAll(m[1], "&amp;", "&"), plugintest.RedirectURI)
+	page = b.Submit(page, "/login", url.Values{"email": {upUser.Email}, "password": {upUser.Password}, "return_to": {page.HiddenField("return_to")}}, plugintest.RedirectURI)
+	code := page.URL.Query().Get("code")
+	if code == "" {
+		t.Fatalf("sign-in with the partner: %s (steps %v)", page, b.Steps)
+	}
+	tok, err := client.Conf.Exchange(context.Background(), code, oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &plugintest.Login{Browser: b, Token: tok, SID: plugintest.IDTokenClaim(t, tok, "sid")}
+}
+
+// PACE's SetFederatedIdentity sends no body: the upstream identity the
+// token's login session signed in with is linked (204), as each SDK sends
+// it (Android: Content-Type application/json on the empty body; iOS: Accept
+// only). The rules of the body's form apply: a login past the second factor
+// (401 step-up before), the subject another user's → 409. A session that
+// signed in with a password, or with another upstream → 404.
+func TestFederatedIdentities_PutWithoutABodyLinksThePartnerSignedInWith(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		f := plugintest.StartFederation(t, dialect, "partner", true, func(c *plugin.Config) {
+			// A second upstream the sessions below did not sign in with.
+			other := c.Upstreams[len(c.Upstreams)-1]
+			other.Name, other.AllowLogin = "other", false
+			c.Upstreams = append(c.Upstreams, other)
+		})
+		ctx := context.Background()
+		api := newAPIClient(t, f.Down)
+		client := f.Down.NewClient(t, false, federatedScopes...)
+		alice, bob, upAlice := f.Down.NewUser(t), f.Down.NewUser(t), f.Up.NewUser(t)
+		if err := f.Down.Store.CreateLinkedIdentity(ctx, &storage.LinkedIdentity{UserID: alice.ID, Provider: "partner", Subject: upAlice.ID}); err != nil {
+			t.Fatal(err)
+		}
+		android := func(tok, idp string) apiResponse {
+			t.Helper()
+			return api.do(http.MethodPut, "/federated-identities/"+idp, tok, "application/json", "", "Accept", "application/json")
+		}
+		ios := func(tok, idp string) apiResponse {
+			t.Helper()
+			return api.do(http.MethodPut, "/federated-identities/"+idp, tok, "", "", "Accept", "application/json")
+		}
+		linkOf := func(userID string) *storage.LinkedIdentity {
+			t.Helper()
+			lis, err := f.Down.Store.ListLinkedIdentities(ctx, userID)
+			if err != nil || len(lis) > 1 {
+				t.Fatalf("links of %s: %+v %v", userID, lis, err)
+			}
+			if len(lis) == 0 {
+				return nil
+			}
+			return &lis[0]
+		}
+
+		signedIn := signInWithPartner(t, f, client, upAlice)
+		tok := signedIn.Token.AccessToken
+		su, err := f.Down.Store.GetSessionUpstream(ctx, signedIn.SID)
+		if err != nil || su.Provider != "partner" || su.Subject != upAlice.ID || su.Email != upAlice.Email {
+			t.Fatalf("the session's upstream %+v %v", su, err)
+		}
+		// Signed in with the partner alone (aal1): a step-up first.
+		wantError(t, android(tok, "partner"), 401, "unauthorized", "")
+		if err := f.Down.Store.PassLoginSession(ctx, signedIn.SID, alice.ID, provider.AMROTP); err != nil {
+			t.Fatal(err)
+		}
+
+		if del := api.do(http.MethodDelete, "/federated-identities/partner", tok, "", ""); del.Status != 204 {
+			t.Fatalf("unlink: %d %s", del.Status, del.Body)
+		}
+		if resp := android(tok, "partner"); resp.Status != 204 || len(resp.Body) != 0 {
+			t.Fatalf("Android's body-less link: %d %s", resp.Status, resp.Body)
+		}
+		li := linkOf(alice.ID)
+		if li == nil || li.Provider != "partner" || li.Subject != upAlice.ID || li.Email != upAlice.Email {
+			t.Fatalf("alice's link %+v", li)
+		}
+		// Again, as iOS sends it: the same link.
+		if resp := ios(tok, "partner"); resp.Status != 204 || len(resp.Body) != 0 {
+			t.Fatalf("iOS's body-less link: %d %s", resp.Status, resp.Body)
+		}
+		if again := linkOf(alice.ID); again == nil || again.ID != li.ID {
+			t.Fatalf("linking again: %+v, was %+v", again, li)
+		}
+		if n := countAudit(t, f.Down.Store, alice.ID, provider.AuditIdentityLinked, "by", provider.LinkByAPI); n != 2 {
+			t.Fatalf("%d API links audited, want 2", n)
+		}
+
+		// Not the upstream the session signed in with; not configured.
+		wantError(t, android(tok, "other"), 404, "not-found", "")
+		wantError(t, ios(tok, "nobody"), 404, "not-found", "")
+		// A session that signed in with the password has nothing to link.
+		pwd := f.Down.LoginPastSecondFactor(t, client, alice).Token.AccessToken
+		wantError(t, ios(pwd, "partner"), 404, "not-found", "")
+		wantError(t, android(pwd, "partner"), 404, "not-found", "")
+		// The body's form still works beside it, and answers 204 too.
+		if resp := api.putLink(pwd, "partner", upstreamIDToken(t, f, upAlice)); resp.Status != 204 || len(resp.Body) != 0 {
+			t.Fatalf("link with an ID token: %d %s", resp.Status, resp.Body)
+		}
+
+		// The subject is bob's now: alice's session cannot take it back.
+		if err := f.Down.Store.DeleteLinkedIdentity(ctx, alice.ID, "partner"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Down.Store.CreateLinkedIdentity(ctx, &storage.LinkedIdentity{UserID: bob.ID, Provider: "partner", Subject: upAlice.ID}); err != nil {
+			t.Fatal(err)
+		}
+		wantError(t, android(tok, "partner"), 409, "identity-already-linked", "")
+		if li := linkOf(alice.ID); li != nil {
+			t.Fatalf("alice took bob's subject: %+v", li)
 		}
 	})
 }

@@ -34,6 +34,9 @@ var (
 	ErrUserNotFound = errors.New("user not found")
 	// ErrUpstreamStateUsed means a browser flow's state was already redeemed.
 	ErrUpstreamStateUsed = errors.New("upstream flow state already used")
+	// ErrNoSessionUpstream means a body-less link asked for the upstream
+	// identity of a login session that did not sign in with that upstream.
+	ErrNoSessionUpstream = errors.New("login session did not sign in with the upstream")
 )
 
 // Who made a link, as the audit trail records it.
@@ -177,14 +180,16 @@ func (p *Provider) LinkedIdentities(ctx context.Context, userID string) ([]stora
 // allows it: the ID token is verified (with the nonce otpstep sent), and the
 // user is the one whose link holds its subject. An unlinked subject is
 // ErrIdentityNotLinked whatever its email: a local account is never found by
-// email. Every refusal is recorded in the audit trail with its reason.
-func (p *Provider) FederatedLogin(ctx context.Context, upstreamName, rawIDToken, nonce, ip string) (*storage.User, error) {
+// email. Every refusal is recorded in the audit trail with its reason. The
+// upstream identity signed in with is returned for RecordSessionUpstream
+// (its SessionID left empty: the session starts after this).
+func (p *Provider) FederatedLogin(ctx context.Context, upstreamName, rawIDToken, nonce, ip string) (*storage.User, *storage.SessionUpstream, error) {
 	up, err := p.Upstream(upstreamName)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !up.AllowLogin() {
-		return nil, fmt.Errorf("%w: %q does not allow sign-in", ErrUnknownUpstream, upstreamName)
+		return nil, nil, fmt.Errorf("%w: %q does not allow sign-in", ErrUnknownUpstream, upstreamName)
 	}
 	audit := func(subject, reason string) {
 		d := map[string]any{"provider": upstreamName, "reason": reason}
@@ -199,25 +204,56 @@ func (p *Provider) FederatedLogin(ctx context.Context, upstreamName, rawIDToken,
 		if errors.As(err, &te) {
 			audit("", string(te.Reason))
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	li, err := p.store.GetLinkedIdentityBySubject(ctx, upstreamName, claims.Subject)
 	if errors.Is(err, storage.ErrNotFound) {
 		audit(claims.Subject, "not-linked")
-		return nil, fmt.Errorf("%w: %s at %s", ErrIdentityNotLinked, claims.Subject, upstreamName)
+		return nil, nil, fmt.Errorf("%w: %s at %s", ErrIdentityNotLinked, claims.Subject, upstreamName)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	u, err := p.store.GetUser(ctx, li.UserID)
 	if errors.Is(err, storage.ErrNotFound) || err == nil && u.Disabled {
 		audit(claims.Subject, "user-disabled")
-		return nil, fmt.Errorf("%w: %s at %s: user disabled", ErrIdentityNotLinked, claims.Subject, upstreamName)
+		return nil, nil, fmt.Errorf("%w: %s at %s: user disabled", ErrIdentityNotLinked, claims.Subject, upstreamName)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, &storage.SessionUpstream{Provider: upstreamName, Subject: claims.Subject, Email: displayEmail(claims.Email)}, nil
+}
+
+// RecordSessionUpstream keeps, with the login session su.SessionID, the
+// upstream identity it signed in with (FederatedLogin's), so that
+// LinkSessionUpstream can link it again later; gone with the session.
+func (p *Provider) RecordSessionUpstream(ctx context.Context, su *storage.SessionUpstream) error {
+	return p.store.SetSessionUpstream(ctx, su)
+}
+
+// LinkSessionUpstream is PACE's body-less SetFederatedIdentity: it links,
+// as LinkIdentity does, the upstream identity the login session
+// lr.SessionID signed in with (RecordSessionUpstream) to lr.UserID. A
+// session that did not sign in with lr.Upstream, or not with an upstream at
+// all, is ErrNoSessionUpstream. The caller has checked that the session is
+// lr.UserID's (LinkSessionReadyByID).
+func (p *Provider) LinkSessionUpstream(ctx context.Context, lr LinkRequest) (*storage.LinkedIdentity, error) {
+	if _, err := p.Upstream(lr.Upstream); err != nil {
+		return nil, err
+	}
+	su, err := p.store.GetSessionUpstream(ctx, lr.SessionID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("%w: session %s", ErrNoSessionUpstream, lr.SessionID)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return u, nil
+	if su.Provider != lr.Upstream {
+		return nil, fmt.Errorf("%w: session %s signed in with %q, not %q", ErrNoSessionUpstream, lr.SessionID, su.Provider, lr.Upstream)
+	}
+	lr.Subject, lr.Email = su.Subject, su.Email
+	return p.LinkIdentity(ctx, lr)
 }
 
 // verifyIDTokenOnce is up.VerifyIDToken, then the token is accepted once:

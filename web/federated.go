@@ -70,10 +70,17 @@ type setFederatedIdentityBody struct {
 // setFederatedIdentity is PUT {prefix}/federated-identities/{identityProvider}:
 // the steps are the upstream (404), the token's login session, which must
 // have passed the second factor within linked_identity.reauth_max_age as the
-// browser's link page requires (401 with an RFC 9470 step-up challenge), the
-// body (422 on /idToken), the ID token's checks, each token accepted once
-// (422 on /idToken, whatever failed; 503 when the upstream's keys cannot be
-// fetched), then the link (409 when the subject is another user's).
+// browser's link page requires (401 with an RFC 9470 step-up challenge),
+// then the body:
+//   - none (PACE's SDKs send none): the upstream identity the token's login
+//     session signed in with (sign-in with the partner), 404 when it signed
+//     in otherwise or with another upstream;
+//   - {"idToken"} (422 on /idToken when missing): the ID token's checks,
+//     each token accepted once (422 on /idToken, whatever failed; 503 when
+//     the upstream's keys cannot be fetched);
+//
+// then the link (409 when the subject is another user's): 204, which is
+// what PACE's SDKs expect (they decode no body).
 func (s *Server) setFederatedIdentity(w http.ResponseWriter, r *http.Request, c *apiCaller) error {
 	name := mux.Vars(r)["identityProvider"]
 	if _, err := s.p.Upstream(name); err != nil {
@@ -88,21 +95,28 @@ func (s *Server) setFederatedIdentity(w http.ResponseWriter, r *http.Request, c 
 		}
 		return err
 	}
-	var body setFederatedIdentityBody
-	if err := jsonapi.DecodeBody(r, &body); err != nil {
-		return err
-	}
-	if body.IDToken == nil || *body.IDToken == "" {
-		return jsonapi.Validation("/idToken", "idToken is required.")
-	}
-	li, err := s.p.LinkWithIDToken(r.Context(), provider.LinkRequest{
+	lr := provider.LinkRequest{
 		UserID: c.user.ID, Upstream: name, By: provider.LinkByAPI,
 		ClientID: c.principal.ClientID, SessionID: c.principal.SessionID, IP: s.clientIP(r),
-	}, *body.IDToken, "")
+	}
+	var body setFederatedIdentityBody
+	present, derr := jsonapi.DecodeOptionalBody(r, &body)
+	if derr != nil {
+		return derr
+	}
+	var err error
+	if present {
+		if body.IDToken == nil || *body.IDToken == "" {
+			return jsonapi.Validation("/idToken", "idToken is required.")
+		}
+		_, err = s.p.LinkWithIDToken(r.Context(), lr, *body.IDToken, "")
+	} else {
+		_, err = s.p.LinkSessionUpstream(r.Context(), lr)
+	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, linkedIdentityOf(li))
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

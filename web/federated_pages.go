@@ -360,7 +360,8 @@ func (s *Server) completeLink(w http.ResponseWriter, r *http.Request, up *upstre
 
 // completeLogin is the first factor of a sign-in with an upstream: the user
 // whose link holds the verified subject gets a fresh login session with
-// amr ["fed"]; the second factor still applies at /oauth2/auth. An unlinked
+// amr ["fed"], which records the upstream identity; the second factor still
+// applies at /oauth2/auth. An unlinked
 // subject gets a page saying so; no user is ever matched by email.
 func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstream.Provider, f *upstreamFlow, flow upstream.Flow, code string) {
 	ctx := r.Context()
@@ -369,7 +370,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 		s.upstreamErrorPage(w, r, up.Name(), err)
 		return
 	}
-	user, err := s.p.FederatedLogin(ctx, up.Name(), toks.IDToken, f.Nonce, s.clientIP(r))
+	user, signedInWith, err := s.p.FederatedLogin(ctx, up.Name(), toks.IDToken, f.Nonce, s.clientIP(r))
 	switch {
 	case err == nil:
 		s.keepFederatedTokens(r, user.ID, up.Name(), toks)
@@ -386,7 +387,17 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 		return
 	}
 	detail := map[string]any{"method": provider.AMRFederated, "provider": up.Name()}
-	if _, err := s.BeginLogin(ctx, w, r, user.ID, s.clientIP(r), detail, provider.AMRFederated); err != nil {
+	ls, err := s.BeginLogin(ctx, w, r, user.ID, s.clientIP(r), detail, provider.AMRFederated)
+	if err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
+		return
+	}
+	// The session remembers whom it signed in as at the upstream, for the
+	// user API's body-less PUT federated-identities/{identityProvider}. A
+	// session that could not remember it does not stand.
+	signedInWith.SessionID = ls.ID
+	if err := s.p.RecordSessionUpstream(ctx, signedInWith); err != nil {
+		_ = s.p.EndLoginSession(ctx, ls.ID)
 		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return
 	}

@@ -168,7 +168,7 @@ func TestOpenAPI_UserAPIStatuses(t *testing.T) {
 		{http.MethodGet, p + "/federated-identities", "user:federated-identity:read",
 			[]int{200, 401, 403, 406, 500, 503}},
 		{http.MethodPut, p + "/federated-identities/{identityProvider}", "user:federated-identity:set",
-			[]int{200, 400, 401, 403, 404, 406, 409, 415, 422, 500, 503}},
+			[]int{204, 400, 401, 403, 404, 406, 409, 415, 422, 500, 503}},
 		{http.MethodDelete, p + "/federated-identities/{identityProvider}", "user:federated-identity:delete",
 			[]int{204, 401, 403, 404, 406, 415, 500, 503}},
 		{http.MethodPut, "/admin/users/{userId}/federated-identities/{identityProvider}", "admin:federated-identity:write",

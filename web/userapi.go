@@ -214,6 +214,9 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.Is(err, provider.ErrIdentityNotLinked):
 		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
 			Detail: "There is no linked identity at this identity provider.", Cause: err}
+	case errors.Is(err, provider.ErrNoSessionUpstream):
+		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
+			Detail: "The token's login session did not sign in with this identity provider; send an idToken to link.", Cause: err}
 	case errors.Is(err, provider.ErrNoFederatedToken):
 		return &jsonapi.Error{Status: http.StatusNotFound, Code: jsonapi.CodeNotFound,
 			Detail: "There is no token of this identity provider for the user.", Cause: err}

@@ -28,26 +28,43 @@ const MaxBodyBytes = 64 << 10
 // with source.pointer naming it ("/userId"); a value that dst's own
 // unmarshalling rejects answers 422 with the pointer when it is known.
 func DecodeBody(r *http.Request, dst any) *Error {
+	present, e := DecodeOptionalBody(r, dst)
+	if e == nil && !present {
+		return BadRequest("The request body is empty; a JSON object is required.")
+	}
+	return e
+}
+
+// DecodeOptionalBody is DecodeBody for a route whose body may be left out
+// (PACE's SDKs send some requests with none, Android with a Content-Type
+// all the same): an absent, empty or blank body is (false, nil) and leaves
+// dst alone; any other body is (true, what DecodeBody answers).
+func DecodeOptionalBody(r *http.Request, dst any) (bool, *Error) {
 	if v := reflect.ValueOf(dst); v.Kind() != reflect.Pointer || v.IsNil() { // the handler's bug
-		return Internal(errors.New("jsonapi: DecodeBody needs a non-nil pointer"))
+		return false, Internal(errors.New("jsonapi: DecodeBody needs a non-nil pointer"))
 	}
 	if r.Body == nil {
-		return BadRequest("The request body is empty; a JSON object is required.")
+		return false, nil
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
+			return true, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
 				Detail: "The request body is too large; at most 64 KiB are accepted.", Cause: err}
 		}
-		return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
+		return true, &Error{Status: http.StatusBadRequest, Code: CodeBadRequest,
 			Detail: "The request body could not be read.", Cause: err}
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 {
-		return BadRequest("The request body is empty; a JSON object is required.")
+		return false, nil
 	}
+	return true, decodeObject(trimmed, dst)
+}
+
+// decodeObject is DecodeBody's check and decoding of a non-blank body.
+func decodeObject(trimmed []byte, dst any) *Error {
 	if e := checkSyntaxAndNames(trimmed); e != nil {
 		return e
 	}

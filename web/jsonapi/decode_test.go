@@ -130,3 +130,48 @@ func TestDecodeBody_NonPointerIsInternal(t *testing.T) {
 		t.Fatalf("DecodeBody(non-pointer) = %v, want 500", got)
 	}
 }
+
+// TestDecodeOptionalBody: no body, an empty one (as Android's SDK sends it,
+// with a Content-Type) or a blank one is absent and leaves dst alone; any
+// other body is decoded, or refused, exactly as DecodeBody does.
+func TestDecodeOptionalBody(t *testing.T) {
+	tests := []struct {
+		name        string
+		body        io.Reader
+		wantPresent bool
+		wantStatus  int
+		wantUserID  string
+	}{
+		{"nil body", nil, false, 0, "kept"},
+		{"empty", strings.NewReader(""), false, 0, "kept"},
+		{"blank", strings.NewReader(" \r\n\t"), false, 0, "kept"},
+		{"object", strings.NewReader(`{"userId":"u1"}`), true, 0, "u1"},
+		{"empty object", strings.NewReader(`{}`), true, 0, "kept"},
+		{"not json", strings.NewReader(`userId=u1`), true, 400, "kept"},
+		{"array", strings.NewReader(`[]`), true, 400, "kept"},
+		{"type mismatch", strings.NewReader(`{"userId":42}`), true, 422, "kept"},
+		{"too large", strings.NewReader(`{"userId":"` + strings.Repeat("a", MaxBodyBytes) + `"}`), true, 400, "kept"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPut, "/x", tc.body)
+			if tc.body == nil {
+				r.Body = nil
+			}
+			dst := sessionBody{UserID: "kept"}
+			present, err := DecodeOptionalBody(r, &dst)
+			if present != tc.wantPresent {
+				t.Fatalf("present %v, want %v", present, tc.wantPresent)
+			}
+			switch {
+			case tc.wantStatus == 0 && err != nil:
+				t.Fatalf("error %v", err)
+			case tc.wantStatus != 0 && (err == nil || err.Status != tc.wantStatus):
+				t.Fatalf("error %v, want status %d", err, tc.wantStatus)
+			}
+			if tc.wantStatus == 0 && dst.UserID != tc.wantUserID {
+				t.Fatalf("userId %q, want %q", dst.UserID, tc.wantUserID)
+			}
+		})
+	}
+}
