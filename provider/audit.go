@@ -27,6 +27,9 @@ const (
 	AuditRecoveryRequested     = "recovery.requested"      // an account recovery was asked for; Detail says whether a code was sent
 	AuditRecoveryCompleted     = "recovery.completed"      // a recovery set a new password and ended every other session
 	AuditPINSet                = "user.pin_set"            // a user set (or replaced) the PIN
+	AuditTOTPCreated           = "totp.created"            // a TOTP was made (a device's, or an authenticator enrollment begun); Detail names kind and id
+	AuditTOTPConfirmed         = "totp.confirmed"          // an authenticator enrollment was confirmed with a first code
+	AuditTOTPDeleted           = "totp.deleted"            // a TOTP was removed
 	AuditIdentityLinked        = "identity.linked"         // a link to an upstream subject was made
 	AuditIdentityUnlinked      = "identity.unlinked"       // a link was removed
 	AuditIdentityLinkRefused   = "identity.link_refused"   // a link was refused; Detail says why

@@ -73,6 +73,7 @@ type Provider struct {
 	otpHash       otpHasher
 	mailSealer    *Sealer
 	tokenSealer   *Sealer // kept upstream tokens (SealPurposeFederatedTokens)
+	totpSealer    *Sealer // TOTP secrets (SealPurposeTOTP)
 	mailTemplates *mail.Templates
 	catalogs      *i18n.Catalogs
 	dispatcher    *outbox.Dispatcher
@@ -124,6 +125,10 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		return nil, err
 	}
 	tokenSealer, err := NewSealer(secret, SealPurposeFederatedTokens)
+	if err != nil {
+		return nil, err
+	}
+	totpSealer, err := NewSealer(secret, SealPurposeTOTP)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +188,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		otpHash:       otpHasher{key: otpKey},
 		mailSealer:    mailSealer,
 		tokenSealer:   tokenSealer,
+		totpSealer:    totpSealer,
 		mailTemplates: templates,
 		dispatcher:    dispatcher,
 		metrics:       m,

@@ -32,14 +32,14 @@ func (p *Provider) VerifyOTP(ctx context.Context, kinds []string, user *storage.
 	)
 	err := p.store.InTx(ctx, func(ctx context.Context) error {
 		var err error
-		matched, verdict, outcome, err = p.verifyOTPInTx(ctx, kinds, user, sessionID, code)
+		matched, verdict, outcome, err = p.verifyOTPInTx(ctx, kinds, user, sessionID, code, false)
 		return err
 	})
 	if err != nil {
 		return "", err
 	}
 	p.metrics.Verified(verdict)
-	if outcome == nil && matched != "" {
+	if outcome == nil && emailedKind(matched) {
 		p.markEmailVerified(ctx, user)
 	}
 	return matched, p.countRefusal(outcome)
@@ -83,6 +83,21 @@ func distinctKinds(kinds []string) []string {
 // the new cookie: the step up to aal2 happens under a new cookie value, and a
 // copy of the old one opens nothing.
 func (p *Provider) PassLoginOTPInBrowser(ctx context.Context, user *storage.User, ls *storage.LoginSession, code string) error {
+	return p.passInBrowser(ctx, OTPKindLogin, user, ls, code)
+}
+
+// PassLoginTOTPInBrowser is PassLoginOTPInBrowser for a code of the user's
+// authenticator app (a confirmed authenticator TOTP, ±1 step, each step
+// once) instead of the emailed one: a match passes session ls (amr gains
+// "otp"), burns its emailed login code and replaces the browser key (in
+// ls.BrowserKey). A wrong code is ErrOTPMismatch and counts in
+// otp.max_failures_per_user (*TooManyAttemptsError past it); a session that
+// expired or ended is ErrSessionNotFound.
+func (p *Provider) PassLoginTOTPInBrowser(ctx context.Context, user *storage.User, ls *storage.LoginSession, code string) error {
+	return p.passInBrowser(ctx, OTPKindTOTP, user, ls, code)
+}
+
+func (p *Provider) passInBrowser(ctx context.Context, kind string, user *storage.User, ls *storage.LoginSession, code string) error {
 	var fresh storage.LoginSession
 	if err := p.issueBrowserKey(&fresh); err != nil {
 		return err
@@ -96,7 +111,7 @@ func (p *Provider) PassLoginOTPInBrowser(ctx context.Context, user *storage.User
 			out error
 			err error
 		)
-		_, verdict, out, err = p.verifyOTPInTx(ctx, []string{OTPKindLogin}, user, ls.ID, code)
+		_, verdict, out, err = p.verifyOTPInTx(ctx, []string{kind}, user, ls.ID, code, true)
 		if err != nil || out != nil {
 			outcome = out
 			return err
@@ -111,32 +126,33 @@ func (p *Provider) PassLoginOTPInBrowser(ctx context.Context, user *storage.User
 		return p.countRefusal(outcome)
 	}
 	ls.BrowserKey, ls.BrowserKeyHash = fresh.BrowserKey, fresh.BrowserKeyHash
-	p.markEmailVerified(ctx, user)
+	if emailedKind(kind) {
+		p.markEmailVerified(ctx, user)
+	}
 	return nil
+}
+
+// emailedKind says whether a code of kind came by email (so its match
+// proves the address); a TOTP's does not.
+func emailedKind(kind string) bool {
+	return kind == OTPKindLogin || kind == OTPKindAccount || kind == OTPKindRecovery
 }
 
 // verifyOTPInTx is VerifyOTP inside its transaction. It returns the matched
 // kind or the caller's answer (outcome), and the verdict for the
 // verifications metric (metrics.Verify*), with err nil so that the
-// transaction commits; err is a store error that rolls it back.
-func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *storage.User, sessionID, code string) (matched, verdict string, outcome, err error) {
+// transaction commits; err is a store error that rolls it back. A matched
+// TOTP passes session sessionID too (passSessionByTOTP; requireSession: a
+// session otpstep does not hold is ErrSessionNotFound).
+func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *storage.User, sessionID, code string, requireSession bool) (matched, verdict string, outcome, err error) {
 	now := p.clock().UTC()
 	failKey := otpFailureKey(kinds, user.ID)
 	// otp.max_failures_per_user per otp.failure_window, across sessions and
 	// instances: the check comes first and keeps the user's counter row
 	// locked until commit, so one user's verifications run one at a time and
 	// a try is counted (below) before the next one is checked.
-	n, resetAt, err := p.store.CheckRateCounter(ctx, failKey, p.cfg.OTP.FailureWindow, p.cfg.OTP.MaxFailuresPerUser)
-	if err != nil {
-		return "", "", nil, err
-	}
-	if n > p.cfg.OTP.MaxFailuresPerUser {
-		if n == p.cfg.OTP.MaxFailuresPerUser+1 {
-			if err := p.writeAudit(ctx, &AuditEvent{Type: AuditUserLockedOut, UserID: user.ID, SessionID: sessionID}); err != nil {
-				return "", "", nil, err
-			}
-		}
-		return "", metrics.VerifyLocked, &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now), UserID: user.ID}, nil
+	if verdict, outcome, err := p.checkOTPFailures(ctx, failKey, user, sessionID, now); err != nil || outcome != nil {
+		return "", verdict, outcome, err
 	}
 	normalized, wellFormed := normalizeOTP(code)
 	tried, exhausted, expired := false, false, false
@@ -151,7 +167,25 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 			}
 			scopeSession = sessionID
 		case OTPKindAccount, OTPKindRecovery:
-		default: // totp, device-totp: accepted, nothing to match until TOTP exists
+		case OTPKindTOTP, OTPKindDeviceTOTP:
+			c, triedTOTP, err := p.verifyTOTPInTx(ctx, kind, user, now, code)
+			if err != nil {
+				return "", "", nil, err
+			}
+			tried = tried || triedTOTP
+			if c == nil {
+				continue
+			}
+			if outcome, err := p.passSessionByTOTP(ctx, user, sessionID, c, requireSession); err != nil || outcome != nil {
+				return "", metrics.VerifyWrong, outcome, err
+			}
+			err = p.writeAudit(ctx, &AuditEvent{Type: AuditOTPVerifyPassed, UserID: user.ID, SessionID: sessionID,
+				Detail: map[string]any{"kind": kind, "method": kind, "totp_id": c.ID, "device_id": c.DeviceID}})
+			if err != nil {
+				return "", "", nil, err
+			}
+			return kind, metrics.VerifyPassed, nil, nil
+		default:
 			continue
 		}
 		ch, err := p.store.LiveOTPChallenge(ctx, kind, user.ID, scopeSession)
@@ -216,7 +250,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 				}
 			}
 			err := p.writeAudit(ctx, &AuditEvent{Type: AuditOTPVerifyPassed, UserID: user.ID, SessionID: sessionID,
-				ClientID: ch.ClientID, Detail: map[string]any{"kind": kind}})
+				ClientID: ch.ClientID, Detail: map[string]any{"kind": kind, "method": "email"}})
 			if err != nil {
 				return "", "", nil, err
 			}
@@ -253,7 +287,7 @@ func (p *Provider) verifyOTPInTx(ctx context.Context, kinds []string, user *stor
 	if expired && !tried {
 		verdict = metrics.VerifyExpired
 	}
-	if tried {
+	if tried && attemptsLeft >= 0 {
 		return "", verdict, &OTPMismatchError{AttemptsLeft: attemptsLeft}, nil
 	}
 	return "", verdict, ErrOTPMismatch, nil

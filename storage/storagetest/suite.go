@@ -39,6 +39,7 @@ func RunTests(t *testing.T, newStore func(t *testing.T) *storage.Store) {
 		passwordResetTests(),
 		logoutTests(),
 		userPINTests(),
+		totpCredentialTests(),
 	} {
 		tests = append(tests, group...)
 	}
