@@ -2,6 +2,7 @@ package plugin_test
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/provider/mail/mailtest"
@@ -144,4 +146,46 @@ func TestCSP_EmbeddedOTPPageAllowsTheHostClientsRedirectOrigin(t *testing.T) {
 	}
 	page = passOTPPage(t, b, hp, page, 1, u)
 	requireAAL2(t, h.Exchange(t, conf, page, verifier), u)
+}
+
+// cspDirective is the named directive of a response's
+// Content-Security-Policy ("img-src 'self'"), or "".
+func cspDirective(page *plugintest.Page, name string) string {
+	for _, d := range strings.Split(page.Header.Get("Content-Security-Policy"), ";") {
+		if d = strings.TrimSpace(d); strings.HasPrefix(d, name+" ") {
+			return d
+		}
+	}
+	return ""
+}
+
+// TestCSP_ImgSrcAdmitsExactlyTheLogosOrigin: an https ui.logo_url was
+// blocked by img-src 'self', so the logo never showed. img-src admits
+// 'self' and that URL's origin (scheme, host and port), no other; a logo
+// by path admits nothing more; the rest of the policy is unchanged.
+func TestCSP_ImgSrcAdmitsExactlyTheLogosOrigin(t *testing.T) {
+	for _, tt := range []struct{ logo, want string }{
+		{"https://CDN.example.test:8443/brand/logo.svg?v=2", "img-src 'self' https://cdn.example.test:8443"},
+		{"/static/logo.svg", "img-src 'self'"},
+		{"", "img-src 'self'"},
+	} {
+		t.Run(tt.logo, func(t *testing.T) {
+			srv := plugintest.Start(t, "sqlite", func(c *plugin.Config) { c.UI.LogoURL = tt.logo })
+			b := plugintest.NewBrowser(t)
+			for _, path := range []string{"/login", "/logout"} {
+				page := b.Follow(srv.URL+path, "")
+				if got := cspDirective(page, "img-src"); got != tt.want {
+					t.Fatalf("%s: %q, want %q", path, got, tt.want)
+				}
+				if tt.logo != "" && !strings.Contains(page.Body, `<img src="`+html.EscapeString(tt.logo)+`"`) {
+					t.Fatalf("%s: no logo in %s", path, page)
+				}
+				for _, d := range []string{"default-src 'none'", "style-src 'self'", "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'"} {
+					if !strings.Contains(page.Header.Get("Content-Security-Policy"), d) {
+						t.Fatalf("%s: %q lost %q", path, page.Header.Get("Content-Security-Policy"), d)
+					}
+				}
+			}
+		})
+	}
 }

@@ -77,7 +77,7 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	// from there to a relying party's redirect URI; browsers apply
 	// form-action to those redirects, so the OTP page admits that origin
 	// (renderLeadingTo, through Options.AuthorizeRequests).
-	chain = append(chain, Recover(s.log, s.errs, s.apiPrefixes()...), SecurityHeaders(s.secure))
+	chain = append(chain, Recover(s.log, s.errs, s.apiPrefixes()...), SecurityHeadersWith(s.secure, s.p.Config().UI.LogoURL))
 	chain = s.traced(chain)
 	sub.Use(chain...)
 }

@@ -216,10 +216,11 @@ func writePanicPage(w http.ResponseWriter, id string) {
 `, html.EscapeString(id))
 }
 
-// contentSecurityPolicy is the page policy: no script at all, styles and
-// images from this origin only, forms posting here (and, per response, on
-// to the origins AllowFormActions adds), no framing.
-const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self'; form-action %s; frame-ancestors 'none'; base-uri 'none'"
+// contentSecurityPolicy is the page policy: no script at all, styles from
+// this origin only, images from this origin (and the logo's,
+// SecurityHeadersWith), forms posting here (and, per response, on to the
+// origins AllowFormActions adds), no framing.
+const contentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src %s; form-action %s; frame-ancestors 'none'; base-uri 'none'"
 
 // cspHeader is the header SecurityHeaders sets and AllowFormActions widens.
 const cspHeader = "Content-Security-Policy"
@@ -239,8 +240,20 @@ const hstsValue = "max-age=63072000; includeSubDomains"
 // upstream's authorization endpoint) adds that origin for its own response
 // with AllowFormActions; otpstep passes no formActions.
 func SecurityHeaders(hsts bool, formActions ...string) func(http.Handler) http.Handler {
+	return SecurityHeadersWith(hsts, "", formActions...)
+}
+
+// SecurityHeadersWith is SecurityHeaders whose img-src also admits the
+// origin of logoURL (ui.logo_url) when it is an https URL on another
+// origin: exactly that origin, nothing else. A path (or "") admits
+// nothing beyond 'self'.
+func SecurityHeadersWith(hsts bool, logoURL string, formActions ...string) func(http.Handler) http.Handler {
 	sources := append([]string{"'self'"}, formActions...)
-	csp := fmt.Sprintf(contentSecurityPolicy, strings.Join(sources, " "))
+	images := []string{"'self'"}
+	if src := logoSource(logoURL); src != "" {
+		images = append(images, src)
+	}
+	csp := fmt.Sprintf(contentSecurityPolicy, strings.Join(images, " "), strings.Join(sources, " "))
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			h := w.Header()
@@ -279,6 +292,21 @@ func AllowFormActions(w http.ResponseWriter, sources ...string) {
 		h.Set(cspHeader, strings.Join(directives, "; "))
 		return
 	}
+}
+
+// logoSource is the CSP source of an https logo URL's origin
+// ("https://cdn.example.com"), or "" for a path, another scheme or a URL
+// that names no plain host.
+func logoSource(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || !strings.EqualFold(u.Scheme, "https") || u.User != nil {
+		return ""
+	}
+	src := FormActionSource(u)
+	if strings.ContainsAny(src, " \t\r\n;,'\"*") {
+		return ""
+	}
+	return src
 }
 
 // FormActionSource is the CSP source expression that admits u as a form's

@@ -283,6 +283,23 @@ func TestFormActionSource(t *testing.T) {
 			t.Errorf("FormActionSource(%s) = %q, want %q", raw, got, want)
 		}
 	}
+	for raw, want := range map[string]string{
+		"https://cdn.example.com/logo.png": "https://cdn.example.com",
+		"HTTPS://CDN.example.com:444/l":    "https://cdn.example.com:444",
+		"/static/logo.svg":                 "",
+		"http://cdn.example.com/logo.png":  "",
+		"https://u@cdn.example.com/l":      "",
+		"https://*.example.com/l":          "",
+	} {
+		if got := logoSource(raw); got != want {
+			t.Errorf("logoSource(%s) = %q, want %q", raw, got, want)
+		}
+	}
+	w := httptest.NewRecorder()
+	SecurityHeadersWith(false, "https://cdn.example.com/logo.png")(http.NotFoundHandler()).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if got, want := w.Header().Get("Content-Security-Policy"), "default-src 'none'; style-src 'self'; img-src 'self' https://cdn.example.com; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"; got != want {
+		t.Errorf("CSP with a logo = %q, want %q", got, want)
+	}
 	if got := FormActionSource(nil); got != "" {
 		t.Errorf("FormActionSource(nil) = %q", got)
 	}

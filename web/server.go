@@ -121,7 +121,7 @@ func (s *Server) Mount(r *mux.Router) {
 	}
 	// form-action 'self'; a page whose form leads on to another origin adds
 	// it for its own response (renderLeadingTo, allowRedirectOf).
-	chain = append(chain, s.recoverer(), SecurityHeaders(s.secure))
+	chain = append(chain, s.recoverer(), SecurityHeadersWith(s.secure, s.p.Config().UI.LogoURL))
 	chain = s.traced(chain)
 	r.Use(chain...)
 	// mux skips middleware for unmatched routes; give them the same chain.
