@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/otpstep/otpstep/plugin"
 	"github.com/otpstep/otpstep/plugin/plugintest"
@@ -42,11 +43,21 @@ func TestCreateOTPAndSendmail(t *testing.T) {
 		if got := codeFrom(t, smtpSrv, 1, alice.Email); got != code {
 			t.Fatalf("mail 1 carries %s, want the created code %s", got, code)
 		}
+		// The SMTP peer holds the mail before its sender has heard the 250
+		// and deleted the outbox row. Moving the clock past the resend
+		// interval then would also move it past that row's lease
+		// (outbox.DefaultLease): another sender claims it and mails the
+		// created code again, which was message 2 of the flake ("verify
+		// mailed code: 404", the code spent above).
+		waitOutboxSettled(t, srv)
 		srv.Clock.Advance(31e9)
 		if r := api.do(http.MethodPost, "/user/otp/sendmail", tok, "", ""); r.Status != 204 {
 			t.Fatalf("sendmail: %d %s", r.Status, r.Body)
 		}
 		mailed := codeFrom(t, smtpSrv, 2, alice.Email)
+		if mailed == code {
+			t.Fatalf("mail 2 carries the created code %s again", code)
+		}
 		if v := api.verify(tok, mailed, "account"); v.Status != 204 {
 			t.Fatalf("verify mailed code: %d %s", v.Status, v.Body)
 		}
@@ -54,6 +65,27 @@ func TestCreateOTPAndSendmail(t *testing.T) {
 			t.Fatalf("sendmail within the resend interval: %d %s", r.Status, r.Body)
 		}
 	})
+}
+
+// waitOutboxSettled waits until srv's outbox holds no message: every mail
+// queued so far was sent and its row deleted, so no lease of it is left for
+// a clock move to expire.
+func waitOutboxSettled(t *testing.T, srv *plugintest.Server) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		pending, _, err := srv.Store.OutboxBacklog(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox: %d message(s) still queued after 20s", pending)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Every event docs/api.md and the issue name leaves an audit row.
