@@ -299,11 +299,11 @@ func TestOpenAPI_Check(t *testing.T) {
 		{name: "UpdateSession 200 with otp and expiresAt passes",
 			method: http.MethodPut, url: sessionURL, status: 200,
 			header: header{"Content-Type": jsonCT},
-			body:   `{"otp":"773829","expiresAt":"2021-04-12T23:20:50.52Z"}`},
+			body:   `{"otp":"773829","expiresAt":"2021-04-12T23:20:50.520Z"}`},
 		{name: "UpdateSession 200 without otp passes (otp.return_in_response=false)",
 			method: http.MethodPut, url: sessionURL, status: 200,
 			header: header{"Content-Type": "application/json"},
-			body:   `{"expiresAt":"2021-04-12T23:20:50Z"}`},
+			body:   `{"expiresAt":"2021-04-12T23:20:50.000Z"}`},
 		{name: "UpdateSession 200 without expiresAt fails",
 			method: http.MethodPut, url: sessionURL, status: 200,
 			header:   header{"Content-Type": jsonCT},
@@ -314,15 +314,26 @@ func TestOpenAPI_Check(t *testing.T) {
 			header:   header{"Content-Type": jsonCT},
 			body:     `{"otp":"773829","expiresAt":"12.04.2021 23:20"}`,
 			wantFail: "expiresAt"},
+		// The iOS SDK decodes seconds.SSS'Z' and nothing else.
+		{name: "UpdateSession 200 with a microsecond expiresAt fails",
+			method: http.MethodPut, url: sessionURL, status: 200,
+			header:   header{"Content-Type": jsonCT},
+			body:     `{"otp":"773829","expiresAt":"2021-04-12T23:20:50.520123Z"}`,
+			wantFail: "expiresAt"},
+		{name: "UpdateSession 200 with an expiresAt not in UTC fails",
+			method: http.MethodPut, url: sessionURL, status: 200,
+			header:   header{"Content-Type": jsonCT},
+			body:     `{"otp":"773829","expiresAt":"2021-04-12T23:20:50.520+02:00"}`,
+			wantFail: "expiresAt"},
 		{name: "UpdateSession 200 leaking another member fails",
 			method: http.MethodPut, url: sessionURL, status: 200,
 			header:   header{"Content-Type": jsonCT},
-			body:     `{"otp":"773829","expiresAt":"2021-04-12T23:20:50Z","hash":"x"}`,
+			body:     `{"otp":"773829","expiresAt":"2021-04-12T23:20:50.000Z","hash":"x"}`,
 			wantFail: "hash"},
 		{name: "UpdateSession 200 as JSON:API fails",
 			method: http.MethodPut, url: sessionURL, status: 200,
 			header:   header{"Content-Type": apiCT},
-			body:     `{"otp":"773829","expiresAt":"2021-04-12T23:20:50Z"}`,
+			body:     `{"otp":"773829","expiresAt":"2021-04-12T23:20:50.000Z"}`,
 			wantFail: "Content-Type"},
 		{name: "UpdateSession 204 passes",
 			method: http.MethodPut, url: sessionURL, status: 204},
@@ -405,11 +416,11 @@ func TestOpenAPI_Check(t *testing.T) {
 		{name: "CreateOTP 201 passes",
 			method: http.MethodPost, url: "http://127.0.0.1:54321/user/2024-3/user/otp", status: 201,
 			header: header{"Content-Type": jsonCT},
-			body:   `{"otp":"0042","expiresAt":"2021-04-12T23:20:50+02:00"}`},
+			body:   `{"otp":"0042","expiresAt":"2021-04-12T21:20:50.000Z"}`},
 		{name: "CreateOTP 201 with a non-numeric otp fails",
 			method: http.MethodPost, url: "http://127.0.0.1:54321/user/2024-3/user/otp", status: 201,
 			header:   header{"Content-Type": jsonCT},
-			body:     `{"otp":"abc","expiresAt":"2021-04-12T23:20:50Z"}`,
+			body:     `{"otp":"abc","expiresAt":"2021-04-12T23:20:50.000Z"}`,
 			wantFail: "/otp"},
 		{name: "VerifyOTP 204 passes",
 			method: http.MethodPost, url: verifyURL, status: 204},
@@ -546,7 +557,7 @@ func TestOpenAPI_CheckRoundTrip(t *testing.T) {
 		return req
 	}
 
-	answer.status, answer.ct, answer.body = 200, "application/json", `{"otp":"773829","expiresAt":"2021-04-12T23:20:50.52Z"}`
+	answer.status, answer.ct, answer.body = 200, "application/json", `{"otp":"773829","expiresAt":"2021-04-12T23:20:50.520Z"}`
 	resp, body := v.CheckRoundTrip(t, srv.Client(), newReq())
 	if resp.StatusCode != 200 || string(body) != answer.body {
 		t.Errorf("got %d %q", resp.StatusCode, body)

@@ -246,8 +246,21 @@ type updateSessionBody struct {
 // (docs/pace-update-session.txt); otp is left out when
 // otp.return_in_response is false.
 type otpResponse struct {
-	OTP       string    `json:"otp,omitempty"`
-	ExpiresAt time.Time `json:"expiresAt"`
+	OTP       string   `json:"otp,omitempty"`
+	ExpiresAt paceTime `json:"expiresAt"`
+}
+
+// paceTime is a time as PACE's SDKs decode it: UTC, milliseconds, Z. The
+// iOS SDK's dateDecoder (API/Generated/Common/Coding.swift) reads exactly
+// yyyy-MM-dd'T'HH:mm:ss.SSS'Z' or whole seconds; time.Time's own encoding
+// has up to nine fractional digits, and drops trailing zeros.
+type paceTime time.Time
+
+// paceTimeLayout is paceTime's RFC 3339 form (the Z literal: always UTC).
+const paceTimeLayout = "2006-01-02T15:04:05.000Z"
+
+func (t paceTime) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + time.Time(t).UTC().Format(paceTimeLayout) + `"`), nil
 }
 
 // updateSession is PUT {prefix}/sessions/{sessionId} (docs/pace-update-session.txt).
@@ -300,7 +313,8 @@ func (s *Server) otpRequest(r *http.Request, c *apiCaller, kind, sessionID strin
 // the provider let it leave in the response (its otp.issued audit event
 // says which).
 func (s *Server) writeOTP(w http.ResponseWriter, issued *provider.IssuedOTP, status int) {
-	resp := otpResponse{ExpiresAt: issued.ExpiresAt.UTC()}
+	// Truncated, not rounded: the code never outlives what the answer says.
+	resp := otpResponse{ExpiresAt: paceTime(issued.ExpiresAt.Truncate(time.Millisecond))}
 	if issued.InResponse {
 		resp.OTP = issued.Code
 	}
