@@ -435,3 +435,75 @@ func (p *Provider) passSessionByTOTP(ctx context.Context, user *storage.User, se
 	}
 	return nil, err
 }
+
+// DeviceTOTPFreshAccountWindow is how long after an account's creation
+// PACE's CreateTOTP may make a device TOTP without credentials (with the
+// scope user:device-totps:create-after-login): "within 5 minutes of
+// registration".
+const DeviceTOTPFreshAccountWindow = 5 * time.Minute
+
+// ErrDeviceTOTPUnauthorized means CreateTOTP's credentials were wrong, or
+// missing outside DeviceTOTPFreshAccountWindow; it wraps the last cause.
+var ErrDeviceTOTPUnauthorized = errors.New("credentials for a device TOTP are not valid")
+
+// DeviceTOTPCredentials are what PACE's CreateTOTP may re-authenticate with;
+// nil means not sent.
+type DeviceTOTPCredentials struct {
+	OTP      *string // a live account OTP (CreateOTP, SendmailOTP)
+	Password *string
+	PIN      *string
+	IP       string // the caller's address, for the password's limits
+	// FreshAccount allows no credentials at all within
+	// DeviceTOTPFreshAccountWindow of the account's creation (the token
+	// has user:device-totps:create-after-login).
+	FreshAccount bool
+}
+
+// AuthorizeDeviceTOTP re-authenticates user for a new device TOTP, as
+// PACE's CreateTOTP documents: "If multiple values are provided first the
+// OTP is checked, then the password, then the PIN. In case one of the
+// provided values is correct, a TOTP will be created." Each check counts in
+// its own limit (the OTP in otp.max_failures_per_user, the password in the
+// login limits, the PIN in its per-user limit); a limit reached is its
+// *TooManyAttemptsError at once. None right, or none sent outside the fresh
+// account window, is ErrDeviceTOTPUnauthorized.
+func (p *Provider) AuthorizeDeviceTOTP(ctx context.Context, user *storage.User, creds DeviceTOTPCredentials) error {
+	var wrong error
+	check := func(err error) (done bool, _ error) {
+		var tooMany *TooManyAttemptsError
+		switch {
+		case err == nil:
+			return true, nil
+		case errors.As(err, &tooMany):
+			return true, err
+		case errors.Is(err, ErrOTPMismatch), errors.Is(err, ErrInvalidCredentials):
+			wrong = err
+			return false, nil
+		}
+		return true, err
+	}
+	if creds.OTP != nil {
+		_, err := p.VerifyOTP(ctx, []string{OTPKindAccount}, user, "", *creds.OTP)
+		if done, err := check(err); done {
+			return err
+		}
+	}
+	if creds.Password != nil {
+		_, err := p.Authenticate(ctx, user.Email, *creds.Password, creds.IP)
+		if done, err := check(err); done {
+			return err
+		}
+	}
+	if creds.PIN != nil {
+		if done, err := check(p.CheckPIN(ctx, user, *creds.PIN)); done {
+			return err
+		}
+	}
+	if wrong != nil {
+		return fmt.Errorf("%w: %w", ErrDeviceTOTPUnauthorized, wrong)
+	}
+	if creds.FreshAccount && p.clock().Sub(user.CreatedAt) < DeviceTOTPFreshAccountWindow {
+		return nil
+	}
+	return fmt.Errorf("%w: no credentials, and the account is older than %s or the scope does not allow it", ErrDeviceTOTPUnauthorized, DeviceTOTPFreshAccountWindow)
+}

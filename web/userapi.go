@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +52,8 @@ func (s *Server) mountUserAPIAt(api *mux.Router) {
 	api.Handle("/user/pin", s.userAPI(ScopePINUpdate, s.updateUserPIN)).Methods(http.MethodPut)
 	api.Handle("/user/pin-or-password", s.userAPI(ScopePINCheck, s.checkUserPinOrPassword)).Methods(http.MethodGet)
 	api.Handle("/user/password", s.userAPI(ScopePasswordCheck, s.checkUserPassword)).Methods(http.MethodGet)
+	// PACE's device TOTP (userapi_totp.go): either scope.
+	api.Handle("/user/devices/totp", s.userAPIAnyScope([]string{ScopeDeviceTOTPCreate, ScopeDeviceTOTPCreateAfterLogin}, s.createTOTP)).Methods(http.MethodPost)
 	// Linking is how a user comes to satisfy the linked-identity policy, so
 	// linking and listing are exempt from it; unlinking is not.
 	api.Handle("/federated-identities", s.userAPIWithoutLinkPolicy(ScopeFederatedIdentityRead, s.listFederatedIdentities)).Methods(http.MethodGet)
@@ -63,17 +67,23 @@ func (s *Server) mountUserAPIAt(api *mux.Router) {
 // (403), the linked-identity policy (401 missing-linked-identity). Errors
 // the handler returns are mapped to JSON:API in one place (apiError).
 func (s *Server) userAPI(scope string, h apiHandler) http.Handler {
-	return s.userAPIWith(scope, true, h)
+	return s.userAPIWith([]string{scope}, true, h)
+}
+
+// userAPIAnyScope is userAPI for a route that any one of scopes allows (the
+// handler reads which from c.principal.Scopes).
+func (s *Server) userAPIAnyScope(scopes []string, h apiHandler) http.Handler {
+	return s.userAPIWith(scopes, true, h)
 }
 
 // userAPIWithoutLinkPolicy is userAPI without the linked-identity policy,
 // for the routes a user without a link needs to get one: PUT and GET
 // federated-identities. Everything else userAPI does still applies.
 func (s *Server) userAPIWithoutLinkPolicy(scope string, h apiHandler) http.Handler {
-	return s.userAPIWith(scope, false, h)
+	return s.userAPIWith([]string{scope}, false, h)
 }
 
-func (s *Server) userAPIWith(scope string, linkPolicy bool, h apiHandler) http.Handler {
+func (s *Server) userAPIWith(scopes []string, linkPolicy bool, h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := jsonapi.CheckAccept(r); err != nil {
 			jsonapi.Write(w, r, err)
@@ -83,7 +93,7 @@ func (s *Server) userAPIWith(scope string, linkPolicy bool, h apiHandler) http.H
 			jsonapi.Write(w, r, err)
 			return
 		}
-		c, err := s.apiAuthenticate(r.Context(), r, scope, linkPolicy)
+		c, err := s.apiAuthenticate(r.Context(), r, scopes, linkPolicy)
 		if err == nil {
 			err = h(w, r, c)
 		}
@@ -93,7 +103,7 @@ func (s *Server) userAPIWith(scope string, linkPolicy bool, h apiHandler) http.H
 	})
 }
 
-func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope string, linkPolicy bool) (*apiCaller, error) {
+func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scopes []string, linkPolicy bool) (*apiCaller, error) {
 	pr, err := s.p.AuthenticateBearer(ctx, provider.BearerToken(r))
 	if err != nil {
 		return nil, err
@@ -103,8 +113,8 @@ func (s *Server) apiAuthenticate(ctx context.Context, r *http.Request, scope str
 	if pr.SessionID == "" {
 		return nil, jsonapi.Unauthorized("The access token does not belong to a user.")
 	}
-	if !pr.Scopes.Has(scope) {
-		return nil, jsonapi.InsufficientScope(scope)
+	if !slices.ContainsFunc(scopes, func(scope string) bool { return pr.Scopes.Has(scope) }) {
+		return nil, jsonapi.InsufficientScope(strings.Join(scopes, " or "))
 	}
 	// A token with a sid but no subject: the host issued it with a session
 	// whose subject is empty (plugin.Claims.Apply sets it), which is not
@@ -193,6 +203,11 @@ func (s *Server) apiError(ctx context.Context, err error) error {
 	case errors.Is(err, provider.ErrPINNotSecure):
 		return &jsonapi.Error{Status: http.StatusNotAcceptable, Code: jsonapi.CodePINNotSecure, Pointer: "/data/attributes/pin", Cause: err,
 			Detail: "The PIN must have 4 digits, at least 3 of them different, and not be a series (1234, 4321)."}
+	// Before ErrOTPMismatch and ErrInvalidCredentials, which it wraps:
+	// CreateTOTP's wrong credentials are 403.
+	case errors.Is(err, provider.ErrDeviceTOTPUnauthorized):
+		return &jsonapi.Error{Status: http.StatusForbidden, Code: jsonapi.CodeInvalidCredentials, Cause: err,
+			Detail: "The one-time password, password or PIN is not valid, or none was sent and the account is not new."}
 	// Before ErrOTPMismatch, which it wraps: a wrong code setting a PIN is 403.
 	case errors.Is(err, provider.ErrPINOTPInvalid):
 		return &jsonapi.Error{Status: http.StatusForbidden, Code: jsonapi.CodeInvalidCredentials, Cause: err,
