@@ -18,23 +18,23 @@ import (
 // and verifies their codes.
 var createTOTPScopes = []string{"user:device-totps:create", "user:otp:verify", "user:otp:create"}
 
-// sdkFlavour is how one of PACE's generated SDKs sends a request with a
+// totpFlavour is how one of PACE's generated SDKs sends a request with a
 // body: iOS (PACECloudSDK/API/User/Generated/Requests/TOTP/UserAPICreateTOTP.swift)
 // sets the content type it declares, application/vnd.api+json, and Accept
 // equal to it; Android (api/user/generated/request/totp/CreateTOTPAPI.kt,
 // through its retrofit client) sends Content-Type application/json.
-type sdkFlavour struct {
+type totpFlavour struct {
 	name, contentType, accept string
 }
 
-var sdkFlavours = []sdkFlavour{
+var totpFlavours = []totpFlavour{
 	{"ios", "application/vnd.api+json", "application/vnd.api+json"},
 	{"android", "application/json", "application/vnd.api+json"},
 }
 
 // postTOTP sends CreateTOTP as flavour f under prefix, validated against
 // web/openapi.yaml.
-func postTOTP(t *testing.T, srv *plugintest.Server, prefix string, f sdkFlavour, token, body string) apiResponse {
+func postTOTP(t *testing.T, srv *plugintest.Server, prefix string, f totpFlavour, token, body string) apiResponse {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, srv.URL+prefix+"/user/devices/totp", strings.NewReader(body))
 	if err != nil {
@@ -110,7 +110,7 @@ func TestCreateTOTP_EachCredentialBothSDKsBothPrefixes(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, prefix := range []string{"/user/2024-2", "/user/2024-3"} {
-			for _, f := range sdkFlavours {
+			for _, f := range totpFlavours {
 				for _, cred := range []string{"otp", "password", "pin"} {
 					value := map[string]string{"otp": "", "password": alice.Password, "pin": pin}[cred]
 					if cred == "otp" {
@@ -145,7 +145,7 @@ func TestCreateTOTP_Refusals(t *testing.T) {
 		tok := srv.LoginWithPassword(t, srv.NewClient(t, false, createTOTPScopes...), alice).Token.AccessToken
 		afterLogin := srv.LoginWithPassword(t, srv.NewClient(t, false, "user:device-totps:create-after-login", "user:otp:verify"), alice).Token.AccessToken
 		noScope := srv.LoginWithPassword(t, srv.NewClient(t, false, "user:otp:verify"), alice).Token.AccessToken
-		ios := sdkFlavours[0]
+		ios := totpFlavours[0]
 		prefix := openapitest.DefaultPrefix
 		device := uuid.NewString()
 		code := func(r apiResponse) string {
@@ -166,7 +166,7 @@ func TestCreateTOTP_Refusals(t *testing.T) {
 		}
 		first := createdTOTP(t, postTOTP(t, srv, prefix, ios, tok, totpBody(device, map[string]string{"otp": "000000", "password": alice.Password})), device)
 		// Within 5 minutes of the account's creation, -after-login needs nothing.
-		second := createdTOTP(t, postTOTP(t, srv, prefix, sdkFlavours[1], afterLogin, totpBody(device, map[string]string{})), device)
+		second := createdTOTP(t, postTOTP(t, srv, prefix, totpFlavours[1], afterLogin, totpBody(device, map[string]string{})), device)
 		if first.Secret == second.Secret {
 			t.Fatal("the device's second TOTP has the first's secret")
 		}
