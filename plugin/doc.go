@@ -44,6 +44,14 @@
 //     same session through the user API instead: only the host clients
 //     Options.LoginUIClient names may (any other gets 403 on PUT /sessions
 //     passedLoginOTP:true, and no code in the response).
+//     The gate also asks for a new login (OIDC Core §3.1.2.1): with
+//     prompt=login, or a max_age the session's auth_time is older than (on
+//     Options.Clock), the host's handler runs without claims
+//     (CheckAuthorize: ErrReauthRequired, an ErrNoLogin), so its login runs
+//     again and BeginLogin starts a new session, aal1 until its code passes;
+//     ResumeAuthorizeURI leaves prompt=login and max_age out (the new login
+//     answered them), and the claims then carry the new auth_time. With
+//     prompt=none the gate answers login_required instead.
 //  3. The session passed, the host issues the code with the session's
 //     claims (ClaimsFrom, or SessionClaims(ctx, sid)): Claims.Apply puts
 //     the subject (the session's and the ID token's), sid, auth_time, acr

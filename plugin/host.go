@@ -27,6 +27,12 @@ var (
 	// ErrSecondFactorPending means CheckAuthorize has answered the browser
 	// itself, sending it to the OTP page; the host writes nothing more.
 	ErrSecondFactorPending = errors.New("plugin: the browser was sent to the OTP page")
+	// ErrReauthRequired means the browser's login session is too old for
+	// the authorize request (prompt=login, or its max_age exceeded; OIDC
+	// Core §3.1.2.1). It is an ErrNoLogin: the host logs the user in again
+	// (BeginLogin starts a new session, aal1 until its code passes) and
+	// sends the browser back to ResumeAuthorizeURI, which no longer asks.
+	ErrReauthRequired = fmt.Errorf("%w: the request asks for a newer login (prompt=login or max_age)", ErrNoLogin)
 	// ErrUserDisabled means the user was disabled in otpstep
 	// (otpstep users disable ID); BeginLogin refuses it.
 	ErrUserDisabled = errors.New("plugin: user disabled")
@@ -215,9 +221,12 @@ func (p *Plugin) AuthorizeRequestFrom(ctx context.Context) (fosite.AuthorizeRequ
 // host's fosite, hands it to next (AuthorizeRequestFrom) and holds it until
 // the browser's login session has passed the second factor:
 //
-//   - no login session: next runs without claims (ClaimsFrom is false), and
-//     the host sends the browser to its login, which calls BeginLogin,
-//     redirects back to ResumeAuthorizeURI and so comes back here;
+//   - no login session, or one older than the request admits (prompt=login,
+//     an exceeded max_age): next runs without claims (ClaimsFrom is false),
+//     and the host sends the browser to its login, which calls BeginLogin,
+//     redirects back to ResumeAuthorizeURI and so comes back here; with
+//     prompt=none and a session too old, login_required goes to the
+//     redirect URI instead and next does not run;
 //   - a session that has not passed and a request that needs it
 //     (Options.SecondFactorRequired, or acr_values=aal2): the code is
 //     emailed and the browser goes to the OTP page, which sends it back to
@@ -264,12 +273,23 @@ func (p *Plugin) RequireSecondFactor(next http.Handler) http.Handler {
 // authentication. So a host enforcing PAR (fosite's
 // IsPushedAuthorizeEnforced) cannot resume a request its login or the OTP
 // page interrupted.
+//
+// Either way prompt=login and max_age are left out: the login (or the
+// second factor after it) that interrupts the request satisfies them, so
+// the gate does not ask again when the browser comes back, and the host's
+// fosite, which checks both against the auth_time it is given, does not
+// refuse the new login (its prompt=login check wants auth_time after the
+// request's time).
 func ResumeAuthorizeURI(r *http.Request, ar fosite.AuthorizeRequester) string {
 	if r.Method == http.MethodGet && !r.URL.Query().Has("request_uri") {
-		return r.URL.RequestURI()
+		q := r.URL.Query()
+		if !q.Has("max_age") && !provider.ParseAuthorizeParams(q).Prompt("login") {
+			return r.URL.RequestURI()
+		}
+		return r.URL.EscapedPath() + "?" + provider.ReauthSatisfied(q).Encode()
 	}
 	form := url.Values{}
-	for k, v := range ar.GetRequestForm() {
+	for k, v := range provider.ReauthSatisfied(ar.GetRequestForm()) {
 		switch k {
 		// The client authentication of RFC 6749 §2.3.1 and RFC 7523 §2.2 a
 		// pushed request's form holds (the client authenticated at the PAR
@@ -287,12 +307,15 @@ func ResumeAuthorizeURI(r *http.Request, ar fosite.AuthorizeRequester) string {
 // returns the claims of the browser's login session when the request may
 // be answered now, or:
 //
-//   - ErrNoLogin: no login session; log the user in (BeginLogin) and come
-//     back;
+//   - ErrNoLogin: no login session, or ErrReauthRequired (an ErrNoLogin):
+//     the session is older than the request admits (prompt=login, an
+//     exceeded max_age); log the user in (BeginLogin) and come back
+//     (ResumeAuthorizeURI);
 //   - ErrSecondFactorPending: the browser was sent to the OTP page (a code
 //     is on its way); write nothing more;
-//   - fosite.ErrLoginRequired (prompt=none and the second factor is
-//     missing): answer it with WriteAuthorizeError;
+//   - fosite.ErrLoginRequired (prompt=none, and the second factor is
+//     missing or the session is too old): answer it with
+//     WriteAuthorizeError;
 //   - another error: something failed; nothing was written.
 func (p *Plugin) CheckAuthorize(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester) (*Claims, error) {
 	ls, user, err := p.web.LoginSessionOf(r)
@@ -302,11 +325,18 @@ func (p *Plugin) CheckAuthorize(w http.ResponseWriter, r *http.Request, ar fosit
 	if err != nil {
 		return nil, err
 	}
+	// OIDC Core §3.1.2.1: with prompt=none the server must not show a page.
+	promptNone := provider.ParseAuthorizeParams(ar.GetRequestForm()).Prompt("none")
+	if provider.NeedsReauthentication(ls, ar.GetRequestForm(), p.Provider.Now()) {
+		if promptNone {
+			return nil, fosite.ErrLoginRequired.WithHint("The request asks for a newer login (max_age).")
+		}
+		return nil, ErrReauthRequired
+	}
 	if ls.PassedLoginOTP || !p.needsSecondFactor(ar) {
 		return claimsOf(ls), nil
 	}
-	// OIDC Core §3.1.2.1: with prompt=none the server must not show a page.
-	if provider.ParseAuthorizeParams(ar.GetRequestForm()).Prompt("none") {
+	if promptNone {
 		return nil, fosite.ErrLoginRequired.WithHint("The login needs its second factor.")
 	}
 	// fosite keeps nothing between redirects: the OTP page sends the browser

@@ -22,6 +22,9 @@ type Discovery struct {
 	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
 	ACRValuesSupported                []string `json:"acr_values_supported"`
+	// OpenID Connect Prompt Create 1.0 §4.
+	PromptValuesSupported []string `json:"prompt_values_supported"`
+	UILocalesSupported    []string `json:"ui_locales_supported"`
 	// Client authentication per endpoint (RFC 8414 §2).
 	TokenEndpointAuthSigningAlgValuesSupported         []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	IntrospectionEndpointAuthMethodsSupported          []string `json:"introspection_endpoint_auth_methods_supported"`
@@ -63,6 +66,8 @@ func (p *Provider) Discovery(ctx context.Context) (Discovery, error) {
 		CodeChallengeMethodsSupported:     []string{"S256"},
 		ClaimsSupported:                   []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "email", "email_verified"},
 		ACRValuesSupported:                []string{ACRPassword, ACRSecondFactor},
+		PromptValuesSupported:             PromptValues,
+		UILocalesSupported:                p.uiLocales(),
 		// The same strategy authenticates clients at all three endpoints.
 		TokenEndpointAuthSigningAlgValuesSupported:         ClientAssertionSigningAlgs,
 		IntrospectionEndpointAuthMethodsSupported:          IntrospectionEndpointAuthMethods,
@@ -73,4 +78,13 @@ func (p *Provider) Discovery(ctx context.Context) (Discovery, error) {
 		BackchannelLogoutSupported:        p.logouts != nil,
 		BackchannelLogoutSessionSupported: p.logouts != nil,
 	}, nil
+}
+
+// uiLocales are the languages of the pages, the default first.
+func (p *Provider) uiLocales() []string {
+	var out []string
+	for _, l := range p.catalogs.Locales() {
+		out = append(out, l.Tag())
+	}
+	return out
 }

@@ -145,6 +145,13 @@ func (p *Provider) verifyIDTokenHint(ctx context.Context, raw string) (*idTokenH
 	if p.Keys == nil {
 		return nil, errors.New("this instance keeps no signing keys")
 	}
+	return verifyIDTokenHint(ctx, p.Keys, p.Issuer(), raw)
+}
+
+// verifyIDTokenHint is an ID token of issuer verified with the key of keys
+// its kid names, whatever that key's algorithm: an authorize request's
+// id_token_hint and a logout's. Expiry is not read.
+func verifyIDTokenHint(ctx context.Context, keys *KeySet, issuer, raw string) (*idTokenHint, error) {
 	jws, err := jose.ParseSigned(raw, idTokenHintAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("not a signed JWT: %w", err)
@@ -152,16 +159,16 @@ func (p *Provider) verifyIDTokenHint(ctx context.Context, raw string) (*idTokenH
 	if len(jws.Signatures) != 1 {
 		return nil, errors.New("not one signature")
 	}
-	set, err := p.Keys.JWKS(ctx)
+	set, err := keys.JWKS(ctx)
 	if err != nil {
 		return nil, err
 	}
 	kid := jws.Signatures[0].Header.KeyID
-	keys := set.Key(kid)
-	if kid == "" || len(keys) == 0 {
+	published := set.Key(kid)
+	if kid == "" || len(published) == 0 {
 		return nil, fmt.Errorf("no key of ours has kid %q", kid)
 	}
-	payload, err := jws.Verify(keys[0])
+	payload, err := jws.Verify(published[0])
 	if err != nil {
 		return nil, fmt.Errorf("signature: %w", err)
 	}
@@ -169,7 +176,7 @@ func (p *Provider) verifyIDTokenHint(ctx context.Context, raw string) (*idTokenH
 	if err := json.Unmarshal(payload, &h); err != nil {
 		return nil, fmt.Errorf("claims: %w", err)
 	}
-	if h.Issuer != p.Issuer() {
+	if h.Issuer != issuer {
 		return nil, fmt.Errorf("iss %q is not ours", h.Issuer)
 	}
 	return &h, nil

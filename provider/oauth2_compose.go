@@ -6,6 +6,7 @@ import (
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
+	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 
 	"github.com/otpstep/otpstep/provider/config"
@@ -62,18 +63,19 @@ func composeOAuth2(ctx context.Context, cfg config.Config, store *storage.Store,
 	// Token reads outside a transaction (introspection) take their client
 	// from the cache instead of joining the client row.
 	st := &fositeStore{Store: store.WithClientLoader(clients.loader()), clients: clients, metrics: m}
-	keyGetter := keys.FositeKey
+	signer := &jwt.DefaultSigner{GetPrivateKey: keys.FositeKey}
 	strategy := &compose.CommonStrategy{
-		CoreStrategy:               compose.NewOAuth2HMACStrategy(fc),
-		OpenIDConnectTokenStrategy: compose.NewOpenIDConnectStrategy(keyGetter, fc),
-		Signer:                     &jwt.DefaultSigner{GetPrivateKey: keyGetter},
+		CoreStrategy: compose.NewOAuth2HMACStrategy(fc),
+		// ID tokens on the provider's clock (openid_token.go).
+		OpenIDConnectTokenStrategy: idTokenStrategy{signer: signer, issuer: issuer, lifespan: cfg.OAuth2.IDTokenLifespan, clock: clock},
+		Signer:                     signer,
 	}
 	oauth2 := compose.Compose(fc, st, strategy,
 		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2PKCEFactory, // after the explicit-code factory
 		compose.OAuth2RefreshTokenGrantFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
-		compose.OpenIDConnectExplicitFactory,
+		openIDConnectExplicitFactory(keys, issuer, clock),
 		compose.OpenIDConnectRefreshFactory,
 		compose.OAuth2TokenIntrospectionFactory,
 		compose.OAuth2TokenRevocationFactory,
@@ -88,4 +90,20 @@ func composeOAuth2(ctx context.Context, cfg config.Config, store *storage.Store,
 	f.Config = assertionAudienceConfig{Config: fc, audiences: []string{issuer + PathToken, issuer}}
 	fc.ClientAuthenticationStrategy = clientAuthentication(f)
 	return oauth2, fc, keys, nil
+}
+
+// openIDConnectExplicitFactory is compose.OpenIDConnectExplicitFactory with
+// otpstep's authorize-side checks (openIDConnectExplicit).
+func openIDConnectExplicitFactory(keys *KeySet, issuer string, clock Clock) compose.Factory {
+	return func(config fosite.Configurator, storage interface{}, strategy interface{}) interface{} {
+		fositeHandler := compose.OpenIDConnectExplicitFactory(config, storage, strategy).(*openid.OpenIDConnectExplicitHandler)
+		return &openIDConnectExplicit{
+			OpenIDConnectExplicitHandler: fositeHandler,
+			storage:                      fositeHandler.OpenIDConnectRequestStorage,
+			keys:                         keys,
+			issuer:                       issuer,
+			clock:                        clock,
+			entropy:                      config.GetMinParameterEntropy(context.Background()),
+		}
+	}
 }

@@ -188,12 +188,16 @@ func SessionID(s fosite.Session) string {
 	return ""
 }
 
-// PrecheckAuthorize applies the PKCE policy before the user is asked to log
-// in, so a request fosite would refuse after the login is refused at once
-// (fosite enforces the same rules again when it issues the code).
+// PrecheckAuthorize applies the prompt rules (CheckPrompt) and the PKCE
+// policy before the user is asked to log in, so a request that would be
+// refused after the login is refused at once (the same rules hold again
+// when the code is issued).
 // RFC 7636 §4.4.1 and RFC 9700 §2.1.1: S256 only, required for public
 // clients and, with oauth2.enforce_pkce=all, for every client.
 func (p *Provider) PrecheckAuthorize(ar fosite.AuthorizeRequester) error {
+	if err := CheckPrompt(ar.GetRequestForm()); err != nil {
+		return err
+	}
 	challenge := ar.GetRequestForm().Get("code_challenge")
 	method := ar.GetRequestForm().Get("code_challenge_method")
 	if challenge == "" {

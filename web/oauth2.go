@@ -7,9 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
-	"strconv"
-	"strings"
 
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/handler/openid"
@@ -44,20 +41,19 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		s.authorizeError(w, r, ar, fosite.ErrServerError.WithWrap(err))
 		return
 	}
-	needLogin := ls == nil || params.Prompt("login")
-	if ls != nil {
-		// OIDC Core §3.1.2.1 max_age: an older authentication must be redone.
-		if maxAge, err := strconv.ParseInt(ar.GetRequestForm().Get("max_age"), 10, 64); err == nil && maxAge >= 0 &&
-			ls.AuthTime.Unix()+maxAge < s.p.Now().Unix() {
-			needLogin = true
-		}
-	}
-	if needLogin {
+	// OIDC Core §3.1.2.1: prompt=login and an exceeded max_age ask for a
+	// new login: the password, then the second factor again when the
+	// request needs it (a new session is aal1 until its code passes).
+	if ls == nil || provider.NeedsReauthentication(ls, ar.GetRequestForm(), s.p.Now()) {
 		if params.Prompt("none") {
-			s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The user is not logged in."))
+			hint := "The user is not logged in."
+			if ls != nil {
+				hint = "The request asks for a newer login (max_age)."
+			}
+			s.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint(hint))
 			return
 		}
-		s.redirectToLogin(w, r, ar)
+		s.redirectToLogin(w, r)
 		return
 	}
 	client, ok := ar.GetClient().(*storage.Client)
@@ -73,7 +69,8 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 		s.redirectToOTP(w, r, ls, user, client.ID)
 		return
 	}
-	if !client.SkipConsent && !consented {
+	// OIDC Core §3.1.2.1 prompt=consent: asked even of a client that skips it.
+	if (!client.SkipConsent || params.Prompt("consent")) && !consented {
 		if params.Prompt("none") {
 			s.authorizeError(w, r, ar, fosite.ErrConsentRequired.WithHint("The client needs the user's consent."))
 			return
@@ -116,20 +113,11 @@ func (s *Server) notYouURL(r *http.Request) string {
 	return PathLogin + "?" + url.Values{"account": {"other"}, "return_to": {PathAuthorize + "?" + r.URL.RawQuery}}.Encode()
 }
 
-// redirectToLogin sends the browser to /login carrying the authorize query.
-// prompt=login is dropped from the carried query: the login it asks for is
-// the one about to happen.
-func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request, ar fosite.AuthorizeRequester) {
-	q := r.URL.Query()
-	if q.Get("prompt") != "" {
-		kept := slices.DeleteFunc(provider.ParseAuthorizeParams(q).Prompts, func(v string) bool { return v == "login" })
-		if len(kept) == 0 {
-			q.Del("prompt")
-		} else {
-			q.Set("prompt", strings.Join(kept, " "))
-		}
-	}
-	returnTo := PathAuthorize + "?" + q.Encode()
+// redirectToLogin sends the browser to /login carrying the authorize query
+// without prompt=login and max_age: the login about to happen satisfies
+// them (provider.ReauthSatisfied).
+func (s *Server) redirectToLogin(w http.ResponseWriter, r *http.Request) {
+	returnTo := PathAuthorize + "?" + provider.ReauthSatisfied(r.URL.Query()).Encode()
 	http.Redirect(w, r, PathLogin+"?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
 }
 

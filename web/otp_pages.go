@@ -26,9 +26,11 @@ func (s *Server) mountOTPPages(pages *mux.Router) *mux.Route {
 }
 
 // redirectToOTP makes sure a login OTP is on its way and sends the browser to
-// /login/otp, carrying the authorize query to come back to.
+// /login/otp, carrying the authorize query to come back to, which the login
+// now answers as to prompt=login and max_age (provider.ReauthSatisfied: the
+// time spent over the code does not count against max_age).
 func (s *Server) redirectToOTP(w http.ResponseWriter, r *http.Request, ls *storage.LoginSession, user *storage.User, clientID string) {
-	if err := s.SendToOTP(w, r, ls, user, clientID, PathAuthorize+"?"+r.URL.RawQuery); err != nil {
+	if err := s.SendToOTP(w, r, ls, user, clientID, PathAuthorize+"?"+provider.ReauthSatisfied(r.URL.Query()).Encode()); err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 	}
 }

@@ -30,6 +30,10 @@ type Clock struct {
 	now time.Time
 }
 
+// NewClock is a Clock at the real time, for a plugin a test builds itself
+// (a host's, plugin.Options.Clock); Start makes its own.
+func NewClock() *Clock { return &Clock{now: time.Now()} }
+
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
