@@ -332,3 +332,29 @@ func TestEmbedded_Reauthentication(t *testing.T) {
 		})
 	}
 }
+
+// prompt=consent asks even a client registered to skip consent, and
+// answers with the code once allowed; select_account, which otpstep does
+// not offer, and none with another value are invalid_request before any
+// login.
+func TestPrompt_ConsentAndUnsupportedValues(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		f := newReauthFlow(t, dialect)
+		c := f.srv.NewClient(t, false)
+		for _, prompt := range []string{"select_account", "none login"} {
+			page, state, _ := f.authorize(c, oauth2.SetAuthURLParam("prompt", prompt))
+			wantRedirectError(t, page, state, "invalid_request")
+		}
+		page, state, verifier := f.authorize(c)
+		first, _ := f.exchange(c, f.password(page), state, verifier)
+
+		page, state, verifier = f.authorize(c, oauth2.SetAuthURLParam("prompt", "consent"))
+		if page.Status != http.StatusOK || page.URL.Path != "/oauth2/auth" || !strings.Contains(page.Body, `name="consent"`) {
+			t.Fatalf("prompt=consent for a skip-consent client: %s", page)
+		}
+		page = f.b.Submit(page, "/oauth2/consent", url.Values{"consent": {"allow"}, "authorize_query": {page.HiddenField("authorize_query")}}, rpRedirect)
+		if again, _ := f.exchange(c, page, state, verifier); again.SID != first.SID {
+			t.Fatalf("consent: %+v", again)
+		}
+	})
+}
