@@ -98,6 +98,9 @@ type sdkEnv struct {
 	// code is the last one-time code an answer carried.
 	code string
 	pin  string
+	// totp is the TOTP CreateTOTP (or an authenticator enrollment) made,
+	// whose codes the VerifyOTP TOTP rows send.
+	totp *provider.NewTOTP
 }
 
 // sdkRow is one SDK operation as both SDKs send it.
@@ -297,6 +300,72 @@ func sdkRows() []sdkRow {
 			status: 201, iosDecodes: []int{201, 401, 404, 406, 415, 422, 500}, iosSuccess: []int{201}, decode: decodeCreateOTP,
 		},
 		{
+			name: "CreateTOTP with the password", ios: iosReq + "TOTP/UserAPICreateTOTP.swift", android: andReq + "totp/CreateTOTPAPI.kt",
+			method: http.MethodPost, path: "/user/devices/totp", contentType: sdkJSONAPI,
+			body: func(e *sdkEnv) string {
+				// PCUserDeviceTOTPRequest / DeviceTOTPBody: the device's id and
+				// one credential.
+				b, _ := json.Marshal(map[string]any{"data": map[string]any{"type": "deviceTOTP", "id": uuid.NewString(),
+					"attributes": map[string]string{"password": e.user.Password}}})
+				return string(b)
+			},
+			status: 201, iosDecodes: []int{201, 401, 403, 406, 415, 422, 500}, iosSuccess: []int{201},
+			decode: func(t *testing.T, e *sdkEnv, body []byte) {
+				t.Helper()
+				var m struct { // Status201 of PCUserDeviceTOTP, DeviceTOTP (a JSON:API resource)
+					Data *struct {
+						Type       *string `json:"type"`
+						ID         *string `json:"id"`
+						Attributes *struct {
+							Algorithm *string `json:"algorithm"`
+							Digits    *int    `json:"digits"`
+							Period    *int    `json:"period"`
+							Secret    *string `json:"secret"`
+						} `json:"attributes"`
+					} `json:"data"`
+				}
+				decodeStrict(t, body, &m)
+				if m.Data == nil || m.Data.Type == nil || *m.Data.Type != "deviceTOTP" || m.Data.ID == nil || m.Data.Attributes == nil {
+					t.Fatalf("DeviceTOTP %s", body)
+				}
+				a := m.Data.Attributes
+				if a.Secret == nil || *a.Secret == "" || a.Period == nil || a.Digits == nil || a.Algorithm == nil ||
+					!slices.Contains([]string{"SHA1", "SHA256", "SHA512"}, *a.Algorithm) {
+					t.Fatalf("DeviceTOTP attributes %s", body)
+				}
+				e.totp = &provider.NewTOTP{DeviceID: *m.Data.ID, Secret: *a.Secret, Period: *a.Period, Digits: *a.Digits, Algorithm: *a.Algorithm}
+			},
+		},
+		{
+			name: "VerifyOTP device-totp", ios: iosReq + "TOTP/UserAPIVerifyOTP.swift", android: andReq + "totp/VerifyOTPAPI.kt",
+			method: http.MethodPost, path: "/user/otp/verify", contentType: sdkJSON, body: verifyBody("device-totp"),
+			before: func(t *testing.T, e *sdkEnv) {
+				t.Helper()
+				e.f.Down.Clock.Advance(provider.TOTPPeriod * time.Second)
+				e.code = totpCodeAt(t, e.totp, e.f.Down.Clock.Now())
+			},
+			status: 204, iosDecodes: []int{204, 401, 404, 406, 415, 422, 500}, iosSuccess: []int{204}, decode: decodeNoContent,
+		},
+		{
+			name: "VerifyOTP totp (an authenticator app)", ios: iosReq + "TOTP/UserAPIVerifyOTP.swift", android: andReq + "totp/VerifyOTPAPI.kt",
+			method: http.MethodPost, path: "/user/otp/verify", contentType: sdkJSON, body: verifyBody("totp"),
+			before: func(t *testing.T, e *sdkEnv) {
+				t.Helper()
+				// Enrolled at /settings/totp (not an SDK operation).
+				p := e.f.Down.Plugin.Provider
+				k, err := p.BeginAuthenticatorTOTP(context.Background(), e.user.User)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := p.ConfirmAuthenticatorTOTP(context.Background(), e.user.User, k.ID, totpCodeAt(t, k, e.f.Down.Clock.Now())); err != nil {
+					t.Fatal(err)
+				}
+				e.f.Down.Clock.Advance(provider.TOTPPeriod * time.Second)
+				e.totp, e.code = k, totpCodeAt(t, k, e.f.Down.Clock.Now())
+			},
+			status: 204, iosDecodes: []int{204, 401, 404, 406, 415, 422, 500}, iosSuccess: []int{204}, decode: decodeNoContent,
+		},
+		{
 			name: "GrantFederatedToken", ios: iosReq + "FederatedIdentity/UserAPIGrantFederatedToken.swift", android: andReq + "federatedIdentity/GrantFederatedTokenAPI.kt",
 			method: http.MethodPost, path: "/federated-identities/partner/token", contentType: sdkJSON, noBearer: true,
 			status: 200, iosDecodes: []int{200, 401, 404, 500}, iosSuccess: []int{200},
@@ -413,7 +482,7 @@ func TestPACESDKs(t *testing.T) {
 			c.LinkedIdentity.IDTokenMaxAge = time.Hour
 		})
 		ctx := context.Background()
-		ui := f.Down.NewLoginUI(t, slices.Concat(allUserScopes, pinScopes, []string{web.ScopeFederatedIdentitySet,
+		ui := f.Down.NewLoginUI(t, slices.Concat(allUserScopes, pinScopes, []string{web.ScopeDeviceTOTPCreate, web.ScopeFederatedIdentitySet,
 			web.ScopeFederatedIdentityDelete, web.ScopeFederatedIdentityToken})...)
 
 		// Every sign-in first: fosite refuses a login whose auth_time is
@@ -452,8 +521,10 @@ func TestPACESDKs(t *testing.T) {
 						if got := r.fl.success(resp.StatusCode, row.iosSuccess); got != !row.withoutToken {
 							t.Fatalf("%s reads %d as success=%v", r.fl.name, resp.StatusCode, got)
 						}
-						if resp.StatusCode != http.StatusNoContent && len(bytes.TrimSpace(body)) > 0 && resp.StatusCode < 300 &&
-							!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+						// JSON, or JSON:API for a JSON:API resource (CreateTOTP's
+						// DeviceTOTP): both SDKs decode either.
+						if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusNoContent && len(bytes.TrimSpace(body)) > 0 && resp.StatusCode < 300 &&
+							!strings.HasPrefix(ct, "application/json") && ct != sdkJSONAPI {
 							t.Fatalf("Content-Type %q", resp.Header.Get("Content-Type"))
 						}
 						row.decode(t, r.env, body)
