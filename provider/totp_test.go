@@ -2,6 +2,7 @@ package provider_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/url"
 	"slices"
@@ -299,6 +300,49 @@ func TestPassLoginTOTPInBrowser_PassesTheSessionUnderANewKey(t *testing.T) {
 			// The emailed login code of the session is burned.
 			if _, err := v.verify(t, v.code); !errors.Is(err, provider.ErrOTPMismatch) {
 				t.Fatalf("the emailed code after the TOTP: %v, want ErrOTPMismatch", err)
+			}
+		})
+	}
+}
+
+// One code, sent at once to two instances on one database, is accepted
+// exactly once: the step is taken by a conditional UPDATE, not a check in
+// memory.
+func TestDeviceTOTP_OneCodeOnceAcrossInstances(t *testing.T) {
+	for _, dialect := range plugintest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			store := plugintest.NewStore(t, dialect)
+			a, b := plugintest.StartOn(t, store, nil), plugintest.StartOn(t, store, nil)
+			b.Clock.Advance(a.Clock.Now().Sub(b.Clock.Now()))
+			u := a.NewUser(t).User
+			dev, err := a.Plugin.Provider.CreateDeviceTOTP(t.Context(), u, "6c1e7d3a-2b4f-4e8a-9c5d-7e6f5a4b3c2d")
+			if err != nil {
+				t.Fatal(err)
+			}
+			code := totpAt(t, dev, a.Clock.Now())
+			const n = 8
+			errs := make(chan error, n)
+			for i := range n {
+				p := a.Plugin.Provider
+				if i%2 == 1 {
+					p = b.Plugin.Provider
+				}
+				go func() {
+					_, err := p.VerifyOTP(context.Background(), []string{provider.OTPKindDeviceTOTP}, u, "", code)
+					errs <- err
+				}()
+			}
+			accepted := 0
+			for range n {
+				switch err := <-errs; {
+				case err == nil:
+					accepted++
+				case !errors.Is(err, provider.ErrOTPMismatch):
+					t.Fatalf("a refused copy: %v, want ErrOTPMismatch", err)
+				}
+			}
+			if accepted != 1 {
+				t.Fatalf("one code sent %d times to two instances: accepted %d times, want once", n, accepted)
 			}
 		})
 	}
