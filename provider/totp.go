@@ -185,6 +185,11 @@ func (p *Provider) ConfirmAuthenticatorTOTP(ctx context.Context, user *storage.U
 			return err
 		}
 		step, ok, err := p.matchTOTPCredential(c, now, code)
+		if errors.Is(err, errTOTPUnreadable) {
+			p.log.ErrorContext(ctx, "totp enrollment unreadable", "totp_id", c.ID, "user_id", user.ID, "err", err)
+			outcome = ErrTOTPNotFound
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -279,11 +284,15 @@ func (p *Provider) verifyTOTPInTx(ctx context.Context, kind string, user *storag
 		if c.ConfirmedAt.IsZero() { // an enrollment not confirmed verifies nothing
 			continue
 		}
-		tried = true
 		step, ok, err := p.matchTOTPCredential(c, now, code)
+		if errors.Is(err, errTOTPUnreadable) {
+			p.log.ErrorContext(ctx, "totp unreadable: secrets.system changed since it was made? the user must make it again", "totp_id", c.ID, "user_id", user.ID, "err", err)
+			continue
+		}
 		if err != nil {
 			return nil, false, err
 		}
+		tried = true
 		if !ok {
 			continue
 		}
@@ -305,16 +314,23 @@ func (p *Provider) verifyTOTPInTx(ctx context.Context, kind string, user *storag
 	return nil, tried, nil
 }
 
+// errTOTPUnreadable is a stored TOTP that cannot be used: its secret does
+// not open (secrets.system changed since it was sealed) or its parameters
+// are unknown. It matches nothing and is logged; it never fails a
+// verification of the user's other codes.
+var errTOTPUnreadable = errors.New("TOTP unreadable")
+
 // matchTOTPCredential opens c's secret and matches code against it at now:
-// the time step the code is of, and whether it matched.
+// the time step the code is of, and whether it matched; errTOTPUnreadable
+// when c cannot be used.
 func (p *Provider) matchTOTPCredential(c *storage.TOTPCredential, now time.Time, code string) (int64, bool, error) {
 	secret, err := p.totpSealer.Open(c.Sealed, totpAD(c))
 	if err != nil {
-		return 0, false, fmt.Errorf("provider: open TOTP secret %s: %w", c.ID, err)
+		return 0, false, fmt.Errorf("%w: open TOTP secret %s: %w", errTOTPUnreadable, c.ID, err)
 	}
 	params, err := totpParamsOf(c)
 	if err != nil {
-		return 0, false, err
+		return 0, false, fmt.Errorf("%w: %w", errTOTPUnreadable, err)
 	}
 	normalized, wellFormed := normalizeOTP(code)
 	if !wellFormed {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/otpstep/otpstep/plugin/plugintest"
 	"github.com/otpstep/otpstep/provider"
+	"github.com/otpstep/otpstep/storage"
 )
 
 // totpAt is the code of a NewTOTP's secret at t, computed apart from the
@@ -343,6 +345,42 @@ func TestDeviceTOTP_OneCodeOnceAcrossInstances(t *testing.T) {
 			}
 			if accepted != 1 {
 				t.Fatalf("one code sent %d times to two instances: accepted %d times, want once", n, accepted)
+			}
+		})
+	}
+}
+
+// A TOTP whose secret no longer opens (secrets.system changed since it was
+// sealed) matches nothing and never fails the verification of the user's
+// other codes: PACE's default types try device-totp before account.
+func TestTOTP_UnreadableSecretMatchesNothingAndBlocksNothing(t *testing.T) {
+	for _, dialect := range plugintest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			v := startVerify(t, dialect, nil)
+			ctx := t.Context()
+			u := v.user.User
+			sealer, err := provider.NewSealer([]byte(strings.Repeat("another-secret-", 4)), provider.SealPurposeTOTP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sealed, err := sealer.Seal([]byte("JBSWY3DPEHPK3PXP"), []byte("x"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := v.srv.Store.CreateTOTPCredential(ctx, &storage.TOTPCredential{UserID: u.ID, Kind: storage.TOTPKindDevice,
+				DeviceID: "2f4d6b8a-1c3e-4a5b-8d7f-9e0a1b2c3d4e", Sealed: sealed, Period: 30, Digits: 6, Algorithm: "SHA1",
+				ConfirmedAt: v.srv.Clock.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := v.p.VerifyOTP(ctx, []string{provider.OTPKindDeviceTOTP}, u, "", "123456"); !errors.Is(err, provider.ErrOTPMismatch) {
+				t.Fatalf("a code for the unreadable TOTP: %v, want ErrOTPMismatch", err)
+			}
+			issued, err := v.p.IssueOTP(ctx, provider.OTPRequest{Kind: provider.OTPKindAccount, User: u, InResponse: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kind, err := v.p.VerifyOTP(ctx, []string{provider.OTPKindDeviceTOTP, provider.OTPKindAccount}, u, "", issued.Code); err != nil || kind != provider.OTPKindAccount {
+				t.Fatalf("an account code with the default types: %q %v", kind, err)
 			}
 		})
 	}
