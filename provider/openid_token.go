@@ -70,6 +70,10 @@ func (s idTokenStrategy) GenerateIDToken(ctx context.Context, lifespan time.Dura
 		claims.Audience = append(claims.Audience, id)
 	}
 	claims.IssuedAt = now
-	token, _, err := s.signer.Generate(ctx, claims.ToMapClaims(), sess.IDTokenHeaders())
+	mc := claims.ToMapClaims()
+	// fosite's "rat" (the request's time) is no claim of OIDC Core and not
+	// in claims_supported: the ID token carries what discovery lists.
+	delete(mc, "rat")
+	token, _, err := s.signer.Generate(ctx, mc, sess.IDTokenHeaders())
 	return token, err
 }

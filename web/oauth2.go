@@ -25,6 +25,10 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented bool) {
 	ctx := r.Context()
 	oauth2 := s.p.OAuth2
+	if refused, ok := requestObjectRefusal(r); ok {
+		s.refuseRequestObject(w, r, refused)
+		return
+	}
 	ar, err := oauth2.NewAuthorizeRequest(ctx, r)
 	allowRedirectOf(w, ar) // the consent form ends at the redirect URI
 	if err != nil {
@@ -104,6 +108,39 @@ func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented
 	oauth2.WriteAuthorizeResponse(ctx, w, ar, resp)
 }
 
+// requestObjectRefusal is the error for an authorize request carrying a
+// request object (OIDC Core §6): otpstep advertises
+// request_parameter_supported and request_uri_parameter_supported false,
+// and fosite would otherwise read one for a client with a JWK Set (even
+// unsigned, alg none).
+func requestObjectRefusal(r *http.Request) (*fosite.RFC6749Error, bool) {
+	q := r.URL.Query()
+	switch {
+	case q.Has("request_uri"):
+		return fosite.ErrRequestURINotSupported.WithHint("otpstep does not read request_uri (request_uri_parameter_supported is false)."), true
+	case q.Has("request"):
+		return fosite.ErrRequestNotSupported.WithHint("otpstep does not read request objects (request_parameter_supported is false)."), true
+	}
+	return nil, false
+}
+
+// refuseRequestObject answers a request object's refusal to the client's
+// redirect URI, which fosite verifies on the request without it.
+func (s *Server) refuseRequestObject(w http.ResponseWriter, r *http.Request, refused *fosite.RFC6749Error) {
+	q := r.URL.Query()
+	q.Del("request")
+	q.Del("request_uri")
+	without := r.Clone(r.Context())
+	without.URL.RawQuery = q.Encode()
+	without.Form = nil
+	ar, err := s.p.OAuth2.NewAuthorizeRequest(r.Context(), without)
+	if err != nil {
+		s.authorizeError(w, r, ar, err)
+		return
+	}
+	s.authorizeError(w, r, ar, refused)
+}
+
 // notYouURL is the consent page's "Not you?": the login page for another
 // account, continuing with this authorize request once signed in.
 func (s *Server) notYouURL(r *http.Request) string {
@@ -140,6 +177,11 @@ func (s *Server) authorizeError(w http.ResponseWriter, r *http.Request, ar fosit
 	s.logOAuthError(r, "authorize request refused", err)
 	var rfc *fosite.RFC6749Error
 	errors.As(err, &rfc)
+	// A response_mode otpstep does not offer is refused in the one it
+	// offers (response_modes_supported: query), not in the one refused.
+	if fr, ok := ar.(*fosite.AuthorizeRequest); ok && errors.Is(err, fosite.ErrUnsupportedResponseMode) {
+		fr.ResponseMode = fosite.ResponseModeQuery
+	}
 	if ar != nil && ar.GetRedirectURI() != nil && ar.GetClient() != nil {
 		s.p.OAuth2.WriteAuthorizeError(r.Context(), w, ar, err)
 		return
