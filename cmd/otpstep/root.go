@@ -40,7 +40,7 @@ func newRootCommand(out, errOut io.Writer, lookupEnv func(string) (string, bool)
 	root.SetErr(errOut)
 	root.PersistentFlags().StringVarP(&a.configPath, "config", "c", "", "YAML configuration file (see config.example.yaml)")
 	root.PersistentFlags().BoolVar(&a.dev, "dev", false, "development mode: plain http, mail to the log, a generated secret kept in .otpstep-dev-secret, demo user and client")
-	root.AddCommand(a.serveCommand(), a.migrateCommand(), a.clientsCommand(), a.usersCommand(), a.keysCommand(), a.auditCommand(), a.identitiesCommand(), a.purgeCommand(), a.versionCommand())
+	root.AddCommand(a.serveCommand(), a.migrateCommand(), a.clientsCommand(), a.usersCommand(), a.keysCommand(), a.auditCommand(), a.identitiesCommand(), a.totpCommand(), a.purgeCommand(), a.versionCommand())
 	return root
 }
 
