@@ -27,6 +27,10 @@ type LoginCodeStatus struct {
 	// Locked is otp.max_failures_per_user when it refuses every code of the
 	// user now (its RetryAfter), else nil.
 	Locked *TooManyAttemptsError
+	// FailuresLeft is how many more wrong codes of any kind (emailed or
+	// from an authenticator app) the user may type before
+	// otp.max_failures_per_user refuses every code; 0 when Locked.
+	FailuresLeft int
 }
 
 // LoginCodeStatus reads the session's login code and the send limits a new
@@ -57,12 +61,26 @@ func (p *Provider) LoginCodeStatus(ctx context.Context, user *storage.User, sess
 			break
 		}
 	}
+	st.FailuresLeft, st.Locked, err = p.OTPFailuresLeft(ctx, user)
+	return st, err
+}
+
+// OTPFailuresLeft peeks otp.max_failures_per_user for user without counting:
+// how many more wrong codes (emailed, or of an authenticator, which count on
+// the same counter) may be typed in the current otp.failure_window, and,
+// when none may, the limit's *TooManyAttemptsError with its RetryAfter.
+func (p *Provider) OTPFailuresLeft(ctx context.Context, user *storage.User) (int, *TooManyAttemptsError, error) {
+	now := p.clock().UTC()
+	max := p.cfg.OTP.MaxFailuresPerUser
 	n, resetAt, err := p.store.PeekRateCounter(ctx, otpFailureKey([]string{OTPKindLogin}, user.ID), p.cfg.OTP.FailureWindow)
 	if err != nil {
-		return st, err
+		return 0, nil, err
 	}
-	if n >= p.cfg.OTP.MaxFailuresPerUser && resetAt.After(now) {
-		st.Locked = &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now), UserID: user.ID}
+	if !resetAt.After(now) {
+		return max, nil, nil
 	}
-	return st, nil
+	if n >= max {
+		return 0, &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now), UserID: user.ID}, nil
+	}
+	return max - n, nil, nil
 }

@@ -3,6 +3,7 @@ package provider
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base32"
 	"errors"
 	"fmt"
 	"time"
@@ -115,12 +116,8 @@ func (p *Provider) BeginAuthenticatorTOTP(ctx context.Context, user *storage.Use
 }
 
 func (p *Provider) createTOTP(ctx context.Context, user *storage.User, kind, deviceID string) (*NewTOTP, error) {
-	account := user.Email
-	if account == "" {
-		account = user.ID
-	}
 	key, err := totp.Generate(totp.GenerateOpts{
-		Issuer: p.totpIssuer(), AccountName: account,
+		Issuer: p.totpIssuer(), AccountName: totpAccount(user),
 		Period: TOTPPeriod, SecretSize: totpSecretSize, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1,
 		Rand: p.random,
 	})
@@ -144,6 +141,53 @@ func (p *Provider) createTOTP(ctx context.Context, user *storage.User, kind, dev
 	}
 	return &NewTOTP{ID: c.ID, Kind: kind, DeviceID: c.DeviceID, Secret: key.Secret(), Period: c.Period,
 		Digits: c.Digits, Algorithm: c.Algorithm, URI: key.URL()}, nil
+}
+
+// PendingAuthenticatorTOTP is user's authenticator enrollment waiting for
+// its first code (BeginAuthenticatorTOTP), with its secret and otpauth://
+// URI again, so that the enrollment page can show its QR code after a
+// redirect (post/redirect/get) and on a reload without making a new secret
+// the user may have scanned already. An unconfirmed secret verifies
+// nothing. None waiting, or one that no longer opens, is ErrTOTPNotFound.
+func (p *Provider) PendingAuthenticatorTOTP(ctx context.Context, user *storage.User) (*NewTOTP, error) {
+	creds, err := p.store.ListTOTPCredentials(ctx, user.ID, TOTPKindAuthenticator)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(creds) - 1; i >= 0; i-- { // the newest first
+		c := &creds[i]
+		if !c.ConfirmedAt.IsZero() {
+			continue
+		}
+		secret, err := p.totpSealer.Open(c.Sealed, totpAD(c))
+		if err != nil {
+			p.log.ErrorContext(ctx, "totp enrollment unreadable", "totp_id", c.ID, "user_id", user.ID, "err", err)
+			return nil, ErrTOTPNotFound
+		}
+		// Written as pquerna/otp writes it: RFC 4648 base32 without padding.
+		raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(string(secret))
+		if err != nil {
+			return nil, fmt.Errorf("provider: TOTP %s: secret: %w", c.ID, err)
+		}
+		key, err := totp.Generate(totp.GenerateOpts{
+			Issuer: p.totpIssuer(), AccountName: totpAccount(user),
+			Period: uint(c.Period), Secret: raw, Digits: otp.Digits(c.Digits), Algorithm: otp.AlgorithmSHA1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("provider: TOTP %s: otpauth URI: %w", c.ID, err)
+		}
+		return &NewTOTP{ID: c.ID, Kind: c.Kind, Secret: key.Secret(), Period: c.Period, Digits: c.Digits,
+			Algorithm: c.Algorithm, URI: key.URL()}, nil
+	}
+	return nil, ErrTOTPNotFound
+}
+
+// totpAccount names the user in an authenticator app: the email, else the id.
+func totpAccount(user *storage.User) string {
+	if user.Email != "" {
+		return user.Email
+	}
+	return user.ID
 }
 
 // totpIssuer names otpstep in an authenticator app: ui.product_name.

@@ -617,8 +617,10 @@ func TestOpenAPI_PageFormsDocumentTheFieldsTheyPost(t *testing.T) {
 	}{
 		{"login", func(c template.HTML) any { return LoginPage{ReturnTo: "/oauth2/auth?x=1", CSRFField: c} },
 			map[string]string{"/login": "/login"}},
-		{"login_otp", func(c template.HTML) any { return OTPPage{Destination: "j***@example.com", CSRFField: c} },
-			map[string]string{"/login/otp": "/login/otp", "/login/otp/resend": "/login/otp/resend"}},
+		{"login_otp", func(c template.HTML) any {
+			return OTPPage{Destination: "j***@example.com", CSRFField: c, Authenticator: true}
+		},
+			map[string]string{"/login/otp": "/login/otp", "/login/otp/resend": "/login/otp/resend", "/login/otp/authenticator": "/login/otp/authenticator"}},
 		{"consent", func(c template.HTML) any {
 			return ConsentPage{ClientName: "rp", Scopes: []string{"openid"}, AuthorizeQuery: "client_id=rp", CSRFField: c}
 		}, map[string]string{"/oauth2/consent": "/oauth2/consent"}},

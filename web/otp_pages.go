@@ -22,6 +22,7 @@ func (s *Server) mountOTPPages(pages *mux.Router) *mux.Route {
 	page := pages.HandleFunc(PathOTP, s.otpForm).Methods(http.MethodGet)
 	pages.HandleFunc(PathOTP, s.otpSubmit).Methods(http.MethodPost)
 	pages.HandleFunc(PathOTPResend, s.otpResend).Methods(http.MethodPost)
+	pages.HandleFunc(PathOTPAuthenticator, s.otpAuthenticatorSubmit).Methods(http.MethodPost)
 	return page
 }
 
@@ -90,6 +91,7 @@ func (s *Server) otpPage(r *http.Request, user *storage.User, returnTo string) O
 		email: user.Email}
 	if s.mount.base != "" {
 		page.Action, page.ResendAction = s.mount.base+PathOTP, s.mount.base+PathOTPResend
+		page.AuthenticatorAction = s.mount.base + PathOTPAuthenticator
 	}
 	return page
 }
@@ -104,6 +106,9 @@ const (
 	otpNoticeExpired = "expired" // no live code matched: expired, used or none
 	otpNoticeBurned  = "burned"  // the last try burned the code
 	otpNoticeLocked  = "locked"  // otp.max_failures_per_user
+	// otpNoticeAuthenticatorWrong: a wrong code of the authenticator app,
+	// one of otp.max_failures_per_user.
+	otpNoticeAuthenticatorWrong = "authenticator_wrong"
 )
 
 // otpForm is GET /login/otp: the code form, saying what is true of the
@@ -117,6 +122,10 @@ func (s *Server) otpForm(w http.ResponseWriter, r *http.Request) {
 	page := s.otpPage(r, user, returnTo)
 	st, err := s.p.LoginCodeStatus(r.Context(), user, ls.ID)
 	if err != nil {
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
+		return
+	}
+	if page.Authenticator, err = s.p.HasAuthenticatorTOTP(r.Context(), user.ID); err != nil {
 		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return
 	}
@@ -161,6 +170,17 @@ func (s *Server) describeCode(r *http.Request, page *OTPPage, st provider.LoginC
 	case otpNoticeLocked:
 		if st.Locked != nil {
 			page.Error = s.limitMessage(r, st.Locked)
+		}
+	case otpNoticeAuthenticatorWrong:
+		// The emailed code kept its tries; what is left is the user's
+		// otp.max_failures_per_user, which every wrong code spends.
+		switch {
+		case st.Locked != nil:
+			page.AuthenticatorError = s.limitMessage(r, st.Locked)
+		case st.FailuresLeft == 1:
+			page.AuthenticatorError = loc.T("otp.authenticator.error.wrong_left_one")
+		default:
+			page.AuthenticatorError = loc.T("otp.authenticator.error.wrong_left", "count", st.FailuresLeft)
 		}
 	}
 	if st.NextCode != nil && (notice == otpNoticeRefused || !st.Live) {
@@ -251,11 +271,64 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return
 	}
+	s.secondFactorPassed(w, r, user, returnTo)
+}
+
+// secondFactorPassed ends an OTP form whose code passed the session: on to
+// returnTo, or a page saying so.
+func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, user *storage.User, returnTo string) {
 	if returnTo == "" {
 		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email, HideLogout: s.mount.embedded})
 		return
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+// otpAuthenticatorSubmit is POST /login/otp/authenticator: the second
+// factor with a code of the user's authenticator app (a confirmed
+// authenticator TOTP, ±1 step, each step once) instead of the emailed code,
+// which it burns. It passes the session as the emailed code does (amr
+// "otp", acr aal2, a new cookie value); a wrong code counts in
+// otp.max_failures_per_user and redirects to the form (post/redirect/get),
+// which tells how many tries are left.
+func (s *Server) otpAuthenticatorSubmit(w http.ResponseWriter, r *http.Request) {
+	ls, user, returnTo, ok := s.otpPost(w, r)
+	if !ok {
+		return
+	}
+	var err error
+	if s.opts.SessionFromRequest == nil {
+		err = s.p.PassLoginTOTPInBrowser(r.Context(), user, ls, r.PostForm.Get("otp"))
+	} else {
+		_, err = s.p.VerifyOTP(r.Context(), []string{provider.OTPKindTOTP}, user, ls.ID, r.PostForm.Get("otp"))
+	}
+	var tooMany *provider.TooManyAttemptsError
+	switch {
+	case err == nil:
+		if ls.BrowserKey != "" {
+			if err := s.setSessionCookie(w, ls); err != nil {
+				s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
+				return
+			}
+		}
+	case errors.Is(err, provider.ErrSessionNotFound):
+		s.otpPageSession(w, r, returnTo)
+		return
+	case errors.Is(err, provider.ErrRecoveredSession):
+		s.errorPage(w, r, http.StatusForbidden, "otp.error.recovered", err)
+		return
+	case errors.Is(err, provider.ErrOTPMismatch):
+		s.redirectToOTPPage(w, r, returnTo, otpNoticeAuthenticatorWrong)
+		return
+	case errors.As(err, &tooMany):
+		s.logLimited(r, tooMany)
+		s.redirectToOTPPage(w, r, returnTo, otpNoticeAuthenticatorWrong)
+		return
+	default:
+		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
+		return
+	}
+	s.secondFactorPassed(w, r, user, returnTo)
 }
 
 // otpResend is POST /login/otp/resend: a new code, within the resend

@@ -91,6 +91,15 @@ type OTPPage struct {
 	ResendAction string
 	// ClientName names the app the login continues to ("to continue to Acme").
 	ClientName string
+	// Authenticator offers the authenticator form ("Use your authenticator
+	// app") beside the emailed code: the user has a confirmed authenticator
+	// TOTP (/settings/totp).
+	Authenticator bool
+	// AuthenticatorAction is that form's target; empty means
+	// "/login/otp/authenticator".
+	AuthenticatorAction string
+	// AuthenticatorError is shown by that form after a wrong code of the app.
+	AuthenticatorError string
 	// email is the user's address, for the notices otpstep writes.
 	email string
 }

@@ -21,7 +21,10 @@ const (
 	PathLogin      = "/login"
 	PathOTP        = "/login/otp"
 	PathOTPResend  = "/login/otp/resend"
-	PathLogout     = "/logout"
+	// PathOTPAuthenticator is the OTP page's second form: a code of the
+	// user's authenticator app instead of the emailed one.
+	PathOTPAuthenticator = "/login/otp/authenticator"
+	PathLogout           = "/logout"
 	// PathFederatedIdentities is the prefix of the pages of an upstream
 	// provider: PathFederatedIdentities + name + "/login", "/link", "/callback".
 	PathFederatedIdentities = "/federated-identities/"
