@@ -48,11 +48,20 @@ var ErrRecoveredSession = fmt.Errorf("the login session came from an account rec
 // PasswordMark binds it to the password hash the user had when the code
 // matched (a keyed hash of it, never the hash itself), so it sets a password
 // once: afterwards the hash is another.
+//
+// TOTP says the user's authenticator app passed too (VerifyRecoveryTOTP): a
+// user with a confirmed authenticator TOTP sets no password without it.
 type RecoveryGrant struct {
 	UserID       string    `json:"u"`
 	ExpiresAt    time.Time `json:"e"`
 	PasswordMark []byte    `json:"m"`
+	TOTP         bool      `json:"t,omitempty"`
 }
+
+// ErrRecoveryNeedsTOTP means the grant's user has a confirmed authenticator
+// TOTP and the grant did not pass it (VerifyRecoveryTOTP): the mailbox alone
+// does not set the password of such a user. The grant stays usable.
+var ErrRecoveryNeedsTOTP = errors.New("the account recovery needs a code of the user's authenticator app")
 
 // Rate-counter keys of the recovery limits, per normalized address and per IP.
 func recoveryRequestKey(email string) string { return "recovery:requests:account:" + email }
@@ -250,6 +259,60 @@ func (p *Provider) recoveryMark(u *storage.User) []byte {
 	return p.otpHash.hash("", "recovery-grant", "", u.ID, u.PasswordHash)
 }
 
+// grantUser is the user a RecoveryGrant may still act for: unexpired, the
+// user there and enabled, the password hash the one the code matched for;
+// else ErrRecoveryExpired.
+func (p *Provider) grantUser(ctx context.Context, g *RecoveryGrant) (*storage.User, error) {
+	if g == nil || !p.clock().Before(g.ExpiresAt) {
+		return nil, ErrRecoveryExpired
+	}
+	u, err := p.store.GetUser(ctx, g.UserID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, ErrRecoveryExpired
+	}
+	if err != nil {
+		return nil, err
+	}
+	if u.Disabled || subtle.ConstantTimeCompare(p.recoveryMark(u), g.PasswordMark) != 1 {
+		return nil, ErrRecoveryExpired
+	}
+	return u, nil
+}
+
+// RecoveryNeedsTOTP says whether the grant's user must pass an authenticator
+// code (VerifyRecoveryTOTP) before CompleteRecovery: the user has a
+// confirmed authenticator TOTP and the grant has not passed it.
+func (p *Provider) RecoveryNeedsTOTP(ctx context.Context, g *RecoveryGrant) (bool, error) {
+	if g == nil || g.TOTP {
+		return false, nil
+	}
+	return p.HasAuthenticatorTOTP(ctx, g.UserID)
+}
+
+// VerifyRecoveryTOTP checks a code of the grant's user's authenticator app
+// during a recovery, after the emailed recovery code matched: it answers
+// the grant with TOTP set when the code matched a confirmed authenticator
+// TOTP. It is the TOTP verification of the sign-in (VerifyOTP of kind
+// totp, ±1 step): each step is accepted once (a code used to sign in, or
+// here, is refused), and a wrong code counts in otp.max_failures_per_user on
+// the user's sign-in counter, since it is a guess at the second factor
+// (*TooManyAttemptsError past it). A wrong code, or a user without an
+// authenticator, is ErrOTPMismatch; a grant that can no longer set a
+// password is ErrRecoveryExpired. No login session passes: the recovered
+// session stays aal1.
+func (p *Provider) VerifyRecoveryTOTP(ctx context.Context, g *RecoveryGrant, code string) (*RecoveryGrant, error) {
+	u, err := p.grantUser(ctx, g)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := p.VerifyOTP(ctx, []string{OTPKindTOTP}, u, "", code); err != nil {
+		return nil, err
+	}
+	passed := *g
+	passed.TOTP = true
+	return &passed, nil
+}
+
 // CompleteRecovery sets newPassword (the password rules of CreateUser,
 // hashed with argon2id) for the grant's user, and in the same transaction
 // ends every login session of the user, revokes every code and token issued
@@ -261,24 +324,22 @@ func (p *Provider) recoveryMark(u *storage.User) []byte {
 //
 // An expired or used grant, or a user gone or disabled since →
 // ErrRecoveryExpired, nothing changed; a password the rules refuse →
-// ErrInvalidInput, and the grant stays usable.
+// ErrInvalidInput, and a user with a confirmed authenticator TOTP whose
+// grant did not pass it (VerifyRecoveryTOTP) → ErrRecoveryNeedsTOTP: the
+// grant stays usable after both.
 func (p *Provider) CompleteRecovery(ctx context.Context, g *RecoveryGrant, newPassword, ip, clientID string) (*storage.LoginSession, *storage.User, error) {
 	now := p.clock().UTC()
-	if g == nil || !now.Before(g.ExpiresAt) {
-		return nil, nil, ErrRecoveryExpired
+	u, err := p.grantUser(ctx, g)
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := checkPasswordRules(newPassword); err != nil {
 		return nil, nil, err
 	}
-	u, err := p.store.GetUser(ctx, g.UserID)
-	if errors.Is(err, storage.ErrNotFound) {
-		return nil, nil, ErrRecoveryExpired
-	}
-	if err != nil {
+	if needs, err := p.RecoveryNeedsTOTP(ctx, g); err != nil {
 		return nil, nil, err
-	}
-	if u.Disabled || subtle.ConstantTimeCompare(p.recoveryMark(u), g.PasswordMark) != 1 {
-		return nil, nil, ErrRecoveryExpired
+	} else if needs {
+		return nil, nil, ErrRecoveryNeedsTOTP
 	}
 	hash, err := p.hashPassword(ctx, newPassword)
 	if err != nil {

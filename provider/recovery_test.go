@@ -188,3 +188,78 @@ func TestRecovery_RequestsAreLimitedPerIP(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A user with a confirmed authenticator TOTP sets no password with the
+// emailed recovery code alone: CompleteRecovery refuses the grant until
+// VerifyRecoveryTOTP passed a code of the app (replay-safe: the step the
+// enrollment used is refused; a wrong code counts in
+// otp.max_failures_per_user on the sign-in counter), and the recovered
+// session is aal1 all the same.
+func TestRecovery_AuthenticatorTOTPMustPass(t *testing.T) {
+	forDialects(t, func(t *testing.T, dialect string) {
+		srv, box := startWithMailbox(t, dialect)
+		p, ctx := srv.Plugin.Provider, context.Background()
+		alice := srv.NewUser(t)
+		k, err := p.BeginAuthenticatorTOTP(ctx, alice.User)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enrolled := totpAt(t, k, srv.Clock.Now())
+		if err := p.ConfirmAuthenticatorTOTP(ctx, alice.User, k.ID, enrolled); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.RequestRecovery(ctx, provider.RecoveryRequest{Email: alice.Email, IP: "192.0.2.1"}); err != nil {
+			t.Fatal(err)
+		}
+		grant, err := p.VerifyRecoveryCode(ctx, alice.Email, box.Code(t, 1, alice.Email), "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if needs, err := p.RecoveryNeedsTOTP(ctx, grant); err != nil || !needs {
+			t.Fatalf("RecoveryNeedsTOTP %v %v", needs, err)
+		}
+		if _, _, err := p.CompleteRecovery(ctx, grant, "a new long password", "192.0.2.1", ""); !errors.Is(err, provider.ErrRecoveryNeedsTOTP) {
+			t.Fatalf("a password without the TOTP: %v, want ErrRecoveryNeedsTOTP", err)
+		}
+		// The code the enrollment used is spent (RFC 6238 §5.2).
+		if _, err := p.VerifyRecoveryTOTP(ctx, grant, enrolled); !errors.Is(err, provider.ErrOTPMismatch) {
+			t.Fatalf("the enrollment's code again: %v, want ErrOTPMismatch", err)
+		}
+		failures := func() int {
+			n, _, err := srv.Store.PeekRateCounter(ctx, "otp:failures:"+alice.ID, p.Config().OTP.FailureWindow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		before := failures()
+		srv.Clock.Advance(provider.TOTPPeriod * time.Second)
+		code := totpAt(t, k, srv.Clock.Now())
+		if _, err := p.VerifyRecoveryTOTP(ctx, grant, wrong(code)); !errors.Is(err, provider.ErrOTPMismatch) {
+			t.Fatalf("a wrong TOTP: %v", err)
+		}
+		if got := failures(); got != before+1 {
+			t.Fatalf("a wrong TOTP counted %d failures, want 1", got-before)
+		}
+		passed, err := p.VerifyRecoveryTOTP(ctx, grant, code)
+		if err != nil || !passed.TOTP {
+			t.Fatalf("the TOTP: %+v %v", passed, err)
+		}
+		if _, err := p.VerifyRecoveryTOTP(ctx, grant, code); !errors.Is(err, provider.ErrOTPMismatch) {
+			t.Fatalf("the same TOTP again: %v, want ErrOTPMismatch", err)
+		}
+		if needs, err := p.RecoveryNeedsTOTP(ctx, passed); err != nil || needs {
+			t.Fatalf("RecoveryNeedsTOTP after the TOTP: %v %v", needs, err)
+		}
+		ls, _, err := p.CompleteRecovery(ctx, passed, "a new long password", "192.0.2.1", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ls.Recovered || provider.ACR(ls) != provider.ACRPassword {
+			t.Fatalf("recovered session %+v", ls)
+		}
+		if _, err := p.VerifyRecoveryTOTP(ctx, passed, totpAt(t, k, srv.Clock.Now().Add(provider.TOTPPeriod*time.Second))); !errors.Is(err, provider.ErrRecoveryExpired) {
+			t.Fatalf("a used grant: %v, want ErrRecoveryExpired", err)
+		}
+	})
+}

@@ -184,11 +184,13 @@ func TestTemplates_BothLanguagesNameProductAndClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 12, 7, 20, 40, 0, 0, time.UTC)
-	for _, tc := range []struct{ locale, subject, text, expiry string }{
-		{"en", "Your Acme sign-in code for Shop", "Your Acme sign-in code for Shop is:", "21:40 UTC+01:00, 7 Dec 2026"},
-		{"de", "Ihr Acme-Anmeldecode für Shop", "Ihr Acme-Anmeldecode für Shop lautet:", "21:40 Uhr UTC+01:00, 7.12.2026"},
+	for _, tc := range []struct{ kind, locale, subject, text, expiry string }{
+		{"login", "en", "Your Acme sign-in code for Shop", "Your Acme sign-in code for Shop is:", "21:40 UTC+01:00, 7 Dec 2026"},
+		{"login", "de", "Ihr Acme-Anmeldecode für Shop", "Ihr Acme-Anmeldecode für Shop lautet:", "21:40 Uhr UTC+01:00, 7.12.2026"},
+		{"recovery", "en", "Your Acme account recovery code for Shop", "Your Acme account recovery code for Shop is:", "21:40 UTC+01:00, 7 Dec 2026"},
+		{"recovery", "de", "Ihr Acme-Code zur Kontowiederherstellung für Shop", "Ihr Acme-Code zur Kontowiederherstellung für Shop lautet:", "21:40 Uhr UTC+01:00, 7.12.2026"},
 	} {
-		subject, text, html, err := tpl.OTP(mail.OTPData{Code: "654321", ExpiresAt: at, TTLMinutes: 5, Kind: "login",
+		subject, text, html, err := tpl.OTP(mail.OTPData{Code: "654321", ExpiresAt: at, TTLMinutes: 5, Kind: tc.kind,
 			Issuer: "Acme", ClientName: "Shop", Locale: tc.locale})
 		if err != nil {
 			t.Fatal(err)
