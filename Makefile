@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: run test test-short bench e2e lint build image chromium
+.PHONY: run test test-short bench e2e lint build image chromium axe-core
 
 ## run: the server on SQLite (./otpstep.db) with a demo user and client, on 127.0.0.1:4444
 run:
@@ -17,8 +17,8 @@ image:
 	docker build -t otpstep:latest .
 
 ## test: every test, with a summary that lists each skipped test and why (PostgreSQL tests skip with a
-## message when none answers; CI=true makes them fail)
-test:
+## message when none answers; CI=true makes them fail). It first fetches axe-core for the browser suite.
+test: axe-core
 	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
 	$(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -count=1 -timeout 15m $(PKGS)
@@ -31,12 +31,23 @@ test-short:
 bench:
 	$(GO) run ./bench
 
-## e2e: the real-browser tests (installs Debian's chromium when missing)
-e2e: chromium
+## e2e: the real-browser tests (installs Debian's chromium when missing), the accessibility suite among them
+e2e: chromium axe-core
 	OTPSTEP_E2E=1 $(GO) test -count=1 -run E2E ./...
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && apt-get install -y chromium)
+
+## axe-core: node_modules/axe-core, exactly as package-lock.json pins it (test-only; not committed).
+## Without npm the accessibility suite skips with a message (CI=true makes it fail).
+axe-core: node_modules/axe-core/axe.min.js
+
+node_modules/axe-core/axe.min.js: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund && touch $@; \
+	else \
+		echo "npm not found: the accessibility suite (TestE2E_AccessibilityOfEveryPage) will skip"; \
+	fi
 
 lint:
 	gofmt -l . | tee /dev/stderr | (! read)
