@@ -51,6 +51,10 @@ const (
 	defaultTimeout = 10 * time.Second
 	// maxResponseBytes bounds what is read of an introspection response.
 	maxResponseBytes = 1 << 20
+	// unavailableRetryAfter is the Retry-After, in seconds, of the 503 a
+	// Guard answers when introspection gives no verdict (the same 5 s as
+	// otpstep's own 503s; the package imports none of otpstep's).
+	unavailableRetryAfter = 5
 )
 
 // ErrUnavailable means the introspection endpoint could not give a verdict
@@ -222,7 +226,7 @@ func (g *Guard) Protect(req Require, next http.Handler) http.Handler {
 		}
 		tok, err := g.Introspect(r.Context(), raw)
 		if err != nil {
-			w.Header().Set("Retry-After", "5")
+			w.Header().Set("Retry-After", strconv.Itoa(unavailableRetryAfter))
 			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "The token could not be checked; try again.")
 			return
 		}

@@ -3,10 +3,8 @@ package web
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
+	"github.com/otpstep/otpstep/web/jsonapi"
 )
 
 // mountOTPPages registers the OTP pages on a CSRF-protected router and
@@ -385,13 +384,13 @@ func clientIDOf(returnTo string) string {
 }
 
 func setRetryAfter(w http.ResponseWriter, e *provider.TooManyAttemptsError) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter(e)/time.Second)))
+	jsonapi.SetRetryAfter(w.Header(), e.RetryAfter)
 }
 
-// retryAfter is e's wait rounded up to the whole second (at least one), as
-// Retry-After says it; the pages name the same moment.
+// retryAfter is e's wait as Retry-After says it (jsonapi.RetryAfter); the
+// pages name the same moment.
 func retryAfter(e *provider.TooManyAttemptsError) time.Duration {
-	return time.Duration(math.Max(1, math.Ceil(e.RetryAfter.Seconds()))) * time.Second
+	return jsonapi.RetryAfter(e.RetryAfter)
 }
 
 // maskEmail shows enough of an address to recognise it: j***@example.com.

@@ -3,10 +3,10 @@ package web
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/otpstep/otpstep/storage"
+	"github.com/otpstep/otpstep/web/jsonapi"
 )
 
 // unavailableRetryAfter is the Retry-After of every 503 for an unavailable
@@ -43,7 +43,7 @@ func (s *Server) storageUnavailable(ctx context.Context, path string, err error)
 
 // setUnavailableRetryAfter sets the Retry-After of a 503 for an unavailable database.
 func setUnavailableRetryAfter(w http.ResponseWriter) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(unavailableRetryAfter/time.Second)))
+	jsonapi.SetRetryAfter(w.Header(), unavailableRetryAfter)
 }
 
 // oauth2Unavailable answers an OAuth2 endpoint (token, introspection,

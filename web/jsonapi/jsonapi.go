@@ -253,13 +253,21 @@ func Object(id string, e *Error) ErrorObject {
 	return obj
 }
 
-// retryAfterSeconds is d in whole seconds, rounded up, at least 1.
-func retryAfterSeconds(d time.Duration) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
+// RetryAfter is d as Retry-After says it: whole seconds, rounded up, at
+// least one. Pages that name the moment to try again use it too, so the page
+// and the header agree.
+func RetryAfter(d time.Duration) time.Duration {
+	s := (d + time.Second - 1) / time.Second
 	if s < 1 {
 		s = 1
 	}
-	return s
+	return s * time.Second
+}
+
+// SetRetryAfter sets h's Retry-After to d (RetryAfter): the one place every
+// 429 and 503 of otpstep's server gets the header from.
+func SetRetryAfter(h http.Header, d time.Duration) {
+	h.Set("Retry-After", strconv.FormatInt(int64(RetryAfter(d)/time.Second), 10))
 }
 
 // Write answers the request with e as a JSON:API error document. It sets
@@ -286,7 +294,7 @@ func Write(w http.ResponseWriter, r *http.Request, e *Error) {
 	h.Set("Content-Type", MediaType)
 	h.Del("Content-Length")
 	if e.RetryAfter > 0 || status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", strconv.FormatInt(retryAfterSeconds(e.RetryAfter), 10))
+		SetRetryAfter(h, e.RetryAfter)
 	}
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))

@@ -128,6 +128,10 @@ func TestWrite_RetryAfterRounding(t *testing.T) {
 			if got := w.Header().Get("Retry-After"); got != tt.want {
 				t.Fatalf("Retry-After = %q, want %q", got, tt.want)
 			}
+			// The pages name the moment RetryAfter gives: the header's.
+			if got := fmt.Sprint(int64(RetryAfter(tt.d) / time.Second)); got != tt.want {
+				t.Fatalf("RetryAfter(%s) = %s s, want %s s", tt.d, got, tt.want)
+			}
 		})
 	}
 }
