@@ -292,3 +292,80 @@ func privateJWKS(t *testing.T, k *assertionKey) []byte {
 	}
 	return b
 }
+
+// jwksWithUse is k's public JWK Set with "use" use (omitted when empty)
+// and no "alg", as Apache's mod_auth_openidc publishes its key at
+// <redirect_uri>?jwks=rsa.
+func (k *assertionKey) jwksWithUse(t *testing.T, use string) []byte {
+	t.Helper()
+	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: k.priv.Public(), KeyID: k.kid, Use: use}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// RFC 7517 §4.2: "use" is optional and a key without it may sign. A
+// private_key_jwt client whose jwks_uri publishes its key without "use"
+// (mod_auth_openidc does) exchanges its code; so does one registered with
+// such a set inline (stored with "use":"sig"). A key for "enc" never
+// verifies an assertion, and an inline set of only such keys is refused.
+func TestClientAuth_PrivateKeyJWTKeyWithoutUse(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv := plugintest.Start(t, dialect, nil)
+		ctx := context.Background()
+		tokenURL := srv.URL + "/oauth2/token"
+
+		codeFlow := func(r *rp, key *assertionKey) error {
+			t.Helper()
+			r.conf.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+			state, verifier := randomString(12), oauth2.GenerateVerifier()
+			back := r.login(t, plugintest.NewBrowser(t), r.conf.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)))
+			_, err := r.conf.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier),
+				oauth2.SetAuthURLParam("client_assertion_type", jwtBearer),
+				oauth2.SetAuthURLParam("client_assertion", key.assertion(t, r.conf.ClientID, tokenURL)))
+			return err
+		}
+		serve := func(set []byte) string {
+			keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = w.Write(set)
+			}))
+			t.Cleanup(keySrv.Close)
+			return keySrv.URL + "/redirect_uri?jwks=rsa"
+		}
+
+		// jwks_uri, an RSA key without "use" or "alg".
+		rkey := newAssertionKey(t, jose.RS256)
+		uri := newRP(t, srv, provider.NewClient{TokenEndpointAuthMethod: provider.AuthPrivateKeyJWT, JWKSURI: serve(rkey.jwksWithUse(t, ""))})
+		if err := codeFlow(uri, rkey); err != nil {
+			t.Fatalf("jwks_uri key without use: %v", err)
+		}
+
+		// Inline, a P-256 key without "use": the algorithm is found and the
+		// stored set says "sig".
+		ekey := newAssertionKey(t, jose.ES256)
+		inline := newRP(t, srv, provider.NewClient{TokenEndpointAuthMethod: provider.AuthPrivateKeyJWT, JWKS: ekey.jwksWithUse(t, "")})
+		stored, err := srv.Plugin.Provider.Client(ctx, inline.conf.ClientID)
+		if err != nil || stored.TokenEndpointAuthSigningAlg != "ES256" || len(stored.GetJSONWebKeys().Keys) != 1 || stored.GetJSONWebKeys().Keys[0].Use != "sig" {
+			t.Fatalf("stored %+v (%v), want ES256 and the key marked sig", stored, err)
+		}
+		if err := codeFlow(inline, ekey); err != nil {
+			t.Fatalf("inline key without use: %v", err)
+		}
+
+		// "use":"enc" signs nothing: refused inline, and at the token
+		// endpoint when a jwks_uri publishes it.
+		_, _, err = srv.Plugin.Provider.CreateClient(ctx, provider.NewClient{RedirectURIs: []string{rpRedirect},
+			TokenEndpointAuthMethod: provider.AuthPrivateKeyJWT, JWKS: ekey.jwksWithUse(t, "enc")})
+		if err == nil || !strings.Contains(err.Error(), "no signing key") {
+			t.Fatalf("an inline set of an enc key: %v", err)
+		}
+		enc := newRP(t, srv, provider.NewClient{TokenEndpointAuthMethod: provider.AuthPrivateKeyJWT, JWKSURI: serve(rkey.jwksWithUse(t, "enc")),
+			TokenEndpointAuthSigningAlg: "RS256"})
+		form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {jwtBearer}, "client_assertion": {rkey.assertion(t, enc.conf.ClientID, tokenURL)}}
+		if c, _ := authPost(t, srv, "/oauth2/token", form, "", ""); c == http.StatusOK {
+			t.Fatal("an assertion verified with a key for enc")
+		}
+	})
+}

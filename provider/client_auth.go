@@ -11,8 +11,10 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	jose3 "github.com/go-jose/go-jose/v3"
+	"github.com/hashicorp/go-retryablehttp"
 	"github.com/ory/fosite"
 )
 
@@ -114,23 +116,67 @@ type assertionAudienceConfig struct {
 
 func (c assertionAudienceConfig) GetTokenURLs(context.Context) []string { return c.audiences }
 
+// signingUse is a client's JWK Set with every key that has no "use"
+// marked "sig": RFC 7517 §4.2 makes "use" optional, and a key without it
+// may sign, but fosite's key lookup takes only keys saying "sig" (an RP
+// such as Apache's mod_auth_openidc publishes its key without "use"). A key
+// of another use ("enc") stays as it is and never verifies an assertion.
+func signingUse(set *jose3.JSONWebKeySet) *jose3.JSONWebKeySet {
+	out := &jose3.JSONWebKeySet{Keys: make([]jose3.JSONWebKey, 0, len(set.Keys))}
+	for _, k := range set.Keys {
+		if k.Use == "" {
+			k.Use = "sig"
+		}
+		out.Keys = append(out.Keys, k)
+	}
+	return out
+}
+
+// jwksHTTPClient fetches private_key_jwt clients' jwks_uri: fosite's
+// default retryablehttp client logs every request to stderr ("[DEBUG] GET
+// …", outside otpstep's log) and retries for up to minutes with no overall
+// timeout, holding the token request. This one logs nothing, tries twice
+// and gives each try 5 seconds.
+func jwksHTTPClient() *retryablehttp.Client {
+	c := retryablehttp.NewClient()
+	c.Logger = nil
+	c.RetryMax = 1
+	c.RetryWaitMax = time.Second
+	c.HTTPClient.Timeout = 5 * time.Second
+	return c
+}
+
+// unsetUseSigns is fosite's JWKSFetcherStrategy for a client's jwks_uri,
+// each fetched set read with signingUse.
+type unsetUseSigns struct{ fosite.JWKSFetcherStrategy }
+
+func (s unsetUseSigns) Resolve(ctx context.Context, location string, ignoreCache bool) (*jose3.JSONWebKeySet, error) {
+	set, err := s.JWKSFetcherStrategy.Resolve(ctx, location, ignoreCache)
+	if err != nil {
+		return nil, err
+	}
+	return signingUse(set), nil
+}
+
 // checkClientJWKS parses a client's JWK Set for private_key_jwt: public
-// keys only, and at least one signing key (use "sig", which fosite
-// requires) of the type alg needs. It returns the set as stored and the
-// algorithm (alg, or when empty the one the first signing key implies).
+// keys only, and at least one signing key (use "sig" or unset) of the type
+// alg needs. It returns the set as stored, keys without "use" marked "sig"
+// (signingUse), and the algorithm (alg, or when empty the one the first
+// signing key implies).
 func checkClientJWKS(raw []byte, alg string) (string, string, error) {
-	var set jose3.JSONWebKeySet
-	if err := json.Unmarshal(raw, &set); err != nil {
+	var parsed jose3.JSONWebKeySet
+	if err := json.Unmarshal(raw, &parsed); err != nil {
 		return "", "", fmt.Errorf("not a JWK Set: %v", err)
 	}
-	if len(set.Keys) == 0 {
+	if len(parsed.Keys) == 0 {
 		return "", "", fmt.Errorf("the JWK Set has no keys")
 	}
-	for _, k := range set.Keys {
+	for _, k := range parsed.Keys {
 		if !k.IsPublic() {
 			return "", "", fmt.Errorf("key %q is private: register public keys only", k.KeyID)
 		}
 	}
+	set := signingUse(&parsed)
 	fits := func(k jose3.JSONWebKey, alg string) bool {
 		if k.Use != "sig" || (k.Algorithm != "" && k.Algorithm != alg) {
 			return false
@@ -154,11 +200,11 @@ func checkClientJWKS(raw []byte, alg string) (string, string, error) {
 			}
 		}
 		if alg == "" {
-			return "", "", fmt.Errorf(`no key with "use":"sig" is an RSA or P-256 key`)
+			return "", "", fmt.Errorf(`no signing key ("use" "sig" or unset) is an RSA or P-256 key`)
 		}
 	}
 	if !slices.ContainsFunc(set.Keys, func(k jose3.JSONWebKey) bool { return fits(k, alg) }) {
-		return "", "", fmt.Errorf(`no key with "use":"sig" fits %s`, alg)
+		return "", "", fmt.Errorf(`no signing key ("use" "sig" or unset) fits %s`, alg)
 	}
 	out, err := json.Marshal(set)
 	if err != nil {

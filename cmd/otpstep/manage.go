@@ -199,7 +199,7 @@ func (a *app) clientsCommand() *cobra.Command {
 	f.StringVar(&nc.ClientURI, "client-uri", "", "the client's home page, an absolute http(s) URL; error pages link back to it")
 	f.StringVar(&nc.Secret, "secret", "", "use this secret (stored with argon2id) instead of a generated one")
 	f.StringVar(&nc.TokenEndpointAuthMethod, "token-endpoint-auth-method", "", "client_secret_basic (default), client_secret_post, private_key_jwt (with --jwks-file or --jwks-uri) or none (public)")
-	f.StringVar(&jwksFile, "jwks-file", "", "private_key_jwt: a file holding the client's JWK Set (public keys, \"use\":\"sig\")")
+	f.StringVar(&jwksFile, "jwks-file", "", "private_key_jwt: a file holding the client's JWK Set (public keys; \"use\" \"sig\" or unset)")
 	f.StringVar(&nc.JWKSURI, "jwks-uri", "", "private_key_jwt: the URL of the client's JWK Set")
 	f.StringVar(&nc.IDTokenSignedResponseAlg, "id-token-signed-response-alg", "", "RS256 or ES256: the algorithm of this client's ID tokens (default oauth2.signing_alg; a key of it must exist: keys rotate --alg)")
 	f.StringVar(&nc.TokenEndpointAuthSigningAlg, "token-endpoint-auth-signing-alg", "", "private_key_jwt: RS256 or ES256 (default: what the JWK Set's first signing key implies, else RS256)")
