@@ -2,6 +2,7 @@ package plugin_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -29,7 +30,34 @@ type logoutReceiver struct {
 func newLogoutReceiver(t *testing.T, statuses ...int) *logoutReceiver {
 	t.Helper()
 	lr := &logoutReceiver{statuses: statuses, got: make(chan string, 16)}
-	lr.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	lr.Server = httptest.NewServer(lr.handler())
+	t.Cleanup(lr.Close)
+	return lr
+}
+
+// newDownLogoutReceiver is a receiver whose address refuses connections
+// until up is called (then it answers 200).
+func newDownLogoutReceiver(t *testing.T) (lr *logoutReceiver, url string, up func()) {
+	t.Helper()
+	lr = &logoutReceiver{got: make(chan string, 16)}
+	lr.Server = httptest.NewUnstartedServer(lr.handler())
+	addr := lr.Listener.Addr().String()
+	if err := lr.Listener.Close(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(lr.Close)
+	return lr, "http://" + addr, func() {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatalf("the receiver's address is taken: %v", err)
+		}
+		lr.Listener = ln
+		lr.Start()
+	}
+}
+
+func (lr *logoutReceiver) handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
 			w.WriteHeader(http.StatusBadRequest)
 			return
@@ -42,9 +70,7 @@ func newLogoutReceiver(t *testing.T, statuses ...int) *logoutReceiver {
 		lr.mu.Unlock()
 		lr.got <- r.PostFormValue("logout_token")
 		w.WriteHeader(status)
-	}))
-	t.Cleanup(lr.Close)
-	return lr
+	})
 }
 
 // next is the next logout token received (the test fails after 20s).
@@ -222,6 +248,39 @@ func TestBackchannelLogout_RedeliveredAfterTheReceiverWasDown(t *testing.T) {
 			t.Fatalf("given up counted %v", got)
 		}
 		down.none(t)
+	})
+}
+
+// A receiver that is not listening at all (connection refused) gets the
+// logout once it listens again, after the backoff.
+func TestBackchannelLogout_RedeliveredAfterTheReceiverRefusedConnections(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv := plugintest.Start(t, dialect, nil)
+		lr, uri, up := newDownLogoutReceiver(t)
+		r := newRP(t, srv, provider.NewClient{Logout: storage.ClientLogout{BackchannelLogoutURI: uri + "/backchannel"}})
+		b := plugintest.NewBrowser(t)
+		_, hint, idt := r.signIn(t, b)
+		var claims struct {
+			Sid string `json:"sid"`
+		}
+		if err := idt.Claims(&claims); err != nil {
+			t.Fatal(err)
+		}
+		b.Follow(r.endSessionURL(t, map[string][]string{"id_token_hint": {hint}}), "")
+		waitRetry(t, srv, claims.Sid)
+		up()
+		srv.Clock.Advance(time.Minute) // past the first backoff
+		if _, err := srv.Plugin.Provider.DeliverBackchannelLogoutsOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if lt := r.verifyLogoutToken(t, srv, lr.next(t)); lt.Sid != claims.Sid {
+			t.Fatalf("sid %q, want %q", lt.Sid, claims.Sid)
+		}
+		rows := waitSettled(t, srv, claims.Sid, 1)
+		if rows[0].Attempts != 2 || rows[0].LastError != "" {
+			t.Fatalf("rows %+v: want delivered at the second attempt", rows)
+		}
+		lr.none(t)
 	})
 }
 

@@ -2,6 +2,7 @@ package plugin_test
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -213,5 +214,44 @@ func regexpAction(t *testing.T, body string) string {
 		t.Fatalf("no form in %s", body)
 	}
 	action, _, _ := strings.Cut(rest, `"`)
-	return strings.ReplaceAll(action, "&amp;", "&")
+	return html.UnescapeString(action)
+}
+
+// ui_locales (RP-Initiated Logout 1.0 §2) picks the language of every page
+// of a logout: the confirmation (also of the RP's form POST), the signed-out
+// page after it, and the error page of a refused request.
+func TestRPInitiatedLogout_UILocales(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv := plugintest.Start(t, dialect, nil)
+		r := newLogoutRP(t, srv)
+		b := plugintest.NewBrowser(t)
+		r.signIn(t, b)
+		german := func(name string, page *plugintest.Page, want string) {
+			t.Helper()
+			if !strings.Contains(page.Body, `lang="de"`) || !strings.Contains(page.Body, want) {
+				t.Fatalf("%s: want German %q, got %s", name, want, page)
+			}
+		}
+
+		refused := b.Follow(r.endSessionURL(t, url.Values{"client_id": {r.conf.ClientID}, "post_logout_redirect_uri": {"https://evil.example/"}, "ui_locales": {"fr de"}}), "https://evil.example/")
+		if refused.Status != http.StatusBadRequest {
+			t.Fatalf("unregistered URI: %s", refused)
+		}
+		german("error page", refused, "Diese Abmeldeanfrage ist nicht gültig")
+
+		english := b.Follow(r.endSessionURL(t, url.Values{"client_id": {r.conf.ClientID}, "ui_locales": {"en"}}), "")
+		if !strings.Contains(english.Body, "Sign out?") {
+			t.Fatalf("ui_locales=en: %s", english)
+		}
+		page := b.Submit(&plugintest.Page{URL: mustParse(t, srv.URL)}, provider.PathEndSession, url.Values{"client_id": {r.conf.ClientID}, "ui_locales": {"fr de"}}, "")
+		german("confirmation of the RP's form POST", page, "Abmelden?")
+		done := b.Submit(page, regexpAction(t, page.Body), url.Values{"client_id": {page.HiddenField("client_id")}}, "")
+		if done.Status != http.StatusOK {
+			t.Fatalf("confirmed: %s", done)
+		}
+		german("signed-out page", done, "Sie sind abgemeldet")
+		if r.signedIn(t, b) {
+			t.Fatal("still signed in")
+		}
+	})
 }
