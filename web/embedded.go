@@ -18,8 +18,9 @@ type mountInfo struct {
 }
 
 // MountSecondFactor registers what an embedding host serves of otpstep on r:
-// the user API under api.prefix, the OTP pages (/login/otp, its resend
-// form, their static files) and linking an upstream identity in the browser
+// the user API under api.prefix, the OTP pages (/login/otp, its resend and
+// authenticator forms, their static files), the authenticator page
+// (/settings/totp and its forms) and linking an upstream identity in the browser
 // (/federated-identities/{identityProvider}/link and its callback; signing in
 // with an upstream is the host's login's business, so that route is not
 // mounted). The host chooses the prefix: r may be a
@@ -61,6 +62,7 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	pages.Use(s.csrf)
 	page := s.mountOTPPages(pages)
 	s.mountFederatedLinkPages(pages)
+	s.mountSettingsPages(pages)
 	tpl, err := page.GetPathTemplate()
 	if err != nil || strings.ContainsAny(tpl, "{}") {
 		s.log.Error("web: otpstep must be mounted under a plain path prefix", "template", tpl, "err", err)
@@ -101,7 +103,7 @@ func (s *Server) safeReturnTo(raw string) (string, bool) {
 	}
 	paths := s.opts.ReturnPaths
 	if s.mount.base != "" {
-		paths = append(paths[:len(paths):len(paths)], s.mount.base+PathOTP)
+		paths = append(paths[:len(paths):len(paths)], s.mount.base+PathOTP, s.mount.base+PathSettingsTOTP)
 	}
 	for _, p := range paths {
 		if u.Path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(u.Path, p) {

@@ -276,11 +276,24 @@ func SecurityHeadersWith(hsts bool, logoURL string, formActions ...string) func(
 // Empty sources, and any that could change the policy's meaning, are
 // skipped; without a policy on w it does nothing.
 func AllowFormActions(w http.ResponseWriter, sources ...string) {
+	allowSources(w, "form-action", sources)
+}
+
+// AllowImageSources adds sources to the img-src directive of the
+// Content-Security-Policy SecurityHeaders set on w, for this response only,
+// as AllowFormActions does for form-action: the enrollment page's QR code
+// is an inline PNG ("data:"), no other page admits one.
+func AllowImageSources(w http.ResponseWriter, sources ...string) {
+	allowSources(w, "img-src", sources)
+}
+
+// allowSources adds sources to directive of w's Content-Security-Policy.
+func allowSources(w http.ResponseWriter, directive string, sources []string) {
 	h := w.Header()
 	directives := strings.Split(h.Get(cspHeader), "; ")
 	for i, d := range directives {
 		fields := strings.Fields(d)
-		if len(fields) == 0 || fields[0] != "form-action" {
+		if len(fields) == 0 || fields[0] != directive {
 			continue
 		}
 		for _, src := range sources {

@@ -36,7 +36,7 @@ var staticFS embed.FS
 // pageNames lists the pages Render knows, each templates/<name>.html.
 func pageNames() []string {
 	return []string{"login", "login_otp", "consent", "logged_in", "logged_out", "logout_confirm", "error",
-		"federated_link", "federated_linked", "federated_not_linked"}
+		"federated_link", "federated_linked", "federated_not_linked", "settings_totp"}
 }
 
 // renderFailedMessage is shown when a page cannot be rendered (a catalog key).

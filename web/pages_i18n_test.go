@@ -34,7 +34,21 @@ func samplePages() map[string]any {
 		"federated_link":       FederatedLinkPage{Provider: "Acme", Action: "/x", ReturnTo: "/", CSRFField: testCSRFField},
 		"federated_linked":     FederatedLinkedPage{Provider: "Acme"},
 		"federated_not_linked": FederatedNotLinkedPage{Provider: "Acme", LoginURL: "/login"},
+		"settings_totp":        sampleSettingsTOTP(true),
 	}
+}
+
+// sampleSettingsTOTP is the authenticator page with two authenticators (one
+// used), a message and an error, and, when enrolling, an enrollment.
+func sampleSettingsTOTP(enrolling bool) SettingsTOTPPage {
+	at := time.Date(2026, 12, 7, 21, 40, 0, 0, time.UTC)
+	page := SettingsTOTPPage{Email: "j@example.com", Message: "x", Error: "y", CSRFField: testCSRFField,
+		Authenticators: []AuthenticatorEntry{{ID: "a1", ConfirmedAt: at, LastUsedAt: at.Add(time.Hour)}, {ID: "a2", ConfirmedAt: at}}}
+	if enrolling {
+		page.Enrollment = &EnrollmentView{ID: "e1", QRCode: "data:image/png;base64,iVBORw0KGgo=", URI: "otpauth://totp/otpstep:j%40example.com?secret=ABCD",
+			Secret: "ABCD EFGH", Issuer: "otpstep", Account: "j@example.com"}
+	}
+	return page
 }
 
 func TestPages_LocalesAreTheConfigs(t *testing.T) {

@@ -25,6 +25,11 @@ const (
 	// user's authenticator app instead of the emailed one.
 	PathOTPAuthenticator = "/login/otp/authenticator"
 	PathLogout           = "/logout"
+	// PathSettingsTOTP is the authenticator app's page: enroll one (its
+	// POST begins an enrollment), confirm it with a first code, remove it.
+	PathSettingsTOTP        = "/settings/totp"
+	PathSettingsTOTPConfirm = "/settings/totp/confirm"
+	PathSettingsTOTPDelete  = "/settings/totp/delete"
 	// PathFederatedIdentities is the prefix of the pages of an upstream
 	// provider: PathFederatedIdentities + name + "/login", "/link", "/callback".
 	PathFederatedIdentities = "/federated-identities/"

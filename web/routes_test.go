@@ -16,7 +16,7 @@ import (
 // spells one (alone or before a query).
 func TestRoutes_PathsAreWrittenOnce(t *testing.T) {
 	paths := []string{PathDiscovery, PathJWKS, PathAuthorize, PathConsent, PathToken, PathIntrospect, PathRevoke, PathUserinfo,
-		PathEndSession, PathLogin, PathOTP, PathOTPResend, PathOTPAuthenticator, PathLogout, PathFederatedIdentities, PathStatic, PathAlive, PathReady,
+		PathEndSession, PathLogin, PathOTP, PathOTPResend, PathOTPAuthenticator, PathLogout, PathSettingsTOTP, PathSettingsTOTPConfirm, PathSettingsTOTPDelete, PathFederatedIdentities, PathStatic, PathAlive, PathReady,
 		PathMetrics, PathPprof, PathOpenAPI}
 	fset := token.NewFileSet()
 	for _, dir := range []string{".", "../plugin", "../provider"} {

@@ -159,6 +159,7 @@ func (s *Server) Mount(r *mux.Router) {
 	pages.HandleFunc(PathLogin, s.loginForm).Methods(http.MethodGet)
 	pages.HandleFunc(PathLogin, s.login).Methods(http.MethodPost)
 	s.mountOTPPages(pages)
+	s.mountSettingsPages(pages)
 	pages.HandleFunc(PathLogout, s.logoutForm).Methods(http.MethodGet)
 	pages.HandleFunc(PathLogout, s.logout).Methods(http.MethodPost)
 	pages.HandleFunc(PathEndSession, s.endSession).Methods(http.MethodGet)
@@ -229,7 +230,7 @@ func safeReturnTo(raw string) (string, bool) {
 		strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\r\n") {
 		return "", false
 	}
-	for _, prefix := range []string{PathAuthorize, PathOTP, PathFederatedIdentities} {
+	for _, prefix := range []string{PathAuthorize, PathOTP, PathFederatedIdentities, PathSettingsTOTP} {
 		if u.Path == prefix || strings.HasPrefix(u.Path, prefix) && strings.HasSuffix(prefix, "/") {
 			return u.String(), true
 		}
