@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/css"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -54,6 +55,14 @@ var a11yPages = []a11yPage{
 			r.click(`button.secondary`)
 		}
 	}, "so no new code was sent. You can ask for a new code at", "deshalb wurde kein neuer gesendet. Sie können um"},
+	{"otp_with_authenticator", func(r *a11yRun) { r.withAuthenticator(); r.toOTP() },
+		"Use your authenticator app", "Authenticator-App verwenden"},
+	{"otp_authenticator_wrong_code", func(r *a11yRun) {
+		k := r.withAuthenticator()
+		r.toOTP()
+		r.do("app code", chromedp.SetValue(chromedp.CSS("#authenticator-otp"), wrongCode(totpCodeAt(r.t, k, r.srv.Clock.Now()))))
+		r.click(`form:has(#authenticator-otp) button[type="submit"]`)
+	}, "That code from your authenticator app is not right", "Dieser Code aus Ihrer Authenticator-App stimmt nicht"},
 	{"consent", func(r *a11yRun) { r.authorize(r.photos); r.signIn(r.user.Email, r.user.Password) },
 		"Allow Acme Photos access?", "Acme Photos Zugriff erlauben?"},
 	{"logged_in", func(r *a11yRun) { r.open("/login"); r.signIn(r.user.Email, r.user.Password) },
@@ -97,6 +106,10 @@ var a11yViewports = []struct {
 }{{"desktop", 1280, 800, false}, {"phone", 390, 844, true}}
 
 var a11yColorSchemes = []string{"light", "dark"}
+
+// a11yForcedStates are the states every link, button and input is put in
+// (CSS.forcePseudoState) for axe's colour-contrast rule, on the desktop.
+var a11yForcedStates = [][]string{{"hover"}, {"hover", "active"}, {"focus", "focus-visible"}}
 
 // TestE2E_AccessibilityOfEveryPage renders every page of a11yPages in a real
 // Chromium, in English and German (Accept-Language, and ui_locales on the
@@ -166,7 +179,25 @@ func TestE2E_AccessibilityOfEveryPage(t *testing.T) {
 						if err := os.WriteFile(filepath.Join(shots, where+".png"), png, 0o644); err != nil {
 							t.Fatal(err)
 						}
-						r.axe(axe, where)
+						r.axe(axe, where, "")
+						if vp.phone {
+							continue
+						}
+						// Text contrast in the other states of every control
+						// (the focus ring's contrast: web/contrast_test.go).
+						const bg = `(() => { const b = document.querySelector("button:not(.secondary), a.button:not(.secondary)"); return b ? getComputedStyle(b).backgroundColor : "" })()`
+						rest, err := chromedp.Run(ctx, chromedp.Evaluate[string](bg))
+						if err != nil {
+							r.fail("button colour", err)
+						}
+						for _, state := range a11yForcedStates {
+							r.forceState(state)
+							if now, err := chromedp.Run(ctx, chromedp.Evaluate[string](bg)); err != nil || (state[0] == "hover" && now == rest && rest != "") {
+								r.fail("forced :"+state[0], fmt.Errorf("the primary button's background stayed %s (%v)", rest, err))
+							}
+							r.axe(axe, where+" "+strings.Join(state, "+"), "color-contrast")
+						}
+						r.forceState(nil)
 					}
 				}
 			})
@@ -260,6 +291,12 @@ func (r *a11yRun) toOTP() {
 	r.signIn(r.user.Email, r.user.Password)
 }
 
+// withAuthenticator gives the run's user a confirmed authenticator TOTP.
+func (r *a11yRun) withAuthenticator() *provider.NewTOTP {
+	r.t.Helper()
+	return enrollAuthenticator(r.t, r.srv, r.user.User)
+}
+
 // signedIn gives the browser a login session: the password on /login.
 func (r *a11yRun) signedIn() {
 	r.t.Helper()
@@ -326,9 +363,31 @@ type axeResult struct {
 	} `json:"nodes"`
 }
 
-// axe runs axe-core on the page as it is now and fails on any serious or
-// critical violation, naming each with its nodes; lesser ones are logged.
-func (r *a11yRun) axe(source, where string) {
+// forceState puts every link, button and input in the pseudo-classes
+// states (none: their own state again).
+func (r *a11yRun) forceState(states []string) {
+	r.t.Helper()
+	nodes, err := chromedp.Run(r.ctx, chromedp.Nodes(chromedp.CSSAll("a, button, input:not([type=hidden])")))
+	if err != nil {
+		r.fail("controls", err)
+	}
+	if states == nil {
+		states = []string{}
+	}
+	r.do("force :"+strings.Join(states, ":"), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		for _, n := range nodes {
+			if _, err := cdp.Call(ctx, tg, css.ForcePseudoState, css.ForcePseudoStateParams{NodeID: n.NodeID, ForcedPseudoClasses: states}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// axe runs axe-core on the page as it is now (only the rule only, when
+// set) and fails on any serious or critical violation, naming each with
+// its nodes; lesser ones are logged.
+func (r *a11yRun) axe(source, where, only string) {
 	r.t.Helper()
 	if !r.axeInjected {
 		if _, err := chromedp.Run(r.ctx, chromedp.Evaluate[chromedp.Void](source)); err != nil {
@@ -336,10 +395,14 @@ func (r *a11yRun) axe(source, where string) {
 		}
 		r.axeInjected = true
 	}
+	runOnly := ""
+	if only != "" {
+		runOnly = `, runOnly: {type: "rule", values: ["` + only + `"]}`
+	}
 	res, err := chromedp.Run(r.ctx, chromedp.Evaluate[struct {
 		Violations []axeResult `json:"violations"`
 		Passes     int         `json:"passes"`
-	}](`axe.run(document, {resultTypes: ["violations"]}).then(r => ({violations: r.violations, passes: r.passes.length}))`, chromedp.EvalAwaitPromise))
+	}](`axe.run(document, {resultTypes: ["violations"]`+runOnly+`}).then(r => ({violations: r.violations, passes: r.passes.length}))`, chromedp.EvalAwaitPromise))
 	if err != nil {
 		r.fail("axe.run", err)
 	}
