@@ -55,11 +55,9 @@ func (p *Provider) UpdateSessionOTP(ctx context.Context, req OTPRequest, passed 
 			AuthTime:  o.now,
 			ExpiresAt: o.now.Add(p.cfg.Login.SessionLifespan),
 		},
-		Hits:      limitHits(limits),
-		Challenge: o.ch,
-		Mail:      o.msg,
-		Events:    []*AuditEvent{created, o.issuedEvent()},
-	}, func(counts []storage.RateCount) error { return o.sendLimitError(limits, counts) })
+		NewChallenge: o.newChallenge(limits, []*AuditEvent{created, o.issuedEvent()}),
+	})
+	err = o.sendLimitError(limits, err)
 	if errors.Is(err, storage.ErrAlreadyExists) {
 		// The id is taken: the user's live session is challenged again; an
 		// expired row or another user's session is never taken over.

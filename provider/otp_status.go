@@ -55,8 +55,9 @@ func (p *Provider) LoginCodeStatus(ctx context.Context, user *storage.User, sess
 		if err != nil {
 			return st, err
 		}
-		// The next code would be hit n+1: refused past Max (sendLimitError).
-		if n+1 > l.hit.Max && resetAt.After(now) {
+		// The next code would be hit n+1, refused past Max as storage
+		// refuses it (RateHit.Refuses).
+		if l.hit.Refuses(n+1) && resetAt.After(now) {
 			st.NextCode = &TooManyAttemptsError{Limit: l.configKey, RetryAfter: resetAt.Sub(now), UserID: user.ID}
 			break
 		}

@@ -156,20 +156,14 @@ func (p *Provider) newOTP(ctx context.Context, req OTPRequest) (*pendingOTP, err
 // and the otp.issued audit event with any further events of the same request.
 func (p *Provider) storeOTP(ctx context.Context, o *pendingOTP, events ...*AuditEvent) error {
 	limits := p.sendLimits(o)
-	counts, err := p.store.HitRateCounters(ctx, limitHits(limits)...)
-	if err != nil {
-		return err
-	}
-	if err := o.sendLimitError(limits, counts); err != nil {
-		return err
-	}
-	if err := p.store.CreateOTPChallenge(ctx, o.ch); err != nil {
-		return err
-	}
-	if err := p.store.EnqueueOutbox(ctx, o.msg); err != nil {
-		return err
-	}
-	return p.store.AddAuditEvents(ctx, append(events, o.issuedEvent())...)
+	c := o.newChallenge(limits, append(events, o.issuedEvent()))
+	return o.sendLimitError(limits, p.store.IssueChallenge(ctx, &c))
+}
+
+// newChallenge is what storage writes for o: the hits of limits, the
+// challenge, its mail and events.
+func (o *pendingOTP) newChallenge(limits []sendLimit, events []*AuditEvent) storage.NewChallenge {
+	return storage.NewChallenge{Hits: limitHits(limits), Challenge: o.ch, Mail: o.msg, Events: events}
 }
 
 // countRefusal counts err in the refusals metric when it is a
@@ -217,18 +211,18 @@ func limitHits(limits []sendLimit) []storage.RateHit {
 	return hits
 }
 
-// sendLimitError refuses a code whose count (counts are of limits, in
-// order) is past its Max, with *TooManyAttemptsError naming the first such
-// limit; the caller's rollback then takes the hits back. The Max of each hit
-// is the one rule: storage enforces it too where it counts in the database
-// (CreateSessionChallenge).
-func (o *pendingOTP) sendLimitError(limits []sendLimit, counts []storage.RateCount) error {
-	for i, l := range limits {
-		if counts[i].Count > l.hit.Max {
-			return &TooManyAttemptsError{Limit: l.configKey, RetryAfter: counts[i].ResetAt.Sub(o.now), UserID: o.req.User.ID}
-		}
+// sendLimitError is err, the storage's answer to issuing o limited by
+// limits (in order), with a refusal (storage.RateLimitedError: the hit past
+// its Max, the one rule, applied by storage) named as *TooManyAttemptsError
+// for the limit's config key; the hits were rolled back. Other errors and nil
+// come back as they are.
+func (o *pendingOTP) sendLimitError(limits []sendLimit, err error) error {
+	var limited *storage.RateLimitedError
+	if !errors.As(err, &limited) {
+		return err
 	}
-	return nil
+	return &TooManyAttemptsError{Limit: limits[limited.Index].configKey,
+		RetryAfter: limited.Counts[limited.Index].ResetAt.Sub(o.now), UserID: o.req.User.ID}
 }
 
 // issuedEvent is the otp.issued audit event of o.

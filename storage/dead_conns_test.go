@@ -143,11 +143,13 @@ func TestPostgres_DeadPooledConnectionsAfterRecovery(t *testing.T) {
 			noted := storage.WithUnavailableNote(ctx)
 			err := s.CreateSessionChallenge(noted, &storage.NewSessionChallenge{
 				Session: &storage.LoginSession{ID: sid, UserID: user.ID, AMR: []string{"pwd"}, AuthTime: now, ExpiresAt: now.Add(time.Hour)},
-				Hits:    []storage.RateHit{{Key: "resend:" + sid, Window: 30 * time.Second, Max: 1}},
-				Challenge: &storage.OTPChallenge{Kind: "login", UserID: user.ID, SessionID: sid, ClientID: "rp",
-					CodeHash: []byte{1, 2, 3}, MaxAttempts: 5, ExpiresAt: now.Add(5 * time.Minute)},
-				Mail: &storage.OutboxMessage{Sealed: []byte("sealed")},
-			}, func([]storage.RateCount) error { return assert.AnError })
+				NewChallenge: storage.NewChallenge{
+					Hits: []storage.RateHit{{Key: "resend:" + sid, Window: 30 * time.Second, Max: 1}},
+					Challenge: &storage.OTPChallenge{Kind: "login", UserID: user.ID, SessionID: sid, ClientID: "rp",
+						CodeHash: []byte{1, 2, 3}, MaxAttempts: 5, ExpiresAt: now.Add(5 * time.Minute)},
+					Mail: &storage.OutboxMessage{Sealed: []byte("sealed")},
+				},
+			})
 			require.NoError(t, err, "new session %d after the recovery", i)
 			assert.False(t, storage.IsUnavailable(noted, nil), "new session %d noted unavailable", i)
 			_, err = s.GetLoginSession(ctx, sid)

@@ -67,10 +67,16 @@ const rateWindowOver = `rate_counters.reset_at <= excluded.window_start`
 type RateHit struct {
 	Key    string
 	Window time.Duration
-	// Max, when > 0, is the most hits the window allows: CreateSessionChallenge
-	// refuses a request whose hit counts past it. HitRateCounters only counts.
+	// Max, when > 0, is the most hits the window allows: IssueChallenge,
+	// CreateSessionChallenge and ReserveRateCounters refuse a request whose
+	// hit counts past it (rateLimited). HitRateCounters only counts.
 	Max int
 }
+
+// Refuses reports whether a count is past h's Max (a Max of 0 refuses
+// nothing): the one rule of a limit, applied by rateLimited and by callers
+// that tell whether a next hit would be refused.
+func (h RateHit) Refuses(count int) bool { return h.Max > 0 && count > h.Max }
 
 // RateCount is a key's count in its current window and when the window ends.
 type RateCount struct {
@@ -137,14 +143,32 @@ func (s *Store) hitRateCountersStmt(hits []RateHit, limited bool) stmt {
 	return stmt{q.String(), args}
 }
 
-// overMax reports whether a count is past its hit's Max.
-func overMax(hits []RateHit, counts []RateCount) bool {
+// RateLimitedError refuses a request one of whose hits would count past its
+// Max: nothing of the request is stored, its hits included. Counts are what
+// each hit counted (or, where the database refused, would have counted), in
+// the order of the hits; Index is the first hit past its Max, the limit that
+// refused. Callers match it with errors.As and name the limit by Index.
+type RateLimitedError struct {
+	Index  int
+	Counts []RateCount
+}
+
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("storage: rate limited: hit %d counts %d, past its limit", e.Index, e.Counts[e.Index].Count)
+}
+
+// rateLimited is the one rule of a hit's Max where its count came back to
+// Go: the first hit whose count is past its Max refuses the request, and nil
+// means none is. The PostgreSQL statements that enforce Max themselves
+// (otpstep_within_limit) fail instead, and their read-back counts come here
+// to name the hit.
+func rateLimited(hits []RateHit, counts []RateCount) *RateLimitedError {
 	for i, h := range hits {
-		if h.Max > 0 && counts[i].Count > h.Max {
-			return true
+		if h.Refuses(counts[i].Count) {
+			return &RateLimitedError{Index: i, Counts: counts}
 		}
 	}
-	return false
+	return nil
 }
 
 // rateLimitedCode is the SQLSTATE of otpstep_within_limit (PostgreSQL
@@ -296,7 +320,7 @@ func (s *Store) ReserveRateCounters(ctx context.Context, hits ...RateHit) (count
 		return nil, false, fmt.Errorf("storage: reserve rate counters: %w", err)
 	}
 	counts, err = s.HitRateCounters(txCtx, hits...)
-	if err == nil && overMax(hits, counts) {
+	if err == nil && rateLimited(hits, counts) != nil {
 		return counts, false, s.Rollback(txCtx)
 	}
 	if err != nil {

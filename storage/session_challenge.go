@@ -11,35 +11,70 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 )
 
-// NewSessionChallenge is what PUT /sessions/{id} stores for a login session
-// that does not exist yet: the session, its first challenge, the challenge's
-// mail and the request's audit events, limited by the rate-counter hits.
-type NewSessionChallenge struct {
-	Session   *LoginSession
+// NewChallenge is what issuing a code stores: the rate-counter hits that
+// limit it, the challenge, its mail and the request's audit events.
+type NewChallenge struct {
 	Hits      []RateHit // at least one
 	Challenge *OTPChallenge
 	Mail      *OutboxMessage
 	Events    []*AuditEvent
 }
 
-// CreateSessionChallenge stores c in one transaction: the session
-// (CreateLoginSession), the hits (HitRateCounters), the challenge
-// (CreateOTPChallenge), the mail (EnqueueOutbox) and the events
+// NewSessionChallenge is what PUT /sessions/{id} stores for a login session
+// that does not exist yet: the session and its first challenge.
+type NewSessionChallenge struct {
+	Session *LoginSession
+	NewChallenge
+}
+
+// IssueChallenge stores c in one transaction (the one ctx carries, if any):
+// the hits (HitRateCounters), the challenge (CreateOTPChallenge, burning the
+// scope's live one), the mail (EnqueueOutbox) and the events
 // (AddAuditEvents), as those would, with their defaults written back into c.
-// A hit that counts past its Max refuses the request: everything rolls back,
-// counts included, and the error is refused's, which gets every hit's count
-// in order (refused's nil is an error too). A taken session ID →
-// ErrAlreadyExists, nothing stored, refused not called.
+// A hit that counts past its Max refuses the request with
+// *RateLimitedError before the challenge is written; the caller's
+// transaction (or IssueChallenge's own) then rolls the hits back.
+func (s *Store) IssueChallenge(ctx context.Context, c *NewChallenge) error {
+	if len(c.Hits) == 0 {
+		return errors.New("storage: issue challenge: no rate-counter hits")
+	}
+	return s.InTx(ctx, func(ctx context.Context) error { return s.issueChallenge(ctx, c) })
+}
+
+// issueChallenge is IssueChallenge's statements, in the transaction in ctx,
+// in the order createSessionChallengePipelined sends them.
+func (s *Store) issueChallenge(ctx context.Context, c *NewChallenge) error {
+	counts, err := s.HitRateCounters(ctx, c.Hits...)
+	if err != nil {
+		return err
+	}
+	if e := rateLimited(c.Hits, counts); e != nil {
+		return e
+	}
+	if err := s.CreateOTPChallenge(ctx, c.Challenge); err != nil {
+		return err
+	}
+	if err := s.EnqueueOutbox(ctx, c.Mail); err != nil {
+		return err
+	}
+	return s.AddAuditEvents(ctx, c.Events...)
+}
+
+// CreateSessionChallenge stores c in one transaction: the session
+// (CreateLoginSession), then the challenge as IssueChallenge does, with the
+// defaults written back into c. A hit that counts past its Max refuses the
+// request with *RateLimitedError and everything rolls back, counts
+// included. A taken session ID → ErrAlreadyExists, nothing stored.
 //
 // On PostgreSQL opened with Open, outside a caller's transaction, the
 // statements go to the native pool as one pipelined batch: one round trip,
 // one implicit transaction, the counters' statement failing it when a hit
 // would count past its Max (rateLimitedCode); a refusal then reads the counts
-// back in a second round trip. Elsewhere those methods are called
-// one after another in InTx, the counts compared in Go before the challenge.
-// Either way the same rows are written, and the counter rows stay locked
-// until the transaction ends, so concurrent requests see each other's hits.
-func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallenge, refused func([]RateCount) error) error {
+// back in a second round trip. Elsewhere they are CreateLoginSession and
+// issueChallenge in InTx. Either way the same rows are written, and the
+// counter rows stay locked until the transaction ends, so concurrent
+// requests see each other's hits.
+func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallenge) error {
 	if len(c.Hits) == 0 {
 		return errors.New("storage: create session challenge: no rate-counter hits")
 	}
@@ -47,35 +82,14 @@ func (s *Store) CreateSessionChallenge(ctx context.Context, c *NewSessionChallen
 		return errors.New("storage: create session challenge: the challenge is not the session's")
 	}
 	if s.reads != nil && s.txFrom(ctx) == nil {
-		return s.createSessionChallengePipelined(ctx, c, refused)
+		return s.createSessionChallengePipelined(ctx, c)
 	}
 	return s.InTx(ctx, func(ctx context.Context) error {
 		if err := s.CreateLoginSession(ctx, c.Session); err != nil {
 			return err
 		}
-		counts, err := s.HitRateCounters(ctx, c.Hits...)
-		if err != nil {
-			return err
-		}
-		if overMax(c.Hits, counts) {
-			return refusal(refused, counts)
-		}
-		if err := s.CreateOTPChallenge(ctx, c.Challenge); err != nil {
-			return err
-		}
-		if err := s.EnqueueOutbox(ctx, c.Mail); err != nil {
-			return err
-		}
-		return s.AddAuditEvents(ctx, c.Events...)
+		return s.issueChallenge(ctx, &c.NewChallenge)
 	})
-}
-
-// refusal is refused's error for counts, never nil.
-func refusal(refused func([]RateCount) error, counts []RateCount) error {
-	if err := refused(counts); err != nil {
-		return err
-	}
-	return errors.New("storage: create session challenge: a count is past its limit")
 }
 
 // createSessionChallengePipelined is CreateSessionChallenge on the native
@@ -93,7 +107,7 @@ func refusal(refused func([]RateCount) error, counts []RateCount) error {
 // pgx's simple-protocol mode is one multi-statement query, which PostgreSQL
 // also runs as one implicit transaction. TestSessionChallenge_* in storagetest
 // hold it to all-or-nothing.
-func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessionChallenge, refused func([]RateCount) error) (err error) {
+func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessionChallenge) (err error) {
 	// One span for the batch: it is one round trip and one transaction.
 	ctx, span := s.startSpan(ctx, "db batch", attribute.String("db.operation.name", "BATCH"))
 	defer func() { endSpan(span, err) }()
@@ -112,7 +126,7 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 	// server (a dead pooled connection, see dead_conns.go) runs again on
 	// another connection; nothing of it ran.
 	for try := 1; ; try++ {
-		retry, err := s.sendSessionChallenge(ctx, bctx, c, refused, []stmt{session, hits, challenge, mail, audit}, try < s.retryTries())
+		retry, err := s.sendSessionChallenge(ctx, bctx, c, []stmt{session, hits, challenge, mail, audit}, try < s.retryTries())
 		if !retry {
 			return err
 		}
@@ -124,8 +138,7 @@ func (s *Store) createSessionChallengePipelined(ctx context.Context, c *NewSessi
 // its SQL is not empty) on a connection of the native pool. When mayRetry
 // and the batch failed before it reached the server, it reports retry,
 // with nothing noted.
-func (s *Store) sendSessionChallenge(ctx, bctx context.Context, c *NewSessionChallenge, refused func([]RateCount) error,
-	stmts []stmt, mayRetry bool) (retry bool, err error) {
+func (s *Store) sendSessionChallenge(ctx, bctx context.Context, c *NewSessionChallenge, stmts []stmt, mayRetry bool) (retry bool, err error) {
 	conn, err := s.reads.Acquire(bctx)
 	if err != nil {
 		return false, fmt.Errorf("storage: create session challenge: %w", classify(s.note(ctx, bctx, err)))
@@ -192,7 +205,12 @@ func (s *Store) sendSessionChallenge(ctx, bctx context.Context, c *NewSessionCha
 		if readErr != nil {
 			return false, errors.Join(err, fmt.Errorf("storage: create session challenge: read the refused counts: %w", readErr))
 		}
-		return false, refusal(refused, counts)
+		if e := rateLimited(c.Hits, counts); e != nil {
+			return false, e
+		}
+		// The database refused a hit that, read back after the rollback,
+		// is no longer past its Max (its window ended in between).
+		return false, errors.Join(err, errors.New("storage: create session challenge: a window ended while its hit was refused; try again"))
 	}
 	return false, err
 }

@@ -23,13 +23,15 @@ func newSessionChallenge(clk *clock, userID string) *storage.NewSessionChallenge
 	return &storage.NewSessionChallenge{
 		Session: &storage.LoginSession{ID: sid, UserID: userID, AMR: []string{"pwd"},
 			AuthTime: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour)},
-		Hits: []storage.RateHit{{Key: "resend:" + sid, Window: 30 * time.Second, Max: 1}, {Key: "sends:" + userID, Window: time.Hour}},
-		Challenge: &storage.OTPChallenge{Kind: "login", UserID: userID, SessionID: sid, ClientID: "rp",
-			CodeHash: []byte{1, 2, 3}, MaxAttempts: 5, ExpiresAt: clk.Now().Add(5 * time.Minute)},
-		Mail: &storage.OutboxMessage{Sealed: []byte("sealed")},
-		Events: []*storage.AuditEvent{
-			{Type: "session.created", UserID: userID, SessionID: sid},
-			{Type: "otp.issued", UserID: userID, SessionID: sid, Detail: map[string]any{"in_response": true}},
+		NewChallenge: storage.NewChallenge{
+			Hits: []storage.RateHit{{Key: "resend:" + sid, Window: 30 * time.Second, Max: 1}, {Key: "sends:" + userID, Window: time.Hour}},
+			Challenge: &storage.OTPChallenge{Kind: "login", UserID: userID, SessionID: sid, ClientID: "rp",
+				CodeHash: []byte{1, 2, 3}, MaxAttempts: 5, ExpiresAt: clk.Now().Add(5 * time.Minute)},
+			Mail: &storage.OutboxMessage{Sealed: []byte("sealed")},
+			Events: []*storage.AuditEvent{
+				{Type: "session.created", UserID: userID, SessionID: sid},
+				{Type: "otp.issued", UserID: userID, SessionID: sid, Detail: map[string]any{"in_response": true}},
+			},
 		},
 	}
 }
@@ -57,7 +59,7 @@ func sessionChallengeTests() []conformanceTest {
 		{"TestSessionChallenge_StoresEverything", func(t *testing.T, s *storage.Store, clk *clock) {
 			u := newTestUser(t, s)
 			c := newSessionChallenge(clk, u.ID)
-			require.NoError(t, s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t)))
+			require.NoError(t, s.CreateSessionChallenge(t.Context(), c))
 			session, challenge, mails, events := sessionChallengeStored(t, s, c)
 			assert.True(t, session)
 			assert.True(t, challenge)
@@ -88,26 +90,23 @@ func sessionChallengeTests() []conformanceTest {
 
 			// The per-user key counts on for the next session.
 			next := newSessionChallenge(clk, u.ID)
-			require.NoError(t, s.CreateSessionChallenge(t.Context(), next, refuseNotCalled(t)))
+			require.NoError(t, s.CreateSessionChallenge(t.Context(), next))
 			assert.Equal(t, []int{1, 2}, peekHits(t, s, next.Hits))
 		}},
 		{"TestSessionChallenge_PastItsMaxStoresAndCountsNothing", func(t *testing.T, s *storage.Store, clk *clock) {
 			u := newTestUser(t, s)
 			first := newSessionChallenge(clk, u.ID)
 			first.Hits[1].Max = 1
-			require.NoError(t, s.CreateSessionChallenge(t.Context(), first, refuseNotCalled(t)))
+			require.NoError(t, s.CreateSessionChallenge(t.Context(), first))
 
 			c := newSessionChallenge(clk, u.ID)
 			c.Hits[1].Max = 1
-			errRefused := errors.New("too many")
-			var got []storage.RateCount
-			err := s.CreateSessionChallenge(t.Context(), c, func(counts []storage.RateCount) error {
-				got = counts
-				return errRefused
-			})
-			require.Equal(t, errRefused, err, "refused's error comes back as it is")
+			err := s.CreateSessionChallenge(t.Context(), c)
+			var limited *storage.RateLimitedError
+			require.ErrorAs(t, err, &limited)
+			assert.Equal(t, 1, limited.Index, "the hit past its Max")
 			assert.Equal(t, []storage.RateCount{{Count: 1, ResetAt: clk.Now().Add(30 * time.Second)},
-				{Count: 2, ResetAt: clk.Now().Add(time.Hour)}}, got, "refused gets every hit's count, the refused one past its Max")
+				{Count: 2, ResetAt: clk.Now().Add(time.Hour)}}, limited.Counts, "every hit's count, the refused one past its Max")
 			session, challenge, mails, events := sessionChallengeStored(t, s, c)
 			assert.False(t, session)
 			assert.False(t, challenge)
@@ -115,10 +114,45 @@ func sessionChallengeTests() []conformanceTest {
 			assert.Equal(t, 2, events, "the first session's events only")
 			assert.Equal(t, []int{0, 1}, peekHits(t, s, c.Hits), "the refused request counted nothing")
 
-			// refused's nil is a refusal too, and the id is still free.
-			require.Error(t, s.CreateSessionChallenge(t.Context(), c, func([]storage.RateCount) error { return nil }))
+			// The id is still free.
 			c.Hits[1].Max = 2
-			require.NoError(t, s.CreateSessionChallenge(t.Context(), newSessionChallengeFor(c), refuseNotCalled(t)))
+			require.NoError(t, s.CreateSessionChallenge(t.Context(), newSessionChallengeFor(c)))
+		}},
+		{"TestIssueChallenge_PastItsMaxIsRateLimitedAndStoresNothing", func(t *testing.T, s *storage.Store, clk *clock) {
+			// IssueChallenge is the same statements for a session that
+			// exists (a resend): the first code is stored, the second is
+			// past the per-session Max, refused, and leaves the first live.
+			ls := newTestLoginSession(t, s, clk)
+			issue := func() *storage.NewChallenge {
+				c := newSessionChallenge(clk, ls.UserID).NewChallenge
+				c.Hits[0].Key = "resend:" + ls.ID
+				c.Challenge.SessionID = ls.ID
+				return &c
+			}
+			first := issue()
+			require.NoError(t, s.IssueChallenge(t.Context(), first))
+			second := issue()
+			err := s.IssueChallenge(t.Context(), second)
+			var limited *storage.RateLimitedError
+			require.ErrorAs(t, err, &limited)
+			assert.Equal(t, 0, limited.Index, "the per-session hit is past its Max")
+			assert.Equal(t, 2, limited.Counts[0].Count)
+			assert.Equal(t, []int{1, 1}, peekHits(t, s, second.Hits), "the refused request's hits rolled back")
+			ch, err := s.LiveOTPChallenge(t.Context(), "login", ls.UserID, ls.ID)
+			require.NoError(t, err)
+			assert.Equal(t, first.Challenge.ID, ch.ID, "the first code stays live")
+			mails, _, err := s.OutboxBacklog(t.Context())
+			require.NoError(t, err)
+			assert.Equal(t, 1, mails)
+
+			// Allowed, a new code burns the live one.
+			third := issue()
+			third.Hits[0].Max = 3
+			require.NoError(t, s.IssueChallenge(t.Context(), third))
+			ch, err = s.LiveOTPChallenge(t.Context(), "login", ls.UserID, ls.ID)
+			require.NoError(t, err)
+			assert.Equal(t, third.Challenge.ID, ch.ID)
+			require.Error(t, s.IssueChallenge(t.Context(), &storage.NewChallenge{Challenge: third.Challenge}), "no hits")
 		}},
 		{"TestSessionChallenge_AFailureAfterTheCountsStoresNothing", func(t *testing.T, s *storage.Store, clk *clock) {
 			// The mail's id is taken: the statements before it (session,
@@ -129,7 +163,7 @@ func sessionChallengeTests() []conformanceTest {
 			require.NoError(t, s.EnqueueOutbox(t.Context(), taken))
 			c := newSessionChallenge(clk, u.ID)
 			c.Mail.ID = taken.ID
-			err := s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t))
+			err := s.CreateSessionChallenge(t.Context(), c)
 			require.ErrorIs(t, err, storage.ErrAlreadyExists)
 			session, challenge, mails, events := sessionChallengeStored(t, s, c)
 			assert.False(t, session)
@@ -138,14 +172,14 @@ func sessionChallengeTests() []conformanceTest {
 			assert.Zero(t, events)
 			assert.Equal(t, []int{0, 0}, peekHits(t, s, c.Hits))
 			for range 3 {
-				require.NoError(t, s.CreateSessionChallenge(t.Context(), newSessionChallenge(clk, u.ID), refuseNotCalled(t)))
+				require.NoError(t, s.CreateSessionChallenge(t.Context(), newSessionChallenge(clk, u.ID)))
 			}
 		}},
 		{"TestSessionChallenge_TakenSessionIsAlreadyExistsAndStoresNothing", func(t *testing.T, s *storage.Store, clk *clock) {
 			ls := newTestLoginSession(t, s, clk)
 			c := newSessionChallenge(clk, ls.UserID)
 			c.Session.ID, c.Challenge.SessionID = ls.ID, ls.ID
-			err := s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t))
+			err := s.CreateSessionChallenge(t.Context(), c)
 			require.ErrorIs(t, err, storage.ErrAlreadyExists)
 			_, challenge, mails, events := sessionChallengeStored(t, s, c)
 			assert.False(t, challenge)
@@ -157,7 +191,7 @@ func sessionChallengeTests() []conformanceTest {
 		}},
 		{"TestSessionChallenge_UnknownUserIsNotFound", func(t *testing.T, s *storage.Store, clk *clock) {
 			c := newSessionChallenge(clk, "no-such-user")
-			err := s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t))
+			err := s.CreateSessionChallenge(t.Context(), c)
 			requireNotFound(t, err)
 			mails, _, err := s.OutboxBacklog(t.Context())
 			require.NoError(t, err)
@@ -167,7 +201,7 @@ func sessionChallengeTests() []conformanceTest {
 			u := newTestUser(t, s)
 			c := newSessionChallenge(clk, u.ID)
 			err := s.InTx(t.Context(), func(ctx context.Context) error {
-				require.NoError(t, s.CreateSessionChallenge(ctx, c, refuseNotCalled(t)))
+				require.NoError(t, s.CreateSessionChallenge(ctx, c))
 				_, err := s.GetLoginSession(ctx, c.Session.ID)
 				require.NoError(t, err, "the caller's transaction sees it")
 				return errors.New("rolled back by the caller")
@@ -187,24 +221,24 @@ func sessionChallengeTests() []conformanceTest {
 				mu     sync.Mutex
 				stored int
 			)
-			errLimit := errors.New("limit")
 			for range callers {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					c := newSessionChallenge(clk, u.ID)
 					c.Hits[1].Max = limit
-					err := s.CreateSessionChallenge(t.Context(), c, func(counts []storage.RateCount) error {
-						assert.Equal(t, limit+1, counts[1].Count)
-						return errLimit
-					})
+					err := s.CreateSessionChallenge(t.Context(), c)
 					if err == nil {
 						mu.Lock()
 						stored++
 						mu.Unlock()
 						return
 					}
-					assert.ErrorIs(t, err, errLimit)
+					var limited *storage.RateLimitedError
+					if assert.ErrorAs(t, err, &limited) {
+						assert.Equal(t, 1, limited.Index)
+						assert.Equal(t, limit+1, limited.Counts[1].Count)
+					}
 				}()
 			}
 			wg.Wait()
@@ -220,21 +254,13 @@ func sessionChallengeTests() []conformanceTest {
 			u := newTestUser(t, s)
 			c := newSessionChallenge(clk, u.ID)
 			c.Challenge.SessionID = "other"
-			require.Error(t, s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t)))
+			require.Error(t, s.CreateSessionChallenge(t.Context(), c))
 			c = newSessionChallenge(clk, u.ID)
 			c.Hits = nil
-			require.Error(t, s.CreateSessionChallenge(t.Context(), c, refuseNotCalled(t)))
+			require.Error(t, s.CreateSessionChallenge(t.Context(), c))
 			session, _, _, _ := sessionChallengeStored(t, s, c)
 			assert.False(t, session)
 		}},
-	}
-}
-
-// refuseNotCalled is a refused func for requests no limit refuses.
-func refuseNotCalled(t *testing.T) func([]storage.RateCount) error {
-	return func(counts []storage.RateCount) error {
-		t.Errorf("refused called with %v", counts)
-		return errors.New("refused")
 	}
 }
 
