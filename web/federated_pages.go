@@ -402,7 +402,7 @@ func (s *Server) completeLogin(w http.ResponseWriter, r *http.Request, up *upstr
 		return
 	}
 	if f.ReturnTo == "" {
-		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email})
+		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email, AuthenticatorURL: s.mount.base + PathSettingsTOTP})
 		return
 	}
 	http.Redirect(w, r, f.ReturnTo, http.StatusSeeOther)

@@ -85,7 +85,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if returnTo == "" {
-		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email})
+		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email, AuthenticatorURL: s.mount.base + PathSettingsTOTP})
 		return
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)

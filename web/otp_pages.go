@@ -277,7 +277,7 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 // returnTo, or a page saying so.
 func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, user *storage.User, returnTo string) {
 	if returnTo == "" {
-		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email, HideLogout: s.mount.embedded})
+		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email, HideLogout: s.mount.embedded, AuthenticatorURL: s.mount.base + PathSettingsTOTP})
 		return
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)

@@ -129,6 +129,9 @@ type LoggedInPage struct {
 	// HideLogout leaves out the "Sign out" link (an embedding host has its
 	// own logout, not /logout).
 	HideLogout bool
+	// AuthenticatorURL links the authenticator page (/settings/totp, under
+	// the mount prefix when embedded); empty shows no link.
+	AuthenticatorURL string
 }
 
 // LogoutPage is the data of the "logout_confirm" and "logged_out" pages

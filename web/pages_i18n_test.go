@@ -27,7 +27,7 @@ func samplePages() map[string]any {
 		"consent": ConsentPage{ClientName: "Shop", Scopes: []string{"openid", "email", "profile", "offline_access", "address", "phone",
 			"user:sessions:update", "user:otp:create", "user:federated-identity:read", "custom:thing"},
 			AuthorizeQuery: "client_id=a", CSRFField: testCSRFField, Email: "j@example.com", NotYouURL: "/login"},
-		"logged_in":            LoggedInPage{Email: "j@example.com"},
+		"logged_in":            LoggedInPage{Email: "j@example.com", AuthenticatorURL: "/settings/totp"},
 		"logged_out":           LogoutPage{ReturnTo: "/"},
 		"logout_confirm":       LogoutPage{CSRFField: testCSRFField, ReturnTo: "/"},
 		"error":                ErrorPage{Message: "x", RequestID: "rid-1", ClientURI: "https://shop.example", ClientName: "Shop"},
