@@ -92,3 +92,35 @@ func Example() {
 	// aal1 [pwd]
 	// 401
 }
+
+// Loading otpstep's configuration as `otpstep serve` does: the defaults, then
+// a YAML file, then the OTPSTEP_* environment (here a map, not os.LookupEnv).
+// A key the file misspells is an error naming it.
+func ExampleLoadConfig() {
+	dir, err := os.MkdirTemp("", "otpstep-config")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "otpstep.yaml")
+	yaml := "server:\n  public_url: https://login.example.com\ndatabase:\n  dsn: sqlite://otpstep.db\n"
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	env := map[string]string{"OTPSTEP_OTP_LENGTH": "8"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg, err := plugin.LoadConfig(path, lookup)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(cfg.Server.PublicURL, cfg.Database.DSN, cfg.OTP.Length)
+
+	if err := os.WriteFile(path, []byte("otp:\n  lenght: 8\n"), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	_, err = plugin.LoadConfig(path, nil)
+	fmt.Println(strings.ReplaceAll(err.Error(), path, "otpstep.yaml"))
+	// Output:
+	// https://login.example.com sqlite://otpstep.db 8
+	// config: otp.lenght: unknown key in otpstep.yaml
+}
