@@ -90,6 +90,22 @@ var a11yPages = []a11yPage{
 		r.click(`.partners a`)
 		r.signIn(r.upUser.Email, r.upUser.Password) // at the upstream
 	}, "This partner account is not linked to an account here", "Dieses partner-Konto ist mit keinem Konto hier verknüpft"},
+	{"settings_totp", func(r *a11yRun) { r.toSettings() },
+		"You have not set up an authenticator app.", "Sie haben keine Authenticator-App eingerichtet."},
+	{"settings_totp_enroll", func(r *a11yRun) { r.toSettings(); r.click(`form[action$="/settings/totp"] button`) },
+		"Set up your authenticator app", "Ihre Authenticator-App einrichten"},
+	{"settings_totp_wrong_code", func(r *a11yRun) {
+		r.toSettings()
+		r.click(`form[action$="/settings/totp"] button`)
+		secret, err := chromedp.Run(r.ctx, chromedp.Text(chromedp.CSS("#totp-secret")))
+		if err != nil {
+			r.fail("the key", err)
+		}
+		r.do("app code", chromedp.SetValue(chromedp.CSS("#totp-code"), wrongCode(appCode(r.t, strings.Join(strings.Fields(secret), ""), r.srv.Clock.Now()))))
+		r.click(`form:has(#totp-code) button[type="submit"]`)
+	}, "That code is not right. Check that the app shows the entry", "Dieser Code stimmt nicht. Prüfen Sie, ob die App"},
+	{"settings_totp_enrolled", func(r *a11yRun) { r.withAuthenticator(); r.toSettings() },
+		"Remove this authenticator app", "Diese Authenticator-App entfernen"},
 }
 
 type a11yPage struct {
@@ -295,6 +311,14 @@ func (r *a11yRun) toOTP() {
 func (r *a11yRun) withAuthenticator() *provider.NewTOTP {
 	r.t.Helper()
 	return enrollAuthenticator(r.t, r.srv, r.user.User)
+}
+
+// toSettings signs in with both factors on the way to /settings/totp.
+func (r *a11yRun) toSettings() {
+	r.t.Helper()
+	r.open("/settings/totp")
+	r.signIn(r.user.Email, r.user.Password)
+	r.enterCode(r.code(1))
 }
 
 // signedIn gives the browser a login session: the password on /login.

@@ -187,6 +187,8 @@ func TestTemplates_BothLanguagesNameProductAndClient(t *testing.T) {
 	for _, tc := range []struct{ kind, locale, subject, text, expiry string }{
 		{"login", "en", "Your Acme sign-in code for Shop", "Your Acme sign-in code for Shop is:", "21:40 UTC+01:00, 7 Dec 2026"},
 		{"login", "de", "Ihr Acme-Anmeldecode für Shop", "Ihr Acme-Anmeldecode für Shop lautet:", "21:40 Uhr UTC+01:00, 7.12.2026"},
+		{"account", "en", "Your Acme verification code for Shop", "Your Acme verification code for Shop is:", "21:40 UTC+01:00, 7 Dec 2026"},
+		{"account", "de", "Ihr Acme-Bestätigungscode für Shop", "Ihr Acme-Bestätigungscode für Shop lautet:", "21:40 Uhr UTC+01:00, 7.12.2026"},
 		{"recovery", "en", "Your Acme account recovery code for Shop", "Your Acme account recovery code for Shop is:", "21:40 UTC+01:00, 7 Dec 2026"},
 		{"recovery", "de", "Ihr Acme-Code zur Kontowiederherstellung für Shop", "Ihr Acme-Code zur Kontowiederherstellung für Shop lautet:", "21:40 Uhr UTC+01:00, 7.12.2026"},
 	} {
