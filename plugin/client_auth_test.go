@@ -369,3 +369,52 @@ func TestClientAuth_PrivateKeyJWTKeyWithoutUse(t *testing.T) {
 		}
 	})
 }
+
+// signed is an assertion of k with exactly the claims c.
+func (k *assertionKey) signed(t *testing.T, c jwt.Claims) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := jwt.Signed(signer).Claims(c).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// RFC 7523 §3's claims are each required of a private_key_jwt assertion:
+// iss and sub the client, an aud of ours, an exp not passed, a jti; the
+// assertion with all of them passes (the control).
+func TestClientAuth_AssertionClaimsAreChecked(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv := plugintest.Start(t, dialect, nil)
+		key := newAssertionKey(t, jose.ES256)
+		pk := newRP(t, srv, provider.NewClient{TokenEndpointAuthMethod: provider.AuthPrivateKeyJWT, JWKS: key.jwks(t)})
+		id, aud, now := pk.conf.ClientID, srv.URL+"/oauth2/token", time.Now()
+		good := func() jwt.Claims {
+			return jwt.Claims{Issuer: id, Subject: id, Audience: jwt.Audience{aud}, ID: randomString(12),
+				IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(5 * time.Minute))}
+		}
+		for name, edit := range map[string]func(*jwt.Claims){
+			"expired":         func(c *jwt.Claims) { c.Expiry = jwt.NewNumericDate(now.Add(-time.Minute)) },
+			"no exp":          func(c *jwt.Claims) { c.Expiry = nil },
+			"iss not the sub": func(c *jwt.Claims) { c.Issuer = "someone-else" },
+			"sub not the iss": func(c *jwt.Claims) { c.Subject = "someone-else" },
+			"no aud":          func(c *jwt.Claims) { c.Audience = nil },
+			"no jti":          func(c *jwt.Claims) { c.ID = "" },
+		} {
+			c := good()
+			edit(&c)
+			form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_assertion_type": {jwtBearer}, "client_assertion": {key.signed(t, c)}}
+			if code, e := authPost(t, srv, "/oauth2/token", form, "", ""); code == http.StatusOK {
+				t.Errorf("%s: accepted (%d %s)", name, code, e)
+			}
+		}
+		form := url.Values{"grant_type": {"client_credentials"}, "client_assertion_type": {jwtBearer}, "client_assertion": {key.signed(t, good())}}
+		if code, e := authPost(t, srv, "/oauth2/token", form, "", ""); code != http.StatusOK {
+			t.Fatalf("the complete assertion: %d %s", code, e)
+		}
+	})
+}

@@ -19,6 +19,7 @@ import (
 	"github.com/otpstep/otpstep/plugin/plugintest"
 	"github.com/otpstep/otpstep/provider"
 	"github.com/otpstep/otpstep/storage"
+	"github.com/otpstep/otpstep/web/openapitest"
 )
 
 // discoveryWalk is one user signed in once in one browser, and the
@@ -207,6 +208,18 @@ func TestDiscovery_EveryCapabilityIsUsed(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		// web/openapi.yaml's ProviderMetadata names exactly the members served.
+		documented := openapitest.Load(t).Doc().Components.Schemas["ProviderMetadata"].Value.Properties
+		for k := range w.meta {
+			if _, ok := documented[k]; !ok {
+				t.Errorf("discovery member %s is not in openapi.yaml's ProviderMetadata", k)
+			}
+		}
+		for k := range documented {
+			if _, ok := w.meta[k]; !ok {
+				t.Errorf("openapi.yaml's ProviderMetadata documents %s, which discovery does not serve", k)
+			}
+		}
 		walked := map[string]bool{}
 		walk := func(keys ...string) {
 			for _, k := range keys {
