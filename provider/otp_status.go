@@ -72,16 +72,16 @@ func (p *Provider) LoginCodeStatus(ctx context.Context, user *storage.User, sess
 // when none may, the limit's *TooManyAttemptsError with its RetryAfter.
 func (p *Provider) OTPFailuresLeft(ctx context.Context, user *storage.User) (int, *TooManyAttemptsError, error) {
 	now := p.clock().UTC()
-	max := p.cfg.OTP.MaxFailuresPerUser
+	limit := p.cfg.OTP.MaxFailuresPerUser
 	n, resetAt, err := p.store.PeekRateCounter(ctx, otpFailureKey([]string{OTPKindLogin}, user.ID), p.cfg.OTP.FailureWindow)
 	if err != nil {
 		return 0, nil, err
 	}
 	if !resetAt.After(now) {
-		return max, nil, nil
+		return limit, nil, nil
 	}
-	if n >= max {
+	if n >= limit {
 		return 0, &TooManyAttemptsError{Limit: "otp.max_failures_per_user", RetryAfter: resetAt.Sub(now), UserID: user.ID}, nil
 	}
-	return max - n, nil, nil
+	return limit - n, nil, nil
 }

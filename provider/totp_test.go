@@ -385,3 +385,56 @@ func TestTOTP_UnreadableSecretMatchesNothingAndBlocksNothing(t *testing.T) {
 		})
 	}
 }
+
+// PendingAuthenticatorTOTP shows the enrollment waiting for its first code
+// again, the same secret and otpauth URI as BeginAuthenticatorTOTP gave
+// (the newest when begun twice), and none once confirmed; OTPFailuresLeft
+// counts the wrong codes of an authenticator in otp.max_failures_per_user.
+func TestPendingAuthenticatorTOTP_TheSameEnrollmentUntilConfirmed(t *testing.T) {
+	for _, dialect := range plugintest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			srv := plugintest.Start(t, dialect, nil)
+			p := srv.Plugin.Provider
+			u := srv.NewUser(t).User
+			ctx := t.Context()
+			if _, err := p.PendingAuthenticatorTOTP(ctx, u); !errors.Is(err, provider.ErrTOTPNotFound) {
+				t.Fatalf("no enrollment: %v", err)
+			}
+			first, err := p.BeginAuthenticatorTOTP(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, err := p.BeginAuthenticatorTOTP(ctx, u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.PendingAuthenticatorTOTP(ctx, u)
+			if err != nil || got.ID != k.ID || got.ID == first.ID || got.Secret != k.Secret || got.URI != k.URI {
+				t.Fatalf("pending %+v %v, want %+v", got, err, k)
+			}
+			key, err := otp.NewKeyFromURL(got.URI)
+			if err != nil || key.Secret() != k.Secret || key.Issuer() != "otpstep" || key.AccountName() != u.Email || key.Period() != 30 {
+				t.Fatalf("otpauth URI %q: %v", got.URI, err)
+			}
+			left, locked, err := p.OTPFailuresLeft(ctx, u)
+			limit := p.Config().OTP.MaxFailuresPerUser
+			if err != nil || locked != nil || left != limit {
+				t.Fatalf("failures left at first: %d %v %v", left, locked, err)
+			}
+			right := totpAt(t, k, srv.Clock.Now())
+			wrong := string(rune('0'+(right[0]-'0'+1)%10)) + right[1:] // another first digit
+			if err := p.ConfirmAuthenticatorTOTP(ctx, u, k.ID, wrong); !errors.Is(err, provider.ErrOTPMismatch) {
+				t.Fatalf("a wrong first code: %v", err)
+			}
+			if left, _, _ := p.OTPFailuresLeft(ctx, u); left != limit-1 {
+				t.Fatalf("failures left after a wrong code: %d, want %d", left, limit-1)
+			}
+			if err := p.ConfirmAuthenticatorTOTP(ctx, u, k.ID, right); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.PendingAuthenticatorTOTP(ctx, u); !errors.Is(err, provider.ErrTOTPNotFound) {
+				t.Fatalf("after confirming: %v", err)
+			}
+		})
+	}
+}
