@@ -179,8 +179,10 @@ func (p *Provider) RequestRecovery(ctx context.Context, req RecoveryRequest) err
 
 // VerifyRecoveryCode checks a recovery code typed for email. It answers a
 // RecoveryGrant valid for otp.ttl when the code matched the address's live
-// recovery challenge (consumed by this call); ErrOTPMismatch for a wrong or
-// expired code, an unknown address or a disabled account alike; or
+// recovery challenge (consumed by this call); *OTPMismatchError
+// (ErrOTPMismatch) for a wrong or expired code, an unknown address or a
+// disabled account alike, with the tries the address has left of
+// otp.max_attempts since its latest request (0: ask for a new code); or
 // *TooManyAttemptsError.
 //
 // Every try first reserves a failure on two counters, atomically, before the
@@ -224,22 +226,27 @@ func (p *Provider) VerifyRecoveryCode(ctx context.Context, email, code, ip strin
 	giveBack := func() error {
 		return errors.Join(p.giveBackLoginFailure(ctx, limits[0].hit.Key, counts[0]), p.giveBackLoginFailure(ctx, limits[1].hit.Key, counts[1]))
 	}
+	// A wrong code tells the tries the address has left, counted alike
+	// whether or not an account has it.
+	mismatch := &OTPMismatchError{AttemptsLeft: max(limits[0].hit.Max-counts[0].Count, 0)}
 	user, err := p.store.GetUserByEmail(ctx, email)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		p.log.InfoContext(ctx, "recovery code refused", "reason", "unknown email")
-		return nil, ErrOTPMismatch
+		return nil, mismatch
 	case err != nil:
 		return nil, errors.Join(err, giveBack())
 	case user.Disabled:
 		p.log.InfoContext(ctx, "recovery code refused", "reason", "account disabled", "user_id", user.ID)
-		return nil, ErrOTPMismatch
+		return nil, mismatch
 	}
 	_, err = p.VerifyOTP(ctx, []string{OTPKindRecovery}, user, "", code)
 	var tooMany *TooManyAttemptsError
 	switch {
 	case err == nil:
-	case errors.Is(err, ErrOTPMismatch) || errors.As(err, &tooMany):
+	case errors.Is(err, ErrOTPMismatch):
+		return nil, mismatch
+	case errors.As(err, &tooMany):
 		return nil, err
 	default:
 		return nil, errors.Join(err, giveBack())

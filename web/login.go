@@ -21,7 +21,8 @@ const genericLoginError = "login.error.credentials"
 // the login the app asked for is the one about to happen.
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
-	page := LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo), ClientName: s.clientNameOf(r, returnTo)}
+	page := LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo), ClientName: s.clientNameOf(r, returnTo),
+		RecoverURL: s.recoveryURL(PathRecover, returnTo)}
 	if r.URL.Query().Get("account") != "other" {
 		if _, user, err := s.currentSession(r); err == nil {
 			page.SignedInAs, page.Email = user.Email, user.Email
@@ -60,7 +61,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	email := r.PostForm.Get("email")
 	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
-	page := LoginPage{Email: email, ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo), ClientName: s.clientNameOf(r, returnTo)}
+	page := LoginPage{Email: email, ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo), ClientName: s.clientNameOf(r, returnTo),
+		RecoverURL: s.recoveryURL(PathRecover, returnTo)}
 	user, err := s.p.Authenticate(ctx, email, r.PostForm.Get("password"), s.clientIP(r))
 	var tooMany *provider.TooManyAttemptsError
 	switch {

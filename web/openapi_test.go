@@ -633,6 +633,14 @@ func TestOpenAPI_PageFormsDocumentTheFieldsTheyPost(t *testing.T) {
 			map[string]string{"/settings/totp/confirm": "/settings/totp/confirm", "/settings/totp/delete": "/settings/totp/delete"}},
 		{"settings_totp", func(c template.HTML) any { p := sampleSettingsTOTP(false); p.CSRFField = c; return p },
 			map[string]string{"/settings/totp": "/settings/totp", "/settings/totp/delete": "/settings/totp/delete"}},
+		{"recover", func(c template.HTML) any { return RecoveryPage{Action: "/login/recover", CSRFField: c} },
+			map[string]string{"/login/recover": "/login/recover"}},
+		{"recover_code", func(c template.HTML) any { return RecoveryPage{Action: "/login/recover/code", CSRFField: c} },
+			map[string]string{"/login/recover/code": "/login/recover/code"}},
+		{"recover_authenticator", func(c template.HTML) any { return RecoveryPage{Action: "/login/recover/authenticator", CSRFField: c} },
+			map[string]string{"/login/recover/authenticator": "/login/recover/authenticator"}},
+		{"recover_password", func(c template.HTML) any { return RecoveryPage{Action: "/login/recover/password", CSRFField: c} },
+			map[string]string{"/login/recover/password": "/login/recover/password"}},
 		{"federated_link", func(c template.HTML) any {
 			return FederatedLinkPage{Provider: "acme", Action: "/federated-identities/acme/link", CSRFField: c}
 		}, map[string]string{"/federated-identities/acme/link": "/federated-identities/{identityProvider}/link"}},

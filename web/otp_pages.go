@@ -48,7 +48,9 @@ func (s *Server) SendToOTP(w http.ResponseWriter, r *http.Request, ls *storage.L
 	var tooMany *provider.TooManyAttemptsError
 	req := provider.OTPRequest{Kind: provider.OTPKindLogin, User: user, SessionID: ls.ID, ClientID: clientID, IP: s.clientIP(r),
 		Locale: s.pages.Locale(r).Tag()}
-	if err := s.p.EnsureLoginOTP(r.Context(), req); err != nil && !errors.As(err, &tooMany) {
+	// A recovered session gets no code (ErrRecoveredSession): the page
+	// says to sign in again.
+	if err := s.p.EnsureLoginOTP(r.Context(), req); err != nil && !errors.As(err, &tooMany) && !errors.Is(err, provider.ErrRecoveredSession) {
 		return err
 	}
 	http.Redirect(w, r, s.mount.base+PathOTP+"?"+url.Values{"return_to": {returnTo}}.Encode(), http.StatusSeeOther)
@@ -116,6 +118,10 @@ func (s *Server) otpForm(w http.ResponseWriter, r *http.Request) {
 	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
 	ls, user, ok := s.otpPageSession(w, r, returnTo)
 	if !ok {
+		return
+	}
+	if ls.Recovered {
+		s.recoveredSignIn(w, r, user, returnTo)
 		return
 	}
 	page := s.otpPage(r, user, returnTo)
@@ -212,6 +218,12 @@ func (s *Server) otpPost(w http.ResponseWriter, r *http.Request) (ls *storage.Lo
 	}
 	returnTo, _ = s.safeReturnTo(r.PostForm.Get("return_to"))
 	if ls, user, ok = s.otpPageSession(w, r, returnTo); !ok {
+		return nil, nil, "", false
+	}
+	if ls.Recovered {
+		// No code passes a recovered session, and none is sent for it:
+		// the form says to sign in again.
+		s.redirectToOTPPage(w, r, returnTo, "")
 		return nil, nil, "", false
 	}
 	return ls, user, returnTo, true

@@ -36,7 +36,8 @@ var staticFS embed.FS
 // pageNames lists the pages Render knows, each templates/<name>.html.
 func pageNames() []string {
 	return []string{"login", "login_otp", "consent", "logged_in", "logged_out", "logout_confirm", "error",
-		"federated_link", "federated_linked", "federated_not_linked", "settings_totp"}
+		"federated_link", "federated_linked", "federated_not_linked", "settings_totp",
+		"recover", "recover_code", "recover_authenticator", "recover_password", "recovered", "recovered_signin"}
 }
 
 // renderFailedMessage is shown when a page cannot be rendered (a catalog key).
@@ -64,6 +65,9 @@ type LoginPage struct {
 	// offers the empty form ("Use another account").
 	SignedInAs string
 	OtherURL   string
+	// RecoverURL is "Forgot password?" (account recovery, keeping
+	// return_to); empty offers none.
+	RecoverURL string
 }
 
 // PartnerLink is one "Sign in with <Name>" link of the login page.

@@ -27,14 +27,20 @@ func samplePages() map[string]any {
 		"consent": ConsentPage{ClientName: "Shop", Scopes: []string{"openid", "email", "profile", "offline_access", "address", "phone",
 			"user:sessions:update", "user:otp:create", "user:federated-identity:read", "custom:thing"},
 			AuthorizeQuery: "client_id=a", CSRFField: testCSRFField, Email: "j@example.com", NotYouURL: "/login"},
-		"logged_in":            LoggedInPage{Email: "j@example.com", AuthenticatorURL: "/settings/totp"},
-		"logged_out":           LogoutPage{ReturnTo: "/"},
-		"logout_confirm":       LogoutPage{CSRFField: testCSRFField, ReturnTo: "/"},
-		"error":                ErrorPage{Message: "x", RequestID: "rid-1", ClientURI: "https://shop.example", ClientName: "Shop"},
-		"federated_link":       FederatedLinkPage{Provider: "Acme", Action: "/x", ReturnTo: "/", CSRFField: testCSRFField},
-		"federated_linked":     FederatedLinkedPage{Provider: "Acme"},
-		"federated_not_linked": FederatedNotLinkedPage{Provider: "Acme", LoginURL: "/login"},
-		"settings_totp":        sampleSettingsTOTP(true),
+		"logged_in":             LoggedInPage{Email: "j@example.com", AuthenticatorURL: "/settings/totp"},
+		"logged_out":            LogoutPage{ReturnTo: "/"},
+		"logout_confirm":        LogoutPage{CSRFField: testCSRFField, ReturnTo: "/"},
+		"error":                 ErrorPage{Message: "x", RequestID: "rid-1", ClientURI: "https://shop.example", ClientName: "Shop"},
+		"federated_link":        FederatedLinkPage{Provider: "Acme", Action: "/x", ReturnTo: "/", CSRFField: testCSRFField},
+		"federated_linked":      FederatedLinkedPage{Provider: "Acme"},
+		"federated_not_linked":  FederatedNotLinkedPage{Provider: "Acme", LoginURL: "/login"},
+		"settings_totp":         sampleSettingsTOTP(true),
+		"recover":               sampleRecovery("/login/recover"),
+		"recover_code":          sampleRecovery("/login/recover/code"),
+		"recover_authenticator": sampleRecovery("/login/recover/authenticator"),
+		"recover_password":      sampleRecovery("/login/recover/password"),
+		"recovered":             sampleRecovery("/login/recover/done"),
+		"recovered_signin":      sampleRecovery("/login"),
 	}
 }
 
@@ -49,6 +55,12 @@ func sampleSettingsTOTP(enrolling bool) SettingsTOTPPage {
 			Secret: "ABCD EFGH", Issuer: "otpstep", Account: "j@example.com"}
 	}
 	return page
+}
+
+// sampleRecovery is a recovery page's data with every part filled.
+func sampleRecovery(action string) RecoveryPage {
+	return RecoveryPage{Email: "j@example.com", Message: "m", Error: "x", ReturnTo: "/oauth2/auth?client_id=a", ClientName: "Shop",
+		CSRFField: testCSRFField, Action: action, LoginURL: "/login", RestartURL: "/login/recover", MinPasswordLength: 10}
 }
 
 func TestPages_LocalesAreTheConfigs(t *testing.T) {
@@ -90,7 +102,9 @@ func TestPages_EveryPageInEveryLanguage(t *testing.T) {
 	de := httptest.NewRequest(http.MethodGet, "/page", nil)
 	de.Header.Set("Accept-Language", "de-DE,de;q=0.9")
 	for name, want := range map[string]string{"login": "Passwort", "login_otp": "Neuen Code senden", "consent": "Erlauben",
-		"error": "Fehlernummer", "logout_confirm": "Abmelden?"} {
+		"error": "Fehlernummer", "logout_confirm": "Abmelden?",
+		"recover": "Passwort zurücksetzen", "recover_code": "Wiederherstellungscode", "recover_authenticator": "Authenticator-App",
+		"recover_password": "Neues Passwort wiederholen", "recovered": "Ihr neues Passwort ist festgelegt", "recovered_signin": "erneut anmelden"} {
 		w := httptest.NewRecorder()
 		p.Render(w, de, http.StatusOK, name, samples[name])
 		if !strings.Contains(w.Body.String(), want) {

@@ -30,6 +30,13 @@ const (
 	PathSettingsTOTP        = "/settings/totp"
 	PathSettingsTOTPConfirm = "/settings/totp/confirm"
 	PathSettingsTOTPDelete  = "/settings/totp/delete"
+	// PathRecover is "Forgot password?": the email form; PathRecover +
+	// "/code", "/authenticator", "/password" and "/done" are its next steps.
+	PathRecover              = "/login/recover"
+	PathRecoverCode          = "/login/recover/code"
+	PathRecoverAuthenticator = "/login/recover/authenticator"
+	PathRecoverPassword      = "/login/recover/password"
+	PathRecoverDone          = "/login/recover/done"
 	// PathFederatedIdentities is the prefix of the pages of an upstream
 	// provider: PathFederatedIdentities + name + "/login", "/link", "/callback".
 	PathFederatedIdentities = "/federated-identities/"

@@ -17,7 +17,7 @@ import (
 func TestRoutes_PathsAreWrittenOnce(t *testing.T) {
 	paths := []string{PathDiscovery, PathJWKS, PathAuthorize, PathConsent, PathToken, PathIntrospect, PathRevoke, PathUserinfo,
 		PathEndSession, PathLogin, PathOTP, PathOTPResend, PathOTPAuthenticator, PathLogout, PathSettingsTOTP, PathSettingsTOTPConfirm, PathSettingsTOTPDelete, PathFederatedIdentities, PathStatic, PathAlive, PathReady,
-		PathMetrics, PathPprof, PathOpenAPI}
+		PathMetrics, PathPprof, PathOpenAPI, PathRecover, PathRecoverCode, PathRecoverAuthenticator, PathRecoverPassword, PathRecoverDone}
 	fset := token.NewFileSet()
 	for _, dir := range []string{".", "../plugin", "../provider"} {
 		files, err := filepath.Glob(filepath.Join(dir, "*.go"))

@@ -160,6 +160,7 @@ func (s *Server) Mount(r *mux.Router) {
 	pages.HandleFunc(PathLogin, s.login).Methods(http.MethodPost)
 	s.mountOTPPages(pages)
 	s.mountSettingsPages(pages)
+	s.mountRecoveryPages(pages)
 	pages.HandleFunc(PathLogout, s.logoutForm).Methods(http.MethodGet)
 	pages.HandleFunc(PathLogout, s.logout).Methods(http.MethodPost)
 	pages.HandleFunc(PathEndSession, s.endSession).Methods(http.MethodGet)
