@@ -9,7 +9,7 @@
 #   OTPSTEP=/tmp/otpstep docs/mod_auth_openidc-check.sh
 #
 # Ports (all on 127.0.0.1): OP_PORT (4455) and ADMIN_PORT (4455+1) for
-# otpstep, RP_PORT..RP_PORT+3 (8089..8092) for Apache's four virtual hosts.
+# otpstep, RP_PORT..RP_PORT+4 (8089..8093) for Apache's five virtual hosts.
 set -euo pipefail
 
 OTPSTEP=${OTPSTEP:?set OTPSTEP to an otpstep binary}
@@ -37,7 +37,7 @@ trap stop EXIT
 for _ in $(seq 1 100); do curl -sf "$OP/health/alive" >/dev/null && break; sleep 0.1; done
 
 # Users of their own per run: each account gets otp.max_sends_per_hour (5)
-# codes an hour; steps 1-3 take two, 4-5 three.
+# codes an hour; steps 1-3 take two, 4-6 four.
 PASS=rp-check-password-1
 new_user() {
 	EMAIL=rp-$1-$(date +%s)@example.com
@@ -60,6 +60,9 @@ POST=$(new_client post $((RP_PORT + 1)) --token-endpoint-auth-method client_secr
 PKJWT=$(new_client pkjwt $((RP_PORT + 2)) --token-endpoint-auth-method private_key_jwt \
 	--jwks-uri "http://127.0.0.1:$((RP_PORT + 2))/redirect_uri?jwks=rsa")
 STEPUP=$(new_client stepup $((RP_PORT + 3)) --second-factor=false)
+# ES256 ID tokens for one client: a key of it first (the others keep RS256).
+"$OTPSTEP" --dev keys rotate --alg ES256 >/dev/null
+ES256=$(new_client es256 $((RP_PORT + 4)) --id-token-signed-response-alg ES256)
 id_of() { sed -n 's/.*"client_id": "\([^"]*\)".*/\1/p'; }
 
 # --- Apache ----------------------------------------------------------------
@@ -133,6 +136,9 @@ EOF
 		'<Location /app>' '  AuthType openid-connect' '  Require valid-user' '</Location>' \
 		'<Location /protected>' '  AuthType openid-connect' '  OIDCPathAuthRequestParams acr_values=aal2' \
 		'  OIDCUnAutzAction auth true' '  Require claim acr:aal2' '</Location>'
+	vhost $((RP_PORT + 4)) "$ES256" "OIDCClientSecret $(secret_of <<<"$ES256")" \
+		'OIDCAuthRequestParams acr_values=aal2' \
+		'<Location /protected>' '  AuthType openid-connect' '  Require claim acr:aal2' '</Location>'
 } >httpd.conf
 chown www-data logs run 2>/dev/null || true
 apache2 -f "$WORK/httpd.conf" -k start
@@ -250,5 +256,16 @@ visit "$step"
 [[ $LAST == $OP/login/otp* ]] || fail "step-up did not go straight to the OTP page"
 authenticate "$sent"
 expect_page "$RP" /protected/page.shtml 'acr=aal2 amr=pwd,otp'
+
+echo "6. ES256 ID tokens, verified by mod_auth_openidc through the JWKS (RS256 and ES256 keys)"
+RP=http://127.0.0.1:$((RP_PORT + 4))
+rm -f "$J"
+login "$RP" /protected/page.shtml
+expect_page "$RP" /protected/page.shtml 'acr=aal2 amr=pwd,otp'
+grep -q 'JWT signature verification with algorithm "ES256" was successful' logs/error.log ||
+	fail "Apache's debug log shows no ES256 ID token verified"
+grep -q 'JWT signature verification with algorithm "RS256" was successful' logs/error.log ||
+	fail "Apache's debug log shows no RS256 ID token verified (the other clients)"
+echo "ok: mod_auth_openidc verified this client's ES256 ID token and the others' RS256 ones"
 
 echo "all checks passed"
