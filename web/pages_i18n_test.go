@@ -222,3 +222,36 @@ func TestPages_ScopeDescriptions(t *testing.T) {
 		}
 	}
 }
+
+// TestPages_TemplatesDirReplacesEveryPage: each page template (every one
+// Render knows) and the layout can be replaced from ui.templates_dir: with
+// a replacement of each in the folder, every page renders its own in the
+// replacement layout, in each language.
+func TestPages_TemplatesDirReplacesEveryPage(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name+".html"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("layout", `{{define "layout"}}<!DOCTYPE html><html lang="{{lang}}"><title>{{template "title" .}}</title><body class="acme-layout">{{template "content" .}}</body></html>{{end}}`)
+	for _, name := range pageNames() {
+		write(name, `{{define "title"}}acme {{t "login.title"}}{{end}}{{define "content"}}<p class="acme">acme `+name+`</p>{{end}}`)
+	}
+	c, err := i18n.New("de", time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPagesWith(PagesOptions{Catalogs: c, TemplatesDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range pageNames() {
+		body := renderPage(t, p, http.MethodGet, http.StatusOK, name, nil).Body.String()
+		if !strings.Contains(body, `<body class="acme-layout"><p class="acme">acme `+name+`</p></body>`) ||
+			!strings.Contains(body, `<html lang="de"><title>acme Anmelden</title>`) {
+			t.Errorf("%s: not the replacement:\n%s", name, body)
+		}
+	}
+}
