@@ -84,40 +84,53 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	sub.Use(chain...)
 }
 
-// safeReturnTo is the package's safeReturnTo, also admitting
-// Options.ReturnPaths (an embedding host's authorize endpoint), and the OTP
-// page and the link route (/federated-identities/{identityProvider}/link,
-// where the OTP page returns a login that had not passed the second factor)
-// under the mount prefix.
+// safeReturnTo is the one check of a return_to (every page and redirect
+// calls it): a local path (no scheme, host, user, "//", backslash or line
+// break) that is one of otpstep's pages a login returns to (returnable), at
+// the root or, embedded, under the mount prefix, or one of
+// Options.ReturnPaths (an embedding host's authorize endpoints; a path
+// ending in "/" admits the paths below it). So a return_to can never send the
+// browser to another site.
 func (s *Server) safeReturnTo(raw string) (string, bool) {
-	if v, ok := safeReturnTo(raw); ok {
-		return v, true
-	}
-	if raw == "" {
+	if raw == "" || strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\r\n") {
 		return "", false
 	}
 	u, err := url.Parse(raw)
-	if err != nil || u.IsAbs() || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") ||
-		strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\r\n") {
+	if err != nil || u.IsAbs() || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") {
 		return "", false
 	}
-	paths := s.opts.ReturnPaths
-	if s.mount.base != "" {
-		paths = append(paths[:len(paths):len(paths)], s.mount.base+PathOTP, s.mount.base+PathSettingsTOTP)
+	if returnable(u.Path, "") || s.mount.base != "" && returnable(u.Path, s.mount.base) {
+		return u.String(), true
 	}
-	for _, p := range paths {
+	for _, p := range s.opts.ReturnPaths {
 		if u.Path == p || strings.HasSuffix(p, "/") && strings.HasPrefix(u.Path, p) {
 			return u.String(), true
 		}
 	}
-	if s.mount.base != "" {
-		if rest, ok := strings.CutPrefix(u.Path, s.mount.base+PathFederatedIdentities); ok {
-			if name, ok := strings.CutSuffix(rest, "/link"); ok && name != "" && !strings.Contains(name, "/") {
-				return u.String(), true
-			}
-		}
-	}
 	return "", false
+}
+
+// returnable reports whether path is, under base, a page a login returns
+// to: the authorize endpoint (at the root only: embedded, the host's are
+// Options.ReturnPaths), the OTP page, the authenticator page, or an
+// upstream's link route (/federated-identities/{identityProvider}/link,
+// where the OTP page returns a login that had not passed the second factor).
+func returnable(path, base string) bool {
+	rest, ok := strings.CutPrefix(path, base)
+	if !ok {
+		return false
+	}
+	switch rest {
+	case PathOTP, PathSettingsTOTP:
+		return true
+	case PathAuthorize:
+		return base == ""
+	}
+	if rest, ok = strings.CutPrefix(rest, PathFederatedIdentities); ok {
+		name, ok := strings.CutSuffix(rest, "/link")
+		return ok && name != "" && !strings.Contains(name, "/")
+	}
+	return false
 }
 
 // LoginSessionOf is the browser's live login session and its user (from the

@@ -24,6 +24,7 @@ func TestSafeReturnTo_AdmitsTheHostsAuthorizePaths(t *testing.T) {
 		{"/mfa/federated-identities/acme/callback", false},
 		{"/mfa/federated-identities/acme/x/link", false},
 		{"/mfa/federated-identities//link", false},
+		{"/mfa/oauth2/auth", false}, // the host's authorize paths are ReturnPaths
 		{"/other/federated-identities/acme/link", false},
 		{"/elsewhere", false},
 		{"", false},

@@ -228,7 +228,7 @@ func (s *Server) federatedLoginStart(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, http.StatusNotFound, "federated.error.login_not_allowed", nil)
 		return
 	}
-	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
 	s.startUpstreamFlow(w, r, up, upstreamFlow{Purpose: flowLogin, ReturnTo: returnTo})
 }
 

@@ -50,10 +50,21 @@ func TestPages_FederatedPages(t *testing.T) {
 	}
 }
 
+// TestSafeReturnTo_AcceptsTheLinkRoute: standalone, the link route is a
+// return_to as it is embedded under the prefix (one rule, returnable); the
+// other routes of an upstream are not (they were, by a prefix, standalone).
 func TestSafeReturnTo_AcceptsTheLinkRoute(t *testing.T) {
-	for _, raw := range []string{"/federated-identities/acme/link", "/federated-identities/acme/link?return_to=%2Flogin%2Fotp"} {
-		if got, ok := safeReturnTo(raw); !ok || got != raw {
+	s := &Server{}
+	for _, raw := range []string{"/federated-identities/acme/link", "/federated-identities/acme/link?return_to=%2Flogin%2Fotp",
+		"/oauth2/auth?client_id=rp", "/login/otp", "/settings/totp"} {
+		if got, ok := s.safeReturnTo(raw); !ok || got != raw {
 			t.Errorf("safeReturnTo(%q) = %q, %v", raw, got, ok)
+		}
+	}
+	for _, raw := range []string{"/federated-identities/acme/callback", "/federated-identities/acme/login", "/federated-identities/",
+		"/login", "/oauth2/token", "//evil.example/oauth2/auth", "/oauth2/auth\\@evil"} {
+		if got, ok := s.safeReturnTo(raw); ok {
+			t.Errorf("safeReturnTo(%q) = %q, accepted", raw, got)
 		}
 	}
 }

@@ -20,7 +20,7 @@ const genericLoginError = "login.error.credentials"
 // another account", ?account=other). It never continues without a password:
 // the login the app asked for is the one about to happen.
 func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
-	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
 	page := LoginPage{ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo), ClientName: s.clientNameOf(r, returnTo),
 		RecoverURL: s.recoveryURL(PathRecover, returnTo)}
 	if r.URL.Query().Get("account") != "other" {
@@ -60,7 +60,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email := r.PostForm.Get("email")
-	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.PostForm.Get("return_to"))
 	page := LoginPage{Email: email, ReturnTo: returnTo, CSRFField: csrfField(r), Partners: s.partnerLinks(returnTo), ClientName: s.clientNameOf(r, returnTo),
 		RecoverURL: s.recoveryURL(PathRecover, returnTo)}
 	user, err := s.p.Authenticate(ctx, email, r.PostForm.Get("password"), s.clientIP(r))

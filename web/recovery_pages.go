@@ -235,13 +235,13 @@ func (s *Server) recoveryPost(w http.ResponseWriter, r *http.Request) (recoveryS
 		s.errorPage(w, r, http.StatusBadRequest, "error.form", err)
 		return recoveryState{}, "", false
 	}
-	returnTo, _ := safeReturnTo(r.PostForm.Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.PostForm.Get("return_to"))
 	return s.readRecovery(r), returnTo, true
 }
 
 // recoverForm is GET /login/recover: the email address to recover.
 func (s *Server) recoverForm(w http.ResponseWriter, r *http.Request) {
-	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
 	st := s.readRecovery(r)
 	page := s.recoveryPage(r, st, PathRecover, returnTo)
 	s.describeFlash(r, &page, st.Flash, PathRecover)
@@ -280,7 +280,7 @@ func (s *Server) recoverRequest(w http.ResponseWriter, r *http.Request) {
 // It says a code is on its way only as far as that is true: if an account
 // has the address, and unless too many were sent.
 func (s *Server) recoverCodeForm(w http.ResponseWriter, r *http.Request) {
-	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
 	st := s.readRecovery(r)
 	if st.Email == "" {
 		http.Redirect(w, r, s.recoveryURL(PathRecover, returnTo), http.StatusSeeOther)
@@ -350,7 +350,7 @@ func (s *Server) recoveryNext(w http.ResponseWriter, r *http.Request, st recover
 // recoveryGrantPage is the start of the pages after the code: without a
 // grant the browser goes back to the email form.
 func (s *Server) recoveryGrantPage(w http.ResponseWriter, r *http.Request) (recoveryState, string, bool) {
-	returnTo, _ := safeReturnTo(r.URL.Query().Get("return_to"))
+	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
 	st := s.readRecovery(r)
 	if st.Grant == nil || !s.p.Now().Before(st.Grant.ExpiresAt) {
 		s.recoveryRedirect(w, r, recoveryState{Email: st.Email, Flash: &recoveryFlash{Page: PathRecover, Notice: recoveryNoticeExpired}}, PathRecover, returnTo)

@@ -220,25 +220,6 @@ func (s *Server) errorPageFor(w http.ResponseWriter, r *http.Request, status int
 	s.pages.Render(w, r, status, "error", page)
 }
 
-// safeReturnTo accepts only local paths otpstep itself serves, so a
-// return_to can never send the browser to another site.
-func safeReturnTo(raw string) (string, bool) {
-	if raw == "" {
-		return "", false
-	}
-	u, err := url.Parse(raw)
-	if err != nil || u.IsAbs() || u.Host != "" || u.User != nil || !strings.HasPrefix(u.Path, "/") ||
-		strings.HasPrefix(raw, "//") || strings.ContainsAny(raw, "\\\r\n") {
-		return "", false
-	}
-	for _, prefix := range []string{PathAuthorize, PathOTP, PathFederatedIdentities, PathSettingsTOTP} {
-		if u.Path == prefix || strings.HasPrefix(u.Path, prefix) && strings.HasSuffix(prefix, "/") {
-			return u.String(), true
-		}
-	}
-	return "", false
-}
-
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	if s.wantsJSON(r) {
 		jsonapi.Write(w, r, jsonapi.NotFound("No route matches "+r.URL.Path+"."))
