@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	jose3 "github.com/go-jose/go-jose/v3"
@@ -146,12 +147,21 @@ func jwksHTTPClient() *retryablehttp.Client {
 	return c
 }
 
-// unsetUseSigns is fosite's JWKSFetcherStrategy for a client's jwks_uri,
-// each fetched set read with signingUse.
-type unsetUseSigns struct{ fosite.JWKSFetcherStrategy }
+// unsetUseSigns is the JWKSFetcherStrategy for a client's jwks_uri:
+// fosite's default one (with jwksHTTPClient), each fetched set read with
+// signingUse. It is made at the first fetch, as fosite makes its own: its
+// cache runs goroutines that nothing stops, which a provider without
+// jwks_uri clients should not carry.
+type unsetUseSigns struct {
+	once    sync.Once
+	fetcher fosite.JWKSFetcherStrategy
+}
 
-func (s unsetUseSigns) Resolve(ctx context.Context, location string, ignoreCache bool) (*jose3.JSONWebKeySet, error) {
-	set, err := s.JWKSFetcherStrategy.Resolve(ctx, location, ignoreCache)
+func (s *unsetUseSigns) Resolve(ctx context.Context, location string, ignoreCache bool) (*jose3.JSONWebKeySet, error) {
+	s.once.Do(func() {
+		s.fetcher = fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(jwksHTTPClient()))
+	})
+	set, err := s.fetcher.Resolve(ctx, location, ignoreCache)
 	if err != nil {
 		return nil, err
 	}

@@ -62,7 +62,7 @@ func composeOAuth2(ctx context.Context, cfg config.Config, store *storage.Store,
 		// A private_key_jwt client's jwks_uri: a key without "use" signs
 		// (RFC 7517 §4.2), which fosite alone would refuse; fetched
 		// without retryablehttp's log lines on stderr, in bounded time.
-		JWKSFetcherStrategy: unsetUseSigns{fosite.NewDefaultJWKSFetcherStrategy(fosite.JWKSFetcherWithHTTPClient(jwksHTTPClient()))},
+		JWKSFetcherStrategy: &unsetUseSigns{},
 	}
 	// Token reads outside a transaction (introspection) take their client
 	// from the cache instead of joining the client row.
