@@ -323,7 +323,8 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 }
 
 // Mount registers the plugin's routes on r. Embedded: the user API (under each of
-// api.prefixes), the OTP pages (/login/otp) and the browser's linking of an
+// api.prefixes), the OTP pages (/login/otp), the authenticator page
+// (/settings/totp: link it from the host's account page) and the browser's linking of an
 // upstream identity (/federated-identities/{identityProvider}/link and
 // /callback: register {server.public_url}{prefix}/federated-identities/{name}/callback
 // at the upstream), under whatever plain path prefix r has (r may be a
