@@ -106,6 +106,38 @@ var a11yPages = []a11yPage{
 	}, "That code is not right. Check that the app shows the entry", "Dieser Code stimmt nicht. Prüfen Sie, ob die App"},
 	{"settings_totp_enrolled", func(r *a11yRun) { r.withAuthenticator(); r.toSettings() },
 		"Remove this authenticator app", "Diese Authenticator-App entfernen"},
+	{"recover", func(r *a11yRun) { r.toRecovery() },
+		"Enter the email address of your account.", "Geben Sie die E-Mail-Adresse Ihres Kontos ein."},
+	{"recover_code", func(r *a11yRun) { r.toRecovery(); r.requestRecovery() },
+		"a recovery code is on its way to it", "ist ein Wiederherstellungscode an sie unterwegs"},
+	{"recover_code_wrong", func(r *a11yRun) { r.toRecovery(); r.requestRecovery(); r.enterCode(wrongCode(r.code(1))) },
+		"more times with this code", "mit diesem Code noch"},
+	{"recover_authenticator", func(r *a11yRun) {
+		r.withAuthenticator()
+		r.toRecovery()
+		r.requestRecovery()
+		r.enterCode(r.code(1))
+	}, "A code from your mailbox alone cannot set a new password", "Ein Code aus Ihrem Postfach allein"},
+	{"recover_password", func(r *a11yRun) { r.toRecovery(); r.requestRecovery(); r.enterCode(r.code(1)) },
+		"Setting it ends every sign-in of your account.", "Damit enden alle Anmeldungen Ihres Kontos."},
+	{"recover_password_mismatch", func(r *a11yRun) {
+		r.toRecovery()
+		r.requestRecovery()
+		r.enterCode(r.code(1))
+		r.newPassword("a new long password", "another long password")
+	}, "The two passwords are not the same.", "Die beiden Passwörter stimmen nicht überein."},
+	{"recovered_signin", func(r *a11yRun) {
+		r.toRecovery()
+		r.requestRecovery()
+		r.enterCode(r.code(1))
+		r.newPassword("a new long password", "a new long password")
+	}, "Sign in again with your new password", "Mit dem neuen Passwort erneut anmelden"},
+	{"recovered", func(r *a11yRun) {
+		r.open("/login/recover")
+		r.requestRecovery()
+		r.enterCode(r.code(1))
+		r.newPassword("a new long password", "a new long password")
+	}, "Your new password is set", "Ihr neues Passwort ist festgelegt"},
 }
 
 type a11yPage struct {
@@ -305,6 +337,27 @@ func (r *a11yRun) toOTP() {
 	r.t.Helper()
 	r.authorize(r.shop)
 	r.signIn(r.user.Email, r.user.Password)
+}
+
+// toRecovery follows "Forgot password?" from the shop's login page.
+func (r *a11yRun) toRecovery() {
+	r.t.Helper()
+	r.authorize(r.shop)
+	r.click(`a[href^="/login/recover"]`)
+}
+
+// requestRecovery asks for a recovery code for the run's user.
+func (r *a11yRun) requestRecovery() {
+	r.t.Helper()
+	r.do("recovery form", chromedp.SetValue(chromedp.CSS("#email"), r.user.Email))
+	r.click(`form button[type="submit"]`)
+}
+
+// newPassword fills the recovery's new password form and submits it.
+func (r *a11yRun) newPassword(password, again string) {
+	r.t.Helper()
+	r.do("new password", chromedp.SetValue(chromedp.CSS("#password"), password), chromedp.SetValue(chromedp.CSS("#password_confirm"), again))
+	r.click(`form button[type="submit"]`)
 }
 
 // withAuthenticator gives the run's user a confirmed authenticator TOTP.
