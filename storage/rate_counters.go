@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Rate counters are fixed windows shared by every process on the database: a
@@ -184,17 +183,28 @@ const rateLimitedCode = "OT429"
 // hitsWouldCount is what hits would have counted now, read back after a
 // limited hitRateCountersStmt failed and its transaction rolled back: one
 // more than each live window's count, or 1 where the window is over or
-// never was.
-func (s *Store) hitsWouldCount(ctx context.Context, conn *pgxpool.Conn, hits []RateHit) ([]RateCount, error) {
-	keys := make([]string, len(hits))
+// never was. query runs the read, its error classified: on the pipeline's
+// own connection (CreateSessionChallenge) or the store's pool
+// (ReserveRateCounters).
+func (s *Store) hitsWouldCount(hits []RateHit, query func(sql string, args ...any) (rows rowScanner, closeRows func(), err error)) ([]RateCount, error) {
+	var (
+		q    strings.Builder
+		args = make([]any, len(hits))
+	)
+	q.WriteString(`SELECT "key", count, reset_at FROM rate_counters WHERE "key" IN (`)
 	for i, h := range hits {
-		keys[i] = h.Key
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		fmt.Fprintf(&q, "$%d", i+1)
+		args[i] = h.Key
 	}
-	rows, err := conn.Query(ctx, `SELECT "key", count, reset_at FROM rate_counters WHERE "key" = ANY($1::text[])`, keys)
+	q.WriteString(")")
+	rows, closeRows, err := query(q.String(), args...)
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
-	defer rows.Close()
+	defer closeRows()
 	live := make(map[string]RateCount, len(hits))
 	now := s.nowUTC()
 	for rows.Next() {
@@ -202,10 +212,10 @@ func (s *Store) hitsWouldCount(ctx context.Context, conn *pgxpool.Conn, hits []R
 			key string
 			c   RateCount
 		)
-		if err := rows.Scan(&key, &c.Count, &c.ResetAt); err != nil {
+		if err := rows.Scan(&key, &c.Count, timeCol{&c.ResetAt}); err != nil {
 			return nil, classify(err)
 		}
-		if c.ResetAt = normTime(c.ResetAt); c.ResetAt.After(now) {
+		if c.ResetAt.After(now) {
 			live[key] = c
 		}
 	}
@@ -343,7 +353,13 @@ func (s *Store) reserveRateCountersLimited(ctx context.Context, hits []RateHit) 
 		rows.Close()
 	}
 	if pgErr := (*pgconn.PgError)(nil); errors.As(err, &pgErr) && pgErr.Code == rateLimitedCode {
-		counts, err := s.rateCountsWouldBe(ctx, hits)
+		counts, err := s.hitsWouldCount(hits, func(sql string, args ...any) (rowScanner, func(), error) {
+			rows, err := s.query(ctx, sql, args...)
+			if err != nil {
+				return nil, nil, err
+			}
+			return rows, func() { rows.Close() }, nil
+		})
 		if err != nil {
 			return nil, false, fmt.Errorf("storage: reserve rate counters: read the refused counts: %w", err)
 		}
@@ -353,46 +369,6 @@ func (s *Store) reserveRateCountersLimited(ctx context.Context, hits []RateHit) 
 		return nil, false, fmt.Errorf("storage: reserve rate counters: %w", err)
 	}
 	return counts, true, nil
-}
-
-// rateCountsWouldBe is hitsWouldCount on the store's own pool.
-func (s *Store) rateCountsWouldBe(ctx context.Context, hits []RateHit) ([]RateCount, error) {
-	var (
-		q    strings.Builder
-		args = make([]any, len(hits))
-	)
-	q.WriteString(`SELECT "key", count, reset_at FROM rate_counters WHERE "key" IN (`)
-	for i, h := range hits {
-		if i > 0 {
-			q.WriteString(", ")
-		}
-		fmt.Fprintf(&q, "$%d", i+1)
-		args[i] = h.Key
-	}
-	q.WriteString(")")
-	rows, err := s.query(ctx, q.String(), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	live := make(map[string]RateCount, len(hits))
-	now := s.nowUTC()
-	for rows.Next() {
-		var (
-			key string
-			c   RateCount
-		)
-		if err := rows.Scan(&key, &c.Count, timeCol{&c.ResetAt}); err != nil {
-			return nil, classify(err)
-		}
-		if c.ResetAt.After(now) {
-			live[key] = c
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, classify(err)
-	}
-	return wouldCount(hits, live, now), nil
 }
 
 // wouldCount is what hits would count now, given the live windows' counts

@@ -201,7 +201,13 @@ func (s *Store) sendSessionChallenge(ctx, bctx context.Context, c *NewSessionCha
 		return true, err
 	}
 	if limited {
-		counts, readErr := s.hitsWouldCount(bctx, conn, c.Hits)
+		counts, readErr := s.hitsWouldCount(c.Hits, func(sql string, args ...any) (rowScanner, func(), error) {
+			rows, err := conn.Query(bctx, sql, args...)
+			if err != nil {
+				return nil, nil, classify(err)
+			}
+			return rows, rows.Close, nil
+		})
 		if readErr != nil {
 			return false, errors.Join(err, fmt.Errorf("storage: create session challenge: read the refused counts: %w", readErr))
 		}
