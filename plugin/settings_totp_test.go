@@ -282,3 +282,38 @@ func TestSettingsTOTP_Embedded(t *testing.T) {
 		requireAAL2(t, h.Exchange(t, conf, back, verifier), u)
 	})
 }
+
+// TestSettingsTOTP_RecoveredSessionIsToldToSignInAgain: a session from an
+// account recovery stays at the first factor, so the authenticator page
+// sends it to the OTP page, which mails nothing for it and says to sign in
+// again; its forms change nothing. Both databases.
+func TestSettingsTOTP_RecoveredSessionIsToldToSignInAgain(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv, smtpSrv := startWithSMTP(t, dialect, nil)
+		shop := srv.NewClientWith(t, provider.NewClient{Name: "Shop"})
+		alice := srv.NewUser(t)
+		b := plugintest.NewBrowser(t)
+		page := toRecovery(t, b, shop, "Forgot your password?")
+		returnTo := page.HiddenField("return_to")
+		page = b.Submit(page, "/login/recover", url.Values{"email": {alice.Email}, "return_to": {returnTo}}, plugintest.RedirectURI)
+		page = b.Submit(page, "/login/recover/code", url.Values{"otp": {codeFrom(t, smtpSrv, 1, alice.Email)}, "return_to": {returnTo}}, plugintest.RedirectURI)
+		back := b.Submit(page, "/login/recover/password", url.Values{"password": {"a new long password"}, "password_confirm": {"a new long password"}, "return_to": {returnTo}}, plugintest.RedirectURI)
+		if !strings.HasPrefix(back.URL.String(), plugintest.RedirectURI) {
+			t.Fatalf("after the recovery: %s", back)
+		}
+		settings := b.Follow(srv.URL+"/settings/totp", "")
+		if settings.URL.Path != "/login/otp" || !strings.Contains(settings.Body, "Sign in again with your new password") || strings.Contains(settings.Body, "totp-secret") {
+			t.Fatalf("the authenticator page for a recovered session: %s", settings)
+		}
+		withToken := b.Follow(srv.URL+"/login/recover", plugintest.RedirectURI)
+		if p := b.Submit(withToken, "/settings/totp", url.Values{}, ""); p.URL.Path != "/login/otp" {
+			t.Fatalf("begin on a recovered session: %s", p)
+		}
+		if infos, err := srv.Plugin.Provider.ListTOTPs(t.Context(), alice.ID); err != nil || len(infos) != 0 {
+			t.Fatalf("TOTPs made for a recovered session: %+v %v", infos, err)
+		}
+		if n := mailCount(t, srv, smtpSrv); n != 1 {
+			t.Fatalf("%d mails: a code was mailed for the recovered session", n)
+		}
+	})
+}

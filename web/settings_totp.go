@@ -95,7 +95,9 @@ const qrCodeSize = 256
 // browser goes to /login and comes back (embedded, where the login is the
 // host's, a 401 page asks to sign in); at the first factor a login code is
 // on its way and the browser goes to the OTP page, coming back once it is
-// right. A form posted then changes nothing. false: the answer is written.
+// right (a session from an account recovery, which no code passes, is told
+// there to sign in again). A form posted then changes nothing. false: the
+// answer is written.
 func (s *Server) settingsSession(w http.ResponseWriter, r *http.Request) (*storage.LoginSession, *storage.User, bool) {
 	here := s.mount.base + PathSettingsTOTP
 	ls, user, err := s.currentSession(r)
@@ -110,11 +112,9 @@ func (s *Server) settingsSession(w http.ResponseWriter, r *http.Request) (*stora
 	case err != nil:
 		s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		return nil, nil, false
-	case ls.Recovered:
-		// A recovered session never passes the second factor (recovery.go).
-		s.errorPage(w, r, http.StatusForbidden, "otp.error.recovered", errors.New("settings: a recovered login session"))
-		return nil, nil, false
 	case !ls.PassedLoginOTP:
+		// A recovered session too: the OTP page sends it no code and
+		// says to sign in again with the new password.
 		if err := s.SendToOTP(w, r, ls, user, "", here); err != nil {
 			s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 		}
