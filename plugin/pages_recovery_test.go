@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"html"
+	"math"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -116,6 +117,14 @@ func TestPages_RecoveryEndToEnd(t *testing.T) {
 		if wrongPage.URL.Path != "/login/recover/code" || !strings.Contains(wrongPage.Body, "You can try "+strconv.Itoa(left)+" more times with this code.") {
 			t.Fatalf("a wrong code: %s", wrongPage)
 		}
+		// A reload of the page the wrong code ended on spends no try; a
+		// code without the form's CSRF token is refused and spends none.
+		if again := b.Follow(wrongPage.URL.String(), plugintest.RedirectURI); !strings.Contains(again.Body, "You can try "+strconv.Itoa(left)+" more times with this code.") {
+			t.Fatalf("a reload after the wrong code: %s", again)
+		}
+		if p := b.Submit(wrongPage, "/login/recover/code", url.Values{"otp": {code}, "return_to": {returnTo}, "csrf_token": {"forged"}}, plugintest.RedirectURI); p.Status != http.StatusForbidden {
+			t.Fatalf("the code without its CSRF token: %s", p)
+		}
 		page = b.Submit(wrongPage, "/login/recover/code", url.Values{"otp": {code}, "return_to": {returnTo}}, plugintest.RedirectURI)
 		if page.URL.Path != "/login/recover/password" || strings.Count(page.Body, `autocomplete="new-password"`) != 2 ||
 			!strings.Contains(page.Body, `autocomplete="username" value="`+alice.Email+`"`) {
@@ -128,6 +137,10 @@ func TestPages_RecoveryEndToEnd(t *testing.T) {
 		p = b.Submit(p, "/login/recover/password", url.Values{"password": {"short"}, "password_confirm": {"short"}, "return_to": {returnTo}}, plugintest.RedirectURI)
 		if p.URL.Path != "/login/recover/password" || !strings.Contains(p.Body, "The password needs at least "+strconv.Itoa(provider.MinPasswordLength)+" characters") {
 			t.Fatalf("a short password: %s", p)
+		}
+		if p := b.Submit(p, "/login/recover/password", url.Values{"password": {"a forged password"}, "password_confirm": {"a forged password"},
+			"return_to": {returnTo}, "csrf_token": {"forged"}}, plugintest.RedirectURI); p.Status != http.StatusForbidden {
+			t.Fatalf("the new password without its CSRF token: %s", p)
 		}
 		if _, err := srv.Plugin.Provider.Authenticate(ctx, alice.Email, alice.Password, "192.0.2.9"); err != nil {
 			t.Fatalf("the old password before the recovery completed: %v", err)
@@ -388,6 +401,70 @@ func TestPages_RecoveryNeedsTheAuthenticator(t *testing.T) {
 		}
 		if _, err := srv.Plugin.Provider.Authenticate(ctx, alice.Email, "a new long password", "192.0.2.9"); err != nil {
 			t.Fatalf("the new password: %v", err)
+		}
+		if n := mailCount(t, srv, smtpSrv); n != 1 {
+			t.Fatalf("%d mails, want 1", n)
+		}
+	})
+}
+
+// The limits per IP say which refused and the time to come back (the
+// moment Retry-After would name, in ui.time_zone): recovery requests from
+// one network (back on the email form, no code sent), and wrong recovery
+// codes from one network (even for an address with tries left). Both
+// databases.
+func TestPages_RecoveryLimitsPerIPSayWhichAndWhen(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv, smtpSrv := startWithSMTP(t, dialect, func(c *plugin.Config) {
+			c.Recovery.MaxRequestsPerIP = 2
+			c.Recovery.MaxCodeFailuresPerIP = 3
+			c.UI.TimeZone = "Europe/Berlin"
+		})
+		shop := srv.NewClientWith(t, provider.NewClient{Name: "Shop"})
+		alice := srv.NewUser(t)
+		berlin, _ := time.LoadLocation("Europe/Berlin")
+		// at is the time a counter's reset is told at, as the pages write it.
+		at := func(key string, window time.Duration) string {
+			t.Helper()
+			_, resetAt, err := srv.Store.PeekRateCounter(context.Background(), key, window)
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := srv.Clock.Now()
+			wait := time.Duration(math.Max(1, math.Ceil(resetAt.Sub(now).Seconds()))) * time.Second
+			local := now.Add(wait).In(berlin)
+			_, off := local.Zone()
+			return local.Format("15:04") + " UTC+" + time.Unix(int64(off), 0).UTC().Format("15:04")
+		}
+		b := plugintest.NewBrowser(t)
+		page := toRecovery(t, b, shop, "Forgot your password?")
+		returnTo := page.HiddenField("return_to")
+		page = b.Submit(page, "/login/recover", url.Values{"email": {alice.Email}, "return_to": {returnTo}}, plugintest.RedirectURI)
+		code := codeFrom(t, smtpSrv, 1, alice.Email)
+		// Wrong codes: the third from this IP is the last allowed, the
+		// fourth is refused by recovery.max_code_failures_per_ip although
+		// the address has tries left.
+		for i := 0; i < 3; i++ {
+			page = b.Submit(page, "/login/recover/code", url.Values{"otp": {wrongCode(code)}, "return_to": {returnTo}}, plugintest.RedirectURI)
+		}
+		window := srv.Plugin.Provider.Config().Recovery.Window
+		page = b.Submit(page, "/login/recover/code", url.Values{"otp": {code}, "return_to": {returnTo}}, plugintest.RedirectURI)
+		want := "Too many wrong recovery codes were entered from your network recently. You can try again at " + at("recovery:code:ip:127.0.0.1", window) + "."
+		if page.URL.Path != "/login/recover/code" || !strings.Contains(html.UnescapeString(page.Body), want) {
+			t.Fatalf("past recovery.max_code_failures_per_ip: want %q in %s", want, page)
+		}
+		// Requests: the second from this IP is the last allowed.
+		other := plugintest.NewBrowser(t)
+		p := toRecovery(t, other, shop, "Forgot your password?")
+		p = other.Submit(p, "/login/recover", url.Values{"email": {"someone@example.com"}, "return_to": {returnTo}}, plugintest.RedirectURI)
+		if p.URL.Path != "/login/recover/code" {
+			t.Fatalf("the second request: %s", p)
+		}
+		p = toRecovery(t, other, shop, "Forgot your password?")
+		p = other.Submit(p, "/login/recover", url.Values{"email": {alice.Email}, "return_to": {returnTo}}, plugintest.RedirectURI)
+		want = "Too many recovery codes were asked from your network recently, so no code was sent. You can ask again at " + at("recovery:requests:ip:127.0.0.1", window) + "."
+		if p.URL.Path != "/login/recover" || !strings.Contains(html.UnescapeString(p.Body), want) || strings.Contains(p.Body, "on its way") {
+			t.Fatalf("past recovery.max_requests_per_ip: want %q in %s", want, p)
 		}
 		if n := mailCount(t, srv, smtpSrv); n != 1 {
 			t.Fatalf("%d mails, want 1", n)
