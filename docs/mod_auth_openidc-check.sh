@@ -125,6 +125,7 @@ EOF
 		'<Location /protected>' '  AuthType openid-connect' '  Require claim acr:aal2' '</Location>'
 	vhost $((RP_PORT + 1)) "$POST" "OIDCClientSecret $(secret_of <<<"$POST")" \
 		'OIDCProviderTokenEndpointAuth client_secret_post' 'OIDCAuthRequestParams acr_values=aal2' \
+		'OIDCProviderAuthRequestMethod POST' \
 		'<Location /protected>' '  AuthType openid-connect' '  Require claim acr:aal2' '</Location>'
 	# private_key_jwt: the keys before the method, or Apache refuses it.
 	vhost $((RP_PORT + 2)) "$PKJWT" "OIDCPrivateKeyFiles rp#$WORK/rp.key" "OIDCPublicKeyFiles rp#$WORK/rp.crt" \
@@ -200,6 +201,12 @@ login() { # rp path
 	local sent
 	sent=$(mails)
 	visit "$1$2"
+	# OIDCProviderAuthRequestMethod POST: a page that posts the request.
+	if grep -q "<form method=\"post\" action=\"$OP/oauth2/auth\">" <<<"$BODY"; then
+		local fields=()
+		while read -r kv; do fields+=("$kv"); done < <(sed -n 's/.*<input type="hidden" name="\([^"]*\)" value="\([^"]*\)">.*/\1=\2/p' <<<"$BODY" | unescape)
+		submit "$OP/oauth2/auth" "${fields[@]}"
+	fi
 	authenticate "$sent"
 }
 expect_page() { # rp path want-in-body
@@ -235,7 +242,7 @@ expect_login_asked "$RP" /protected/page.shtml
 
 new_user b
 for port in $((RP_PORT + 1)) $((RP_PORT + 2)); do
-	echo "4. token endpoint authentication of the RP at $port ($([ "$port" = $((RP_PORT + 1)) ] && echo client_secret_post || echo private_key_jwt))"
+	echo "4. token endpoint authentication of the RP at $port ($([ "$port" = $((RP_PORT + 1)) ] && echo "client_secret_post; the authorization request POSTed" || echo private_key_jwt))"
 	rm -f "$J"
 	login "http://127.0.0.1:$port" /protected/page.shtml
 	expect_page "http://127.0.0.1:$port" /protected/page.shtml 'acr=aal2'

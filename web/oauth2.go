@@ -22,6 +22,20 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	s.authorizeWith(w, r, false)
 }
 
+// authorizePost is POST /oauth2/auth: OIDC Core §3.1.2.1 has the
+// authorization endpoint take its parameters form-encoded in a POST too
+// (mod_auth_openidc's OIDCProviderAuthRequestMethod POST sends them so).
+// The form carries no CSRF token of ours and changes nothing: the browser
+// is sent to GET /oauth2/auth with the body's parameters, which decides,
+// and whose query the login, OTP and consent pages carry on.
+func (s *Server) authorizePost(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		s.errorPage(w, r, http.StatusBadRequest, "error.form", err)
+		return
+	}
+	http.Redirect(w, r, PathAuthorize+"?"+r.PostForm.Encode(), http.StatusSeeOther)
+}
+
 func (s *Server) authorizeWith(w http.ResponseWriter, r *http.Request, consented bool) {
 	ctx := r.Context()
 	oauth2 := s.p.OAuth2

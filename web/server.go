@@ -150,6 +150,7 @@ func (s *Server) Mount(r *mux.Router) {
 	r.PathPrefix(PathStatic).Handler(http.StripPrefix(PathStatic, s.pages.StaticHandler()))
 
 	r.HandleFunc(PathEndSession, s.endSessionPost).Methods(http.MethodPost)
+	r.HandleFunc(PathAuthorize, s.authorizePost).Methods(http.MethodPost)
 
 	// Pages and the authorize endpoint carry CSRF-protected forms.
 	pages := r.NewRoute().Subrouter()
