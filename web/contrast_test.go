@@ -225,6 +225,7 @@ func TestCSS_StatesUseTheVariables(t *testing.T) {
 		"input:focus-visible { border-color: var(--accent); }",
 		`input[aria-invalid="true"] { border: 2px solid var(--error); }`,
 		"color: var(--muted); background: var(--bg); border-color: var(--muted); cursor: not-allowed;",
+		"[hidden] { display: none !important; }",
 	} {
 		if !strings.Contains(css, rule) {
 			t.Errorf("otpstep.css lacks %q", rule)
