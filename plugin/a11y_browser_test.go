@@ -207,6 +207,12 @@ func TestE2E_AccessibilityOfEveryPage(t *testing.T) {
 				}))
 				p.reach(r)
 				r.inLanguage(map[string]string{"en": p.en, "de": p.de}[lang])
+				// What the page hides stays hidden (CSS display rules once
+				// showed the recovery's hidden username field).
+				if shown, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+					`[...document.querySelectorAll("[hidden]")].filter(e => getComputedStyle(e).display !== "none").map(e => e.outerHTML)`)); err != nil || len(shown) > 0 {
+					r.fail("hidden elements", fmt.Errorf("shown: %v (%v)", shown, err))
+				}
 				for _, vp := range a11yViewports {
 					for _, scheme := range a11yColorSchemes {
 						opts := []chromedp.EmulateViewportOption{}
