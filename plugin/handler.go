@@ -26,7 +26,7 @@ func (p *Plugin) Handler(prefix string) http.Handler {
 		panic("plugin: Handler: prefix " + prefix + ` is not "" or a plain path like "/mfa"`)
 	}
 	r := mux.NewRouter().SkipClean(true)
-	if !p.embedded {
+	if !p.Provider.Embedded() {
 		if prefix != "" {
 			panic("plugin: Handler: standalone otpstep serves at the root; prefix must be empty")
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -175,6 +176,40 @@ func TestNew_WhatTheEmbedderSuppliesIsNotValidated(t *testing.T) {
 			}
 			if want := []string{"otp.length", "mail.smtp_url"}; strings.Join(keys, " ") != strings.Join(want, " ") {
 				t.Fatalf("err %v names %v, want %v", err, keys, want)
+			}
+		})
+	}
+}
+
+// TestNew_ModeIsDecidedOnceByOAuth2: Options.OAuth2 alone makes the plugin
+// embedded; the provider says so (Provider.Embedded) and the web layer and
+// the plugin ask it instead of keeping a mode of their own. Embedded, the
+// routes are the second factor's only (no authorize endpoint); standalone,
+// Handler refuses a prefix.
+func TestNew_ModeIsDecidedOnceByOAuth2(t *testing.T) {
+	host := compose.ComposeAllEnabled(&fosite.Config{GlobalSecret: []byte(strings.Repeat("k", 32))}, fositestorage.NewMemoryStore(), nil)
+	for _, embedded := range []bool{true, false} {
+		t.Run(fmt.Sprint("embedded=", embedded), func(t *testing.T) {
+			cfg := plugin.DefaultConfig()
+			cfg.Secrets.System = strings.Repeat("s", 32)
+			cfg.Database.DSN = "sqlite://" + filepath.Join(t.TempDir(), "x.db")
+			cfg.Server.PublicURL = "https://host.example.com"
+			opts := plugin.Options{Config: cfg, Mailer: plugintest.NewMailbox()}
+			if embedded {
+				opts.OAuth2 = host
+			}
+			p, err := plugin.New(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			if got := p.Provider.Embedded(); got != embedded {
+				t.Fatalf("Provider.Embedded() = %v, want %v", got, embedded)
+			}
+			rec := httptest.NewRecorder()
+			p.Handler("").ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/oauth2/auth", nil))
+			if authorizeServed := rec.Code != http.StatusNotFound; authorizeServed == embedded {
+				t.Fatalf("GET /oauth2/auth = %d (embedded %v)", rec.Code, embedded)
 			}
 		})
 	}

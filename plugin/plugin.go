@@ -145,7 +145,6 @@ type Plugin struct {
 	tracerProvider trace.TracerProvider
 	gatherer       prometheus.Gatherer
 
-	embedded bool
 	oauth2   fosite.OAuth2Provider // the host's, or the provider's own
 	required func(fosite.AuthorizeRequester) bool
 	// hostKeepsSID: Options.SessionFromRequest is set, so no cookie.
@@ -314,7 +313,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 	}
 	pl := &Plugin{Provider: p, store: store, ownStore: own, web: w, log: opts.Logger, tracerProvider: opts.TracerProvider,
 		gatherer: opts.Gatherer,
-		embedded: opts.OAuth2 != nil, oauth2: opts.OAuth2, required: opts.SecondFactorRequired,
+		oauth2:   opts.OAuth2, required: opts.SecondFactorRequired,
 		hostKeepsSID: opts.SessionFromRequest != nil}
 	if pl.oauth2 == nil {
 		pl.oauth2 = p.OAuth2
@@ -335,7 +334,7 @@ func New(ctx context.Context, opts Options) (*Plugin, error) {
 // same routes to a host on another router. /metrics and /health/ready are
 // not public: see AdminHandler.
 func (p *Plugin) Mount(r *mux.Router) {
-	if p.embedded {
+	if p.Provider.Embedded() {
 		p.web.MountSecondFactor(r)
 		return
 	}

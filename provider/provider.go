@@ -82,7 +82,15 @@ type Provider struct {
 	metrics *metrics.Metrics
 
 	upstreams *upstream.Registry
+	// embedded: Options.Host was set (Embedded).
+	embedded bool
 }
+
+// Embedded reports whether the provider serves an embedding host
+// (Options.Host): the host's fosite issues the tokens and keeps the keys,
+// its login checks passwords, and otpstep adds the second factor. It is the
+// one place the mode is decided; web and plugin ask it.
+func (p *Provider) Embedded() bool { return p.embedded }
 
 // New composes the provider. It does not touch the database except to make
 // sure a signing key exists (none with Options.Host).
@@ -173,6 +181,7 @@ func New(ctx context.Context, cfg config.Config, store *storage.Store, opts Opti
 		Fosite:    fc,
 		Keys:      keys,
 		bearer:    newBearerCheck(oauth2, opts.Host),
+		embedded:  opts.Host != nil,
 		cfg:       cfg,
 		store:     store,
 		clients:   clients,

@@ -10,11 +10,11 @@ import (
 	"github.com/otpstep/otpstep/storage"
 )
 
-// mountInfo is how MountSecondFactor mounted the server: embedded in a
-// host, under base (the host's path prefix, "" for the root).
+// mountInfo is where MountSecondFactor mounted the server: under base (the
+// host's path prefix, "" for the root). Whether the server is embedded is
+// the provider's to say (Provider.Embedded).
 type mountInfo struct {
-	embedded bool
-	base     string
+	base string
 }
 
 // MountSecondFactor registers what an embedding host serves of otpstep on r:
@@ -67,7 +67,7 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	if err != nil || strings.ContainsAny(tpl, "{}") {
 		s.log.Error("web: otpstep must be mounted under a plain path prefix", "template", tpl, "err", err)
 	}
-	s.mount = mountInfo{embedded: true, base: strings.TrimSuffix(tpl, PathOTP)}
+	s.mount = mountInfo{base: strings.TrimSuffix(tpl, PathOTP)}
 	s.pages.SetStaticPrefix(s.mount.base + PathStatic)
 	sub.PathPrefix(PathStatic).Handler(http.StripPrefix(s.mount.base+PathStatic, s.pages.StaticHandler()))
 

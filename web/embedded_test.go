@@ -7,7 +7,7 @@ import (
 )
 
 func TestSafeReturnTo_AdmitsTheHostsAuthorizePaths(t *testing.T) {
-	s := &Server{opts: Options{ReturnPaths: []string{"/auth/authorize", "/tenants/"}}, mount: mountInfo{embedded: true, base: "/mfa"}}
+	s := &Server{opts: Options{ReturnPaths: []string{"/auth/authorize", "/tenants/"}}, mount: mountInfo{base: "/mfa"}}
 	for _, tc := range []struct {
 		raw  string
 		want bool

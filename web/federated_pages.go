@@ -201,7 +201,7 @@ func (s *Server) linkPrecheck(w http.ResponseWriter, r *http.Request, returnTo s
 	// (provider.LinkSessionReady, the rule the API's PUT applies too).
 	ready := s.p.LinkSessionReady(ls)
 	if errors.Is(ready, provider.ErrLinkLoginTooOld) {
-		if s.mount.embedded {
+		if s.p.Embedded() {
 			s.errorPage(w, r, http.StatusUnauthorized, "federated.error.reauth",
 				errors.New("federated link: no login session, or its login is older than linked_identity.reauth_max_age"), "provider", up.Name())
 			return nil, nil, false

@@ -158,7 +158,7 @@ func (s *Server) refuseRequestObject(w http.ResponseWriter, r *http.Request, ref
 // notYouURL is the consent page's "Not you?": the login page for another
 // account, continuing with this authorize request once signed in.
 func (s *Server) notYouURL(r *http.Request) string {
-	if s.mount.embedded {
+	if s.p.Embedded() {
 		return "" // the host's login is its own
 	}
 	return PathLogin + "?" + url.Values{"account": {"other"}, "return_to": {PathAuthorize + "?" + r.URL.RawQuery}}.Encode()

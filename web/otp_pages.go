@@ -68,7 +68,7 @@ func (s *Server) otpPageSession(w http.ResponseWriter, r *http.Request, returnTo
 			s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
 			return nil, nil, false
 		}
-		if s.mount.embedded {
+		if s.p.Embedded() {
 			if returnTo == "" {
 				s.errorPage(w, r, http.StatusBadRequest, "error.expired", err)
 				return nil, nil, false
@@ -289,7 +289,7 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 // returnTo, or a page saying so.
 func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, user *storage.User, returnTo string) {
 	if returnTo == "" {
-		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email, HideLogout: s.mount.embedded, AuthenticatorURL: s.mount.base + PathSettingsTOTP})
+		s.pages.Render(w, r, http.StatusOK, "logged_in", LoggedInPage{Email: user.Email, HideLogout: s.p.Embedded(), AuthenticatorURL: s.mount.base + PathSettingsTOTP})
 		return
 	}
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)

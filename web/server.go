@@ -331,7 +331,7 @@ func (s *Server) allowAuthorizeRedirect(w http.ResponseWriter, r *http.Request, 
 	}
 	parser := s.opts.AuthorizeRequests
 	if parser == nil {
-		if s.p.OAuth2 == nil {
+		if s.p.Embedded() {
 			return
 		}
 		parser = s.p.OAuth2

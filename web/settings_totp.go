@@ -103,7 +103,7 @@ func (s *Server) settingsSession(w http.ResponseWriter, r *http.Request) (*stora
 	ls, user, err := s.currentSession(r)
 	switch {
 	case errors.Is(err, provider.ErrLoginSessionGone):
-		if s.mount.embedded {
+		if s.p.Embedded() {
 			s.errorPage(w, r, http.StatusUnauthorized, "settings_totp.error.sign_in", err)
 			return nil, nil, false
 		}
