@@ -128,7 +128,9 @@ EOF
 		'OIDCProviderAuthRequestMethod POST' \
 		'<Location /protected>' '  AuthType openid-connect' '  Require claim acr:aal2' '</Location>'
 	# private_key_jwt: the keys before the method, or Apache refuses it.
+	# … and the UserInfo request as a POST with the token in the body.
 	vhost $((RP_PORT + 2)) "$PKJWT" "OIDCPrivateKeyFiles rp#$WORK/rp.key" "OIDCPublicKeyFiles rp#$WORK/rp.crt" \
+		'OIDCUserInfoTokenMethod post_param' \
 		'OIDCProviderTokenEndpointAuth private_key_jwt' 'OIDCAuthRequestParams acr_values=aal2' \
 		'<Location /protected>' '  AuthType openid-connect' '  Require claim acr:aal2' '</Location>'
 	# Step-up: /app takes any login (aal1: this client does not require the
@@ -242,13 +244,16 @@ expect_login_asked "$RP" /protected/page.shtml
 
 new_user b
 for port in $((RP_PORT + 1)) $((RP_PORT + 2)); do
-	echo "4. token endpoint authentication of the RP at $port ($([ "$port" = $((RP_PORT + 1)) ] && echo "client_secret_post; the authorization request POSTed" || echo private_key_jwt))"
+	echo "4. token endpoint authentication of the RP at $port ($([ "$port" = $((RP_PORT + 1)) ] && echo "client_secret_post; the authorization request POSTed" || echo "private_key_jwt; UserInfo POSTed"))"
 	rm -f "$J"
 	login "http://127.0.0.1:$port" /protected/page.shtml
 	expect_page "http://127.0.0.1:$port" /protected/page.shtml 'acr=aal2'
 	visit "http://127.0.0.1:$port/redirect_uri?logout=http://127.0.0.1:$port/loggedout.html"
 	expect_page "http://127.0.0.1:$port" /loggedout.html 'logged out of the RP'
 done
+
+grep -q 'method=POST path=/userinfo status=200' "$LOG" || fail "no UserInfo POST with the token in the body answered 200"
+echo "ok: UserInfo as a POST with access_token in the body"
 
 echo "5. step-up: an aal1 session, then a page that needs aal2"
 RP=http://127.0.0.1:$((RP_PORT + 3))
@@ -274,5 +279,9 @@ grep -q 'JWT signature verification with algorithm "ES256" was successful' logs/
 grep -q 'JWT signature verification with algorithm "RS256" was successful' logs/error.log ||
 	fail "Apache's debug log shows no RS256 ID token verified (the other clients)"
 echo "ok: mod_auth_openidc verified this client's ES256 ID token and the others' RS256 ones"
+
+# mod_auth_openidc goes on without userinfo when it fails: every answer 200.
+if grep 'path=/userinfo status=' "$LOG" | grep -qv 'status=200'; then fail "a UserInfo request failed: $(grep 'path=/userinfo status=' "$LOG" | grep -v status=200 | head -1)"; fi
+echo "ok: every UserInfo request answered 200"
 
 echo "all checks passed"

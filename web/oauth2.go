@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/url"
 
@@ -349,13 +350,47 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 // userinfo is OIDC Core §5.3: the claims of an access token's user.
+// userinfoToken is the access token of a UserInfo request: the
+// Authorization header's Bearer token (RFC 6750 §2.1) or, in a POST of
+// application/x-www-form-urlencoded, the body's access_token (§2.2; OIDC
+// Core §5.3.1 lets the client POST, as mod_auth_openidc's
+// OIDCUserInfoTokenMethod post_param does). Both at once is an error (§2:
+// one method per request). A request it cannot take has a problem, the
+// error_description of its invalid_request.
+func userinfoToken(r *http.Request) (token, problem string) {
+	header := provider.BearerToken(r)
+	if r.Method != http.MethodPost {
+		return header, ""
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		return header, ""
+	}
+	if err := r.ParseForm(); err != nil {
+		return "", "The form body cannot be read."
+	}
+	body := r.PostForm["access_token"]
+	switch {
+	case len(body) > 1 || len(body) == 1 && header != "":
+		return "", "The access token is sent more than once."
+	case len(body) == 1:
+		return body[0], ""
+	}
+	return header, ""
+}
+
 func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	unauthorized := func(desc string) {
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
 	}
-	pr, err := s.p.AuthenticateBearer(ctx, provider.BearerToken(r))
+	token, problem := userinfoToken(r)
+	if problem != "" {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_request", error_description="`+problem+`"`)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "error_description": problem})
+		return
+	}
+	pr, err := s.p.AuthenticateBearer(ctx, token)
 	if s.oauth2Unavailable(w, r, err) {
 		return
 	}
