@@ -1,7 +1,6 @@
 package plugin_test
 
 import (
-	"context"
 	"html"
 	"net/http"
 	"net/url"
@@ -20,7 +19,8 @@ import (
 
 // TestMail_EveryKindInBothLanguagesThroughTheSMTPPeer: the sign-in code
 // (the pages, ui_locales), the verification code (the user API,
-// Accept-Language) and the account recovery code, each in English and in
+// Accept-Language) and the account recovery code ("Forgot your password?"
+// from the app's login page, ui_locales), each in English and in
 // German, as the real SMTP peer receives them: the subject and both bodies
 // (text and HTML) name the product and the app, both bodies carry the code,
 // the subject does not, the HTML is in the mail's language, and nothing
@@ -75,10 +75,12 @@ func TestMail_EveryKindInBothLanguagesThroughTheSMTPPeer(t *testing.T) {
 				}
 			},
 			"recovery": func(t *testing.T, u *plugintest.User, lang string) {
-				if err := srv.Plugin.Provider.RequestRecovery(context.Background(), provider.RecoveryRequest{
-					Email: u.Email, IP: "127.0.0.1", ClientID: shop.ID, Locale: lang,
-				}); err != nil {
-					t.Fatal(err)
+				b := plugintest.NewBrowser(t)
+				forgot := map[string]string{"en": "Forgot your password?", "de": "Passwort vergessen?"}[lang]
+				page := toRecovery(t, b, shop, forgot, oauth2.SetAuthURLParam("ui_locales", lang))
+				page = b.Submit(page, "/login/recover", url.Values{"email": {u.Email}, "return_to": {page.HiddenField("return_to")}}, plugintest.RedirectURI)
+				if page.URL.Path != "/login/recover/code" {
+					t.Fatalf("after the address: %s", page)
 				}
 			},
 		}
