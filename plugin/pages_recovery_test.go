@@ -199,6 +199,29 @@ func TestPages_RecoveryEndToEnd(t *testing.T) {
 		if n := mailCount(t, srv, smtpSrv); n != 1 {
 			t.Fatalf("%d mails: a code was mailed for the recovered session", n)
 		}
+		// Its "Sign in with the new password" keeps the request: the new
+		// password starts a new session, whose emailed code gives aal2.
+		signIn := regexp.MustCompile(`<a class="button" href="([^"]*)">Sign in with the new password</a>`).FindStringSubmatch(resend.Body)
+		if signIn == nil {
+			t.Fatalf("no sign-in link: %s", resend)
+		}
+		login2 := b.Follow(srv.URL+html.UnescapeString(signIn[1]), plugintest.RedirectURI)
+		if login2.URL.Path != "/login" || login2.HiddenField("return_to") == "" || !strings.Contains(login2.Body, "Continue as") {
+			t.Fatalf("the sign-in link: %s", login2)
+		}
+		verifier2 := oauth2.GenerateVerifier()
+		ret2, _ := url.Parse(login2.HiddenField("return_to"))
+		q2 := ret2.Query()
+		q2.Set("code_challenge", oauth2.S256ChallengeFromVerifier(verifier2))
+		ret2.RawQuery = q2.Encode()
+		otp2 := b.Submit(login2, "/login", url.Values{"email": {alice.Email}, "password": {"a new long password"}, "return_to": {ret2.String()}}, plugintest.RedirectURI)
+		if otp2.URL.Path != "/login/otp" || !strings.Contains(otp2.Body, "We sent a code to") {
+			t.Fatalf("signing in again from the recovered session: %s", otp2)
+		}
+		done2 := b.Submit(otp2, "/login/otp", url.Values{"otp": {codeFrom(t, smtpSrv, 2, alice.Email)}, "return_to": {otp2.HiddenField("return_to")}}, plugintest.RedirectURI)
+		if acr, _ := secondFactorClaims(t, exchange(t, shop, done2, verifier2)); acr != "aal2" {
+			t.Fatalf("signed in again after the recovery: acr %q", acr)
+		}
 
 		// The next login: the old password is refused, the new one and
 		// the emailed second factor give aal2.
@@ -213,7 +236,7 @@ func TestPages_RecoveryEndToEnd(t *testing.T) {
 		if otpPage.URL.Path != "/login/otp" || !strings.Contains(otpPage.Body, "We sent a code to") {
 			t.Fatalf("the new password: %s", otpPage)
 		}
-		loginCode := codeFrom(t, smtpSrv, 2, alice.Email)
+		loginCode := codeFrom(t, smtpSrv, 3, alice.Email)
 		done := b3.Submit(otpPage, "/login/otp", url.Values{"otp": {loginCode}, "return_to": {otpPage.HiddenField("return_to")}}, plugintest.RedirectURI)
 		if acr, amr := secondFactorClaims(t, exchange(t, shop, done, verifier)); acr != "aal2" || strings.Join(amr, ",") != "pwd,otp" {
 			t.Fatalf("the next login: acr %q amr %v", acr, amr)
