@@ -11,6 +11,7 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
 
 	"github.com/otpstep/otpstep/plugin/plugintest"
 	"github.com/otpstep/otpstep/provider"
@@ -419,4 +420,46 @@ func counterValue(t *testing.T, srv *plugintest.Server, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// A re-authentication (prompt=login here; an exceeded max_age alike) is a
+// new login, which ends the browser's previous session: every client that
+// got tokens for it is told, not only the one that asked, and the new
+// session's tokens live on.
+func TestBackchannelLogout_ReauthenticationEndsThePreviousSessionForEveryClient(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, dialect string) {
+		srv := plugintest.Start(t, dialect, nil)
+		lrA, lrB := newLogoutReceiver(t), newLogoutReceiver(t)
+		a, bRP := newBackchannelRP(t, srv, lrA), newBackchannelRP(t, srv, lrB)
+		bRP.email, bRP.password, bRP.userID = a.email, a.password, a.userID
+		b := plugintest.NewBrowser(t)
+		_, _, idt := a.signIn(t, b)
+		bRP.signIn(t, b)
+		var old struct {
+			Sid string `json:"sid"`
+		}
+		if err := idt.Claims(&old); err != nil {
+			t.Fatal(err)
+		}
+
+		verifier := oauth2.GenerateVerifier()
+		back := a.login(t, b, a.conf.AuthCodeURL(randomString(12), oauth2.S256ChallengeOption(verifier), oidc.Nonce(randomString(12)),
+			oauth2.SetAuthURLParam("prompt", "login")))
+		tok, err := a.conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if lt := bRP.verifyLogoutToken(t, srv, lrB.next(t)); lt.Sid != old.Sid {
+			t.Fatalf("the other client was told about %q, want the previous session %q", lt.Sid, old.Sid)
+		}
+		if lt := a.verifyLogoutToken(t, srv, lrA.next(t)); lt.Sid != old.Sid {
+			t.Fatalf("the asking client was told about %q, want the previous session %q", lt.Sid, old.Sid)
+		}
+		if a.introspect(t, tok.AccessToken)["active"] != true {
+			t.Fatal("the new session's token is not active")
+		}
+		waitSettled(t, srv, old.Sid, 2)
+		lrA.none(t)
+		lrB.none(t)
+	})
 }
