@@ -71,17 +71,11 @@ func (s *Server) MountSecondFactor(r *mux.Router) {
 	s.pages.SetStaticPrefix(s.mount.base + PathStatic)
 	sub.PathPrefix(PathStatic).Handler(http.StripPrefix(s.mount.base+PathStatic, s.pages.StaticHandler()))
 
-	chain := []mux.MiddlewareFunc{RequestID, s.inflight.Middleware, NoteStorageUnavailable, AccessLog(s.log)}
-	if s.opts.Registerer != nil {
-		chain = append(chain, Metrics(s.opts.Registerer))
-	}
 	// The OTP form's answer leads on to the host's authorize endpoint and
 	// from there to a relying party's redirect URI; browsers apply
 	// form-action to those redirects, so the OTP page admits that origin
 	// (renderLeadingTo, through Options.AuthorizeRequests).
-	chain = append(chain, Recover(s.log, s.errs, s.apiPrefixes()...), SecurityHeadersWith(s.secure, s.p.Config().UI.LogoURL))
-	chain = s.traced(chain)
-	sub.Use(chain...)
+	sub.Use(s.middleware()...)
 }
 
 // safeReturnTo is the one check of a return_to (every page and redirect

@@ -115,14 +115,7 @@ func (s *Server) InFlight() *InFlight { return s.inflight }
 // endpoints, pages and /health/alive. /health/ready and /metrics are the
 // admin listener's (AdminHandler).
 func (s *Server) Mount(r *mux.Router) {
-	chain := []mux.MiddlewareFunc{RequestID, s.inflight.Middleware, NoteStorageUnavailable, AccessLog(s.log)}
-	if s.opts.Registerer != nil {
-		chain = append(chain, Metrics(s.opts.Registerer))
-	}
-	// form-action 'self'; a page whose form leads on to another origin adds
-	// it for its own response (renderLeadingTo, allowRedirectOf).
-	chain = append(chain, s.recoverer(), SecurityHeadersWith(s.secure, s.p.Config().UI.LogoURL))
-	chain = s.traced(chain)
+	chain := s.middleware()
 	r.Use(chain...)
 	// mux skips middleware for unmatched routes; give them the same chain.
 	wrap := func(h http.Handler) http.Handler {
@@ -166,6 +159,23 @@ func (s *Server) Mount(r *mux.Router) {
 	pages.HandleFunc(PathLogout, s.logout).Methods(http.MethodPost)
 	pages.HandleFunc(PathEndSession, s.endSession).Methods(http.MethodGet)
 	s.mountFederatedPages(pages)
+}
+
+// middleware is the one chain of otpstep's public routes, standalone
+// (Mount) and embedded (MountSecondFactor, called after the prefix is
+// known): request id, in-flight registry, the storage-outage note, access
+// log, metrics (with a Registerer), panic recovery (JSON:API under the API
+// prefixes), security headers, and tracing around it all. The CSP's
+// form-action is 'self'; a page whose form leads on to another origin (the
+// host's authorize endpoint, a relying party's redirect URI) adds it for its
+// own response (renderLeadingTo, allowRedirectOf).
+func (s *Server) middleware() []mux.MiddlewareFunc {
+	chain := []mux.MiddlewareFunc{RequestID, s.inflight.Middleware, NoteStorageUnavailable, AccessLog(s.log)}
+	if s.opts.Registerer != nil {
+		chain = append(chain, Metrics(s.opts.Registerer))
+	}
+	chain = append(chain, Recover(s.log, s.errs, s.apiPrefixes()...), SecurityHeadersWith(s.secure, s.p.Config().UI.LogoURL))
+	return s.traced(chain)
 }
 
 func (s *Server) recoverer() mux.MiddlewareFunc {
