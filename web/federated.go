@@ -182,11 +182,7 @@ func (s *Server) mountAdminAPI(r *mux.Router) {
 // apiError.
 func (s *Server) adminAPI(scope string, h adminHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := jsonapi.CheckAccept(r); err != nil {
-			jsonapi.Write(w, r, err)
-			return
-		}
-		if err := jsonapi.CheckContentType(r); err != nil {
+		if err := jsonapi.CheckNegotiation(r); err != nil {
 			jsonapi.Write(w, r, err)
 			return
 		}

@@ -85,11 +85,7 @@ func (s *Server) userAPIWithoutLinkPolicy(scope string, h apiHandler) http.Handl
 
 func (s *Server) userAPIWith(scopes []string, linkPolicy bool, h apiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := jsonapi.CheckAccept(r); err != nil {
-			jsonapi.Write(w, r, err)
-			return
-		}
-		if err := jsonapi.CheckContentType(r); err != nil {
+		if err := jsonapi.CheckNegotiation(r); err != nil {
 			jsonapi.Write(w, r, err)
 			return
 		}

@@ -91,3 +91,12 @@ func acceptsJSON(rng string) bool {
 	}
 	return false
 }
+
+// CheckNegotiation is what every JSON:API route checks first: CheckAccept
+// (406), then CheckContentType (415).
+func CheckNegotiation(r *http.Request) *Error {
+	if err := CheckAccept(r); err != nil {
+		return err
+	}
+	return CheckContentType(r)
+}

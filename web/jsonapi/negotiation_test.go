@@ -87,3 +87,25 @@ func assertStatus(t *testing.T, got *Error, wantStatus int, wantCode string) {
 		t.Fatalf("got %d %s, want %d %s", got.Status, got.Code, wantStatus, wantCode)
 	}
 }
+
+// TestCheckNegotiation: 406 before 415 (a request wrong in both gets the
+// Accept answer), either alone as its own check answers.
+func TestCheckNegotiation(t *testing.T) {
+	for _, tt := range []struct {
+		name, accept, contentType string
+		wantStatus                int
+		wantCode                  string
+	}{
+		{"both fine", "application/json", "application/json", 0, ""},
+		{"accept wrong", "text/html", "application/json", 406, CodeNotAcceptable},
+		{"content type wrong", "application/json", "text/plain", 415, CodeUnsupportedMediaType},
+		{"both wrong", "text/html", "text/plain", 406, CodeNotAcceptable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodPost, "/x", strings.NewReader("{}"))
+			r.Header.Set("Accept", tt.accept)
+			r.Header.Set("Content-Type", tt.contentType)
+			assertStatus(t, CheckNegotiation(r), tt.wantStatus, tt.wantCode)
+		})
+	}
+}
