@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ory/fosite"
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -201,24 +202,31 @@ func (s *Store) sendSessionChallenge(ctx, bctx context.Context, c *NewSessionCha
 		return true, err
 	}
 	if limited {
-		counts, readErr := s.hitsWouldCount(c.Hits, func(sql string, args ...any) (rowScanner, func(), error) {
-			rows, err := conn.Query(bctx, sql, args...)
-			if err != nil {
-				return nil, nil, classify(err)
-			}
-			return rows, rows.Close, nil
-		})
-		if readErr != nil {
-			return false, errors.Join(err, fmt.Errorf("storage: create session challenge: read the refused counts: %w", readErr))
-		}
-		if e := rateLimited(c.Hits, counts); e != nil {
-			return false, e
-		}
-		// The database refused a hit that, read back after the rollback,
-		// is no longer past its Max (its window ended in between).
-		return false, errors.Join(err, errors.New("storage: create session challenge: a window ended while its hit was refused; try again"))
+		return false, s.sessionChallengeRefused(bctx, conn, c, err)
 	}
 	return false, err
+}
+
+// sessionChallengeRefused is the refusal of a batch whose counters'
+// statement failed it (rateLimitedCode, err): the counts read back on conn
+// name the hit past its Max (*RateLimitedError).
+func (s *Store) sessionChallengeRefused(bctx context.Context, conn *pgxpool.Conn, c *NewSessionChallenge, err error) error {
+	counts, readErr := s.hitsWouldCount(c.Hits, func(sql string, args ...any) (rowScanner, func(), error) {
+		rows, err := conn.Query(bctx, sql, args...)
+		if err != nil {
+			return nil, nil, classify(err)
+		}
+		return rows, rows.Close, nil
+	})
+	if readErr != nil {
+		return errors.Join(err, fmt.Errorf("storage: create session challenge: read the refused counts: %w", readErr))
+	}
+	if e := rateLimited(c.Hits, counts); e != nil {
+		return e
+	}
+	// The database refused a hit that, read back after the rollback, is no
+	// longer past its Max (its window ended in between).
+	return errors.Join(err, errors.New("storage: create session challenge: a window ended while its hit was refused; try again"))
 }
 
 func sessionTaken(c *NewSessionChallenge) error {
