@@ -163,8 +163,10 @@ var a11yForcedStates = [][]string{{"hover"}, {"hover", "active"}, {"focus", "foc
 // Chromium, in English and German (Accept-Language, and ui_locales on the
 // authorize requests), on a desktop and a phone viewport, in light and dark
 // mode; it runs axe-core in each and fails on any violation of impact
-// serious or critical, and checks that the page is in the language asked
-// for (<html lang> and its words). Screenshots go to a11yArtifacts.
+// serious or critical, and, on the desktop, axe's colour-contrast rule again
+// with every control hovered, pressed and focused. It checks that the page
+// is in the language asked for (<html lang> and its words) and that what it
+// hides is hidden. Screenshots go to a11yArtifacts.
 func TestE2E_AccessibilityOfEveryPage(t *testing.T) {
 	axe := axeSource(t)
 	browser := browserContext(t)
