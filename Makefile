@@ -21,7 +21,9 @@ image:
 test: axe-core
 	$(GO) mod tidy -diff
 	$(GO) vet $(PKGS)
-	$(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg -- -race -count=1 -timeout 15m $(PKGS)
+	@mkdir -p test-artifacts
+	$(GO) tool gotestsum --format pkgname-and-test-fails --format-hide-empty-pkg --jsonfile test-artifacts/test.json -- -race -count=1 -timeout 30m $(PKGS)
+	@echo 'slowest tests (over 20s):'; $(GO) tool gotestsum tool slowest --jsonfile test-artifacts/test.json --threshold 20s
 
 ## test-short: the quick subset
 test-short:
