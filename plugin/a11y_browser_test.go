@@ -189,80 +189,84 @@ func TestE2E_AccessibilityOfEveryPage(t *testing.T) {
 	photos := a11yConsentClient(t, srv)
 	cfg := srv.Plugin.Provider.Config()
 
+	// The two languages run side by side, each in its own tabs.
 	for _, lang := range []string{"en", "de"} {
-		for _, p := range a11yPages {
-			t.Run(lang+"/"+p.name, func(t *testing.T) {
-				tab, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-				defer cancel()
-				if err := chromedp.Do(tab); err != nil { // opens the tab, with no timeout
-					t.Fatalf("new tab: %v", err)
-				}
-				ctx, cancel := context.WithTimeout(tab, 2*time.Minute)
-				defer cancel()
-				r := &a11yRun{t: t, ctx: ctx, lang: lang, srv: srv, smtp: smtpSrv, shop: shop, photos: photos,
-					user: srv.NewUser(t), up: f.Up, linkURL: srv.URL + "/federated-identities/partner/link",
-					maxAttempts: cfg.OTP.MaxAttempts, maxSends: cfg.OTP.MaxSendsPerHour}
-				acceptLanguage := map[string]string{"en": "en-US,en;q=0.9", "de": "de-DE,de;q=0.9"}[lang]
-				r.do("Accept-Language", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-					if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
-						return err
+		t.Run(lang, func(t *testing.T) {
+			t.Parallel()
+			for _, p := range a11yPages {
+				t.Run(p.name, func(t *testing.T) {
+					tab, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+					defer cancel()
+					if err := chromedp.Do(tab); err != nil { // opens the tab, with no timeout
+						t.Fatalf("new tab: %v", err)
 					}
-					_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": acceptLanguage}})
-					return err
-				}))
-				p.reach(r)
-				r.inLanguage(map[string]string{"en": p.en, "de": p.de}[lang])
-				// What the page hides stays hidden (CSS display rules once
-				// showed the recovery's hidden username field).
-				if shown, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
-					`[...document.querySelectorAll("[hidden]")].filter(e => getComputedStyle(e).display !== "none").map(e => e.outerHTML)`)); err != nil || len(shown) > 0 {
-					r.fail("hidden elements", fmt.Errorf("shown: %v (%v)", shown, err))
-				}
-				for _, vp := range a11yViewports {
-					for _, scheme := range a11yColorSchemes {
-						opts := []chromedp.EmulateViewportOption{}
-						if vp.phone {
-							opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait)
-						}
-						r.do("emulate "+vp.name+" "+scheme, chromedp.EmulateViewport(vp.width, vp.height, opts...), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-							_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-								Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
-							})
+					ctx, cancel := context.WithTimeout(tab, 2*time.Minute)
+					defer cancel()
+					r := &a11yRun{t: t, ctx: ctx, lang: lang, srv: srv, smtp: smtpSrv, shop: shop, photos: photos,
+						user: srv.NewUser(t), up: f.Up, linkURL: srv.URL + "/federated-identities/partner/link",
+						maxAttempts: cfg.OTP.MaxAttempts, maxSends: cfg.OTP.MaxSendsPerHour}
+					acceptLanguage := map[string]string{"en": "en-US,en;q=0.9", "de": "de-DE,de;q=0.9"}[lang]
+					r.do("Accept-Language", chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+						if _, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{}); err != nil {
 							return err
-						}))
-						where := fmt.Sprintf("%s-%s-%s-%s", p.name, lang, vp.name, scheme)
-						png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-						if err != nil {
-							t.Fatalf("%s: screenshot: %v", where, err)
 						}
-						if err := os.WriteFile(filepath.Join(shots, where+".png"), png, 0o644); err != nil {
-							t.Fatal(err)
-						}
-						r.axe(axe, where, "")
-						if vp.phone || lang != "en" {
-							continue
-						}
-						// Text contrast in the other states of every control
-						// (the focus ring's contrast: web/contrast_test.go),
-						// once per page: the colours do not change with the
-						// language.
-						const bg = `(() => { const b = document.querySelector("button:not(.secondary), a.button:not(.secondary)"); return b ? getComputedStyle(b).backgroundColor : "" })()`
-						rest, err := chromedp.Run(ctx, chromedp.Evaluate[string](bg))
-						if err != nil {
-							r.fail("button colour", err)
-						}
-						for _, state := range a11yForcedStates {
-							r.forceState(state)
-							if now, err := chromedp.Run(ctx, chromedp.Evaluate[string](bg)); err != nil || (state[0] == "hover" && now == rest && rest != "") {
-								r.fail("forced :"+state[0], fmt.Errorf("the primary button's background stayed %s (%v)", rest, err))
-							}
-							r.axe(axe, where+" "+strings.Join(state, "+"), "color-contrast")
-						}
-						r.forceState(nil)
+						_, err := cdp.Call(ctx, tg, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Accept-Language": acceptLanguage}})
+						return err
+					}))
+					p.reach(r)
+					r.inLanguage(map[string]string{"en": p.en, "de": p.de}[lang])
+					// What the page hides stays hidden (CSS display rules once
+					// showed the recovery's hidden username field).
+					if shown, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+						`[...document.querySelectorAll("[hidden]")].filter(e => getComputedStyle(e).display !== "none").map(e => e.outerHTML)`)); err != nil || len(shown) > 0 {
+						r.fail("hidden elements", fmt.Errorf("shown: %v (%v)", shown, err))
 					}
-				}
-			})
-		}
+					for _, vp := range a11yViewports {
+						for _, scheme := range a11yColorSchemes {
+							opts := []chromedp.EmulateViewportOption{}
+							if vp.phone {
+								opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateTouch, chromedp.EmulatePortrait)
+							}
+							r.do("emulate "+vp.name+" "+scheme, chromedp.EmulateViewport(vp.width, vp.height, opts...), chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+								_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+									Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}},
+								})
+								return err
+							}))
+							where := fmt.Sprintf("%s-%s-%s-%s", p.name, lang, vp.name, scheme)
+							png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+							if err != nil {
+								t.Fatalf("%s: screenshot: %v", where, err)
+							}
+							if err := os.WriteFile(filepath.Join(shots, where+".png"), png, 0o644); err != nil {
+								t.Fatal(err)
+							}
+							r.axe(axe, where, "")
+							if vp.phone || lang != "en" {
+								continue
+							}
+							// Text contrast in the other states of every control
+							// (the focus ring's contrast: web/contrast_test.go),
+							// once per page: the colours do not change with the
+							// language.
+							const bg = `(() => { const b = document.querySelector("button:not(.secondary), a.button:not(.secondary)"); return b ? getComputedStyle(b).backgroundColor : "" })()`
+							rest, err := chromedp.Run(ctx, chromedp.Evaluate[string](bg))
+							if err != nil {
+								r.fail("button colour", err)
+							}
+							for _, state := range a11yForcedStates {
+								r.forceState(state)
+								if now, err := chromedp.Run(ctx, chromedp.Evaluate[string](bg)); err != nil || (state[0] == "hover" && now == rest && rest != "") {
+									r.fail("forced :"+state[0], fmt.Errorf("the primary button's background stayed %s (%v)", rest, err))
+								}
+								r.axe(axe, where+" "+strings.Join(state, "+"), "color-contrast")
+							}
+							r.forceState(nil)
+						}
+					}
+				})
+			}
+		})
 	}
 }
 
