@@ -84,12 +84,35 @@ func TestTracing_PutSessionIsOneTraceWithItsStorageAndSMTPSpans(t *testing.T) {
 		}
 		codeFrom(t, smtpSrv, 1, alice.Email)
 
-		// The SMTP span ends once Send returns, after the peer has the mail.
-		var spans tracetest.SpanStubs
+		// None of what is asserted below is done when the client has the
+		// response: the HTTP span ends and the access line is written after
+		// the handler returns, and the dispatcher sends the mail on its own
+		// goroutine — Send ends the SMTP span after the peer has the mail
+		// (which codeFrom saw), then the dispatcher logs the send, then it
+		// deletes the row. So wait for the outbox to settle (the row gone:
+		// the send's span and log line are written), then for the request's
+		// span and access line.
+		waitOutboxSettled(t, srv)
+		prefix := openapitest.DefaultPrefix
+		var (
+			spans        tracetest.SpanStubs
+			access, sent map[string]any
+		)
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			spans = exp.GetSpans()
-			if findSpan(spans, "smtp send") != nil || time.Now().After(deadline) {
+			access, sent = nil, nil
+			for _, l := range jsonLines(t, logs) {
+				switch {
+				case l["msg"] == "http request" && l["method"] == http.MethodPut:
+					access = l
+				case l["msg"] == "outbox: message sent":
+					sent = l
+				}
+			}
+			done := findSpan(spans, "smtp send") != nil && findSpan(spans, "PUT "+prefix+"/sessions/{sessionId}") != nil &&
+				access != nil && sent != nil
+			if done || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -101,7 +124,6 @@ func TestTracing_PutSessionIsOneTraceWithItsStorageAndSMTPSpans(t *testing.T) {
 				inTrace[s.SpanContext.SpanID()] = s
 			}
 		}
-		prefix := openapitest.DefaultPrefix
 		httpSpan := findSpan(spans, "PUT "+prefix+"/sessions/{sessionId}")
 		if httpSpan == nil {
 			t.Fatalf("no HTTP span named after the route; spans: %v", spanNames(spans))
@@ -146,15 +168,6 @@ func TestTracing_PutSessionIsOneTraceWithItsStorageAndSMTPSpans(t *testing.T) {
 
 		// The access log line of the PUT, and the dispatcher's line of
 		// the send, name the trace.
-		var access, sent map[string]any
-		for _, l := range jsonLines(t, logs) {
-			switch {
-			case l["msg"] == "http request" && l["method"] == http.MethodPut:
-				access = l
-			case l["msg"] == "outbox: message sent":
-				sent = l
-			}
-		}
 		if access == nil || access["trace_id"] != callerTraceID || access["span_id"] != httpSpan.SpanContext.SpanID().String() {
 			t.Errorf("access log line %v: want trace_id %s and the HTTP span's span_id", access, callerTraceID)
 		}

@@ -123,10 +123,12 @@ func (p *Provider) KeepFederatedTokens(ctx context.Context, userID, upstreamName
 //     handed out as it is;
 //  4. otherwise it is refreshed (RFC 6749 §6) by one request at a time per
 //     link across every instance (the lease in the database: a rotating
-//     refresh token is redeemed once); the others wait and hand out what it
-//     stored. An expired token without a refresh token, or one the upstream
-//     refuses to refresh, is dropped: ErrNoFederatedToken. An unreachable
-//     upstream is upstream.ErrUnavailable and keeps the tokens.
+//     refresh token is redeemed once, so the lease holder reads the tokens
+//     again under it and refreshes only what is still expired); the others
+//     wait and hand out what it stored. An expired token without a refresh
+//     token, or one the upstream refuses to refresh, is dropped:
+//     ErrNoFederatedToken. An unreachable upstream is
+//     upstream.ErrUnavailable and keeps the tokens.
 //
 // Every grant is recorded in the audit trail, and so is a refused refresh.
 func (p *Provider) GrantFederatedToken(ctx context.Context, lr LinkRequest) (*FederatedToken, error) {
@@ -138,19 +140,41 @@ func (p *Provider) GrantFederatedToken(ctx context.Context, lr LinkRequest) (*Fe
 	if err != nil {
 		return nil, err
 	}
-	for waited := time.Duration(0); ; waited += federatedRefreshPoll {
+	// holding: this request has taken the refresh lease. The tokens read
+	// before taking it may be older than the lease — another request can
+	// refresh them and end its lease between that read and the take — so
+	// they are read again under the lease, and a refresh token already
+	// redeemed (the upstream revokes the grant when one is redeemed twice)
+	// is never sent again.
+	holding := false
+	release := func() {
+		if !holding {
+			return
+		}
+		if err := p.store.ReleaseFederatedTokenRefresh(context.WithoutCancel(ctx), lr.UserID, lr.Upstream, leaseID); err != nil {
+			p.log.ErrorContext(ctx, "refresh lease not released", "user_id", lr.UserID, "upstream", lr.Upstream, "err", err)
+		}
+	}
+	for waited := time.Duration(0); ; {
 		ft, k, err := p.keptTokens(ctx, lr)
 		if err != nil {
+			release()
 			return nil, err
 		}
 		lr.Subject = ft.Subject
 		now := p.clock()
 		if k.ExpiresAt == 0 || now.Add(federatedTokenMinLifetime).Before(time.Unix(k.ExpiresAt, 0)) {
+			// Fresh: as kept, or refreshed by another before this one took
+			// the lease (which it then gives back).
+			release()
 			return p.granted(ctx, lr, k, now, false), nil
 		}
 		if k.RefreshToken == "" {
 			p.dropTokens(ctx, lr, "expired-without-refresh-token")
 			return nil, fmt.Errorf("%w: the access token expired and there is no refresh token", ErrNoFederatedToken)
+		}
+		if holding {
+			return p.refreshTokens(ctx, up, lr, leaseID, k)
 		}
 		held, err := p.store.LeaseFederatedTokenRefresh(ctx, lr.UserID, lr.Upstream, leaseID, now.Add(federatedRefreshLease))
 		if errors.Is(err, storage.ErrNotFound) {
@@ -160,7 +184,8 @@ func (p *Provider) GrantFederatedToken(ctx context.Context, lr LinkRequest) (*Fe
 			return nil, err
 		}
 		if held {
-			return p.refreshTokens(ctx, up, lr, leaseID, k)
+			holding = true
+			continue // read the tokens again, under the lease
 		}
 		// Another request refreshes these tokens: wait for what it stores.
 		if waited >= federatedRefreshLease {
@@ -171,6 +196,7 @@ func (p *Provider) GrantFederatedToken(ctx context.Context, lr LinkRequest) (*Fe
 			return nil, ctx.Err()
 		case <-time.After(federatedRefreshPoll):
 		}
+		waited += federatedRefreshPoll
 	}
 }
 
