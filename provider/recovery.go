@@ -69,6 +69,13 @@ func recoveryRequestIPKey(ip string) string  { return "recovery:requests:ip:" + 
 func recoveryCodeKey(email string) string    { return "recovery:code:account:" + email }
 func recoveryCodeIPKey(ip string) string     { return "recovery:code:ip:" + ip }
 
+// recoveryFailuresKey counts an address's wrong recovery codes per
+// otp.failure_window up to otp.max_failures_per_user, whether or not an
+// account has the address: the user's own recovery counter
+// (otpFailureKey) refuses at the same try, so that limit's refusal does not
+// tell a known address from an unknown one.
+func recoveryFailuresKey(email string) string { return "recovery:failures:account:" + email }
+
 // normalizeRecoveryEmail is the address as users are stored (lower-cased),
 // or ErrInvalidInput when it is not one address.
 func normalizeRecoveryEmail(email string) (string, error) {
@@ -189,8 +196,11 @@ func (p *Provider) RequestRecovery(ctx context.Context, req RecoveryRequest) err
 // code is compared (as Authenticate does): otp.max_attempts per address in
 // otp.ttl (since the latest request, whether or not an account has the
 // address, so the answers are the same for both) and
-// recovery.max_code_failures_per_ip per recovery.window. A wrong code keeps
-// them; the right one resets the address's counter and gives the IP's back.
+// recovery.max_code_failures_per_ip per recovery.window, and
+// otp.max_failures_per_user per otp.failure_window per address (the user's
+// own limit, counted per address too so that it refuses an unknown address
+// at the same try). A wrong code keeps them; the right one resets the
+// address's attempts and gives the others back.
 // The challenge's own attempts (otp.max_attempts) and the user's recovery
 // failures (otp.max_failures_per_user per otp.failure_window, counted apart
 // from the login codes' so that recovery tries cannot lock a user's sign-in)
@@ -206,8 +216,9 @@ func (p *Provider) VerifyRecoveryCode(ctx context.Context, email, code, ip strin
 	}{
 		{storage.RateHit{Key: recoveryCodeKey(email), Window: p.cfg.OTP.TTL, Max: p.cfg.OTP.MaxAttempts}, "otp.max_attempts"},
 		{storage.RateHit{Key: recoveryCodeIPKey(ip), Window: p.cfg.Recovery.Window, Max: p.cfg.Recovery.MaxCodeFailuresPerIP}, "recovery.max_code_failures_per_ip"},
+		{storage.RateHit{Key: recoveryFailuresKey(email), Window: p.cfg.OTP.FailureWindow, Max: p.cfg.OTP.MaxFailuresPerUser}, "otp.max_failures_per_user"},
 	}
-	counts, reserved, err := p.store.ReserveRateCounters(ctx, limits[0].hit, limits[1].hit)
+	counts, reserved, err := p.store.ReserveRateCounters(ctx, limits[0].hit, limits[1].hit, limits[2].hit)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +235,7 @@ func (p *Provider) VerifyRecoveryCode(ctx context.Context, email, code, ip strin
 		return nil, fmt.Errorf("provider: recovery code try refused within its limits: %v", counts)
 	}
 	giveBack := func() error {
-		return errors.Join(p.giveBackLoginFailure(ctx, limits[0].hit.Key, counts[0]), p.giveBackLoginFailure(ctx, limits[1].hit.Key, counts[1]))
+		return errors.Join(p.giveBackLoginFailure(ctx, limits[0].hit.Key, counts[0]), p.giveBackLoginFailure(ctx, limits[1].hit.Key, counts[1]), p.giveBackLoginFailure(ctx, limits[2].hit.Key, counts[2]))
 	}
 	// A wrong code tells the tries the address has left, counted alike
 	// whether or not an account has it.
@@ -246,6 +257,12 @@ func (p *Provider) VerifyRecoveryCode(ctx context.Context, email, code, ip strin
 	case err == nil:
 	case errors.Is(err, ErrOTPMismatch):
 		return nil, mismatch
+	case errors.As(err, &tooMany) && tooMany.Limit == "otp.max_attempts":
+		// The code this address was sent is used up (a send limit then
+		// held its next one back): answered as a wrong code, with the
+		// tries the address has left, which is what an unknown address
+		// answers; the address's own limit above refuses both alike.
+		return nil, mismatch
 	case errors.As(err, &tooMany):
 		return nil, err
 	default:
@@ -255,6 +272,9 @@ func (p *Provider) VerifyRecoveryCode(ctx context.Context, email, code, ip strin
 		return nil, err
 	}
 	if err := p.store.ReleaseRateCounter(ctx, limits[1].hit.Key, counts[1].ResetAt); err != nil {
+		return nil, err
+	}
+	if err := p.store.ReleaseRateCounter(ctx, limits[2].hit.Key, counts[2].ResetAt); err != nil {
 		return nil, err
 	}
 	return &RecoveryGrant{UserID: user.ID, ExpiresAt: p.clock().UTC().Add(p.cfg.OTP.TTL), PasswordMark: p.recoveryMark(user)}, nil

@@ -174,6 +174,48 @@ func TestRecovery_UnknownAndDisabledAddressesAnswerAsAKnownOne(t *testing.T) {
 	})
 }
 
+// The user's limit on wrong recovery codes (otp.max_failures_per_user per
+// otp.failure_window) refuses an address no account has at the same try and
+// in the same words as a known one: otherwise a guesser who keeps asking for
+// codes learns which addresses have accounts.
+func TestRecovery_TheUserFailureLimitRefusesUnknownAddressesAlike(t *testing.T) {
+	forDialects(t, func(t *testing.T, dialect string) {
+		srv, _ := startWithMailbox(t, dialect)
+		p, ctx := srv.Plugin.Provider, context.Background()
+		cfg := p.Config()
+		known := srv.NewUser(t)
+		outcomes := func(email, ip string) []string {
+			var seen []string
+			for range cfg.Recovery.MaxRequestsPerAccount {
+				if err := p.RequestRecovery(ctx, provider.RecoveryRequest{Email: email, IP: ip}); err != nil {
+					t.Fatalf("%s: request: %v", email, err)
+				}
+				for range cfg.OTP.MaxAttempts + 1 {
+					_, err := p.VerifyRecoveryCode(ctx, email, "12345678", ip)
+					var tm *provider.TooManyAttemptsError
+					switch {
+					case errors.Is(err, provider.ErrOTPMismatch):
+						seen = append(seen, "mismatch")
+					case errors.As(err, &tm):
+						seen = append(seen, tm.Limit)
+					default:
+						t.Fatalf("%s: %v", email, err)
+					}
+				}
+			}
+			return seen
+		}
+		got := outcomes(known.Email, "192.0.2.31")
+		unknown := outcomes("nobody-"+plugintest.RandomString(6)+"@example.com", "192.0.2.32")
+		if strings.Join(got, ",") != strings.Join(unknown, ",") {
+			t.Fatalf("known address:   %v\nunknown address: %v", got, unknown)
+		}
+		if got[len(got)-1] != "otp.max_failures_per_user" {
+			t.Fatalf("the last try: %v, want otp.max_failures_per_user (%v)", got[len(got)-1], got)
+		}
+	})
+}
+
 func TestRecovery_RequestsAreLimitedPerIP(t *testing.T) {
 	srv, _ := startWithMailbox(t, "sqlite")
 	p, ctx := srv.Plugin.Provider, context.Background()
