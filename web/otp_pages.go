@@ -236,26 +236,13 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	// The step up comes with a new cookie value (a copy of the old one
-	// opens nothing), unless the host keeps the sid (its cookie is its own).
-	var err error
-	if s.opts.SessionFromRequest == nil {
-		err = s.p.PassLoginOTPInBrowser(r.Context(), user, ls, r.PostForm.Get("otp"))
-	} else {
-		_, err = s.p.VerifyOTP(r.Context(), []string{provider.OTPKindLogin}, user, ls.ID, r.PostForm.Get("otp"))
-	}
+	err := s.passSecondFactor(w, r, user, ls, provider.OTPKindLogin)
 	var (
 		tooMany  *provider.TooManyAttemptsError
 		mismatch *provider.OTPMismatchError
 	)
 	switch {
 	case err == nil:
-		if ls.BrowserKey != "" {
-			if err := s.setSessionCookie(w, ls); err != nil {
-				s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
-				return
-			}
-		}
 	case errors.Is(err, provider.ErrSessionNotFound):
 		// The session ended or expired meanwhile: back to the login.
 		s.otpPageSession(w, r, returnTo)
@@ -285,6 +272,29 @@ func (s *Server) otpSubmit(w http.ResponseWriter, r *http.Request) {
 	s.secondFactorPassed(w, r, user, returnTo)
 }
 
+// passSecondFactor passes ls's second factor with the form's code of kind
+// (provider.OTPKindLogin, the emailed code; provider.OTPKindTOTP, the
+// authenticator app's). Standalone the step up comes with a new cookie
+// value (a copy of the old one opens nothing); embedded the host keeps the
+// sid (its cookie is its own) and the code is verified on its session. A
+// cookie that cannot be set is an error like any other (500).
+func (s *Server) passSecondFactor(w http.ResponseWriter, r *http.Request, user *storage.User, ls *storage.LoginSession, kind string) error {
+	code := r.PostForm.Get("otp")
+	var err error
+	switch {
+	case s.opts.SessionFromRequest != nil:
+		_, err = s.p.VerifyOTP(r.Context(), []string{kind}, user, ls.ID, code)
+	case kind == provider.OTPKindTOTP:
+		err = s.p.PassLoginTOTPInBrowser(r.Context(), user, ls, code)
+	default:
+		err = s.p.PassLoginOTPInBrowser(r.Context(), user, ls, code)
+	}
+	if err == nil && ls.BrowserKey != "" {
+		err = s.setSessionCookie(w, ls)
+	}
+	return err
+}
+
 // secondFactorPassed ends an OTP form whose code passed the session: on to
 // returnTo, or a page saying so.
 func (s *Server) secondFactorPassed(w http.ResponseWriter, r *http.Request, user *storage.User, returnTo string) {
@@ -307,21 +317,10 @@ func (s *Server) otpAuthenticatorSubmit(w http.ResponseWriter, r *http.Request) 
 	if !ok {
 		return
 	}
-	var err error
-	if s.opts.SessionFromRequest == nil {
-		err = s.p.PassLoginTOTPInBrowser(r.Context(), user, ls, r.PostForm.Get("otp"))
-	} else {
-		_, err = s.p.VerifyOTP(r.Context(), []string{provider.OTPKindTOTP}, user, ls.ID, r.PostForm.Get("otp"))
-	}
+	err := s.passSecondFactor(w, r, user, ls, provider.OTPKindTOTP)
 	var tooMany *provider.TooManyAttemptsError
 	switch {
 	case err == nil:
-		if ls.BrowserKey != "" {
-			if err := s.setSessionCookie(w, ls); err != nil {
-				s.errorPage(w, r, http.StatusInternalServerError, "error.generic", err)
-				return
-			}
-		}
 	case errors.Is(err, provider.ErrSessionNotFound):
 		s.otpPageSession(w, r, returnTo)
 		return
