@@ -239,13 +239,19 @@ func (s *Server) recoveryPost(w http.ResponseWriter, r *http.Request) (recoveryS
 	return s.readRecovery(r), returnTo, true
 }
 
+// renderRecovery renders the form of step path as template name, with what
+// the flash of the form that redirected here says.
+func (s *Server) renderRecovery(w http.ResponseWriter, r *http.Request, st recoveryState, path, returnTo, name string) {
+	page := s.recoveryPage(r, st, path, returnTo)
+	s.describeFlash(r, &page, st.Flash, path)
+	s.pages.Render(w, r, http.StatusOK, name, page)
+}
+
 // recoverForm is GET /login/recover: the email address to recover.
 func (s *Server) recoverForm(w http.ResponseWriter, r *http.Request) {
 	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
 	st := s.readRecovery(r)
-	page := s.recoveryPage(r, st, PathRecover, returnTo)
-	s.describeFlash(r, &page, st.Flash, PathRecover)
-	s.pages.Render(w, r, http.StatusOK, "recover", page)
+	s.renderRecovery(w, r, st, PathRecover, returnTo, "recover")
 }
 
 // recoverRequest is POST /login/recover: a recovery code to the address
@@ -353,10 +359,22 @@ func (s *Server) recoveryGrantPage(w http.ResponseWriter, r *http.Request) (reco
 	returnTo, _ := s.safeReturnTo(r.URL.Query().Get("return_to"))
 	st := s.readRecovery(r)
 	if st.Grant == nil || !s.p.Now().Before(st.Grant.ExpiresAt) {
-		s.recoveryRedirect(w, r, recoveryState{Email: st.Email, Flash: &recoveryFlash{Page: PathRecover, Notice: recoveryNoticeExpired}}, PathRecover, returnTo)
+		s.recoveryExpired(w, r, st, returnTo)
 		return st, "", false
 	}
 	return st, returnTo, true
+}
+
+// recoveryGrantPost reads a form of a step after the code (recoveryPost),
+// which needs the grant the code gave: without one, back to the email form.
+// A grant past its time is the provider's to refuse (ErrRecoveryExpired).
+func (s *Server) recoveryGrantPost(w http.ResponseWriter, r *http.Request) (recoveryState, string, bool) {
+	st, returnTo, ok := s.recoveryPost(w, r)
+	if ok && st.Grant == nil {
+		s.recoveryExpired(w, r, st, returnTo)
+		return st, "", false
+	}
+	return st, returnTo, ok
 }
 
 // recoveryExpired answers a form whose grant can no longer set a password:
@@ -373,9 +391,7 @@ func (s *Server) recoverAuthenticatorForm(w http.ResponseWriter, r *http.Request
 	if !ok {
 		return
 	}
-	page := s.recoveryPage(r, st, PathRecoverAuthenticator, returnTo)
-	s.describeFlash(r, &page, st.Flash, PathRecoverAuthenticator)
-	s.pages.Render(w, r, http.StatusOK, "recover_authenticator", page)
+	s.renderRecovery(w, r, st, PathRecoverAuthenticator, returnTo, "recover_authenticator")
 }
 
 // recoverAuthenticatorSubmit is POST /login/recover/authenticator
@@ -383,12 +399,8 @@ func (s *Server) recoverAuthenticatorForm(w http.ResponseWriter, r *http.Request
 // to the new password; a wrong one counts in otp.max_failures_per_user, and
 // the form says the tries that leaves.
 func (s *Server) recoverAuthenticatorSubmit(w http.ResponseWriter, r *http.Request) {
-	st, returnTo, ok := s.recoveryPost(w, r)
+	st, returnTo, ok := s.recoveryGrantPost(w, r)
 	if !ok {
-		return
-	}
-	if st.Grant == nil {
-		s.recoveryExpired(w, r, st, returnTo)
 		return
 	}
 	passed, err := s.p.VerifyRecoveryTOTP(r.Context(), st.Grant, r.PostForm.Get("otp"))
@@ -432,9 +444,7 @@ func (s *Server) recoverPasswordForm(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.recoveryURL(PathRecoverAuthenticator, returnTo), http.StatusSeeOther)
 		return
 	}
-	page := s.recoveryPage(r, st, PathRecoverPassword, returnTo)
-	s.describeFlash(r, &page, st.Flash, PathRecoverPassword)
-	s.pages.Render(w, r, http.StatusOK, "recover_password", page)
+	s.renderRecovery(w, r, st, PathRecoverPassword, returnTo, "recover_password")
 }
 
 // recoverPasswordSubmit is POST /login/recover/password
@@ -442,12 +452,8 @@ func (s *Server) recoverPasswordForm(w http.ResponseWriter, r *http.Request) {
 // user ended, the browser holds the recovered session (aal1) and goes on to
 // return_to, or to the done page.
 func (s *Server) recoverPasswordSubmit(w http.ResponseWriter, r *http.Request) {
-	st, returnTo, ok := s.recoveryPost(w, r)
+	st, returnTo, ok := s.recoveryGrantPost(w, r)
 	if !ok {
-		return
-	}
-	if st.Grant == nil {
-		s.recoveryExpired(w, r, st, returnTo)
 		return
 	}
 	password := r.PostForm.Get("password")
